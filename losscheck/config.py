@@ -1,0 +1,25 @@
+"""The one frozen object that crosses from the CLI into the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    model_path: Path
+    data_path: Path | None = None
+    batch_size: int = 32
+    custom_objects: Path | None = None
+    loss: str | None = None
+    class_weight: dict[int, float] | None = None
+    unsafe: bool = False
+    seed: int = 0
+    rtol: float = 1e-4
+    fail_on: str = "error"
+    select: frozenset[str] = field(default_factory=frozenset)
+    ignore: frozenset[str] = field(default_factory=frozenset)
+    max_gap: float | None = None
+    probe_samples: int | None = None
+    progress: bool = False

@@ -1,0 +1,183 @@
+"""Severities, the finding-code registry, Finding, Figure and Report (with its exit code).
+
+Pure Python: no TensorFlow, no printing. The registry is the single source for the README table,
+--select/--ignore validation and default severities.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.upper()]
+
+
+#: code -> (default severity, what it explains). Order is the README order.
+CODES: dict[str, tuple[Severity, str]] = {
+    "weight-update": (Severity.INFO, "fit's figure averages pre-update losses while weights change during the epoch"),
+    "dropout": (Severity.INFO, "Dropout-family layers are active only in training"),
+    "batchnorm-batch-stats": (
+        Severity.WARNING,
+        "BatchNormalization normalizes with batch statistics in training, moving statistics in inference",
+    ),
+    "noise-layer": (
+        Severity.INFO,
+        "GaussianNoise / GaussianDropout / AlphaDropout or another layer with a `training` behaviour",
+    ),
+    "regularization": (
+        Severity.INFO,
+        "penalties (`model.losses`) are part of Keras's total but not of a numpy recomputation",
+    ),
+    "class-weight": (Severity.INFO, "`class_weight` weights fit's loss only"),
+    "sample-weight": (Severity.INFO, "how sample weights enter and normalize the loss"),
+    "mask": (Severity.INFO, "masked elements are excluded and the mean is taken over unmasked ones, per batch"),
+    "partial-batch": (
+        Severity.WARNING,
+        "a smaller last batch changes a per-batch average (e.g. Keras's per-output loss logs)",
+    ),
+    "loss-rank": (
+        Severity.ERROR,
+        "a loss function returns the wrong rank (a scalar, or a tensor that lost the batch axis)",
+    ),
+    "batch-size-dependence": (
+        Severity.WARNING,
+        'the reported loss changes with batch size (e.g. `reduction="sum"`)',
+    ),
+    "channels-first-axis": (
+        Severity.WARNING,
+        "an element-wise loss averages over the last axis, which is not the feature axis",
+    ),
+    "from-logits-mismatch": (
+        Severity.ERROR,
+        "probabilities fed to a `from_logits=True` loss, or logits to a `from_logits=False` one",
+    ),
+    "logits-shortcut": (
+        Severity.INFO,
+        "TensorFlow computes crossentropy from the cached logits; numpy on `predict()` clips at epsilon",
+    ),
+    "probability-clipping": (Severity.INFO, "crossentropy clips probabilities to [eps, 1-eps]"),
+    "label-smoothing": (Severity.INFO, "smoothed targets put a floor under the loss"),
+    "mixed-precision": (Severity.INFO, "the loss was computed in float16/bfloat16"),
+    "legacy-keras": (Severity.INFO, "the file was saved by tf.keras 2.x, whose loss semantics differ where noted"),
+    "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
+    "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
+    "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
+}
+
+
+@dataclass
+class Finding:
+    """One explained (or unexplained) cause, with its measured size."""
+
+    code: str
+    message: str
+    magnitude: float | None = None
+    subject: str | None = None
+    between: tuple[str, str] | None = None
+    advice: str = ""
+    severity: Severity | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown finding code {self.code!r}")
+        if self.severity is None:
+            self.severity = CODES[self.code][0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+            "magnitude": self.magnitude,
+            "subject": self.subject,
+            "between": list(self.between) if self.between else None,
+            "advice": self.advice,
+        }
+
+
+@dataclass
+class Figure:
+    """One loss figure: its value and what it is."""
+
+    value: float
+    description: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "description": self.description, **self.extra}
+
+
+#: Figure order in every report.
+FIGURE_ORDER = (
+    "fit_epoch",
+    "train_mode",
+    "train_mode_dropout_only",
+    "train_mode_batchnorm_only",
+    "train_mode_noise_only",
+    "evaluate_class_weighted",
+    "evaluate",
+    "manual",
+    "regularization",
+)
+
+
+@dataclass
+class Report:
+    """Everything a renderer needs. `header` holds model/data/version info; `sections` holds
+    command-specific extras (breakdown rows, reduction traces, decomposition)."""
+
+    command: str
+    header: dict[str, Any]
+    figures: dict[str, Figure] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    fail_on: str = "error"
+    max_gap: float | None = None
+
+    def ordered_figures(self) -> list[tuple[str, Figure]]:
+        known = [(k, self.figures[k]) for k in FIGURE_ORDER if k in self.figures]
+        rest = [(k, v) for k, v in self.figures.items() if k not in FIGURE_ORDER]
+        return known + rest
+
+    def gap_exceeded(self) -> bool:
+        """--max-gap: evaluate vs fit_epoch (or train_mode) relative difference above the bound."""
+        if self.max_gap is None or "evaluate" not in self.figures:
+            return False
+        ev = self.figures["evaluate"].value
+        for name in ("fit_epoch", "train_mode"):
+            if name in self.figures:
+                if relative_gap(self.figures[name].value, ev) > self.max_gap:
+                    return True
+        return False
+
+    def exit_code(self) -> int:
+        """0: nothing at or above --fail-on (and no --max-gap breach); 1 otherwise."""
+        if self.gap_exceeded():
+            return 1
+        if self.fail_on == "never":
+            return 0
+        threshold = Severity.parse(self.fail_on)
+        return 1 if any(f.severity is not None and f.severity >= threshold for f in self.findings) else 0
+
+
+def relative_gap(a: float, b: float) -> float:
+    """|a - b| / max(|b|, tiny)."""
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def filter_findings(findings: list[Finding], select: frozenset[str], ignore: frozenset[str]) -> list[Finding]:
+    """Apply --select (keep only these codes, when given) then --ignore."""
+    out = [f for f in findings if not select or f.code in select]
+    return [f for f in out if f.code not in ignore]

@@ -1,0 +1,364 @@
+"""Every pass that runs the model: the inference pass (evaluate + everything the numpy reference
+needs, in one compiled pass), the training-mode passes (all layers, or one family only), and the
+one-epoch fit on a throwaway copy. The only module that calls the model.
+
+Training-mode passes force `training` per layer by shadowing `layer.call` on the instance (works at
+any nesting depth, frozen bases included) and restore every non-trainable variable afterwards
+(BatchNormalization moving statistics, RNG seed states), so the model is left exactly as loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from losscheck._tf import keras, tf
+from losscheck.errors import UsageError
+from losscheck.loading.data import Dataset
+from losscheck.reference import EpochMean, LossSpec, output_batch_loss
+from losscheck.reference.specs import LOGITS_SHORTCUT_KINDS
+
+L = keras.layers
+DROPOUT_TYPES: tuple[type, ...] = (L.Dropout,)  # SpatialDropout* subclass Dropout
+NOISE_TYPES: tuple[type, ...] = tuple(
+    getattr(L, n) for n in ("GaussianNoise", "GaussianDropout", "AlphaDropout") if hasattr(L, n)
+)
+BN_TYPES: tuple[type, ...] = (L.BatchNormalization,)
+
+
+# ----------------------------------------------------------------------------------------------
+# Layer families
+# ----------------------------------------------------------------------------------------------
+def all_layers(model) -> list[Any]:
+    """Every layer at any depth (nested models, layers held as attributes)."""
+    return [lyr for lyr in model._flatten_layers(include_self=False, recursive=True)]
+
+
+def _has_internal_dropout(layer) -> bool:
+    return any(float(getattr(layer, a, 0) or 0) > 0 for a in ("dropout", "recurrent_dropout")) and not isinstance(
+        layer, DROPOUT_TYPES
+    )
+
+
+def _is_augmentation(layer) -> bool:
+    return type(layer).__name__.startswith("Random") and "training" in _call_params(layer)
+
+
+@functools.lru_cache(maxsize=None)
+def _call_params_of(cls: type) -> tuple[str, ...]:
+    import inspect
+
+    try:
+        return tuple(inspect.signature(cls.call).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def _call_params(layer) -> tuple[str, ...]:
+    return _call_params_of(type(layer))
+
+
+@dataclass
+class LayerFamilies:
+    """Layers whose behaviour depends on `training`, by family. Names are the layers' own names."""
+
+    dropout: list[Any] = field(default_factory=list)
+    batchnorm: list[Any] = field(default_factory=list)  # trainable BN: batch statistics in fit
+    frozen_batchnorm: list[Any] = field(default_factory=list)  # trainable=False: inference mode even in fit
+    noise: list[Any] = field(default_factory=list)
+
+    @staticmethod
+    def of(model) -> LayerFamilies:
+        fam = LayerFamilies()
+        for layer in all_layers(model):
+            if isinstance(layer, BN_TYPES):
+                (fam.batchnorm if layer.trainable else fam.frozen_batchnorm).append(layer)
+            elif isinstance(layer, DROPOUT_TYPES):
+                if float(getattr(layer, "rate", 0) or 0) > 0:
+                    fam.dropout.append(layer)
+            elif _has_internal_dropout(layer):
+                fam.dropout.append(layer)
+            elif isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
+                fam.noise.append(layer)
+        return fam
+
+    def names(self, family: str) -> list[str]:
+        return [lyr.name for lyr in getattr(self, family)]
+
+
+@contextlib.contextmanager
+def forced_training(model, layers: list[Any], mode: bool) -> Iterator[None]:
+    """Within the block, every layer in `layers` runs `call(..., training=mode)` whatever the outer
+    flag. Restores the calls and every non-trainable variable on exit."""
+    snapshot = [(v, np.array(v)) for v in model.non_trainable_variables]
+    patched = []
+    try:
+        for layer in layers:
+            if "call" in layer.__dict__:
+                continue
+            original = layer.call
+
+            @functools.wraps(original)
+            def call(*args, __orig=original, **kwargs):
+                kwargs["training"] = mode
+                return __orig(*args, **kwargs)
+
+            layer.__dict__["call"] = call  # instance attribute shadows the method; bypasses tracking
+            patched.append(layer)
+        yield
+    finally:
+        for layer in patched:
+            del layer.__dict__["call"]
+        for var, value in snapshot:
+            var.assign(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batches
+# ----------------------------------------------------------------------------------------------
+def _structure(arrays: list[np.ndarray]) -> Any:
+    return arrays[0] if len(arrays) == 1 else list(arrays)
+
+
+def class_weight_sample_weights(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Keras's class_weight -> sample_weight: argmax of one-hot y (last dim > 1), else round(squeeze(y));
+    classes missing from the map weigh 1.0."""
+    y = np.asarray(y)
+    labels = np.argmax(y, axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else np.round(y.reshape(y.shape[0], -1)[:, 0])
+    return np.array([class_weight.get(int(c), 1.0) for c in labels.reshape(-1)], dtype="float32")
+
+
+@dataclass
+class BatchResult:
+    """One batch of the inference pass, as numpy."""
+
+    start: int
+    stop: int
+    x: list[np.ndarray]
+    y: list[np.ndarray]
+    sample_weight: np.ndarray | None
+    outputs: list[np.ndarray]
+    logits: list[np.ndarray | None]
+    masks: list[np.ndarray | None]  # Keras mask of each output merged with the loss's own mask
+    values: list[np.ndarray | None]  # per-element values of custom losses (their own call())
+    total: float  # Keras's total loss for this batch (what evaluate averages)
+    regularization: float
+    output_losses: dict[str, float]  # reference L_o,b (unweighted)
+    data_loss: float  # sum_o lw_o L_o,b from the reference
+
+    @property
+    def n(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class InferenceResult:
+    evaluate: float
+    regularization: float
+    manual: float | None
+    output_loss: dict[str, float]  # exact dataset mean per output (n_b-weighted)
+    output_loss_keras_log: dict[str, float]  # Keras's compiled per-output log: unweighted batch mean
+    batch_totals: list[tuple[int, float]]  # (n_b, total_b)
+    manual_unsupported: list[str]
+    n_batches: int
+
+
+class Prober:
+    """Runs the passes on one loaded, compiled model and one dataset."""
+
+    def __init__(self, loaded, data: Dataset, batch_size: int, seed: int = 0) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.data = data
+        self.batch_size = batch_size
+        self.seed = seed
+        self.families = LayerFamilies.of(self.model)
+        self.specs: dict[str, LossSpec | None] = loaded.specs
+        self.outputs = loaded.output_names
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _tensors(self, start: int, stop: int, class_weight=None):
+        xs, ys, sw = self.data.slice(start, stop)
+        if class_weight:
+            if sw is not None:
+                raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
+                                 "(Keras raises ValueError for that too); drop one of them")
+            sw = class_weight_sample_weights(ys[0], class_weight)
+        return xs, ys, sw
+
+    def _loss_fn(self, output: str):
+        return self.loaded.losses.get(output)
+
+    # -- inference -----------------------------------------------------------------------------
+    def _inference_step(self):
+        model = self.model
+        outputs = self.outputs
+        losses = [self._loss_fn(o) for o in outputs]
+        specs = [self.specs.get(o) for o in outputs]
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y, sw):
+            pred = model(x, training=False)
+            total = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
+            extra = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in model.losses]
+            reg = tf.add_n(extra) if extra else tf.constant(0.0)
+            preds = pred if isinstance(pred, (list, tuple)) else [pred]
+            if isinstance(pred, dict):
+                preds = [pred[o] for o in outputs]
+            ys = y if isinstance(y, (list, tuple)) else [y]
+            logits, masks, values, vmasks = [], [], [], []
+            for i, p in enumerate(preds):
+                spec, loss = specs[i], losses[i]
+                lg = None
+                if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS and p.dtype == tf.float32:
+                    lg = getattr(p, "_keras_logits", None)
+                    if lg is None and p.op.type in ("Softmax", "Sigmoid"):
+                        lg = p.op.inputs[0]
+                logits.append(lg)
+                masks.append(getattr(p, "_keras_mask", None))
+                v = vm = None
+                if spec is not None and spec.kind == "custom" and not isinstance(loss, str):
+                    dtype = getattr(loss, "dtype", "float32")
+                    v = loss.call(tf.convert_to_tensor(ys[i], dtype=dtype), tf.convert_to_tensor(p, dtype=dtype))
+                    vm = getattr(v, "_keras_mask", None)
+                values.append(v)
+                vmasks.append(vm)
+            return total, reg, list(preds), logits, masks, values, vmasks
+
+        return step
+
+    def inference_pass(self, observers: list[Callable[[BatchResult], None]] = ()) -> InferenceResult:
+        """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
+        reference `manual`, all from one compiled pass over the data."""
+        step = self._inference_step()
+        ev, reg, manual = EpochMean(), EpochMean(), EpochMean()
+        per_out = {o: EpochMean() for o in self.outputs if self.specs.get(o) is not None}
+        per_out_log = {o: [] for o in per_out}
+        batch_totals = []
+        unsupported: set[str] = set()
+        weights = self.loaded.loss_weights
+        nb = 0
+        for start, stop in self.data.batch_bounds(self.batch_size):
+            xs, ys, sw = self._tensors(start, stop)
+            total, r, preds, logits, masks, values, vmasks = step(_structure(xs), _structure(ys), sw)
+            n = stop - start
+            nb += 1
+            total, r = float(total), float(r)
+            ev.add(total, n)
+            reg.add(r, n)
+            batch_totals.append((n, total))
+            out_np = [np.asarray(p) for p in preds]
+            lg_np = [None if t is None else np.asarray(t) for t in logits]
+            m_np = [None if t is None else np.asarray(t) for t in masks]
+            v_np = [None if t is None else np.asarray(t, np.float64) for t in values]
+            for i in range(len(m_np)):
+                if vmasks[i] is not None:
+                    vm = np.asarray(vmasks[i]).astype(bool)
+                    m_np[i] = vm if m_np[i] is None else (m_np[i].astype(bool) & vm)
+            losses_b: dict[str, float] = {}
+            for i, o in enumerate(self.outputs):
+                spec = self.specs.get(o)
+                if spec is None:
+                    continue
+                if spec.kind == "custom" and v_np[i] is None:
+                    unsupported.add(o)
+                    continue
+                losses_b[o] = output_batch_loss(
+                    spec, ys[i], out_np[i], sample_weight=sw, mask=m_np[i], logits=lg_np[i], values=v_np[i]
+                )
+                per_out[o].add(losses_b[o], n)
+                per_out_log[o].append(losses_b[o])
+            data_loss = sum(weights[o] * v for o, v in losses_b.items())
+            manual.add(data_loss, n)
+            if observers:
+                res = BatchResult(start, stop, xs, ys, sw, out_np, lg_np, m_np, v_np, total, r, losses_b, data_loss)
+                for obs in observers:
+                    obs(res)
+        return InferenceResult(
+            evaluate=ev.value,
+            regularization=reg.value,
+            manual=None if unsupported else manual.value,
+            output_loss={o: m.value for o, m in per_out.items()},
+            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
+            batch_totals=batch_totals,
+            manual_unsupported=sorted(unsupported),
+            n_batches=nb,
+        )
+
+    # -- training-mode passes ------------------------------------------------------------------
+    def training_pass(self, family: str | None, class_weight=None, limit: int | None = None) -> float:
+        """The loss a fit step measures before its update, averaged over batches as Keras does.
+
+        family None: model(x, training=True) (every layer in training behaviour);
+        family "dropout"/"batchnorm"/"noise": only that family forced to training, the rest inference.
+        """
+        model = self.model
+        outer = family is None
+        layers = [] if family is None else getattr(self.families, family)
+        keras.utils.set_random_seed(self.seed)
+        with forced_training(model, layers, True):
+
+            @tf.function(reduce_retracing=True)
+            def step(x, y, sw):
+                pred = model(x, training=outer)
+                return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
+
+            mean = EpochMean()
+            for start, stop in self.data.batch_bounds(self.batch_size, limit):
+                xs, ys, sw = self._tensors(start, stop, class_weight)
+                mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
+        return mean.value
+
+    def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
+        """evaluate-like loss (all inference) with optional class weights and sample limit."""
+        model = self.model
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y, sw):
+            pred = model(x, training=False)
+            return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
+
+        mean = EpochMean()
+        for start, stop in self.data.batch_bounds(self.batch_size, limit):
+            xs, ys, sw = self._tensors(start, stop, class_weight)
+            mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
+        return mean.value
+
+
+def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
+    """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
+    on `model` (a throwaway copy)."""
+    keras.utils.set_random_seed(seed)
+    if data.streamed:
+        seq = _H5Sequence(data, batch_size, class_weight)
+        history = model.fit(seq, epochs=1, shuffle=False, verbose=0)
+    else:
+        xs, ys, sw = data.slice(0, data.n)
+        history = model.fit(_structure(xs), _structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
+                            sample_weight=sw, class_weight=class_weight, verbose=0)
+    return float(history.history["loss"][-1])
+
+
+class _H5Sequence(keras.utils.PyDataset):
+    """Batches read from an h5 file on demand (the file may be larger than memory)."""
+
+    def __init__(self, data: Dataset, batch_size: int, class_weight=None) -> None:
+        super().__init__()
+        self.data, self.batch_size, self.class_weight = data, batch_size, class_weight
+        self.bounds = list(data.batch_bounds(batch_size))
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __getitem__(self, i: int):
+        xs, ys, sw = self.data.slice(*self.bounds[i])
+        if self.class_weight:
+            sw = class_weight_sample_weights(ys[0], self.class_weight)
+        if sw is None:
+            return _structure(xs), _structure(ys)
+        return _structure(xs), _structure(ys), sw

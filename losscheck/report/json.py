@@ -1,0 +1,38 @@
+"""--format json: schema_version 1 of the contract (full floats, stable key order)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from losscheck.findings import Report
+
+SCHEMA_VERSION = 1
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/Inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": report.command}
+    out.update(report.header)
+    if report.command == "compare" or report.figures:
+        out["figures"] = {k: f.to_json() for k, f in report.ordered_figures()}
+    out["findings"] = [f.to_json() for f in report.findings]
+    for key, value in report.sections.items():
+        out[key] = value
+    out["exit_code"] = report.exit_code()
+    return _clean(out)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2, allow_nan=False) + "\n"
