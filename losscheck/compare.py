@@ -185,8 +185,13 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             ev.subset_evaluate = _subset_mean(inf.batch_totals, limit)
             if cw:
                 ev.subset_evaluate_cw = prober.inference_loss(class_weight=cw, limit=limit)
+        from losscheck.checks import CheckContext, data_checks, static_checks
+
+        ctx = CheckContext(loaded, data, prober, inf, cfg)
         findings: list[Finding] = attribute(ev)
         findings += legacy_findings(loaded)
+        findings += static_checks(loaded)
+        findings += data_checks(ctx)
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -197,6 +202,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             report.figures[key] = Figure(float(value), DESCRIPTIONS.get(key, key), extra)
         report.findings = findings
         report.sections["decomposition"] = decomposition(ev)
+        report.sections.update(ctx.sections)
         report.sections["notes"] = list(loaded.notes) + (
             [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else [])
         return report

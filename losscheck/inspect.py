@@ -19,5 +19,7 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
     report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["notes"] = list(loaded.notes)
-    report.findings = filter_findings(legacy_findings(loaded), cfg.select, cfg.ignore)
+    from losscheck.checks import static_checks
+
+    report.findings = filter_findings(legacy_findings(loaded) + static_checks(loaded), cfg.select, cfg.ignore)
     return report

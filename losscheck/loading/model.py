@@ -19,7 +19,8 @@ from typing import Any
 from losscheck._tf import keras
 from losscheck.errors import ModelFileError, UsageError
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
-from losscheck.loading.losses import describe_loss, loss_spec, resolve_loss
+from losscheck.loading.losses import resolve_loss
+from losscheck.lossspec import describe_loss, loss_spec
 
 LAMBDA_HINT = ("it contains a Lambda layer whose Python bytecode would have to be executed to load it; "
                "pass --unsafe only if you trust the file")
@@ -164,7 +165,8 @@ def _build_optimizer(config: Any, notes: list[str]):
             if isinstance(lr, dict) and "class_name" in lr and "module" not in lr:
                 lr.setdefault("module", "keras.optimizers.schedules")
         if "module" not in cfg:
-            cfg = {"class_name": cfg["class_name"], "config": inner}
+            name = str(cfg["class_name"]).split(">")[-1]  # tf.keras writes "Custom>Adam"
+            cfg = {"class_name": name, "config": inner}
         return keras.optimizers.deserialize(cfg)
     except Exception as exc:
         notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}); the fit probe uses SGD(0.01)")
@@ -204,6 +206,8 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
     try:
         opt.build(model.trainable_variables)
         variables = list(opt.variables)
+        if len(variables) == len(values) + 1:  # Keras 2 does not store the learning rate as a variable
+            variables = [v for v in variables if not v.path.endswith("learning_rate")]
         if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values)):
             notes.append("the saved optimizer state does not match this Keras's optimizer layout; the fit probe "
                          "starts from a fresh optimizer state")

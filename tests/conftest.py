@@ -1,0 +1,59 @@
+"""Shared test helpers. Tests that import TensorFlow are marked `keras`; the rest run in milliseconds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+
+
+def fixture_files(name: str) -> tuple[Path, Path]:
+    d = FIXTURES / name
+    model = next(p for p in sorted(d.iterdir()) if p.name.startswith("model."))
+    return model, d / "data.npz"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class CliResult:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run the CLI in-process (TensorFlow is imported once per test session)."""
+    from click.testing import CliRunner
+
+    from losscheck.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli
+
+
+def load_npz(path: Path) -> dict:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
