@@ -186,12 +186,14 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             if cw:
                 ev.subset_evaluate_cw = prober.inference_loss(class_weight=cw, limit=limit)
         from losscheck.checks import CheckContext, data_checks, static_checks
+        from losscheck.semantics import semantic_findings
 
         ctx = CheckContext(loaded, data, prober, inf, cfg)
         findings: list[Finding] = attribute(ev)
         findings += legacy_findings(loaded)
         findings += static_checks(loaded)
         findings += data_checks(ctx)
+        findings += semantic_findings(ctx)
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)

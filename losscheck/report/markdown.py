@@ -23,6 +23,11 @@ def render_markdown(report: Report) -> str:
         for name, value, diff, desc in rows:
             lines.append(f"| `{name}` | {value} | {diff} | {_cell(desc)} |")
         lines.append("")
+    from losscheck.report.sections import MARKDOWN
+
+    for key, value in report.sections.items():
+        if key in MARKDOWN and value:
+            lines += [MARKDOWN[key](value), ""]
     if report.findings:
         lines += ["| severity | code | magnitude | finding | advice |", "|---|---|---:|---|---|"]
         for f in report.findings:

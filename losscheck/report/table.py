@@ -51,8 +51,11 @@ def build_renderables(report: Report) -> list:
         for label, value in decomposition.items():
             d.add_row(label, sig(value, signed=True))
         out.append(d)
-    for extra in report.sections.get("renderables", []):
-        out.append(extra)
+    from losscheck.report.sections import TABLE
+
+    for key, value in report.sections.items():
+        if key in TABLE and value:
+            out.append(TABLE[key](value))
     if report.findings:
         f = Table(title="Findings", box=box.SIMPLE_HEAVY, expand=True, show_lines=True)
         f.add_column("severity", no_wrap=True)

@@ -1,0 +1,14 @@
+"""Renderers for command-specific report sections (Report.sections[key]), per human format.
+
+JSON writes every section as it is (plain data). Table and markdown look the key up here; a section
+without a renderer is skipped in those formats. Register new ones at the bottom:
+  TABLE[key] = fn(value) -> rich renderable      MARKDOWN[key] = fn(value) -> str
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+TABLE: dict[str, Callable[[Any], Any]] = {}
+MARKDOWN: dict[str, Callable[[Any], str]] = {}
