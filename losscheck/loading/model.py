@@ -123,8 +123,14 @@ def _outputs(model) -> list[str]:
     names = getattr(model, "output_names", None)
     if names:
         return list(names)
-    outs = model.outputs if getattr(model, "outputs", None) else [None]
-    return [f"output_{i}" for i in range(len(outs))]
+    outs = list(getattr(model, "outputs", None) or [])
+    layer_names = []
+    for t in outs:  # Sequential: name outputs after the layers that produce them
+        history = getattr(t, "_keras_history", None)
+        layer_names.append(getattr(getattr(history, "operation", None), "name", None))
+    if outs and all(layer_names) and len(set(layer_names)) == len(layer_names):
+        return layer_names
+    return [f"output_{i}" for i in range(max(len(outs), 1))]
 
 
 def _per_output(structure: Any, outputs: list[str], what: str, path: Path) -> dict[str, Any]:
