@@ -169,6 +169,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             if getattr(fam, family):
                 figures[key] = prober.training_pass(family, cw, limit)
         progress("one-epoch fit on a throwaway copy")
+        from losscheck._tf import keras
+
+        keras.utils.set_random_seed(cfg.seed)  # the copy's layer seeds, like the first load's
         copy = reload_for_fit(loaded, cfg.unsafe)
         figures["fit_epoch"] = fit_epoch(copy, data, cfg.batch_size, cw, cfg.seed)
         del copy
@@ -222,7 +225,8 @@ def decomposition(ev: Evidence) -> dict[str, float]:
         out["fit_epoch - train_mode (weight update)"] = fig["fit_epoch"] - fig["train_mode"]
     base = ev.base
     if base is not None and "train_mode" in fig:
-        out["train_mode - evaluate (training-mode layers)"] = fig["train_mode"] - base
+        ref = "evaluate_class_weighted" if ev.class_weight else "evaluate"
+        out[f"train_mode - {ref} (training-mode layers)"] = fig["train_mode"] - base
         for key, label in (("train_mode_dropout_only", "dropout"), ("train_mode_batchnorm_only", "batchnorm"),
                            ("train_mode_noise_only", "noise")):
             if key in fig:
