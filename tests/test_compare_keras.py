@@ -121,3 +121,33 @@ def test_bn_moving_stats_untouched_by_probes():
     prober.training_pass("batchnorm")
     after = [np.array(v) for v in loaded.model.non_trainable_variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_class_weight_fit_matches_keras():
+    """--class-weight: fit_epoch equals Keras's own fit(class_weight=...); evaluate ignores it."""
+    import keras
+
+    model_path, data_path = fixture_files("bn_classifier")
+    res = run_cli("compare", model_path, data_path, "--class-weight", '{"0": 1, "1": 5}', "--format", "json")
+    assert res.code in (0, 1), res.stderr
+    out = res.json
+    fig = {k: v["value"] for k, v in out["figures"].items()}
+    arrays = load_npz(data_path)
+    model = keras.saving.load_model(model_path)
+    hist = model.fit(arrays["x"], arrays["y"], batch_size=32, epochs=1, shuffle=False,
+                     class_weight={0: 1.0, 1: 5.0}, verbose=0)
+    assert rel(fig["fit_epoch"], hist.history["loss"][-1]) < 1e-4
+    ev = keras.saving.load_model(model_path).evaluate(arrays["x"], arrays["y"], batch_size=32, verbose=0)
+    assert rel(fig["evaluate"], ev) < 1e-4
+    codes = {f["code"] for f in out["findings"]}
+    assert {"class-weight", "batchnorm-batch-stats"} <= codes
+    assert not codes & {"dropout", "noise-layer", "unexplained"}
+    cw = next(f for f in out["findings"] if f["code"] == "class-weight")
+    assert abs(cw["magnitude"] - (fig["evaluate_class_weighted"] - fig["evaluate"])) < 1e-9
+
+
+def test_probe_samples_reported_and_subset_consistent():
+    model_path, data_path = fixture_files("bn_classifier")
+    out = run_cli("compare", model_path, data_path, "--probe-samples", "40", "--format", "json").json
+    assert out["figures"]["train_mode"]["samples"] == 64  # rounded up to whole batches
+    assert "samples" not in out["figures"]["evaluate"]
