@@ -3,6 +3,7 @@ exits. TensorFlow is imported only inside commands, so --help and --version stay
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -66,8 +67,9 @@ def common_options(f: Callable) -> Callable:
                      show_default=True, help="Lowest severity that makes the exit code 1."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
                      show_default=True, help="Report format on stdout."),
-        click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write the report to this file instead of stdout (.html/.svg: rendered table)."),
+        click.option("--output", type=click.Path(dir_okay=False, path_type=Path), multiple=True, metavar="PATH",
+                     help="Write the report to this file instead of stdout; .html/.svg: the rendered table "
+                          "(rich export). May be given several times (e.g. report.html and summary.md)."),
         click.option("--select", help="Comma-separated finding codes to keep."),
         click.option("--ignore", help="Comma-separated finding codes to drop."),
         click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set)."),
@@ -102,36 +104,144 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     )
 
 
+def _no_color(kw: dict[str, Any]) -> bool:
+    return bool(kw.get("no_color")) or bool(os.environ.get("NO_COLOR"))
+
+
 def _color(kw: dict[str, Any]) -> bool:
-    if kw.get("no_color") or os.environ.get("NO_COLOR"):
-        return False
-    return kw.get("output") is None and sys.stdout.isatty()
+    """ANSI colour on stdout: only to a terminal, never with --no-color or NO_COLOR."""
+    return not _no_color(kw) and sys.stdout.isatty()
+
+
+def _width() -> int:
+    """Render width: COLUMNS when set, the terminal's when stdout is one, else a fixed 100 (files, pipes)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return max(40, min(int(columns), 200))
+    if sys.stdout.isatty():
+        return max(40, min(shutil.get_terminal_size((100, 24)).columns, 140))
+    return 100
+
+
+def _output_format(path: Path, fmt: str) -> str:
+    suffix = path.suffix.lower()
+    return suffix[1:] if suffix in (".html", ".svg") else fmt
+
+
+def _check_outputs(kw: dict[str, Any]) -> None:
+    """Before any work: an .html/.svg output is the rendered table, so it cannot go with an explicit
+    --format json/markdown and no other output to carry that format."""
+    outputs: tuple[Path, ...] = kw.get("output") or ()
+    exports = [p for p in outputs if _output_format(p, kw["fmt"]) in ("html", "svg")]
+    if exports and len(exports) == len(outputs) and kw["fmt"] != "table":
+        ctx = click.get_current_context(silent=True)
+        explicit = ctx is not None and ctx.get_parameter_source("fmt") not in (
+            click.core.ParameterSource.DEFAULT, None)
+        if explicit:
+            raise UsageError(f"--output {exports[0]} writes the rendered table, not --format {kw['fmt']}; "
+                             f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
+                             "for that format, or drop --format")
+    for path in outputs:
+        if path.parent and not path.parent.is_dir():
+            raise UsageError(f"{path}: the folder {path.parent} does not exist; create it or choose another --output")
+
+
+def _render(report, fmt: str, width: int, color: bool) -> str:
+    from losscheck.report import render
+
+    if fmt in ("html", "svg"):
+        from losscheck.report.export import export_rich
+
+        return export_rich(report, f".{fmt}", color=color)
+    return render(report, fmt, width=width, color=color)
 
 
 def _emit(report, kw: dict[str, Any]) -> None:
-    from losscheck.report import render
-
-    output: Path | None = kw.get("output")
-    if output is not None and output.suffix.lower() in (".html", ".svg"):
-        from losscheck.report.export import export_rich
-
-        text = export_rich(report, output.suffix.lower())
-    else:
-        width = 100 if output is not None else max(80, min(shutil.get_terminal_size((100, 24)).columns, 140))
-        text = render(report, kw["fmt"], width=width, color=_color(kw))
-    if output is not None:
+    """Write the report: to each --output (format by suffix for .html/.svg, else --format), else stdout."""
+    outputs: tuple[Path, ...] = kw.get("output") or ()
+    if not outputs:
+        click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False)
+        return
+    for path in outputs:
+        text = _render(report, _output_format(path, kw["fmt"]), 100, not _no_color(kw) and path.suffix.lower()
+                       in (".html", ".svg"))
         try:
-            output.write_text(text, encoding="utf-8")
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"{output}: cannot write the report ({exc.strerror}); choose another --output") from exc
-    else:
-        click.echo(text, nl=False)
+            raise UsageError(f"{path}: cannot write the report ({exc.strerror}); choose another --output") from exc
 
 
-def _progress(enabled: bool) -> Callable[[str], None]:
-    if not enabled:
-        return lambda _msg: None
-    return lambda msg: click.echo(f"losscheck: {msg}…", err=True)
+def _gate(report, kw: dict[str, Any]) -> None:
+    """The exit-code policy is the CLI's: apply --select/--ignore, --fail-on and --max-gap to whatever
+    report a command returned (idempotent where the command applied them already)."""
+    from losscheck.findings import filter_findings
+
+    report.findings = filter_findings(report.findings, _codes(kw.get("select"), "--select"),
+                                      _codes(kw.get("ignore"), "--ignore"))
+    report.fail_on = kw["fail_on"]
+    report.max_gap = kw.get("max_gap")
+
+
+class StderrProgress:
+    """The `progress` callback the core receives, shown on stderr with rich when it is a terminal.
+
+    `progress("msg")` starts a stage (the previous one is marked done, with its time);
+    `progress("msg", total=N)` starts one with a bar of N steps, and `progress.advance(k)` moves it.
+    The core may call only `progress("msg")`; the rest is optional (check with getattr)."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"),
+                                  BarColumn(bar_width=24), TaskProgressColumn(), TimeElapsedColumn(),
+                                  console=console, transient=False, redirect_stdout=False, redirect_stderr=False)
+        self._task = None
+        self._started = False
+
+    def __call__(self, msg: str, total: int | None = None) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        self._finish_current()
+        self._task = self._progress.add_task(str(msg), total=total)
+
+    def advance(self, steps: float = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+    def _finish_current(self) -> None:
+        if self._task is not None:
+            task = next(t for t in self._progress.tasks if t.id == self._task)
+            if task.total is None:
+                self._progress.update(self._task, total=1, completed=1)
+            else:
+                self._progress.update(self._task, completed=task.total)
+            self._progress.stop_task(self._task)
+
+    def close(self) -> None:
+        if self._started:
+            self._finish_current()
+            self._progress.stop()
+            self._started = False
+
+
+def _silent(_msg: str, total: int | None = None) -> None:
+    """Progress when stderr is not a terminal: nothing at all."""
+
+
+@contextlib.contextmanager
+def _progress(kw: dict[str, Any]):
+    """Rich progress on stderr when stderr is a terminal; silent otherwise (CI logs, pipes, tests)."""
+    if not sys.stderr.isatty():
+        yield _silent
+        return
+    from rich.console import Console
+
+    shown = StderrProgress(Console(stderr=True, no_color=_no_color(kw), highlight=False))
+    try:
+        yield shown
+    finally:
+        shown.close()
 
 
 def guarded(command: Callable) -> Callable:
@@ -140,7 +250,12 @@ def guarded(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(*args: Any, **kw: Any) -> None:
         try:
-            report = command(*args, **kw)
+            _codes(kw.get("select"), "--select")  # usage errors before loading anything
+            _codes(kw.get("ignore"), "--ignore")
+            _check_outputs(kw)
+            with _progress(kw) as progress:
+                report = command(*args, progress=progress, **kw)
+            _gate(report, kw)
             _emit(report, kw)
             code = report.exit_code()
         except LosscheckError as exc:
@@ -178,12 +293,12 @@ def main() -> None:
 @common_options
 @fit_options
 @guarded
-def compare(model: Path, data: Path, **kw: Any):
+def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
+    cfg = _config(model, data, kw)
     from losscheck.compare import run_compare
 
-    cfg = _config(model, data, kw)
-    return run_compare(cfg, _progress(cfg.progress))
+    return run_compare(cfg, progress)
 
 
 @main.command()
@@ -195,26 +310,26 @@ def compare(model: Path, data: Path, **kw: Any):
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows for --per-sample.")
 @common_options
 @guarded
-def breakdown(model: Path, data: Path, mode: str | None, top: int, **kw: Any):
+def breakdown(model: Path, data: Path, mode: str | None, top: int, progress: Callable[[str], None], **kw: Any):
     """Where the loss comes from: per class, per output or per sample, adding back up to evaluate."""
     if mode is None:
         raise UsageError("breakdown needs one of --per-class, --per-output or --per-sample")
+    cfg = _config(model, data, kw)
     from losscheck.breakdown import run_breakdown
 
-    cfg = _config(model, data, kw)
-    return run_breakdown(cfg, mode, top, _progress(cfg.progress))
+    return run_breakdown(cfg, mode, top, progress)
 
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @common_options
 @guarded
-def inspect(model: Path, **kw: Any):
+def inspect(model: Path, progress: Callable[[str], None], **kw: Any):
     """Loss configuration, training-dependent layers, regularizers, saved-by version: no data needed."""
+    cfg = _config(model, None, kw)
     from losscheck.inspect import run_inspect
 
-    cfg = _config(model, None, kw)
-    return run_inspect(cfg, _progress(cfg.progress))
+    return run_inspect(cfg, progress)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,25 +151,35 @@ class Report:
         rest = [(k, v) for k, v in self.figures.items() if k not in FIGURE_ORDER]
         return known + rest
 
-    def gap_exceeded(self) -> bool:
-        """--max-gap: evaluate vs fit_epoch (or train_mode) relative difference above the bound."""
+    def gap_breaches(self) -> list[tuple[str, float]]:
+        """--max-gap: the figures (fit_epoch, train_mode) whose relative difference from evaluate is
+        above the bound, with that difference. Empty without --max-gap or without an evaluate figure."""
         if self.max_gap is None or "evaluate" not in self.figures:
-            return False
+            return []
         ev = self.figures["evaluate"].value
+        out = []
         for name in ("fit_epoch", "train_mode"):
             if name in self.figures:
-                if relative_gap(self.figures[name].value, ev) > self.max_gap:
-                    return True
-        return False
+                gap = relative_gap(self.figures[name].value, ev)
+                # NaN compares False with everything: a non-finite figure breaches any bound
+                if not gap <= self.max_gap:
+                    out.append((name, gap))
+        return out
+
+    def gap_exceeded(self) -> bool:
+        return bool(self.gap_breaches())
+
+    def failing_findings(self) -> list[Finding]:
+        """The findings at or above --fail-on (none with `never`)."""
+        if self.fail_on == "never":
+            return []
+        threshold = Severity.parse(self.fail_on)
+        return [f for f in self.findings if f.severity is not None and f.severity >= threshold]
 
     def exit_code(self) -> int:
-        """0: nothing at or above --fail-on (and no --max-gap breach); 1 otherwise."""
-        if self.gap_exceeded():
-            return 1
-        if self.fail_on == "never":
-            return 0
-        threshold = Severity.parse(self.fail_on)
-        return 1 if any(f.severity is not None and f.severity >= threshold for f in self.findings) else 0
+        """0: nothing at or above --fail-on and no --max-gap breach; 1 otherwise. (2 is the CLI's, for
+        errors: a Report never carries it.)"""
+        return 1 if self.gap_exceeded() or self.failing_findings() else 0
 
 
 def relative_gap(a: float, b: float) -> float:

@@ -6,9 +6,14 @@ from losscheck.findings import Report
 from losscheck.report.table import build_renderables, make_console
 
 
-def export_rich(report: Report, suffix: str, width: int = 110) -> str:
-    console = make_console(width, color=True, record=True)
+def export_rich(report: Report, suffix: str, width: int = 100, color: bool = True) -> str:
+    """The same renderables as --format table, as a standalone HTML page or SVG image."""
+    console = make_console(width, color=color, record=True)
     for item in build_renderables(report):
         console.print(item)
     title = f"losscheck {report.command}"
-    return console.export_svg(title=title) if suffix == ".svg" else console.export_html(inline_styles=True)
+    if suffix == ".svg":
+        return console.export_svg(title=title)
+    if suffix == ".html":
+        return console.export_html(inline_styles=True)
+    raise ValueError(f"unknown export suffix {suffix!r}")

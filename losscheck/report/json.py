@@ -1,4 +1,6 @@
-"""--format json: schema_version 1 of the contract (full floats, stable key order)."""
+"""--format json: schema_version 1 of the contract (full floats, stable key order).
+
+The schema is written down in losscheck/schema/report.schema.json (see load_schema)."""
 
 from __future__ import annotations
 
@@ -30,8 +32,21 @@ def report_dict(report: Report) -> dict[str, Any]:
     out["findings"] = [f.to_json() for f in report.findings]
     for key, value in report.sections.items():
         out[key] = value
+    out["gate"] = {
+        "fail_on": report.fail_on,
+        "max_gap": report.max_gap,
+        "failing": [f.code for f in report.failing_findings()],
+        "max_gap_breaches": [{"figure": name, "gap": gap} for name, gap in report.gap_breaches()],
+    }
     out["exit_code"] = report.exit_code()
     return _clean(out)
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of this output, shipped in the package (losscheck/schema/report.schema.json)."""
+    from importlib.resources import files
+
+    return json.loads(files("losscheck").joinpath("schema", "report.schema.json").read_text(encoding="utf-8"))
 
 
 def render_json(report: Report) -> str:

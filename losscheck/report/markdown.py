@@ -1,39 +1,94 @@
-"""--format markdown: for a pull-request comment or $GITHUB_STEP_SUMMARY. Verdict first."""
+"""--format markdown: for a pull-request comment or $GITHUB_STEP_SUMMARY (GitHub-flavoured).
+
+The verdict is the first line (a heading, so several runs in one summary stay apart); then what was
+checked, the figures table, where the gaps come from, the findings with their severity, notes.
+"""
 
 from __future__ import annotations
 
-from losscheck.findings import Report
-from losscheck.report.text import figure_rows, sig, verdict
+from losscheck.findings import Finding, Report
+from losscheck.report.text import figure_rows, header_lines, sig, verdict
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a table cell: no pipe, no line break."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+
+
+def _code(text: object) -> str:
+    """Inline code that survives backticks in the text."""
+    s = str(text)
+    fence = "``" if "`" in s else "`"
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def _finding(f: Finding) -> list[str]:
+    mag = "" if f.magnitude is None else f" ({sig(f.magnitude, 4, signed=True)})"
+    head = f"- **{f.severity}** {_code(f.code)}{mag}: {f.message.strip()}"
+    lines = [head.replace("\n", " ")]
+    where = []
+    if f.subject:
+        where.append(f"subject {_code(f.subject)}")
+    if f.between:
+        where.append(f"between {_code(f.between[0])} and {_code(f.between[1])}")
+    if where:
+        lines.append("  " + ", ".join(where))
+    if f.advice:
+        lines.append("  → " + f.advice.strip().replace("\n", " "))
+    # consecutive lines of a list item need a hard break to stay separate lines
+    return [line + ("  " if i < len(lines) - 1 else "") for i, line in enumerate(lines)]
+
+
+def _header(report: Report) -> list[str]:
+    """What was checked, paths in code spans (the same facts as the table's header_lines)."""
+    model = report.header.get("model", {})
+    data = report.header.get("data")
+    lines = [f"model {_code(model.get('path'))} (saved by {model.get('saved_by')})"]
+    if data:
+        lines.append(f"data {_code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
+    loss = header_lines(report)[-1]
+    if loss.startswith("loss: "):
+        lines.append(loss)
+    return lines
 
 
 def render_markdown(report: Report) -> str:
-    lines = [f"**losscheck {report.command}: {verdict(report)}**", ""]
-    model = report.header.get("model", {})
-    data = report.header.get("data")
-    lines.append(f"Model `{model.get('path')}` ({model.get('saved_by')})"
-                 + (f", data `{data['path']}` ({data['samples']} samples, batch {data['batch_size']})" if data else ""))
+    mark = "❌" if report.exit_code() else "✅"
+    lines = [f"### {mark} losscheck {report.command}: {verdict(report)}", ""]
+    head = _header(report)
+    lines += [line + ("  " if i < len(head) - 1 else "") for i, line in enumerate(head)]
     lines.append("")
     rows = figure_rows(report)
     if rows:
         lines += ["| figure | value | vs evaluate | what it is |", "|---|---:|---:|---|"]
         for name, value, diff, desc in rows:
-            lines.append(f"| `{name}` | {value} | {diff} | {_cell(desc)} |")
+            lines.append(f"| {_code(name)} | {value} | {diff} | {_cell(desc)} |")
         lines.append("")
+    decomposition = report.sections.get("decomposition")
+    if decomposition:
+        lines += ["<details><summary>Where the gaps come from</summary>", "",
+                  "| gap | size |", "|---|---:|"]
+        for label, value in decomposition.items():
+            indent = "&nbsp;&nbsp;" * ((len(label) - len(label.lstrip(" "))) // 2)
+            lines.append(f"| {indent}{_cell(label.strip())} | {sig(value, signed=True)} |")
+        lines += ["", "</details>", ""]
     from losscheck.report.sections import MARKDOWN
 
     for key, value in report.sections.items():
         if key in MARKDOWN and value:
-            lines += [MARKDOWN[key](value), ""]
+            lines += [MARKDOWN[key](value).rstrip("\n"), ""]
     if report.findings:
-        lines += ["| severity | code | magnitude | finding | advice |", "|---|---|---:|---|---|"]
+        lines += [f"#### Findings ({len(report.findings)})", ""]
         for f in report.findings:
-            mag = "" if f.magnitude is None else sig(f.magnitude, signed=True)
-            lines.append(f"| {f.severity} | `{f.code}` | {mag} | {_cell(f.message)} | {_cell(f.advice)} |")
+            lines += _finding(f)
+        lines.append("")
     else:
-        lines.append("No findings.")
-    lines.append("")
+        lines += ["No findings.", ""]
+    notes = report.sections.get("notes") or []
+    for note in notes:
+        lines.append(f"> note: {str(note).strip()}".replace("\n", " "))
+    if notes:
+        lines.append("")
     return "\n".join(lines)
+

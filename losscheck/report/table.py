@@ -1,4 +1,8 @@
-"""--format table: rich tables rendered to a string (fixed width, optional colour)."""
+"""--format table: rich tables rendered to a string (fixed width, optional colour).
+
+Nothing is ever cut: every column folds instead of ending in "…", so the report keeps all its
+information down to an 80-column terminal (tests/test_report_render.py renders it at 80).
+"""
 
 from __future__ import annotations
 
@@ -9,45 +13,55 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from losscheck.findings import Report, Severity
-from losscheck.report.text import figure_rows, sig, verdict
+from losscheck.findings import Finding, Report, Severity
+from losscheck.report.text import figure_rows, header_lines, sig, verdict
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
 def make_console(width: int, color: bool, file=None, record: bool = False) -> Console:
     return Console(file=file or io.StringIO(), width=width, color_system="standard" if color else None,
-                   force_terminal=color, no_color=not color, record=record, highlight=False, soft_wrap=False)
+                   force_terminal=color, no_color=not color, record=record, highlight=False, soft_wrap=False,
+                   emoji=False, markup=False, legacy_windows=False)
+
+
+def _table(title: str, bx: box.Box = box.SIMPLE_HEAVY, **kw) -> Table:
+    return Table(title=title, box=bx, title_justify="left", pad_edge=False, **kw)
+
+
+def finding_body(item: Finding) -> Text:
+    """The message, where it applies (subject, the two figures), and the advice."""
+    body = Text(item.message)
+    where = []
+    if item.subject:
+        where.append(f"subject: {item.subject}")
+    if item.between:
+        where.append(f"between {item.between[0]} and {item.between[1]}")
+    if where:
+        body.append("\n" + "; ".join(where), style="dim")
+    if item.advice:
+        body.append(f"\n→ {item.advice}")
+    return body
 
 
 def build_renderables(report: Report) -> list:
     out: list = []
-    model = report.header.get("model", {})
-    data = report.header.get("data")
-    title = f"losscheck {report.command}: {model.get('path')} ({model.get('saved_by')})"
-    if data:
-        title += f"\ndata {data['path']}: {data['samples']} samples, batch {data['batch_size']}"
-    out.append(Text(title))
-    losses = model.get("losses") or {}
-    if losses:
-        weights = model.get("loss_weights") or {}
-        out.append(Text("loss: " + "; ".join(f"{o}: {l}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) != 1.0 else "")
-                                         for o, l in losses.items())))
+    out.append(Text("\n".join(header_lines(report)), overflow="fold"))
     rows = figure_rows(report)
     if rows:
-        t = Table(title="Loss figures", box=box.SIMPLE_HEAVY, expand=False)
-        t.add_column("figure", no_wrap=True)
-        t.add_column("value", justify="right", no_wrap=True)
-        t.add_column("vs evaluate", justify="right", no_wrap=True)
-        t.add_column("what it is", ratio=1)
+        t = _table("Loss figures")
+        t.add_column("figure", overflow="fold", min_width=10)
+        t.add_column("value", justify="right", overflow="fold", min_width=8)
+        t.add_column("vs evaluate", justify="right", overflow="fold", min_width=8)
+        t.add_column("what it is", ratio=1, overflow="fold", min_width=16)
         for name, value, diff, desc in rows:
             t.add_row(name, value, diff, desc)
         out.append(t)
     decomposition = report.sections.get("decomposition")
     if decomposition:
-        d = Table(title="Where the gaps come from", box=box.SIMPLE, expand=False)
-        d.add_column("gap")
-        d.add_column("size", justify="right", no_wrap=True)
+        d = _table("Where the gaps come from", box.SIMPLE)
+        d.add_column("gap", overflow="fold")
+        d.add_column("size", justify="right", overflow="fold", min_width=8)
         for label, value in decomposition.items():
             d.add_row(label, sig(value, signed=True))
         out.append(d)
@@ -57,21 +71,21 @@ def build_renderables(report: Report) -> list:
         if key in TABLE and value:
             out.append(TABLE[key](value))
     if report.findings:
-        f = Table(title="Findings", box=box.SIMPLE_HEAVY, expand=True, show_lines=True)
-        f.add_column("severity", no_wrap=True)
-        f.add_column("code", no_wrap=True)
-        f.add_column("size", justify="right", no_wrap=True)
-        f.add_column("what happened, and what to do", ratio=1)
+        f = _table("Findings", expand=True, show_lines=True)
+        f.add_column("severity", overflow="fold", min_width=7)
+        f.add_column("code", overflow="fold", min_width=8)
+        f.add_column("size", justify="right", overflow="fold", min_width=7)
+        f.add_column("what happened, and what to do", ratio=1, overflow="fold", min_width=20)
         for item in report.findings:
             sev = Text(str(item.severity), style=SEVERITY_STYLE.get(item.severity, ""))
-            body = item.message + (f"\n→ {item.advice}" if item.advice else "")
-            f.add_row(sev, item.code, sig(item.magnitude, 4, signed=True), body)
+            f.add_row(sev, item.code, sig(item.magnitude, 4, signed=True), finding_body(item))
         out.append(f)
     else:
         out.append(Text("No findings."))
     for note in report.sections.get("notes", []):
-        out.append(Text(f"note: {note}"))
-    out.append(Text(verdict(report)))
+        out.append(Text(f"note: {note}", overflow="fold"))
+    state = verdict(report)
+    out.append(Text(state, style="bold red" if report.exit_code() else "bold green", overflow="fold"))
     return out
 
 

@@ -12,12 +12,28 @@ def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
     return text
 
 
+def percent(value: float) -> str:
+    """A relative size as a percentage with 3 significant digits (0.1234 -> '12.3%')."""
+    return f"{value * 100:.3g}%"
+
+
 def verdict(report: Report) -> str:
+    """One line: OK/FAIL with the exit code, the findings by severity, and why it passes or fails."""
     counts = {s: sum(1 for f in report.findings if f.severity == s) for s in Severity}
     code = report.exit_code()
     parts = [f"{counts[s]} {s}" for s in (Severity.ERROR, Severity.WARNING, Severity.INFO) if counts[s]]
-    state = "FAIL" if code else "OK"
-    return f"{state} ({', '.join(parts) if parts else 'no findings'}; exit {code})"
+    reasons = [", ".join(parts) if parts else "no findings"]
+    failing = len(report.failing_findings())
+    if report.fail_on == "never":
+        reasons.append("--fail-on never")
+    elif report.findings:
+        reasons.append(f"{failing or 'none'} at or above --fail-on {report.fail_on}")
+    breaches = report.gap_breaches()
+    for name, gap in breaches:
+        reasons.append(f"{name} vs evaluate {percent(gap)} > --max-gap {percent(report.max_gap or 0.0)}")
+    if report.max_gap is not None and not breaches and "evaluate" in report.figures:
+        reasons.append(f"gaps within --max-gap {percent(report.max_gap)}")
+    return f"{'FAIL' if code else 'OK'} (exit {code}): " + "; ".join(reasons)
 
 
 def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
@@ -33,3 +49,19 @@ def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
             desc += f" (first {fig.extra['samples']} samples)"
         rows.append((name, sig(fig.value), diff, desc))
     return rows
+
+
+def header_lines(report: Report) -> list[str]:
+    """What was checked: the model (and who saved it), the data, the losses."""
+    model = report.header.get("model", {})
+    data = report.header.get("data")
+    lines = [f"losscheck {report.command}: {model.get('path')} ({model.get('saved_by')})"]
+    if data:
+        lines.append(f"data {data['path']}: {data['samples']} samples, batch {data['batch_size']}")
+    losses = model.get("losses") or {}
+    if losses:
+        weights = model.get("loss_weights") or {}
+        lines.append("loss: " + "; ".join(
+            f"{o}: {spec}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
+            for o, spec in losses.items()))
+    return lines
