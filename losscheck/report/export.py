@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from rich.terminal_theme import DEFAULT_TERMINAL_THEME, TerminalTheme
+
 from losscheck.findings import Report
 from losscheck.report.table import build_renderables, make_console
+
+_BLACK = (0, 0, 0)
+#: --no-color / NO_COLOR: every colour drawn as the foreground (bold and dim stay)
+MONOCHROME = TerminalTheme((255, 255, 255), _BLACK, [_BLACK] * 8, [_BLACK] * 8)
 
 
 def export_rich(report: Report, suffix: str, width: int = 100, color: bool = True) -> str:
     """The same renderables as --format table, as a standalone HTML page or SVG image."""
-    console = make_console(width, color=color, record=True)
+    console = make_console(width, color=True, record=True)
     for item in build_renderables(report):
         console.print(item)
     title = f"losscheck {report.command}"
+    theme = DEFAULT_TERMINAL_THEME if color else MONOCHROME
     if suffix == ".svg":
-        return console.export_svg(title=title)
+        return console.export_svg(title=title, theme=theme)
     if suffix == ".html":
-        return console.export_html(inline_styles=True)
+        return console.export_html(inline_styles=True, theme=theme)
     raise ValueError(f"unknown export suffix {suffix!r}")
