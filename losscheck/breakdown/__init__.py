@@ -1,0 +1,73 @@
+"""`losscheck breakdown`: per-class, per-output and per-sample decomposition (issue 5).
+
+One compiled inference pass (the one `compare` uses for evaluate and the numpy reference) feeds an
+observer that splits each batch's loss exactly (see decompose.py for the identity). The rows add
+back up to the data loss; the data loss plus the penalties is what `evaluate` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from losscheck.config import Config
+from losscheck.errors import UsageError
+from losscheck.findings import Figure, Report, filter_findings
+
+Progress = Callable[[str], None]
+
+MODES = ("per_class", "per_output", "per_sample")
+
+
+def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = lambda _m: None) -> Report:
+    if mode not in MODES:
+        raise UsageError(f"unknown breakdown mode {mode!r}; use --per-class, --per-output or --per-sample")
+    from losscheck.breakdown.observers import ClassObserver, SampleObserver
+    from losscheck.breakdown.results import (
+        class_findings,
+        class_section,
+        output_findings,
+        output_section,
+        sample_section,
+    )
+    from losscheck.compare import build_header, load_inputs
+    from losscheck.probes import Prober
+
+    loaded, data = load_inputs(cfg, progress)
+    assert data is not None
+    try:
+        prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
+        observer: Any = None
+        if mode == "per_class":
+            observer = ClassObserver(prober, data.n)
+        elif mode == "per_sample":
+            observer = SampleObserver(prober, data.n, top)
+        progress("inference pass (evaluate + per-element losses)")
+        inf = prober.inference_pass([observer] if observer is not None else [])
+        if inf.manual is None:
+            raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "
+                             "losscheck needs their per-element values")
+        report = Report("breakdown", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
+        report.figures["evaluate"] = Figure(inf.evaluate, "what model.evaluate(...) reports (total loss)")
+        report.figures["manual"] = Figure(inf.manual, "the data loss the rows add up to (numpy, Keras's semantics)")
+        report.figures["regularization"] = Figure(inf.regularization, "penalties (model.losses) included in evaluate")
+        if mode == "per_class":
+            report.sections.update(class_section(observer, inf))
+            findings = class_findings(report.sections["per_class"], report.sections["total"], len(prober.outputs))
+        elif mode == "per_output":
+            from losscheck.breakdown.regularization import regularization_by_layer
+
+            progress("regularization per layer")
+            layers = regularization_by_layer(prober, inf.regularization)
+            report.sections.update(output_section(prober, inf, layers))
+            findings = output_findings(report.sections["per_output"], cfg.rtol, data.n, cfg.batch_size)
+        else:
+            report.sections.update(sample_section(observer, inf))
+            findings = []
+        notes = list(loaded.notes) + list(getattr(observer, "notes", []))
+        if notes:
+            report.sections["notes"] = notes
+        report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        return report
+    finally:
+        data.close()
