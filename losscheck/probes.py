@@ -20,8 +20,10 @@ import numpy as np
 from losscheck._tf import keras, tf
 from losscheck.errors import UsageError
 from losscheck.loading.data import Dataset
+from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
-from losscheck.reference.specs import LOGITS_SHORTCUT_KINDS
+from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
+from losscheck.reference.variants import SemanticStats
 
 L = keras.layers
 DROPOUT_TYPES: tuple[type, ...] = (L.Dropout,)  # SpatialDropout* subclass Dropout
@@ -118,6 +120,13 @@ def forced_training(model, layers: list[Any], mode: bool) -> Iterator[None]:
             var.assign(value)
 
 
+def _floatx(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if np.issubdtype(a.dtype, np.floating) and a.dtype != np.dtype(keras.backend.floatx()):
+        return a.astype(keras.backend.floatx())
+    return a
+
+
 # ----------------------------------------------------------------------------------------------
 # Batches
 # ----------------------------------------------------------------------------------------------
@@ -143,13 +152,17 @@ class BatchResult:
     y: list[np.ndarray]
     sample_weight: np.ndarray | None
     outputs: list[np.ndarray]
-    logits: list[np.ndarray | None]
+    logits: list[np.ndarray | None]  # pre-activation logits Keras's backend may use (see reference.uses_logits)
     masks: list[np.ndarray | None]  # Keras mask of each output merged with the loss's own mask
     values: list[np.ndarray | None]  # per-element values of custom losses (their own call())
     total: float  # Keras's total loss for this batch (what evaluate averages)
     regularization: float
     output_losses: dict[str, float]  # reference L_o,b (unweighted)
     data_loss: float  # sum_o lw_o L_o,b from the reference
+    # pre-activation of a float16/bfloat16 softmax/sigmoid output, which Keras cannot use (it casts
+    # the output to float32 first), and that activation's op type ("Softmax"/"Sigmoid")
+    raw_logits: list[np.ndarray | None] = field(default_factory=list)
+    activations: list[str | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -166,6 +179,9 @@ class InferenceResult:
     batch_totals: list[tuple[int, float]]  # (n_b, total_b)
     manual_unsupported: list[str]
     n_batches: int
+    # natural-numpy variants of the data loss (reference.variants.SemanticStats.summary()), or None
+    semantic: dict[str, Any] | None = None
+    manual_errors: dict[str, str] = field(default_factory=dict)  # output -> why manual is missing
 
 
 class Prober:
@@ -195,57 +211,112 @@ class Prober:
         return self.loaded.losses.get(output)
 
     # -- inference -----------------------------------------------------------------------------
-    def _inference_step(self):
+    def _inference_step(self, sample, with_weights: bool):
+        """One compiled pass step: Keras's own total loss (what evaluate's test_step computes) plus what
+        the reference needs, from the same forward pass. The signature has a None batch dimension, as
+        Keras's data adapter gives its step function. Resolves "crossentropy"/"ce" losses into
+        self.specs while tracing, from the symbolic shapes (as compile() does)."""
         model = self.model
         outputs = self.outputs
         losses = [self._loss_fn(o) for o in outputs]
-        specs = [self.specs.get(o) for o in outputs]
+        traced: dict[str, Any] = {}
 
-        @tf.function(reduce_retracing=True)
-        def step(x, y, sw):
+        def spec_of(i, y_t, y_p):
+            o = outputs[i]
+            loss = losses[i]
+            if isinstance(loss, str) and loss.lower() in AUTO_CROSSENTROPY:
+                self.specs[o] = auto_crossentropy_spec(loss, tuple(y_t.shape), tuple(y_p.shape))
+            return self.specs.get(o)
+
+        def fn(x, y, sw=None):
             pred = model(x, training=False)
             total = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
+            # a "none" reduction gives a vector: Keras's loss tracker records its mean
+            total = tf.reduce_mean(tf.cast(total, tf.float32))
             extra = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in model.losses]
             reg = tf.add_n(extra) if extra else tf.constant(0.0)
-            preds = pred if isinstance(pred, (list, tuple)) else [pred]
             if isinstance(pred, dict):
                 preds = [pred[o] for o in outputs]
-            ys = y if isinstance(y, (list, tuple)) else [y]
-            logits, masks, values, vmasks = [], [], [], []
+            else:
+                preds = list(pred) if isinstance(pred, (list, tuple)) else [pred]
+            ys = list(y) if isinstance(y, (list, tuple)) else [y]
+            logits, raws, acts, masks, values, vmasks = [], [], [], [], [], []
             for i, p in enumerate(preds):
-                spec, loss = specs[i], losses[i]
-                lg = None
-                if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS and p.dtype == tf.float32:
-                    lg = getattr(p, "_keras_logits", None)
-                    if lg is None and p.op.type in ("Softmax", "Sigmoid"):
-                        lg = p.op.inputs[0]
+                spec, loss = spec_of(i, ys[i], p), losses[i]
+                cached = getattr(p, "_keras_logits", None)
+                op_type = getattr(getattr(p, "op", None), "type", None)
+                act = op_type if op_type in ("Softmax", "Sigmoid") else None
+                lg = raw = None
+                if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS:
+                    loss_dtype = getattr(loss, "dtype", None) or "float32"
+                    if p.dtype == tf.as_dtype(loss_dtype):
+                        # keras/src/backend/tensorflow/nn.py _get_logits: the cached attribute first,
+                        # then (graph tensors only) the input of the expected op type
+                        if cached is not None:
+                            lg = cached
+                        elif op_type == LOGITS_OP_TYPE[spec.kind]:
+                            lg = p.op.inputs[0]
+                if p.dtype in (tf.float16, tf.bfloat16) and act is not None:
+                    raw = cached if cached is not None else p.op.inputs[0]
                 logits.append(lg)
+                raws.append(raw)
+                acts.append(act if raw is not None else None)
                 masks.append(getattr(p, "_keras_mask", None))
                 v = vm = None
                 if spec is not None and spec.kind == "custom" and not isinstance(loss, str):
-                    dtype = getattr(loss, "dtype", "float32")
-                    v = loss.call(tf.convert_to_tensor(ys[i], dtype=dtype), tf.convert_to_tensor(p, dtype=dtype))
+                    dtype = getattr(loss, "dtype", None) or "float32"
+                    yt = keras.ops.convert_to_tensor(ys[i], dtype=dtype)
+                    yp = keras.ops.convert_to_tensor(p, dtype=dtype)
+                    v = loss.call(yt, yp)
                     vm = getattr(v, "_keras_mask", None)
                 values.append(v)
                 vmasks.append(vm)
-            return total, reg, list(preds), logits, masks, values, vmasks
+            traced["activations"] = acts
+            return total, reg, preds, logits, masks, values, vmasks, raws
+
+        x0, y0, sw0 = sample
+
+        def relaxed(a):
+            a = np.asarray(a)
+            return tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))
+
+        def spec_tree(arrays):
+            specs = [relaxed(a) for a in arrays]
+            return specs[0] if len(specs) == 1 else specs
+
+        if with_weights:
+            sig = [spec_tree(x0), spec_tree(y0), relaxed(sw0)]
+            compiled = tf.function(fn, input_signature=sig)
+        else:
+            compiled = tf.function(lambda x, y: fn(x, y), input_signature=[spec_tree(x0), spec_tree(y0)])
+
+        def step(x, y, sw):
+            out = compiled(x, y, sw) if with_weights else compiled(x, y)
+            return (*out, traced.get("activations") or [None] * len(outputs))
 
         return step
 
     def inference_pass(self, observers: list[Callable[[BatchResult], None]] = ()) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
-        reference `manual`, all from one compiled pass over the data."""
-        step = self._inference_step()
+        reference `manual`, all from one compiled pass over the data. Also measures the variants the
+        semantic findings explain (reference.variants)."""
         ev, reg, manual = EpochMean(), EpochMean(), EpochMean()
         per_out = {o: EpochMean() for o in self.outputs if self.specs.get(o) is not None}
-        per_out_log = {o: [] for o in per_out}
+        per_out_log: dict[str, list[float]] = {o: [] for o in per_out}
         batch_totals = []
-        unsupported: set[str] = set()
+        unsupported: dict[str, str] = {}
         weights = self.loaded.loss_weights
+        semantic = SemanticStats(self.specs, weights, self.outputs)
         nb = 0
+        step = None
         for start, stop in self.data.batch_bounds(self.batch_size):
             xs, ys, sw = self._tensors(start, stop)
-            total, r, preds, logits, masks, values, vmasks = step(_structure(xs), _structure(ys), sw)
+            # Keras's array adapter casts every float array (x, y, sample_weight) to floatx
+            xs, ys = [_floatx(a) for a in xs], [_floatx(a) for a in ys]
+            sw = None if sw is None else _floatx(sw)
+            if step is None:
+                step = self._inference_step((xs, ys, sw), sw is not None)
+            total, r, preds, logits, masks, values, vmasks, raws, acts = step(_structure(xs), _structure(ys), sw)
             n = stop - start
             nb += 1
             total, r = float(total), float(r)
@@ -254,6 +325,7 @@ class Prober:
             batch_totals.append((n, total))
             out_np = [np.asarray(p) for p in preds]
             lg_np = [None if t is None else np.asarray(t) for t in logits]
+            raw_np = [None if t is None else np.asarray(t) for t in raws]
             m_np = [None if t is None else np.asarray(t) for t in masks]
             v_np = [None if t is None else np.asarray(t, np.float64) for t in values]
             for i in range(len(m_np)):
@@ -263,31 +335,41 @@ class Prober:
             losses_b: dict[str, float] = {}
             for i, o in enumerate(self.outputs):
                 spec = self.specs.get(o)
-                if spec is None:
+                if spec is None or o in unsupported:
                     continue
                 if spec.kind == "custom" and v_np[i] is None:
-                    unsupported.add(o)
+                    unsupported[o] = f"the loss {spec.label!r} has no call() losscheck can run"
                     continue
-                losses_b[o] = output_batch_loss(
-                    spec, ys[i], out_np[i], sample_weight=sw, mask=m_np[i], logits=lg_np[i], values=v_np[i]
-                )
+                try:
+                    with np.errstate(all="ignore"):
+                        losses_b[o] = output_batch_loss(
+                            spec, ys[i], out_np[i], sample_weight=sw, mask=m_np[i], logits=lg_np[i], values=v_np[i]
+                        )
+                except Exception as exc:  # shapes the reference cannot reproduce: no manual, never a fake
+                    unsupported[o] = f"{type(exc).__name__}: {exc}"
+                    continue
                 per_out[o].add(losses_b[o], n)
                 per_out_log[o].append(losses_b[o])
             data_loss = sum(weights[o] * v for o, v in losses_b.items())
             manual.add(data_loss, n)
-            if observers:
-                res = BatchResult(start, stop, xs, ys, sw, out_np, lg_np, m_np, v_np, total, r, losses_b, data_loss)
-                for obs in observers:
-                    obs(res)
+            res = BatchResult(start, stop, xs, ys, sw, out_np, lg_np, m_np, v_np, total, r, losses_b, data_loss,
+                              raw_np, acts)
+            if not unsupported:
+                semantic(res)
+            for obs in observers:
+                obs(res)
         return InferenceResult(
             evaluate=ev.value,
             regularization=reg.value,
             manual=None if unsupported else manual.value,
-            output_loss={o: m.value for o, m in per_out.items()},
-            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
+            output_loss={o: m.value for o, m in per_out.items() if o not in unsupported},
+            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()
+                                   if o not in unsupported},
             batch_totals=batch_totals,
             manual_unsupported=sorted(unsupported),
             n_batches=nb,
+            semantic=None if unsupported else semantic.summary(),
+            manual_errors=dict(unsupported),
         )
 
     # -- training-mode passes ------------------------------------------------------------------

@@ -84,29 +84,86 @@ def tracked_value(reduced: float | np.ndarray) -> float:
 
 
 def uses_logits(spec: LossSpec, y_true: np.ndarray, y_pred: np.ndarray, logits: np.ndarray | None) -> bool:
-    """Whether Keras's TF backend computes this loss from the cached logits: a crossentropy with
-    from_logits=False on a softmax/sigmoid output whose tensor survives rank matching unchanged."""
-    if logits is None or spec.kind not in LOGITS_SHORTCUT_KINDS or spec.option("from_logits", False):
+    """Whether Keras's TF backend computes this loss from the cached pre-activation `logits`.
+
+    `logits` must be what the probe found on the output tensor the loss receives: `_keras_logits`
+    (any Keras softmax/sigmoid), or the input of a Softmax op (CCE/SCCE) / Sigmoid op (BCE) for graph
+    tensors, and only when the output already has the loss's dtype (a float16 output is cast, which
+    makes a new tensor). Given that, `_get_logits` uses them, whatever `from_logits` says, unless the
+    tensor is replaced before the backend op sees it:
+      - LossFunctionWrapper's rank matching squeezes y_pred (e.g. (B,T,1) against (B,T) targets);
+      - SCCE with ignore_class rebuilds y_pred with ops.where;
+      - BinaryFocal with from_logits applies ops.sigmoid to y_pred, so y_pred itself are the logits;
+      - CategoricalFocal never calls a backend crossentropy.
+    """
+    if logits is None or spec.kind not in LOGITS_SHORTCUT_KINDS:
         return False
-    if spec.kind == "sparse_categorical_crossentropy":
-        return True  # y_pred is never squeezed against integer labels of rank-1 less
+    if spec.kind == "binary_focal_crossentropy" and spec.option("from_logits", False):
+        return False
+    if spec.kind == "sparse_categorical_crossentropy" and spec.option("ignore_class") is not None:
+        return False
     t, p = match_rank(np.asarray(y_true), np.asarray(y_pred))
-    return p.shape == np.shape(y_pred)
+    return p.shape == np.shape(y_pred) and np.shape(logits) == np.shape(y_pred)
+
+
+def _as_loss_dtype(x: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """Keras converts y_true / y_pred / sample_weight to the loss dtype first (float32 by default):
+    round there, then compute in float64."""
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number):
+        return arr.astype(dtype).astype(np.float64)
+    return arr.astype(np.float64)
+
+
+def loss_values_and_mask(
+    spec: LossSpec,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    logits: np.ndarray | None = None,
+    *,
+    logits_mode: str = "keras",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-element values of a built-in loss after LossFunctionWrapper's rank matching, and the mask
+    the loss sets itself (SCCE ignore_class, Circle) or None.
+
+    logits_mode: "keras" — logits exactly where Keras uses them (see uses_logits); "never" — from the
+    clipped probabilities (what keras.losses gives on predict() output); "unclipped" — the textbook
+    formula without clipping (from the logits when the output has any, else log of the raw
+    probabilities, which may be infinite).
+    """
+    dtype = spec.dtype
+    t = _as_loss_dtype(y_true, dtype)
+    p = _as_loss_dtype(y_pred, dtype)
+    use = logits_mode == "keras" and uses_logits(spec, t, p, logits)
+    clip = True
+    if logits_mode == "unclipped":
+        clip = False
+        use = logits is not None and spec.kind in LOGITS_SHORTCUT_KINDS and np.shape(logits) == np.shape(y_pred)
+        if spec.kind == "binary_focal_crossentropy" and spec.option("from_logits", False):
+            use = False
+    t, p = match_rank(t, p)
+    lg = None
+    if use:
+        lg = np.asarray(logits, np.float64)
+        if lg.shape != p.shape:
+            lg = None
+    options = dict(spec.options)
+    return formulas.elementwise(spec.kind, t, p, options, logits=lg, clip=clip)
 
 
 def loss_values(
     spec: LossSpec, y_true: np.ndarray, y_pred: np.ndarray, logits: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-element values of a built-in loss, after LossFunctionWrapper's rank matching."""
-    y_true = np.asarray(y_true, np.float64)
-    y_pred = np.asarray(y_pred, np.float64)
-    use = uses_logits(spec, y_true, y_pred, logits)
-    if spec.kind == "sparse_categorical_crossentropy":
-        t, p = y_true, y_pred
-    else:
-        t, p = match_rank(y_true, y_pred)
-    lg = np.asarray(logits, np.float64) if use else None
-    return formulas.elementwise(spec.kind, t, p, dict(spec.options), logits=lg)
+    return loss_values_and_mask(spec, y_true, y_pred, logits)[0]
+
+
+def merge_masks(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None if b is None else np.asarray(b, bool)
+    if b is None:
+        return np.asarray(a, bool)
+    return np.asarray(a, bool) & np.asarray(b, bool)
 
 
 def output_batch_loss(
@@ -118,21 +175,22 @@ def output_batch_loss(
     mask: np.ndarray | None = None,
     logits: np.ndarray | None = None,
     values: np.ndarray | None = None,
+    logits_mode: str = "keras",
+    loss_mask: bool = True,
 ) -> float:
     """One output's loss on one batch, as Keras's loss tracker sees it.
 
-    `values`: per-element values already computed (custom function losses); otherwise the built-in
-    formula of `spec.kind` is applied to y_true / y_pred (or the logits where Keras uses them).
+    `values`: per-element values already computed (custom losses: their own call(), whose mask the
+    caller merges into `mask`); otherwise the built-in formula of `spec.kind` is applied to
+    y_true / y_pred (or the logits where Keras uses them) and its own mask merged with `mask`.
+    `loss_mask=False` drops the loss's own mask (to measure what masking changes).
     """
     if values is None:
-        values = loss_values(spec, y_true, y_pred, logits)
-    if spec.kind == "sparse_categorical_crossentropy" and spec.option("ignore_class") is not None:
-        t = np.asarray(y_true)
-        if t.ndim == np.ndim(y_pred) and t.shape[-1] == 1:
-            t = t[..., 0]
-        valid = t != spec.option("ignore_class")
-        mask = valid if mask is None else (np.asarray(mask, bool) & valid)
-    return tracked_value(reduce_weighted(values, sample_weight, mask, spec.reduction))
+        values, own = loss_values_and_mask(spec, y_true, y_pred, logits, logits_mode=logits_mode)
+        if loss_mask:
+            mask = merge_masks(mask, own)
+    w = None if sample_weight is None else _as_loss_dtype(sample_weight, spec.dtype)
+    return tracked_value(reduce_weighted(values, w, mask, spec.reduction))
 
 
 @dataclass

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Losses whose TensorFlow implementation silently uses the cached pre-activation logits of a
-#: softmax/sigmoid output when from_logits=False (keras/src/backend/tensorflow/nn.py).
+#: softmax/sigmoid output (keras/src/backend/tensorflow/nn.py `_get_logits`), whatever from_logits says.
+#: The op-type check of graph tensors looks for this op (for tensors without `_keras_logits`).
+LOGITS_OP_TYPE = {"binary_crossentropy": "Sigmoid", "binary_focal_crossentropy": "Sigmoid",
+                  "categorical_crossentropy": "Softmax", "sparse_categorical_crossentropy": "Softmax"}
 LOGITS_SHORTCUT_KINDS = frozenset(
     {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_focal_crossentropy"}
 )
@@ -39,12 +42,14 @@ class LossSpec:
     reduction: "sum_over_batch_size" | "mean" | "sum" | "mean_with_sample_weight" | "none".
     options: the loss's own arguments (from_logits, label_smoothing, axis, delta, alpha, gamma, ...).
     display: what the user wrote, for reports.
+    dtype: the Loss's dtype (keras.backend.floatx() unless given).
     """
 
     kind: str
     reduction: str = "sum_over_batch_size"
     options: Mapping[str, Any] = field(default_factory=dict)
     display: str = ""
+    dtype: str = "float32"  # the loss's compute dtype: y_true, y_pred and weights are converted to it
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
