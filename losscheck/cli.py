@@ -100,8 +100,16 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         loss=kw["loss"], class_weight=_class_weight(kw.get("class_weight")), unsafe=kw["unsafe"], seed=kw["seed"],
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
-        progress=sys.stderr.isatty(),
+        progress=_stderr_tty(),
     )
+
+
+def _stdout_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _stderr_tty() -> bool:
+    return sys.stderr.isatty()
 
 
 def _no_color(kw: dict[str, Any]) -> bool:
@@ -110,7 +118,7 @@ def _no_color(kw: dict[str, Any]) -> bool:
 
 def _color(kw: dict[str, Any]) -> bool:
     """ANSI colour on stdout: only to a terminal, never with --no-color or NO_COLOR."""
-    return not _no_color(kw) and sys.stdout.isatty()
+    return not _no_color(kw) and _stdout_tty()
 
 
 def _width() -> int:
@@ -118,7 +126,7 @@ def _width() -> int:
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit():
         return max(40, min(int(columns), 200))
-    if sys.stdout.isatty():
+    if _stdout_tty():
         return max(40, min(shutil.get_terminal_size((100, 24)).columns, 140))
     return 100
 
@@ -160,7 +168,7 @@ def _emit(report, kw: dict[str, Any]) -> None:
     """Write the report: to each --output (format by suffix for .html/.svg, else --format), else stdout."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
     if not outputs:
-        click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False)
+        click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False, color=True)  # ANSI is ours to decide
         return
     for path in outputs:
         text = _render(report, _output_format(path, kw["fmt"]), 100, not _no_color(kw) and path.suffix.lower()
@@ -190,11 +198,18 @@ class StderrProgress:
     The core may call only `progress("msg")`; the rest is optional (check with getattr)."""
 
     def __init__(self, console) -> None:
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"),
                                   BarColumn(bar_width=24), TaskProgressColumn(), TimeElapsedColumn(),
-                                  console=console, transient=False, redirect_stdout=False, redirect_stderr=False)
+                                  console=console, transient=False, redirect_stdout=False, redirect_stderr=True)
         self._task = None
         self._started = False
 
@@ -232,12 +247,12 @@ def _silent(_msg: str, total: int | None = None) -> None:
 @contextlib.contextmanager
 def _progress(kw: dict[str, Any]):
     """Rich progress on stderr when stderr is a terminal; silent otherwise (CI logs, pipes, tests)."""
-    if not sys.stderr.isatty():
+    if not _stderr_tty():
         yield _silent
         return
     from rich.console import Console
 
-    shown = StderrProgress(Console(stderr=True, no_color=_no_color(kw), highlight=False))
+    shown = StderrProgress(Console(stderr=True, force_terminal=True, no_color=_no_color(kw), highlight=False))
     try:
         yield shown
     finally:
