@@ -132,7 +132,7 @@ def load_inputs(cfg: Config, progress: Progress):
     data = None
     if cfg.data_path is not None:
         progress(f"reading {cfg.data_path}")
-        data = load_data(cfg.data_path, input_names(loaded.model), loaded.output_names)
+        data = load_data(cfg.data_path, input_names(loaded.model), loaded.output_names, model=loaded)
     return loaded, data
 
 
@@ -245,9 +245,7 @@ def decomposition(ev: Evidence) -> dict[str, float]:
 def legacy_findings(loaded) -> list[Finding]:
     if not loaded.info.legacy:
         return []
-    return [Finding("legacy-keras",
-                    f"The file was saved by {loaded.info.saved_by}; losscheck recovered its compile configuration "
-                    "for Keras 3. Keras 2 differs: BCE on probabilities adds eps inside the log, regularizers of "
-                    "frozen layers counted, sample weights (B,) were expanded for sequence losses, and class_weight "
-                    "multiplied sample_weight.",
-                    advice="Figures here are Keras 3's; numbers logged under Keras 2 may differ where noted.")]
+    from losscheck.loading.legacy import legacy_message
+
+    message, advice = legacy_message(loaded)
+    return [Finding("legacy-keras", message, advice=advice)]

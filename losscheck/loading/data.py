@@ -7,6 +7,7 @@ positional `x_0, x_1, ...` / `y_0, ...`. Optional `sample_weight` of shape (n,) 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError
-from losscheck.loading.files import H5_SIGNATURE, check_readable
+from losscheck.loading.files import H5_SIGNATURE, check_readable, read_head
 
 
 @dataclass
@@ -30,15 +31,21 @@ class Dataset:
     output_names: list[str]
     streamed: bool = False
     _handle: Any = field(default=None, repr=False)
+    keys: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))  # the file's x and y array names
 
     @property
     def n(self) -> int:
         return int(self.x[0].shape[0])
 
     def slice(self, start: int, stop: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
-        xs = [np.asarray(a[start:stop]) for a in self.x]
-        ys = [np.asarray(a[start:stop]) for a in self.y]
-        sw = None if self.sample_weight is None else np.asarray(self.sample_weight[start:stop])
+        """Rows start:stop of every array (from an h5 file: read now, only those rows)."""
+        try:
+            xs = [np.asarray(a[start:stop]) for a in self.x]
+            ys = [np.asarray(a[start:stop]) for a in self.y]
+            sw = None if self.sample_weight is None else np.asarray(self.sample_weight[start:stop])
+        except Exception as exc:  # a damaged h5 dataset (OSError), or a closed file
+            raise DataFileError(self.path, f"rows {start}:{stop} cannot be read ({type(exc).__name__}: "
+                                f"{str(exc).strip()[:150]})", "the file is damaged; re-create it") from exc
         return xs, ys, sw
 
     def batch_bounds(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[int, int]]:
@@ -53,29 +60,40 @@ class Dataset:
 
 
 def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
+    remake = "re-create it with numpy.savez(path, x=..., y=...)"
     try:
         npz = np.load(path, allow_pickle=False, mmap_mode=None)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise DataFileError(path, "is not a valid .npz archive (truncated or corrupted)",
-                            "re-create it with numpy.savez") from exc
-    except (OSError, ValueError) as exc:
-        raise DataFileError(path, f"cannot be read as .npz ({exc})", "re-create it with numpy.savez") from exc
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataFileError(path, "is not a valid .npz archive (truncated or corrupted)", remake) from exc
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataFileError(path, "holds a pickled Python object, which losscheck never unpickles", remake) from exc
+        raise DataFileError(path, f"cannot be read as .npz ({_first_line(exc)})", remake) from exc
+    except Exception as exc:  # OSError and whatever numpy raises on a damaged archive
+        raise DataFileError(path, f"cannot be read as .npz ({type(exc).__name__}: {_first_line(exc)})", remake) from exc
     if not hasattr(npz, "files"):
-        raise DataFileError(path, "holds a single array, not named arrays", "save it with numpy.savez(path, x=..., y=...)")
+        raise DataFileError(path, "holds a single array, not named arrays", remake)
     arrays = {}
+    key = "?"
     try:
         for key in npz.files:
             arrays[key] = npz[key]
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise DataFileError(path, f"array {key!r} holds Python objects, which losscheck never unpickles",
-                                "save numeric arrays only") from exc
-        raise DataFileError(path, f"array {key!r} cannot be read ({exc})", "re-create the file") from exc
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataFileError(path, f"array {key!r} is truncated or corrupted", "re-create the file") from exc
+            raise DataFileError(path, f"array {key!r} holds Python objects (dtype=object), which losscheck never "
+                                "unpickles", "save numeric arrays only") from exc
+        raise DataFileError(path, f"array {key!r} cannot be read, the file is damaged ({_first_line(exc)})",
+                            remake) from exc
+    except Exception as exc:  # BadZipFile (CRC), EOFError, zlib.error, OSError on a damaged member
+        raise DataFileError(path, f"array {key!r} is truncated or corrupted ({type(exc).__name__})", remake) from exc
     finally:
         npz.close()
     return arrays, None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
@@ -83,37 +101,47 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
 
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFileError(path, f"cannot be read as HDF5 ({exc})", "the file is truncated or corrupted") from exc
-    arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
+    except Exception as exc:
+        text = str(exc)
+        problem = "is truncated" if "truncated" in text else f"cannot be read as HDF5 ({_first_line(exc)})"
+        raise DataFileError(path, problem, "the file is damaged; re-create it") from exc
+    try:
+        arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
+    except Exception as exc:
+        handle.close()
+        raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
+                            "the file is damaged; re-create it") from exc
+    if not arrays and "model_config" in handle.attrs:
+        handle.close()
+        raise DataFileError(path, "is a Keras model file, not a data file", "pass the model first, then the data")
     return arrays, handle
 
 
-def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path, what: str) -> list[Any]:
+def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path, what: str) -> tuple[list[Any], list[str]]:
     if len(names) == 1:
         for key in (prefix, f"{prefix}_{names[0]}", f"{prefix}_0"):
             if key in arrays:
-                return [arrays[key]]
+                return [arrays[key]], [key]
         expected = f"'{prefix}'"
     else:
         by_name = [f"{prefix}_{n}" for n in names]
         by_pos = [f"{prefix}_{i}" for i in range(len(names))]
         if all(k in arrays for k in by_name):
-            return [arrays[k] for k in by_name]
+            return [arrays[k] for k in by_name], by_name
         if all(k in arrays for k in by_pos):
-            return [arrays[k] for k in by_pos]
+            return [arrays[k] for k in by_pos], by_pos
         expected = ", ".join(repr(k) for k in by_name) + " (or " + ", ".join(repr(k) for k in by_pos) + ")"
     found = ", ".join(repr(k) for k in sorted(arrays)) or "nothing"
     raise DataFileError(path, f"no {what} arrays: expected {expected}, found {found}",
                         "name the arrays as in losscheck's data-file contract")
 
 
-def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str]) -> Dataset:
-    """Open the data file and map its arrays to the model's inputs and outputs."""
+def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str], model: Any = None) -> Dataset:
+    """Open the data file and map its arrays to the model's inputs and outputs. With `model` (a
+    LoadedModel), also check that shapes and label kinds fit the model's inputs and losses."""
     path = Path(path)
     check_readable(path, "data file", DataFileError)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
+    head = read_head(path, "data file", DataFileError)
     if head == H5_SIGNATURE:
         arrays, handle = _h5_arrays(path)
         streamed = True
@@ -123,14 +151,24 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
     elif head.startswith(b"\x93NUMPY"):
         raise DataFileError(path, "is a single .npy array, not an .npz with x and y",
                             "save it with numpy.savez(path, x=..., y=...)")
+    elif head[:2] == b"\x80\x04" or head[:2] == b"\x80\x05" or path.suffix.lower() in (".pkl", ".pickle"):
+        raise DataFileError(path, "is a pickle, which losscheck never loads", "save it with numpy.savez(path, x=..., y=...)")
     else:
         raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
     try:
-        x = _pick(arrays, "x", input_names, path, "input")
-        y = _pick(arrays, "y", output_names, path, "target")
+        x, x_keys = _pick(arrays, "x", input_names, path, "input")
+        y, y_keys = _pick(arrays, "y", output_names, path, "target")
+        unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
+        if unknown:
+            raise DataFileError(path, f"unknown array(s) {', '.join(repr(k) for k in unknown)}; this model reads "
+                                f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
+                                "remove or rename them as in losscheck's data-file contract")
         sw = arrays.get("sample_weight")
         ds = Dataset(path, x, y, sw, list(input_names), list(output_names), streamed, handle)
+        ds.keys = (x_keys, y_keys)
         _validate(ds, arrays)
+        if model is not None:
+            check_against_model(ds, model)
         return ds
     except Exception:
         if handle is not None:
@@ -141,19 +179,143 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
 def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
     path = ds.path
     for key, arr in arrays.items():
-        dt = np.dtype(arr.dtype)
+        try:
+            dt = np.dtype(arr.dtype)
+        except Exception as exc:
+            raise DataFileError(path, f"array {key!r} has an unreadable dtype", "store numbers only") from exc
         if dt.kind not in "biuf":
-            raise DataFileError(path, f"array {key!r} has dtype {dt}, not a numeric type", "store numbers only")
-    named = [("x", a) for a in ds.x] + [("y", a) for a in ds.y]
+            what = "Python objects (dtype=object)" if dt.kind == "O" else f"dtype {dt}"
+            raise DataFileError(path, f"array {key!r} holds {what}, not numbers", "store numeric arrays only")
+    x_keys, y_keys = ds.keys
+    named = list(zip(x_keys, ds.x)) + list(zip(y_keys, ds.y))
     if ds.sample_weight is not None:
         named.append(("sample_weight", ds.sample_weight))
-    counts = {int(a.shape[0]) if len(a.shape) else 0 for _, a in named}
-    if any(len(a.shape) == 0 for _, a in named):
-        raise DataFileError(path, "an array is a scalar; every array needs the sample axis first",
-                            "store arrays of shape (n, ...)")
+    for key, a in named:
+        if len(a.shape) == 0:
+            raise DataFileError(path, f"array {key!r} is a scalar; every array needs the sample axis first",
+                                "store arrays of shape (n, ...)")
+    counts = {int(a.shape[0]) for _, a in named}
     if len(counts) != 1:
-        shapes = ", ".join(f"{k}{tuple(a.shape)}" for k, a in named)
+        shapes = ", ".join(f"{k} {tuple(a.shape)}" for k, a in named)
         raise DataFileError(path, f"arrays disagree on the number of samples: {shapes}",
                             "x, y and sample_weight must have the same first dimension")
     if counts == {0}:
         raise DataFileError(path, "holds no samples (empty arrays)", "pass data with at least one sample")
+    if ds.streamed:  # read one row of each dataset now: a damaged or unreadable dataset fails here, clearly
+        for key, a in named:
+            try:
+                np.asarray(a[0:1])
+                np.asarray(a[a.shape[0] - 1:])
+            except Exception as exc:
+                raise DataFileError(path, f"array {key!r} cannot be read ({type(exc).__name__}: {_first_line(exc)})",
+                                    "the file is damaged, or compressed with a filter h5py lacks; re-create it") from exc
+    sw = ds.sample_weight
+    if sw is not None and len(sw.shape) > 1 and len(ds.y) == 1:
+        y_shape = tuple(ds.y[0].shape)
+        if tuple(sw.shape) != y_shape[:len(sw.shape)] and not all(d == 1 for d in sw.shape[1:]):
+            raise DataFileError(path, f"sample_weight has shape {tuple(sw.shape)}, which fits neither (n,) nor the "
+                                f"target's {y_shape}", "store sample_weight as shape (n,) or matching the loss")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data against the model: input shapes, target shapes, label kinds
+# ----------------------------------------------------------------------------------------------
+_SPARSE_FNS = {"sparse_categorical_crossentropy", "categorical_generalized_cross_entropy"}
+_ONEHOT_FNS = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge"}
+_ELEMENTWISE_FNS = {"mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+                    "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
+                    "binary_focal_crossentropy", "hinge", "squared_hinge", "poisson", "kl_divergence",
+                    "cosine_similarity"} | _ONEHOT_FNS
+
+
+def _fmt(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _loss_fn_name(loss: Any) -> str | None:
+    """The built-in Keras function behind a compiled loss, or None for custom losses."""
+    if isinstance(loss, str):
+        return {"mse": "mean_squared_error", "mae": "mean_absolute_error"}.get(loss, loss)
+    fn = getattr(loss, "fn", None)
+    if fn is None or not str(getattr(fn, "__module__", "")).startswith("keras."):
+        return None
+    return getattr(fn, "__name__", None)
+
+
+def _shape_fits(expected: Sequence[Any], got: Sequence[int]) -> bool:
+    """Does an array of shape `got` (samples first) fit a Keras input of shape `expected` (batch first)?
+    Keras also accepts a rank off by one when the extra axis has size 1."""
+    exp, got = list(expected[1:]), list(got[1:])
+    if len(got) == len(exp) + 1 and got[-1] == 1:
+        got = got[:-1]
+    elif len(exp) == len(got) + 1 and exp[-1] in (1, None):
+        exp = exp[:-1]
+    return len(exp) == len(got) and all(e is None or e == g for e, g in zip(exp, got))
+
+
+def _broadcastable(a: list[int | None], b: list[int | None]) -> bool:
+    for x, y in zip(reversed(a), reversed(b)):
+        if x is not None and y is not None and x != y and x != 1 and y != 1:
+            return False
+    return True
+
+
+def check_against_model(ds: Dataset, loaded: Any) -> None:
+    """Refuse data that does not fit the model, naming the input/output, expected vs got."""
+    model = getattr(loaded, "model", loaded)
+    path = ds.path
+    x_keys, y_keys = ds.keys
+    inputs = list(getattr(model, "inputs", None) or [])
+    if len(inputs) == len(ds.x):
+        for key, name, t, arr in zip(x_keys, ds.input_names, inputs, ds.x):
+            expected = tuple(t.shape)
+            if not _shape_fits(expected, arr.shape):
+                want = _fmt(expected).replace("(None", "(n", 1)
+                raise DataFileError(path, f"array {key!r} has shape {_fmt(arr.shape)}, but the model's input "
+                                    f"{name!r} expects {want}", f"store {key!r} with shape {want}")
+    outputs = list(getattr(model, "outputs", None) or [])
+    losses = getattr(loaded, "losses", None) or {}
+    if len(outputs) != len(ds.y):
+        return
+    for key, name, t, arr in zip(y_keys, ds.output_names, outputs, ds.y):
+        loss = losses.get(name)
+        fn = _loss_fn_name(loss) if loss is not None else None
+        if fn is None:
+            continue
+        out_shape = list(tuple(t.shape))
+        y_shape = list(arr.shape)
+        classes = out_shape[-1] if out_shape else None
+        n = y_shape[0]
+        if fn in _SPARSE_FNS:
+            rank = len(out_shape)
+            want = _fmt([n] + out_shape[1:-1])
+            if len(y_shape) == rank and y_shape[-1] != 1 and y_shape[-1] == classes:
+                raise DataFileError(path, f"target {key!r} has shape {_fmt(y_shape)}, which looks one-hot, but output "
+                                    f"{name!r} uses {fn}, which expects integer class indices of shape {want}",
+                                    "store argmax(y, axis=-1), or pass --loss categorical_crossentropy if the model "
+                                    "is trained on one-hot targets")
+            if len(y_shape) not in (rank - 1, rank) or (len(y_shape) == rank and y_shape[-1] != 1):
+                raise DataFileError(path, f"target {key!r} has shape {_fmt(y_shape)}, but output {name!r} has shape "
+                                    f"{_fmt(out_shape)} and {fn} expects class indices of shape {want}",
+                                    "store the class index of every sample")
+            continue
+        if fn in _ONEHOT_FNS and classes not in (None, 1):
+            sparse_like = len(y_shape) == len(out_shape) - 1 or (len(y_shape) == len(out_shape) and y_shape[-1] == 1)
+            if sparse_like:
+                raise DataFileError(path, f"target {key!r} has shape {_fmt(y_shape)}, which looks like class indices, "
+                                    f"but output {name!r} uses {fn}, which expects one-hot targets of shape "
+                                    f"{_fmt([n] + out_shape[1:])}", "one-hot encode the targets, or pass --loss "
+                                    "sparse_categorical_crossentropy if the model is trained on class indices")
+        if fn in _ELEMENTWISE_FNS:
+            yt, yp = list(y_shape), list(out_shape)
+            yp[0] = n
+            if len(yt) == len(yp) + 1 and yt[-1] == 1:
+                yt = yt[:-1]
+            elif len(yp) == len(yt) + 1 and yp[-1] == 1:
+                yp = yp[:-1]
+            elif len(yp) == len(yt) + 1 and len(yt) == 1:
+                yt = yt + [1]
+            if len(yt) != len(yp) or not _broadcastable(yt, yp):
+                raise DataFileError(path, f"target {key!r} has shape {_fmt(y_shape)}, which does not fit output "
+                                    f"{name!r} of shape {_fmt(out_shape)} for {fn}",
+                                    f"store {key!r} with shape {_fmt([n] + out_shape[1:])}")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ class ModelFileInfo:
     keras_version: str | None
     compile_config: dict[str, Any] | None  # {"loss", "loss_weights", "optimizer", ...} in the file's own dialect
     model_config: dict[str, Any] | None
+    compile_config_problem: str | None = None  # the file has a compile config, but it cannot be parsed
 
     @property
     def legacy(self) -> bool:
@@ -40,35 +43,61 @@ class ModelFileInfo:
 
 
 def check_readable(path: Path, what: str, error: type) -> None:
-    if not path.exists():
+    """Refuse, with a precise reason, what is not a readable, non-empty regular file."""
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a path component is not a directory, or a name too long
+        raise error(path, f"{what} cannot be accessed ({exc.strerror or exc})", "check the path") from exc
+    if not exists:
+        if path.is_symlink():
+            raise error(path, f"{what} is a broken symbolic link", "point it at an existing file")
         raise error(path, f"{what} not found", "check the path")
     if path.is_dir():
-        if (path / "saved_model.pb").exists():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
             raise error(path, "is a TensorFlow SavedModel directory, not a Keras model file",
-                        "re-save the model with model.save('model.keras') or load it as keras.layers.TFSMLayer")
+                        "re-save the model with model.save('model.keras') (or .h5); losscheck cannot read "
+                        "SavedModels (Keras 3 only wraps them as an inference-only keras.layers.TFSMLayer)")
+        if (path / "config.json").exists() and what == "model file":
+            raise error(path, "is a directory holding an unpacked Keras archive, not a model file",
+                        "pass the .keras file itself (zip the directory's contents back into one)")
         raise error(path, f"is a directory, not a {what}", f"pass the {what} itself")
-    if not os.access(path, os.R_OK):
-        raise error(path, "is not readable (permission denied)", "fix the file permissions")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise error(path, f"is not a regular file (a device, pipe or socket), not a {what}", f"pass the {what} itself")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except PermissionError as exc:
+        raise error(path, f"{what} is not readable (permission denied)", "fix the file permissions") from exc
+    except OSError as exc:
+        raise error(path, f"{what} cannot be read ({exc.strerror or exc})", "check the file") from exc
+    if size == 0:
         raise error(path, f"is empty (0 bytes), not a {what}", "pass a complete file")
+
+
+def read_head(path: Path, what: str, error: type, n: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise error(path, f"{what} cannot be read ({exc.strerror or exc})", "check the file") from exc
 
 
 def _json_attr(value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
     try:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
         return json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
 def read_model_file_info(path: Path) -> ModelFileInfo:
     """Identify the file by content and extension; refuse what Keras cannot load with a clear reason."""
     check_readable(path, "model file", ModelFileError)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
+    head = read_head(path, "model file", ModelFileError)
     suffix = path.suffix.lower()
     if head.startswith(b"PK"):
         return _read_keras_zip(path)
@@ -80,36 +109,73 @@ def read_model_file_info(path: Path) -> ModelFileInfo:
     if suffix in (".h5", ".hdf5"):
         raise ModelFileError(path, "is not a valid HDF5 file (bad signature: truncated or corrupted)",
                              "re-save the model with model.save('model.h5')")
-    if suffix == ".pb":
+    if suffix in (".pb", ".pbtxt"):
         raise ModelFileError(path, "is a TensorFlow SavedModel file, not a Keras model file",
-                             "re-save the model with model.save('model.keras')")
+                             "re-save the model with model.save('model.keras') (or .h5)")
+    if head.startswith(b"\x93NUMPY"):
+        raise ModelFileError(path, "is a numpy .npy array, not a model file", "pass the model first, then the data")
+    if suffix in (".pkl", ".pickle", ".joblib"):
+        raise ModelFileError(path, "is a pickle, which losscheck never loads", "save the model with model.save('model.keras')")
     raise ModelFileError(path, f"unsupported model file type {suffix or '(no extension)'!r}",
                          "pass a Keras .keras or .h5 file")
+
+
+RESAVE_KERAS = "re-save the model with model.save('model.keras')"
+RESAVE_H5 = "re-save the model with model.save('model.h5') or model.save('model.keras')"
 
 
 def _read_keras_zip(path: Path) -> ModelFileInfo:
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = set(zf.namelist())
+            if names and all(n.endswith(".npy") for n in names):
+                raise ModelFileError(path, "is an .npz data file, not a model file",
+                                     "pass the model first, then the data: losscheck compare MODEL DATA")
             if "config.json" not in names:
-                raise ModelFileError(path, "the .keras archive has no config.json (not a Keras 3 model archive)",
-                                     "re-save the model with model.save('model.keras')")
+                raise ModelFileError(path, "the .keras archive has no config.json (not a Keras 3 model archive, "
+                                     f"members: {', '.join(sorted(names)[:5]) or 'none'})", RESAVE_KERAS)
             config = json.loads(zf.read("config.json"))
             meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
-            # Read the weights member fully: a truncated archive fails here, not later inside Keras.
-            if "model.weights.h5" in names:
-                zf.read("model.weights.h5")
+            if "model.weights.h5" not in names and "model.weights.npz" not in names:
+                raise ModelFileError(path, "the .keras archive has no model.weights.h5 (incomplete archive)",
+                                     RESAVE_KERAS)
+            # Read the weights member fully: a damaged archive fails here (CRC), not later inside Keras.
+            weights = zf.read("model.weights.h5") if "model.weights.h5" in names else b""
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(path, f"the .keras archive is damaged or truncated ({type(exc).__name__}: {exc})",
-                             "re-save the model with model.save('model.keras')") from exc
-    if not isinstance(config, dict):
-        raise ModelFileError(path, "config.json in the .keras archive is not a model configuration",
-                             "re-save the model with model.save('model.keras')")
+    except (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(path, f"the .keras archive is damaged or truncated ({type(exc).__name__}: "
+                             f"{_first_line(exc)})", RESAVE_KERAS) from exc
+    except Exception as exc:  # anything else zipfile/json raise on a corrupted archive
+        raise ModelFileError(path, f"the .keras archive cannot be read ({type(exc).__name__}: {_first_line(exc)})",
+                             RESAVE_KERAS) from exc
+    if weights and not weights.startswith(H5_SIGNATURE):
+        raise ModelFileError(path, "the .keras archive's model.weights.h5 is not an HDF5 file (corrupted)",
+                             RESAVE_KERAS)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ModelFileError(path, "config.json in the .keras archive is not a model configuration", RESAVE_KERAS)
     version = meta.get("keras_version") if isinstance(meta, dict) else None
+    if isinstance(version, str) and version.split(".")[0] == "2":
+        raise ModelFileError(path, f"is a .keras archive written by tf.keras {version}, which Keras 3 cannot load "
+                             "(its config names classes Keras 3 does not have)",
+                             "re-save it from tf.keras as .h5 (model.save('model.h5')), which losscheck reads")
     compile_config = config.get("compile_config")
     return ModelFileInfo(path, "keras", version, compile_config if isinstance(compile_config, dict) else None, config)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _h5_open_problem(exc: BaseException) -> str:
+    text = str(exc)
+    m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if m:
+        return f"is truncated ({m.group(1)} of {m.group(2)} bytes)"
+    if "signature" in text:
+        return "is not a valid HDF5 file (bad signature: truncated or corrupted)"
+    return f"cannot be read as HDF5, the file is corrupted ({_first_line(exc)})"
 
 
 def _read_h5(path: Path) -> ModelFileInfo:
@@ -117,20 +183,34 @@ def _read_h5(path: Path) -> ModelFileInfo:
 
     try:
         with h5py.File(path, "r") as f:
-            attrs = dict(f.attrs)
-            has_weights = "model_weights" in f or "layer_names" in attrs
-    except OSError as exc:
-        raise ModelFileError(path, f"cannot be read as HDF5 ({exc})",
-                             "the file is truncated or corrupted; re-save the model") from exc
-    model_config = _json_attr(attrs.get("model_config"))
-    if model_config is None:
-        if has_weights:
+            attrs = {k: f.attrs[k] for k in ("model_config", "training_config", "keras_version", "layer_names")
+                     if k in f.attrs}
+            keys = set(f.keys())
+    except Exception as exc:  # OSError, or KeyError/RuntimeError from a damaged file
+        raise ModelFileError(path, _h5_open_problem(exc), RESAVE_H5) from exc
+    if "model_config" not in attrs:
+        if "layer_names" in attrs or {"layers", "vars"} & keys or "model_weights" in keys:
             raise ModelFileError(path, "holds only weights (saved with save_weights), no model architecture",
-                                 "save the whole model with model.save('model.keras')")
-        raise ModelFileError(path, "is an HDF5 file without a Keras model in it",
+                                 "save the whole model with model.save('model.keras'), or load the weights into "
+                                 "the model in Python and save that")
+        if {"x", "y"} & keys or any(k.startswith(("x_", "y_")) for k in keys):
+            raise ModelFileError(path, "is an HDF5 data file, not a model file",
+                                 "pass the model first, then the data: losscheck compare MODEL DATA")
+        raise ModelFileError(path, "is an HDF5 file without a Keras model in it (no model_config attribute)",
                              "pass a model saved with model.save()")
+    model_config = _json_attr(attrs.get("model_config"))
+    if not isinstance(model_config, dict):
+        raise ModelFileError(path, "its model_config attribute is not valid JSON (corrupted)", RESAVE_H5)
     version = attrs.get("keras_version")
     if isinstance(version, bytes):
-        version = version.decode()
-    training = _json_attr(attrs.get("training_config"))
-    return ModelFileInfo(path, "h5", version, training if isinstance(training, dict) else None, model_config)
+        version = version.decode("utf-8", "replace")
+    if version is not None and not isinstance(version, str):
+        version = str(version)
+    info = ModelFileInfo(path, "h5", version, None, model_config)
+    if "training_config" in attrs:
+        training = _json_attr(attrs.get("training_config"))
+        if isinstance(training, dict):
+            info.compile_config = training
+        else:
+            info.compile_config_problem = "its training_config attribute (the saved compile arguments) is not valid JSON"
+    return info

@@ -23,6 +23,9 @@ _KERAS2_REDUCTIONS = {"auto": "sum_over_batch_size", "sum_over_batch_size": "sum
                       None: "sum_over_batch_size", "sum": "sum", "none": "none", "mean": "mean",
                       "mean_with_sample_weight": "mean_with_sample_weight"}
 _AUTO_CE = ("crossentropy", "ce")
+# Keras 2 (tf.keras) loss names that Keras 3's keras.losses.get no longer knows
+_KERAS2_ALIASES = {"huber_loss": "huber", "logcosh": "log_cosh", "kullback_leibler_divergence": "kl_divergence",
+                   "cosine_proximity": "cosine_similarity"}
 
 
 def _wrap_function(fn, name: str):
@@ -39,7 +42,7 @@ def resolve_loss(raw: Any, custom_objects: dict[str, Any]) -> Any:
         if raw in custom_objects:
             return resolve_loss(custom_objects[raw], custom_objects)
         try:
-            obj = keras.losses.get(raw)
+            obj = keras.losses.get(_KERAS2_ALIASES.get(raw, raw))
         except (ValueError, TypeError):
             obj = None
         if obj is None:
@@ -54,24 +57,65 @@ def resolve_loss(raw: Any, custom_objects: dict[str, Any]) -> Any:
     raise ValueError(f"unrecognised loss configuration {raw!r}")
 
 
+def _lookup(name: str, custom_objects: dict[str, Any]) -> Any:
+    """A loss class or function by name: custom objects first (also under a tf.keras 'Package>Name'
+    registration), then Keras's own losses."""
+    for key in (name, name.split(">")[-1]):
+        if key in custom_objects:
+            return custom_objects[key]
+    short = name.split(">")[-1]
+    obj = getattr(keras.losses, short, None)
+    if obj is not None and (isinstance(obj, type) and issubclass(obj, keras.losses.Loss) or callable(obj)):
+        return obj
+    return None
+
+
+def _accepted(cls: type, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a saved config the Keras 3 class accepts (tf.keras configs carry extra keys)."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return cfg
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return cfg
+    return {k: v for k, v in cfg.items() if k in params}
+
+
 def _from_config(raw: dict, custom_objects: dict[str, Any]) -> Any:
     class_name = raw.get("class_name")
+    if not isinstance(class_name, str):
+        raise ValueError(f"loss configuration without a class name: {raw!r:.100}")
     if "module" in raw or class_name == "function":
         obj = keras.saving.deserialize_keras_object(raw, custom_objects=custom_objects or None)
         return resolve_loss(obj, custom_objects)
     cfg = copy.deepcopy(raw.get("config") or {})
     if not isinstance(cfg, dict):
         raise ValueError(f"loss config of {class_name!r} is not a mapping")
-    cfg.pop("fn", None)
+    fn = cfg.pop("fn", None)
     if "reduction" in cfg:
-        cfg["reduction"] = _KERAS2_REDUCTIONS.get(cfg["reduction"], cfg["reduction"])
-    cls = custom_objects.get(class_name) or getattr(keras.losses, str(class_name), None)
+        red = cfg["reduction"]
+        cfg["reduction"] = _KERAS2_REDUCTIONS.get(red.lower() if isinstance(red, str) else red, red)
+    cls = _lookup(class_name, custom_objects)
+    if cls is None and class_name.split(">")[-1] == "LossFunctionWrapper" and isinstance(fn, str):
+        # a tf.keras LossFunctionWrapper around a (custom) function: rebuild the same wrapper
+        func = _lookup(fn, custom_objects)
+        if func is None:
+            raise LookupError(fn)
+        name = cfg.pop("name", None) or fn
+        reduction = cfg.pop("reduction", "sum_over_batch_size")
+        return LossFunctionWrapper(func, name=name, reduction=reduction, **cfg)
     if cls is None:
         raise LookupError(class_name)
     if isinstance(cls, type):
         try:
             return cls.from_config(cfg) if hasattr(cls, "from_config") else cls(**cfg)
         except TypeError:
-            cfg.pop("name", None)
-            return cls(**cfg)
+            cfg = _accepted(cls, cfg)
+            try:
+                return cls(**cfg)
+            except TypeError:
+                cfg.pop("name", None)
+                return cls(**cfg)
     return resolve_loss(cls, custom_objects)

@@ -7,17 +7,24 @@ Always `load_model(compile=False)`, then: loss/loss_weights/optimizer parsed fro
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import importlib.util
 import io
+import os
+import re
+import shutil
 import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from losscheck._tf import keras
-from losscheck.errors import ModelFileError, UsageError
+from losscheck.errors import LosscheckError, ModelFileError, UsageError
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.losses import resolve_loss
 from losscheck.lossspec import describe_loss, loss_spec
@@ -40,6 +47,8 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     custom_objects: dict[str, Any] = field(default_factory=dict)
     loss_arg: Any = None  # --loss, when given
+    custom_objects_file: Path | None = None
+    unsafe: bool = False
 
     @property
     def specs(self):
@@ -50,25 +59,41 @@ class LoadedModel:
 
 
 def import_custom_objects(path: Path | None) -> dict[str, Any]:
-    """Import FILE.py; use its `custom_objects` dict if it has one, else its public functions and classes."""
+    """Import FILE.py; use its `custom_objects` dict if it has one, else its public functions and classes.
+    Never writes bytecode (__pycache__) beside the user's file."""
     if path is None:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: --custom-objects file not found; pass the .py file that defines your losses/layers")
-    name = f"losscheck_custom_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise UsageError(f"{path}: cannot be imported as Python; pass a .py file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.dont_write_bytecode = True  # never write __pycache__ beside the user's file
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: any error is theirs to see, in one line
-        raise UsageError(f"{path}: importing the custom objects file failed: {type(exc).__name__}: {exc}") from exc
+        what = "is a directory" if path.is_dir() else "not found"
+        raise UsageError(f"{path}: --custom-objects file {what}; pass the .py file that defines your losses/layers")
+    if path.suffix != ".py":
+        raise UsageError(f"{path}: --custom-objects needs a Python source file ending in .py")
+    name = f"losscheck_custom_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    if name in sys.modules:  # already imported in this process (the fit copy, or tests): reuse it
+        module = sys.modules[name]
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise UsageError(f"{path}: cannot be imported as Python; pass a .py file")
+        module = importlib.util.module_from_spec(spec)
+        sys.dont_write_bytecode = True  # never write __pycache__ beside the user's file (or its imports)
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)  # its sibling modules can be imported; never shadows installed ones
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # the user's code (SyntaxError, SystemExit, ...): theirs to see, in one line
+            sys.modules.pop(name, None)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            text = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise UsageError(f"{path}: importing the --custom-objects file failed: {type(exc).__name__}: {text}") from exc
     explicit = getattr(module, "custom_objects", None)
-    if isinstance(explicit, dict):
+    if explicit is not None:
+        if not isinstance(explicit, dict) or not all(isinstance(k, str) for k in explicit):
+            raise UsageError(f"{path}: `custom_objects` must be a dict of name -> function or class")
         return dict(explicit)
     out = {}
     for key, value in vars(module).items():
@@ -80,28 +105,79 @@ def import_custom_objects(path: Path | None) -> dict[str, Any]:
     return out
 
 
-def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: bool):
+@contextlib.contextmanager
+def _keras_path(info: ModelFileInfo) -> Iterator[str]:
+    """A path Keras dispatches correctly: Keras picks the loader by extension (case-sensitive), so a
+    file whose name does not say what it holds (model.H5, model.bin, a .keras named .zip) is reached
+    through a symbolic link with the right extension in a private temporary directory."""
+    want = ".keras" if info.format == "keras" else ".h5"
+    name = str(info.path)
+    if (info.format == "keras" and name.endswith(".keras")) or (info.format == "h5" and name.endswith((".h5", ".hdf5"))):
+        yield name
+        return
+    tmp = tempfile.mkdtemp(prefix="losscheck-")
+    try:
+        link = os.path.join(tmp, "model" + want)
+        os.symlink(os.path.abspath(name), link)
+        yield link
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: bool,
+                custom_objects_file: Path | None = None):
     path = info.path
     try:
-        return keras.saving.load_model(str(path), custom_objects=custom_objects or None, compile=False,
-                                       safe_mode=not unsafe)
+        with _keras_path(info) as target:
+            return keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
+                                           safe_mode=not unsafe)
     except Exception as exc:
-        raise _load_error(path, exc) from exc
+        raise _load_error(path, exc, custom_objects_file) from exc
 
 
-def _load_error(path: Path, exc: Exception) -> ModelFileError:
+_MISSING_PATTERNS = (
+    r"Could not locate (?:class|function) '([^']+)'",
+    r"Unknown (?:layer|object|loss|metric|activation|regularizer|initializer|constraint)[^'\"]*['\"]([^'\"]+)['\"]",
+    r"Could not locate (?:class|function|object) ([A-Za-z_][\w.>]*)",
+    r"Unknown (?:layer|object|loss)[:\s]+([A-Za-z_][\w.>]*)",
+)
+
+
+def missing_custom_object(text: str) -> str | None:
+    """The name of the custom object a Keras error says it could not find, if it says one."""
+    for pattern in _MISSING_PATTERNS:
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def missing_object_error(path: Path, what: str, custom_objects_file: Path | None, where: str = "") -> ModelFileError:
+    if custom_objects_file is not None:
+        hint = (f"{custom_objects_file} does not define {what!r}: add it there (a function, a class, or an entry "
+                "of its custom_objects dict)")
+    else:
+        hint = "pass the Python file that defines it with --custom-objects FILE.py"
+    return ModelFileError(path, f"{where}uses the custom object {what!r}, which is not available", hint)
+
+
+def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = None) -> ModelFileError:
+    if isinstance(exc, LosscheckError):
+        return exc  # type: ignore[return-value]
     text = str(exc)
     low = text.lower()
     if "lambda" in low and ("safe_mode" in low or "unsafe" in low or "deserializ" in low):
         return ModelFileError(path, "refused to load", LAMBDA_HINT)
-    if "could not locate" in low or "unknown layer" in low or "unknown object" in low or "unknown loss" in low:
-        import re
-
-        m = re.search(r"(?:class|function|layer|object|loss)[:\s]+'?\"?([A-Za-z_][\w.]*)", text)
-        what = m.group(1) if m else "a custom object"
-        return ModelFileError(path, f"uses the custom object {what!r}, which is not available",
-                              "pass the file that defines it with --custom-objects FILE.py")
+    what = missing_custom_object(text)
+    if what is not None:
+        return missing_object_error(path, what, custom_objects_file)
+    if "no model config found" in low:
+        return ModelFileError(path, "holds only weights (saved with save_weights), no model architecture",
+                              "save the whole model with model.save('model.keras')")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, (OSError, KeyError)) or "unable to" in low or "truncated" in low:
+        return ModelFileError(path, f"the model's weights cannot be read: the file is damaged ({type(exc).__name__}: "
+                              f"{first[:200]})", "re-save the model with model.save('model.keras')")
     return ModelFileError(path, f"Keras could not load the model ({type(exc).__name__}: {first[:300]})",
                           "check that it was saved with model.save() by Keras 3 or tf.keras 2.x")
 
@@ -232,11 +308,55 @@ def load_model(path: Path, *, custom_objects_file: Path | None = None, loss: str
     info = read_model_file_info(Path(path))
     custom_objects = import_custom_objects(custom_objects_file)
     loss_arg = _loss_override(loss, custom_objects) if loss else None
-    model = _keras_load(info, custom_objects, unsafe)
-    return compile_loaded(model, info, custom_objects, loss_arg)
+    if loss_arg is None and info.compile_config_problem:
+        raise ModelFileError(info.path, info.compile_config_problem,
+                             "pass the loss you train with, e.g. --loss mse, to use the model anyway")
+    model = _keras_load(info, custom_objects, unsafe, custom_objects_file)
+    loaded = compile_loaded(model, info, custom_objects, loss_arg, custom_objects_file)
+    loaded.unsafe = unsafe
+    return loaded
 
 
-def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], loss_arg: Any = None) -> LoadedModel:
+def _resolve_one(info: ModelFileInfo, out: str, raw: Any, custom_objects: dict[str, Any],
+                 custom_objects_file: Path | None, notes: list[str], from_option: bool = False) -> Any:
+    where = f"the loss of output {out!r} "
+    try:
+        loss = resolve_loss(raw, custom_objects)
+    except LookupError as exc:
+        if from_option:
+            raise UsageError(f"--loss: {exc.args[0]!r} is not a Keras loss name; give one such as mse, mae, "
+                             "binary_crossentropy, categorical_crossentropy, or FILE.py:NAME") from exc
+        raise missing_object_error(info.path, str(exc.args[0]), custom_objects_file, where) from exc
+    except LosscheckError:
+        raise
+    except Exception as exc:  # ValueError/TypeError from Keras, or whatever a damaged config produces
+        what = missing_custom_object(str(exc))
+        if what is not None:
+            raise missing_object_error(info.path, what, custom_objects_file, where) from exc
+        raise ModelFileError(info.path, f"{where}cannot be rebuilt ({type(exc).__name__}: {_first_line(exc)})",
+                             "pass --loss to give it explicitly") from exc
+    if isinstance(raw, dict) and raw.get("class_name") == "Huber" and "delta" not in (raw.get("config") or {}):
+        notes.append(f"output {out!r}: the file's Huber loss has no saved delta (Keras 3 does not save it); "
+                     "delta=1.0 is used, as Keras itself does when it loads this file")
+    return loss
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _float_weight(value: Any, info: ModelFileInfo) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(info.path, f"the saved loss_weights hold {value!r}, not a number",
+                             "pass --loss (then every loss weight is 1)") from exc
+    return out
+
+
+def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], loss_arg: Any = None,
+                   custom_objects_file: Path | None = None) -> LoadedModel:
     """Compile a freshly loaded (uncompiled) model from --loss or the file's compile configuration."""
     notes: list[str] = []
     outputs = _outputs(model)
@@ -244,29 +364,23 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
     source = "--loss" if loss_arg is not None else "file"
     raw_loss = loss_arg if loss_arg is not None else cc.get("loss")
     if raw_loss is None or (isinstance(raw_loss, (list, dict)) and not raw_loss):
-        raise ModelFileError(info.path, "the model was saved without a compiled loss",
+        raise ModelFileError(info.path, "the model was saved without a compiled loss (uncompiled model)",
                              "pass the loss you train with, e.g. --loss mse or --loss my_losses.py:my_loss")
     per_output_raw = _per_output(raw_loss, outputs, "loss", info.path)
     losses: dict[str, Any] = {}
     for out, raw in per_output_raw.items():
-        try:
-            losses[out] = None if raw is None else resolve_loss(raw, custom_objects)
-        except LookupError as exc:
-            raise ModelFileError(info.path, f"the loss {exc.args[0]!r} of output {out!r} is not a Keras loss and "
-                                 "was not provided", "pass the file that defines it with --custom-objects FILE.py") from exc
-        except (ValueError, TypeError) as exc:
-            raise ModelFileError(info.path, f"the loss of output {out!r} cannot be rebuilt ({exc})",
-                                 "pass --loss to give it explicitly") from exc
+        losses[out] = None if raw is None else _resolve_one(info, out, raw, custom_objects, custom_objects_file, notes,
+                                                        loss_arg is not None)
     if all(v is None for v in losses.values()):
         raise ModelFileError(info.path, "no output has a loss", "pass --loss")
     raw_weights = cc.get("loss_weights") if loss_arg is None else None
     weights = {o: 1.0 for o in outputs}
     if raw_weights is not None:
         if isinstance(raw_weights, (int, float)):
-            weights = {o: float(raw_weights) for o in outputs}
+            weights = {o: _float_weight(raw_weights, info) for o in outputs}
         else:
             for o, w in _per_output(raw_weights, outputs, "loss_weights", info.path).items():
-                weights[o] = 1.0 if w is None else float(w)
+                weights[o] = 1.0 if w is None else _float_weight(w, info)
     optimizer = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
     compile_losses = [losses[o] for o in outputs]
     try:
@@ -276,14 +390,16 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
             loss_weights=[weights[o] for o in outputs] if len(outputs) > 1 else weights[outputs[0]],
         )
     except Exception as exc:
-        raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {exc})",
+        raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {_first_line(exc)})",
                              "pass --loss to give the loss explicitly") from exc
     restored = _restore_optimizer(model, info, notes)
-    return LoadedModel(model, info, outputs, losses, weights, source, restored, notes, custom_objects, loss_arg)
+    return LoadedModel(model, info, outputs, losses, weights, source, restored, notes, custom_objects, loss_arg,
+                       custom_objects_file)
 
 
 def reload_for_fit(loaded: LoadedModel, unsafe: bool) -> Any:
     """A second, independent copy of the model (same file, same compile, same optimizer state) for
     the fit probe, so the model used for every other figure never changes."""
-    model = _keras_load(loaded.info, loaded.custom_objects, unsafe)
-    return compile_loaded(model, loaded.info, loaded.custom_objects, loaded.loss_arg).model
+    model = _keras_load(loaded.info, loaded.custom_objects, unsafe, loaded.custom_objects_file)
+    return compile_loaded(model, loaded.info, loaded.custom_objects, loaded.loss_arg,
+                          loaded.custom_objects_file).model

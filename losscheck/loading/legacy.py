@@ -1,0 +1,109 @@
+"""Which Keras 2 (tf.keras) loss semantics differ from Keras 3's for one loaded model
+(keras-loss-semantics §6), for the `legacy-keras` finding. Static: looks at the model, never runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_REG_ATTRS = ("kernel_regularizer", "bias_regularizer", "depthwise_regularizer", "pointwise_regularizer",
+              "recurrent_regularizer", "beta_regularizer", "gamma_regularizer", "embeddings_regularizer")
+_ELEMENTWISE = {"mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+                "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
+                "binary_focal_crossentropy", "hinge", "squared_hinge", "poisson"}
+
+
+def _fn_name(loss: Any) -> str | None:
+    if isinstance(loss, str):
+        return {"mse": "mean_squared_error", "mae": "mean_absolute_error"}.get(loss, loss)
+    fn = getattr(loss, "fn", None)
+    return getattr(fn, "__name__", None) if fn is not None else None
+
+
+def _output_layer(model, index: int):
+    outputs = list(getattr(model, "outputs", None) or [])
+    if index >= len(outputs):
+        return None
+    history = getattr(outputs[index], "_keras_history", None)
+    return getattr(history, "operation", None)
+
+
+def _ends_in_sigmoid(layer) -> bool:
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", "") == "sigmoid"
+
+
+def _layers(model) -> list[Any]:
+    try:
+        return list(model._flatten_layers(include_self=False, recursive=True))
+    except Exception:
+        return list(getattr(model, "layers", []))
+
+
+def _nested_called_in_inference(model) -> list[str]:
+    """Nested models called with an explicit training=False that hold Dropout/BatchNormalization."""
+    out = []
+    for layer in getattr(model, "layers", []):
+        if not hasattr(layer, "layers"):
+            continue
+        explicit = False
+        for node in getattr(layer, "_inbound_nodes", []) or []:
+            kwargs = getattr(getattr(node, "arguments", None), "kwargs", None) or {}
+            if kwargs.get("training") is False:
+                explicit = True
+        if explicit and any(type(sub).__name__ in ("Dropout", "SpatialDropout1D", "SpatialDropout2D",
+                                                   "SpatialDropout3D", "BatchNormalization", "GaussianNoise",
+                                                   "GaussianDropout", "AlphaDropout") for sub in _layers(layer)):
+            out.append(layer.name)
+    return out
+
+
+def keras2_differences(loaded) -> list[str]:
+    """Short clauses, one per Keras 2/3 difference that applies to this model."""
+    model = loaded.model
+    found: list[str] = []
+    for i, out in enumerate(loaded.output_names):
+        loss = loaded.losses.get(out)
+        if loss is None:
+            continue
+        fn = _fn_name(loss)
+        from_logits = bool((getattr(loss, "_fn_kwargs", {}) or {}).get("from_logits", False))
+        if fn in ("binary_crossentropy", "binary_focal_crossentropy") and not from_logits:
+            if not _ends_in_sigmoid(_output_layer(model, i)):
+                found.append(f"output {out!r} feeds probabilities that no sigmoid produced to binary crossentropy: "
+                             "Keras 2 computes log(clip(p)+eps), Keras 3 log(clip(p)), so evaluate differs wherever "
+                             "a prediction comes within ~1e-7 of 0 or 1 or leaves [0, 1] (a saturated element "
+                             "costs 15.42 in Keras 2, 16.12 in Keras 3)")
+        outputs = list(getattr(model, "outputs", None) or [])
+        if i < len(outputs) and len(outputs[i].shape) > 2 and fn in _ELEMENTWISE:
+            found.append(f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: a sample_weight "
+                         "of shape (n,) was expanded to (n, 1) by Keras 2, while Keras 3 broadcasts it along the "
+                         "last axis (or fails); pass weights of shape (n, 1) to mean the same thing in both")
+    frozen = [lyr.name for lyr in _layers(model)
+              if not lyr.trainable and any(getattr(lyr, a, None) is not None for a in _REG_ATTRS)]
+    if frozen:
+        found.append(f"frozen layer(s) {', '.join(frozen)} carry weight regularizers: Keras 2 adds their penalties "
+                     "to the loss, Keras 3 drops them, so Keras 2's evaluate was higher by those penalties")
+    if any(getattr(lyr, "mask_zero", False) or type(lyr).__name__ == "Masking" for lyr in _layers(model)):
+        found.append("the model masks timesteps: a batch whose entries are all masked gives NaN in Keras 2 and 0 "
+                     "in Keras 3")
+    nested = _nested_called_in_inference(model)
+    if nested:
+        found.append(f"nested model(s) {', '.join(nested)} are called with training=False: Keras 2 honours that in "
+                     "fit, Keras 3 overrides it, so their Dropout/BatchNormalization act in Keras 3's fit only")
+    if sum(1 for v in loaded.losses.values() if v is not None) > 1:
+        found.append("the per-output <output>_loss logs: Keras 2 weights batches by their size, compiled Keras 3 "
+                     "does not (the total loss is the same)")
+    return found
+
+
+def legacy_message(loaded) -> tuple[str, str]:
+    """(message, advice) for the legacy-keras finding."""
+    head = (f"The file was saved by {loaded.info.saved_by}; losscheck rebuilt its compile configuration "
+            "(losses, loss weights, optimizer state) for Keras 3 from the file itself.")
+    diffs = keras2_differences(loaded)
+    if not diffs:
+        return (head + " None of the known Keras 2/3 loss differences applies to this model: Keras 2 reported the "
+                "same evaluate figure.", "Figures here are Keras 3's and match what tf.keras reported.")
+    listed = "; ".join(f"({i}) {d}" for i, d in enumerate(diffs, 1))
+    return (head + f" Keras 2 semantics that differ for this model: {listed}.",
+            "Figures here are Keras 3's; numbers logged under tf.keras may differ as noted.")
