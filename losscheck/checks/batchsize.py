@@ -1,0 +1,87 @@
+"""`batch-size-dependence` (warning): the same data, the same weights, two batch sizes: Keras's reported
+(evaluate) loss should not move. With reduction="sum", a loss that reduces over the batch, masks or
+mean_with_sample_weight it does; measure both values and report the ratio (and which outputs move)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from losscheck.findings import Finding
+
+
+@dataclass
+class BatchSizeProbe:
+    batch_size: int
+    other_batch_size: int
+    value: float
+    other_value: float
+    per_output: dict[str, tuple[float, float]]  # output -> (at batch_size, at other)
+
+    @property
+    def ratio(self) -> float:
+        return self.other_value / self.value if self.value else float("nan")
+
+    def as_section(self) -> dict:
+        return {"batch_sizes": [self.batch_size, self.other_batch_size], "values": [self.value, self.other_value],
+                "ratio": self.ratio,
+                "per_output": {o: {"values": list(v), "ratio": v[1] / v[0] if v[0] else None}
+                               for o, v in self.per_output.items()}}
+
+
+def other_batch_size(batch_size: int, n: int) -> int | None:
+    """A second batch size that really changes the batching of n samples."""
+    effective = min(batch_size, n)
+    if effective >= 2:
+        return max(1, effective // 2)
+    return 2 if n >= 2 else None
+
+
+def measure(ctx) -> BatchSizeProbe | None:
+    from losscheck.probes import Prober
+
+    n = ctx.data.n
+    b1 = ctx.config.batch_size
+    b2 = other_batch_size(b1, n)
+    if b2 is None or not math.isfinite(ctx.inference.evaluate):
+        return None
+    other = Prober(ctx.loaded, ctx.data, b2, ctx.config.seed).inference_pass()
+    per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in ctx.inference.output_loss.items()}
+    return BatchSizeProbe(b1, b2, ctx.inference.evaluate, other.evaluate, per)
+
+
+def moved(a: float, b: float, rtol: float) -> bool:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return abs(a - b) > max(rtol, 1e-5) * max(abs(a), abs(b), 1e-12)
+
+
+def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reductions: dict[str, str]) -> list[Finding]:
+    """explained: outputs whose dependence another finding (loss-rank) already reports -> its code."""
+    if not moved(probe.value, probe.other_value, rtol):
+        return []
+    movers = [o for o, (a, b) in probe.per_output.items() if moved(a, b, rtol)]
+    if movers and all(o in explained for o in movers):
+        return []
+    rest = [o for o in movers if o not in explained]
+    why = []
+    for o in rest:
+        red = reductions.get(o)
+        a, b = probe.per_output[o]
+        why.append(f"output {o!r} ({red}): {a:.6g} -> {b:.6g} (x{b / a:.4g})" if a else f"output {o!r}")
+    msg = (f"The reported loss depends on the batch size: {probe.value:.6g} at batch {probe.batch_size}, "
+           f"{probe.other_value:.6g} at batch {probe.other_batch_size} on the same data and weights (ratio "
+           f"{probe.ratio:.4g}).")
+    if why:
+        msg += " Moving: " + "; ".join(why) + "."
+    sums = [o for o in rest if reductions.get(o) == "sum"]
+    if sums:
+        advice = ('reduction="sum" adds the per-sample losses of each batch, so the loss (and the gradient scale) '
+                  'grows with the batch size; use the default reduction="sum_over_batch_size".')
+    else:
+        advice = ("A loss whose value depends on how the data is batched mixes samples across the batch (a "
+                  "reduction over axis 0, masks or mean_with_sample_weight normalized per batch); compare losses "
+                  "only at one batch size, or make the loss per-sample.")
+    subject = rest[0] if len(rest) == 1 else None
+    return [Finding("batch-size-dependence", msg, magnitude=probe.ratio, subject=subject,
+                    between=None, advice=advice)]

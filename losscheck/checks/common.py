@@ -1,0 +1,138 @@
+"""Shared helpers of the loss checks: which outputs have a loss, its Keras object, what it is, and
+probe tensors of the model's real output shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from losscheck.checks.graph import OutputFacts, output_facts
+from losscheck.reference.specs import LossSpec
+
+CROSSENTROPY_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
+                                "categorical_focal_crossentropy", "sparse_categorical_crossentropy"})
+PROBE_POOL = 32
+
+
+@dataclass
+class OutputLoss:
+    """One output with a compiled loss."""
+
+    name: str
+    index: int
+    loss: Any  # Keras Loss object, or a string Keras resolves at compile time ("crossentropy")
+    spec: LossSpec
+    weight: float
+    facts: OutputFacts
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def builtin(self) -> bool:
+        return self.spec.kind != "custom"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        opts = getattr(self.loss, "_fn_kwargs", None) or {}
+        return opts.get(name, self.spec.option(name, default))
+
+
+def output_losses(loaded) -> list[OutputLoss]:
+    facts = output_facts(loaded.model, list(loaded.output_names))
+    specs = loaded.specs
+    out = []
+    for f in facts:
+        loss = loaded.losses.get(f.name)
+        spec = specs.get(f.name)
+        if loss is None or spec is None:
+            continue
+        out.append(OutputLoss(f.name, f.index, loss, spec, float(loaded.loss_weights.get(f.name, 1.0)), f))
+    return out
+
+
+def loss_function(loss: Any):
+    """The Python function behind a Keras loss (the user's fn of a LossFunctionWrapper, or the call
+    method of a Loss subclass), for names and source."""
+    fn = getattr(loss, "fn", None)
+    if fn is not None:
+        return fn
+    call = getattr(type(loss), "call", None)
+    return call
+
+
+def loss_name(loss: Any) -> str:
+    if isinstance(loss, str):
+        return loss
+    fn = getattr(loss, "fn", None)
+    if fn is not None:
+        return getattr(fn, "__name__", None) or getattr(loss, "name", "loss")
+    return type(loss).__name__
+
+
+def is_keras_builtin(loss: Any) -> bool:
+    fn = loss_function(loss)
+    return str(getattr(fn, "__module__", "")).startswith("keras.")
+
+
+def concrete_shape(shape: tuple, batch: int, fill: int = 4) -> tuple[int, ...]:
+    return (batch,) + tuple(fill if d is None else int(d) for d in shape[1:])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) pools of PROBE_POOL distinct samples shaped like this output (and like its
+    targets when y_shape, the target shape without the batch axis, is known)."""
+    rng = np.random.default_rng(seed)
+    p_shape = concrete_shape(ol.facts.shape, PROBE_POOL)
+    kind = ol.kind
+    from_logits = bool(ol.option("from_logits", False))
+    act = ol.facts.activation
+    z = rng.normal(size=p_shape)
+    if act == "softmax" or (kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
+                                     "categorical_focal_crossentropy", "kl_divergence") and not from_logits):
+        p = _softmax(z)
+    elif act == "sigmoid" or (kind in CROSSENTROPY_KINDS and not from_logits):
+        p = 1.0 / (1.0 + np.exp(-z))
+    elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error"):
+        p = rng.uniform(0.1, 0.9, size=p_shape)
+    else:
+        p = z
+    n_classes = p_shape[-1]
+    if kind == "sparse_categorical_crossentropy":
+        t_shape = (PROBE_POOL,) + tuple(y_shape) if y_shape is not None else p_shape[:-1]
+        t = rng.integers(0, max(n_classes, 1), size=t_shape).astype(np.float64)
+    else:
+        t_shape = (PROBE_POOL,) + tuple(y_shape) if y_shape is not None else p_shape
+        if kind in ("categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge") and \
+                t_shape == p_shape:
+            t = np.eye(n_classes)[rng.integers(0, n_classes, size=p_shape[:-1])]
+        elif kind in ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"):
+            t = rng.integers(0, 2, size=t_shape).astype(np.float64)
+        elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error", "kl_divergence"):
+            t = rng.uniform(0.1, 0.9, size=t_shape)
+        else:
+            t = rng.normal(size=t_shape)
+    return t.astype("float32"), p.astype("float32")
+
+
+def data_pool(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PROBE_POOL samples from real targets/outputs (rows repeated when there are fewer)."""
+    idx = np.arange(PROBE_POOL) % max(len(y), 1)
+    return np.asarray(y)[idx].astype("float32"), np.asarray(p)[idx].astype("float32")
+
+
+def fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def memo(loaded) -> dict[str, Any]:
+    """Per-model scratch space shared by static_checks and data_checks of one run."""
+    store = loaded.__dict__.setdefault("_losscheck_checks", {})
+    return store

@@ -1,0 +1,236 @@
+"""`loss-rank`: call each compiled loss function (its `call`, i.e. what Keras hands to the reduction)
+on tensors of the output's real shape at several batch sizes and check it returns one value per sample
+(or per sample and position): the batch axis must come first and follow the batch size.
+
+When it does not, say how the batch axis was lost (a scalar, a reduction over axis 0, a transpose) and,
+from the traced TensorFlow graph and the function's source, which expression dropped it."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from losscheck.checks.common import OutputLoss, is_keras_builtin, loss_function, loss_name
+from losscheck.checks.graph import shape_text
+from losscheck.findings import Finding
+
+SIZES = (1, 7, 32)
+
+
+@dataclass
+class RankProbe:
+    output: str
+    shapes: dict[int, tuple[int, ...]]  # batch size -> returned shape
+    y_pred_shape: tuple[int, ...]  # at the largest batch size
+    ok: bool
+    factor: float | None = None  # value(32 identical samples) / value(1 sample), when the batch axis is lost
+    moved_to: int | None = None  # the axis the batch went to (transpose)
+    slices: list[str] = field(default_factory=list)  # e.g. "y_pred[:, 1] drops axis 1"
+    slice_fixes: list[str] = field(default_factory=list)
+    batch_reductions: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def call_loss(loss: Any, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The loss's own values (no reduction), as Keras computes them inside Loss.__call__."""
+    from losscheck._tf import tf
+
+    t = tf.constant(np.asarray(y_true, dtype="float32"))
+    p = tf.constant(np.asarray(y_pred, dtype="float32"))
+    loss = resolve(loss, t, p)
+    return np.asarray(loss.call(t, p))
+
+
+def resolve(loss: Any, t, p) -> Any:
+    """A string loss ("crossentropy") becomes the Loss object compile() would pick for these shapes."""
+    if isinstance(loss, str):
+        from keras.src.trainers.compile_utils import get_loss
+
+        loss = get_loss(loss, t, p)
+    return loss
+
+
+def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray) -> RankProbe:
+    shapes: dict[int, tuple[int, ...]] = {}
+    for b in SIZES:
+        shapes[b] = tuple(call_loss(ol.loss, pool_t[:b], pool_p[:b]).shape)
+    big = SIZES[-1]
+    ok = all(len(s) >= 1 and s[0] == b for b, s in shapes.items())
+    result = RankProbe(ol.name, shapes, tuple(pool_p[:big].shape), ok)
+    if ok:
+        return result
+    if is_keras_builtin(ol.loss) and all(len(s) == 0 for s in shapes.values()):
+        return RankProbe(ol.name, shapes, result.y_pred_shape, True)  # Dice/Tversky: a batch-level loss by design
+    rank = max(len(s) for s in shapes.values())
+    for k in range(1, rank):
+        if all(len(s) > k and s[k] == b for b, s in shapes.items()):
+            result.moved_to = k
+            break
+    one = call_loss(ol.loss, pool_t[:1], pool_p[:1])
+    same_t = np.repeat(pool_t[:1], big, axis=0)
+    same_p = np.repeat(pool_p[:1], big, axis=0)
+    many = call_loss(ol.loss, same_t, same_p)
+    if result.moved_to is None and np.all(np.isfinite(one)) and abs(float(np.mean(one))) > 1e-12:
+        result.factor = float(np.mean(many) / np.mean(one))
+    try:
+        _graph_details(ol, pool_t, pool_p, result)
+    except Exception:  # the trace is only for a better message; the shapes above are the evidence
+        pass
+    return result
+
+
+# -- why: the traced graph and the source ------------------------------------------------------------
+_FOLLOW = ("Identity", "Cast", "Squeeze", "ExpandDims", "Reshape", "IdentityN")
+
+
+def _origin(tensor, placeholders) -> int | None:
+    for _ in range(12):
+        for i, ph in enumerate(placeholders):
+            if tensor is ph or tensor.name == ph.name:
+                return i
+        op = tensor.op
+        if op.type not in _FOLLOW or not op.inputs:
+            return None
+        tensor = op.inputs[0]
+    return None
+
+
+def _param_names(ol: OutputLoss) -> tuple[str, str]:
+    fn = loss_function(ol.loss)
+    try:
+        params = [p for p in inspect.signature(fn).parameters if p != "self"]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 2:
+        return params[0], params[1]
+    return "y_true", "y_pred"
+
+
+def _source_subscripts(ol: OutputLoss) -> list[tuple[str, str, int, int]]:
+    """(text, variable, axis, index) of every `name[:, ..., i]` in the loss function's source."""
+    fn = loss_function(ol.loss)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Subscript) or not isinstance(node.value, ast.Name):
+            continue
+        elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for axis, e in enumerate(elts):
+            value = e.value if isinstance(e, ast.Constant) else None
+            if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub) and isinstance(e.operand, ast.Constant):
+                value = -e.operand.value
+            if isinstance(value, int) and not isinstance(value, bool):
+                found.append((ast.unparse(node), node.value.id, axis, value))
+    return found
+
+
+def _graph_details(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, result: RankProbe) -> None:
+    from losscheck._tf import tf
+
+    t_spec = tf.TensorSpec((None,) + pool_t.shape[1:], tf.float32)
+    p_spec = tf.TensorSpec((None,) + pool_p.shape[1:], tf.float32)
+    loss = resolve(ol.loss, tf.constant(pool_t[:2]), tf.constant(pool_p[:2]))
+
+    @tf.function(autograph=False)
+    def f(t, p):
+        return loss.call(t, p)
+
+    graph = f.get_concrete_function(t_spec, p_spec).graph
+    placeholders = [t for t in graph.inputs[:2]]
+    names = _param_names(ol)
+    source = _source_subscripts(ol)
+    for op in graph.get_operations():
+        if op.type == "StridedSlice":
+            mask = op.get_attr("shrink_axis_mask")
+            if not mask or op.get_attr("ellipsis_mask") or op.get_attr("new_axis_mask"):
+                continue
+            arg = _origin(op.inputs[0], placeholders)
+            in_shape = op.inputs[0].shape
+            begin = tf.get_static_value(op.inputs[1])
+            if arg is None or begin is None or in_shape.rank is None:
+                continue
+            for axis in range(1, in_shape.rank):
+                if not (mask >> axis) & 1:
+                    continue
+                index = int(begin[axis])
+                same = [s for s in source if s[2] == axis and s[3] == index]
+                match = [s for s in same if s[1] == names[arg]] or (same if len(same) == 1 else [])
+                text = match[0][0] if match else None
+                var = match[0][1] if match else names[arg]
+                text = text or f"{var}[{', '.join([':'] * axis + [str(index)])}]"
+                size = in_shape[axis]
+                before = shape_text((pool_p.shape[0] if arg else pool_t.shape[0],) + tuple(in_shape[1:]))
+                after_dims = [d for i, d in enumerate(in_shape) if i != axis]
+                after = shape_text((pool_p.shape[0],) + tuple(after_dims[1:]))
+                result.slices.append(f"{text} drops axis {axis} ({before} -> {after})")
+                last = index == -1 or (size is not None and index == size - 1)
+                keep = f"{index}:" if last else f"{index}:{index + 1}"
+                fix = f"{var}[{', '.join([':'] * axis + [keep])}]"
+                if fix not in result.slice_fixes:
+                    result.slice_fixes.append(fix)
+        elif op.type in ("Sum", "Mean", "Max", "Min", "Prod") and len(op.inputs) == 2:
+            axes = tf.get_static_value(op.inputs[1])
+            shape = op.inputs[0].shape
+            if axes is None or shape.rank is None or shape.rank == 0:
+                continue
+            axes = [int(a) % shape.rank for a in np.atleast_1d(axes)]
+            if any(shape[a] is None for a in axes):
+                what = {"Sum": "sum", "Mean": "mean", "Max": "max", "Min": "min", "Prod": "product"}[op.type]
+                result.batch_reductions.append(f"a {what} over axes {axes} of a rank-{shape.rank} tensor "
+                                               "includes the batch axis")
+
+
+# -- the finding -------------------------------------------------------------------------------------
+def finding(ol: OutputLoss, r: RankProbe) -> Finding:
+    name = loss_name(ol.loss)
+    big = SIZES[-1]
+    got = r.shapes[big]
+    if not got:
+        how = "returns a scalar (shape ()) at every batch size"
+    elif r.moved_to is not None:
+        how = f"returns shape {shape_text(got)}: the batch axis moved to axis {r.moved_to} (a transpose)"
+    else:
+        sizes = ", ".join(f"{shape_text(s)} at batch {b}" for b, s in r.shapes.items())
+        how = f"returns {sizes}: the batch axis is gone"
+    parts = [f"Loss {name!r} of output {ol.name!r} on y_pred {shape_text(r.y_pred_shape)} {how}, not one value "
+             f"per sample (a shape starting with {big})."]
+    if r.factor is not None:
+        f = r.factor
+        if abs(f - big) <= 0.01 * big:
+            parts.append(f"It sums over the batch: {big} identical samples give {f:.4g}x the value of one sample.")
+        elif abs(f - 1.0) <= 0.01:
+            parts.append(f"It averages over the batch ({big} identical samples give the value of one).")
+        else:
+            parts.append(f"It reduces over the batch: {big} identical samples give {f:.4g}x the value of one sample.")
+    if r.slices:
+        parts.append("Cause: " + "; ".join(dict.fromkeys(r.slices)) + ", so the reduction over axis -1 runs "
+                     "over the batch.")
+    elif r.batch_reductions:
+        parts.append("Cause: " + "; ".join(dict.fromkeys(r.batch_reductions)) + ".")
+    if not got:
+        parts.append("Keras skips its own reduction for a scalar and reports it as it is"
+                     + (" (a batch sum, so the reported loss scales with the batch size)"
+                        if r.factor is not None and abs(r.factor - big) <= 0.01 * big else "")
+                     + "; sample weights then scale it by their mean instead of weighting samples.")
+    elif r.moved_to is not None:
+        parts.append("Keras's mean over all elements is unchanged, but sample weights and masks broadcast against "
+                     "the wrong axis.")
+    else:
+        parts.append(f"Keras divides by the {int(np.prod(got))} elements it gets, not by the batch size.")
+    if r.slice_fixes:
+        advice = f"Slice with {' and '.join(r.slice_fixes)} to keep the feature axis, and reduce over axis=-1 only."
+    elif r.moved_to is not None:
+        advice = "Return the per-sample values with the batch axis first (drop the transpose)."
+    else:
+        advice = ("Return one value per sample: reduce over the feature axes only (axis=-1 or axis=list(range(1, "
+                  "ndim))), never over axis 0 or over everything; let Keras average over the batch.")
+    magnitude = r.factor if r.factor is not None else None
+    return Finding("loss-rank", " ".join(parts), magnitude=magnitude, subject=ol.name, advice=advice)
