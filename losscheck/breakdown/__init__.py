@@ -49,7 +49,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
                              "losscheck needs their per-element values")
         report = Report("breakdown", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
         report.figures["evaluate"] = Figure(inf.evaluate, "what model.evaluate(...) reports (total loss)")
-        report.figures["manual"] = Figure(inf.manual, "the data loss the rows add up to (numpy, Keras's semantics)")
+        report.figures["manual"] = Figure(inf.manual, "losscheck's numpy data loss (Keras's semantics, penalties excluded)")
         report.figures["regularization"] = Figure(inf.regularization, "penalties (model.losses) included in evaluate")
         if mode == "per_class":
             report.sections.update(class_section(observer, inf))

@@ -112,8 +112,9 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
                 continue
             msg = (f"class {k} (output {o}) is badly predicted: IoU {_pct(iou)}, recall {_pct(rec)} at 0.5. Its "
                    f"positive elements lose {pos_loss:.4g} each, {pos_loss / mean:.3g}x the output's mean loss "
-                   f"{mean:.4g}, but they are {_pct(r['prevalence'])} of the channel and the channel is 1 of "
-                   f"{n_classes[o]} averaged, so the class is only {_pct(share)} of the total loss {total:.4g}.")
+                   f"{mean:.4g}: they are {_pct(r['prevalence'])} of the channel and the channel is 1 of "
+                   f"{n_classes[o]} averaged, so the mean dilutes the failure (the class makes up {_pct(share)} of "
+                   f"the total {total:.4g}).")
         else:
             rec = r["recall"]
             minority = (r.get("prevalence") or 0.0) < 1.0 / max(n_classes[o], 2)
@@ -122,7 +123,8 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
             msg = (f"class {k} (output {o}) is badly predicted: recall {_pct(rec)} ({r['count']} samples, "
                    f"{_pct(r['prevalence'])} of the data). Its samples lose {r['loss']:.4g} on average, "
                    f"{r['loss'] / mean:.3g}x the output's mean loss {mean:.4g}, but they weigh only "
-                   f"{_pct(r['weight'])} in the mean, so the class is {_pct(share)} of the total loss {total:.4g}.")
+                   f"{_pct(r['weight'])} in the mean, so the mean dilutes the failure (the class makes up "
+                   f"{_pct(share)} of the total {total:.4g}).")
         findings.append(Finding(
             "class-dilution", msg, magnitude=share, subject=subject,
             advice="Track a per-class metric (recall, IoU) for this class rather than the mean loss; if it matters, "
