@@ -15,3 +15,10 @@ from typing import Any
 
 TABLE: dict[str, Callable[[Any], Any]] = {}
 MARKDOWN: dict[str, Callable[[Any], str]] = {}
+
+# breakdown (issue 5): total, identity, per_class, per_output, regularization, per_sample, distribution
+from losscheck.report.breakdown import MARKDOWN_RENDERERS as _BREAKDOWN_MD  # noqa: E402
+from losscheck.report.breakdown import TABLE_RENDERERS as _BREAKDOWN_TABLE  # noqa: E402
+
+TABLE.update(_BREAKDOWN_TABLE)
+MARKDOWN.update(_BREAKDOWN_MD)
