@@ -49,6 +49,11 @@ def check_readable(path: Path, what: str, error: type) -> None:
     except OSError as exc:  # e.g. a path component is not a directory, or a name too long
         raise error(path, f"{what} cannot be accessed ({exc.strerror or exc})", "check the path") from exc
     if not exists:
+        parent = path.parent
+        while parent != parent.parent and not parent.exists():
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise error(path, f"{what} cannot be accessed: {parent} is a file, not a directory", "check the path")
         if path.is_symlink():
             raise error(path, f"{what} is a broken symbolic link", "point it at an existing file")
         raise error(path, f"{what} not found", "check the path")

@@ -57,10 +57,10 @@ def _nested_called_in_inference(model) -> list[str]:
     return out
 
 
-def keras2_differences(loaded) -> list[str]:
-    """Short clauses, one per Keras 2/3 difference that applies to this model."""
+def keras2_differences(loaded) -> list[tuple[str, bool]]:
+    """(clause, changes the evaluate figure) for each Keras 2/3 difference that applies to this model."""
     model = loaded.model
-    found: list[str] = []
+    found: list[tuple[str, bool]] = []
     for i, out in enumerate(loaded.output_names):
         loss = loaded.losses.get(out)
         if loss is None:
@@ -69,30 +69,30 @@ def keras2_differences(loaded) -> list[str]:
         from_logits = bool((getattr(loss, "_fn_kwargs", {}) or {}).get("from_logits", False))
         if fn in ("binary_crossentropy", "binary_focal_crossentropy") and not from_logits:
             if not _ends_in_sigmoid(_output_layer(model, i)):
-                found.append(f"output {out!r} feeds probabilities that no sigmoid produced to binary crossentropy: "
+                found.append((f"output {out!r} feeds probabilities that no sigmoid produced to binary crossentropy: "
                              "Keras 2 computes log(clip(p)+eps), Keras 3 log(clip(p)), so evaluate differs wherever "
                              "a prediction comes within ~1e-7 of 0 or 1 or leaves [0, 1] (a saturated element "
-                             "costs 15.42 in Keras 2, 16.12 in Keras 3)")
+                             "costs 15.42 in Keras 2, 16.12 in Keras 3)", True))
         outputs = list(getattr(model, "outputs", None) or [])
         if i < len(outputs) and len(outputs[i].shape) > 2 and fn in _ELEMENTWISE:
-            found.append(f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: a sample_weight "
+            found.append((f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: a sample_weight "
                          "of shape (n,) was expanded to (n, 1) by Keras 2, while Keras 3 broadcasts it along the "
-                         "last axis (or fails); pass weights of shape (n, 1) to mean the same thing in both")
+                         "last axis (or fails); pass weights of shape (n, 1) to mean the same thing in both", True))
     frozen = [lyr.name for lyr in _layers(model)
               if not lyr.trainable and any(getattr(lyr, a, None) is not None for a in _REG_ATTRS)]
     if frozen:
-        found.append(f"frozen layer(s) {', '.join(frozen)} carry weight regularizers: Keras 2 adds their penalties "
-                     "to the loss, Keras 3 drops them, so Keras 2's evaluate was higher by those penalties")
+        found.append((f"frozen layer(s) {', '.join(frozen)} carry weight regularizers: Keras 2 adds their penalties "
+                     "to the loss, Keras 3 drops them, so Keras 2's evaluate was higher by those penalties", True))
     if any(getattr(lyr, "mask_zero", False) or type(lyr).__name__ == "Masking" for lyr in _layers(model)):
-        found.append("the model masks timesteps: a batch whose entries are all masked gives NaN in Keras 2 and 0 "
-                     "in Keras 3")
+        found.append(("the model masks timesteps: a batch whose entries are all masked gives NaN in Keras 2 and 0 "
+                      "in Keras 3", True))
     nested = _nested_called_in_inference(model)
     if nested:
-        found.append(f"nested model(s) {', '.join(nested)} are called with training=False: Keras 2 honours that in "
-                     "fit, Keras 3 overrides it, so their Dropout/BatchNormalization act in Keras 3's fit only")
+        found.append((f"nested model(s) {', '.join(nested)} are called with training=False: Keras 2 honours that in "
+                     "fit, Keras 3 overrides it, so their Dropout/BatchNormalization act in Keras 3's fit only", False))
     if sum(1 for v in loaded.losses.values() if v is not None) > 1:
-        found.append("the per-output <output>_loss logs: Keras 2 weights batches by their size, compiled Keras 3 "
-                     "does not (the total loss is the same)")
+        found.append(("the per-output <output>_loss logs: Keras 2 weights batches by their size, compiled Keras 3 "
+                      "does not (the total loss is the same)", False))
     return found
 
 
@@ -104,6 +104,9 @@ def legacy_message(loaded) -> tuple[str, str]:
     if not diffs:
         return (head + " None of the known Keras 2/3 loss differences applies to this model: Keras 2 reported the "
                 "same evaluate figure.", "Figures here are Keras 3's and match what tf.keras reported.")
-    listed = "; ".join(f"({i}) {d}" for i, d in enumerate(diffs, 1))
+    listed = "; ".join(f"({i}) {d}" for i, (d, _) in enumerate(diffs, 1))
+    if not any(changes for _, changes in diffs):
+        return (head + " Keras 2 reported the same evaluate figure; Keras 2 semantics that differ for this model "
+                f"elsewhere: {listed}.", "The evaluate figure matches tf.keras; other logged numbers may differ as noted.")
     return (head + f" Keras 2 semantics that differ for this model: {listed}.",
             "Figures here are Keras 3's; numbers logged under tf.keras may differ as noted.")
