@@ -1,25 +1,80 @@
-"""`losscheck inspect MODEL`: what can be said without data."""
+"""`losscheck inspect MODEL`: what can be said without data: the loss configuration per output, the
+training-dependent layers, the regularizers, the version that saved the file, and the findings that
+need no data (static checks)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from losscheck.compare import build_header, legacy_findings, regularized_layers
 from losscheck.config import Config
 from losscheck.findings import Report, filter_findings
 
+REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
+                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
+                     "embeddings_regularizer")
+
+
+def _describe_regularizer(reg: Any) -> str:
+    try:
+        cfg = reg.get_config()
+    except Exception:  # noqa: BLE001 - a custom regularizer without config: its class name is enough
+        cfg = {}
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cfg.items())
+    return f"{type(reg).__name__}({args})"
+
+
+def regularizers(model) -> list[dict[str, Any]]:
+    """Every regularizer, where it sits, and whether Keras 3 counts it (frozen layers' weight penalties
+    are dropped; activity regularizers always count)."""
+    from losscheck.probes import all_layers
+
+    out = []
+    for layer in all_layers(model):
+        for attr in REGULARIZER_ATTRS:
+            reg = getattr(layer, attr, None)
+            if reg is None:
+                continue
+            counted = bool(layer.trainable) or attr == "activity_regularizer"
+            out.append({"layer": layer.name, "attribute": attr.replace("_regularizer", ""),
+                        "regularizer": _describe_regularizer(reg), "counted": counted})
+    return out
+
+
+def loss_config(loaded) -> dict[str, Any]:
+    from losscheck.checks.common import output_losses
+
+    out: dict[str, Any] = {}
+    for ol in output_losses(loaded):
+        opts = dict(getattr(ol.loss, "_fn_kwargs", None) or ol.spec.options or {})
+        out[ol.name] = {
+            "loss": ol.spec.label, "kind": ol.kind, "reduction": ol.spec.reduction,
+            "options": {k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool, type(None)))},
+            "loss_weight": ol.weight, "output_shape": list(ol.facts.shape),
+            "final_activation": ol.facts.activation,
+            "feature_axis": ol.facts.channels_axis if ol.facts.channels_axis is not None else None,
+        }
+    return out
+
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
+    from losscheck.checks import static_checks
     from losscheck.compare import load_inputs
     from losscheck.probes import LayerFamilies
 
     loaded, _ = load_inputs(cfg, progress)
     fam = LayerFamilies.of(loaded.model)
     report = Report("inspect", build_header(cfg, loaded), fail_on=cfg.fail_on)
+    report.sections["loss_config"] = loss_config(loaded)
     report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
-    report.sections["notes"] = list(loaded.notes)
-    from losscheck.checks import static_checks
+    report.sections["regularizers"] = regularizers(loaded.model)
+    progress("static loss checks")
+    findings = static_checks(loaded)
+    from losscheck.checks.common import memo
 
-    report.findings = filter_findings(legacy_findings(loaded) + static_checks(loaded), cfg.select, cfg.ignore)
+    notes = list(loaded.notes) + list(memo(loaded).get("errors", []))
+    report.sections["notes"] = notes
+    report.findings = filter_findings(legacy_findings(loaded) + findings, cfg.select, cfg.ignore)
     return report

@@ -116,6 +116,8 @@ class OutputTrace:
                 return
             values = np.asarray(b.values[i], np.float64)
             red = f"{loss_name(ol.loss)}(y_true, y_pred) returns (custom)"
+            if values.ndim == 0 or values.shape[0] != b.n:
+                red += f": no batch axis, the batch has {b.n} samples"
         self._step("loss function", red, values.shape, float(np.mean(values)) if values.size else 0.0, b.n)
         w = _weights(values, b.sample_weight, mask, ol.spec.reduction)
         if w is not None:
