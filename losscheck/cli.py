@@ -210,7 +210,7 @@ class StderrProgress:
         self._progress = Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"),
                                   BarColumn(bar_width=24), TaskProgressColumn(), TimeElapsedColumn(),
                                   console=console, transient=False, redirect_stdout=False, redirect_stderr=True)
-        self._task = None
+        self._task: Any = None  # rich TaskID of the current stage
         self._started = False
 
     def __call__(self, msg: str, total: int | None = None) -> None:

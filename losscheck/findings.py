@@ -157,7 +157,7 @@ class Report:
         if self.max_gap is None or "evaluate" not in self.figures:
             return []
         ev = self.figures["evaluate"].value
-        out = []
+        out: list[tuple[str, float]] = []
         for name in ("fit_epoch", "train_mode"):
             if name in self.figures:
                 gap = relative_gap(self.figures[name].value, ev)

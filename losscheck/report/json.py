@@ -46,7 +46,7 @@ def load_schema() -> dict[str, Any]:
     """The JSON Schema of this output, shipped in the package (losscheck/schema/report.schema.json)."""
     from importlib.resources import files
 
-    return json.loads(files("losscheck").joinpath("schema", "report.schema.json").read_text(encoding="utf-8"))
+    return json.loads(files("losscheck").joinpath("schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
 
 
 def render_json(report: Report) -> str:

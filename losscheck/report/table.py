@@ -77,7 +77,7 @@ def build_renderables(report: Report) -> list:
         f.add_column("size", justify="right", overflow="fold", min_width=7)
         f.add_column("what happened, and what to do", ratio=1, overflow="fold", min_width=20)
         for item in report.findings:
-            sev = Text(str(item.severity), style=SEVERITY_STYLE.get(item.severity, ""))
+            sev = Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else "")
             f.add_row(sev, item.code, sig(item.magnitude, 4, signed=True), finding_body(item))
         out.append(f)
     else:
@@ -90,7 +90,8 @@ def build_renderables(report: Report) -> list:
 
 
 def render_table(report: Report, width: int = 100, color: bool = False) -> str:
-    console = make_console(width, color)
+    buffer = io.StringIO()
+    console = make_console(width, color, file=buffer)
     for item in build_renderables(report):
         console.print(item)
-    return console.file.getvalue()
+    return buffer.getvalue()

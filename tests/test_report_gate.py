@@ -1,0 +1,67 @@
+"""Report.exit_code() as a pure function of findings, --fail-on and --max-gap (a table, as flake8
+tests its exit code), and filter_findings for --select/--ignore."""
+
+from __future__ import annotations
+
+import pytest
+
+from losscheck.findings import Figure, Finding, Report, Severity, filter_findings, relative_gap
+
+INFO, WARNING, ERROR = Finding("dropout", "i"), Finding("partial-batch", "w"), Finding("unexplained", "e")
+
+
+@pytest.mark.parametrize("findings, fail_on, code", [
+    ([], "info", 0),
+    ([INFO], "info", 1), ([INFO], "warning", 0), ([INFO], "error", 0), ([INFO], "never", 0),
+    ([WARNING], "info", 1), ([WARNING], "warning", 1), ([WARNING], "error", 0), ([WARNING], "never", 0),
+    ([ERROR], "info", 1), ([ERROR], "warning", 1), ([ERROR], "error", 1), ([ERROR], "never", 0),
+    ([INFO, WARNING], "error", 0), ([INFO, WARNING, ERROR], "error", 1),
+    ([Finding("dropout", "raised", severity=Severity.ERROR)], "error", 1),  # a severity set by a rule
+])
+def test_exit_code_table(findings, fail_on, code):
+    assert Report("compare", {}, findings=list(findings), fail_on=fail_on).exit_code() == code
+
+
+def _gap_report(max_gap, fit=1.1, train=None, evaluate=1.0) -> Report:
+    figures = {"fit_epoch": Figure(fit, ""), "evaluate": Figure(evaluate, "")}
+    if train is not None:
+        figures["train_mode"] = Figure(train, "")
+    return Report("compare", {}, figures=figures, fail_on="never", max_gap=max_gap)
+
+
+@pytest.mark.parametrize("max_gap, fit, train, breaches", [
+    (None, 5.0, 5.0, []),                         # no --max-gap: never
+    (0.2, 1.1, None, []),                         # 10% within 20%
+    (0.05, 1.1, None, ["fit_epoch"]),             # 10% above 5%
+    (0.05, 0.9, None, ["fit_epoch"]),             # either direction
+    (0.05, 1.01, 1.2, ["train_mode"]),            # train_mode alone
+    (0.05, 1.2, 1.2, ["fit_epoch", "train_mode"]),
+    (0.0, 1.0, 1.0, []),                          # equal figures pass even at 0
+    (0.1, float("nan"), None, ["fit_epoch"]),     # a NaN figure cannot be within any bound
+])
+def test_max_gap(max_gap, fit, train, breaches):
+    report = _gap_report(max_gap, fit, train)
+    assert [name for name, _ in report.gap_breaches()] == breaches
+    assert report.exit_code() == (1 if breaches else 0)
+
+
+def test_max_gap_needs_an_evaluate_figure():
+    report = Report("inspect", {}, max_gap=0.0)
+    assert report.gap_breaches() == [] and report.exit_code() == 0
+
+
+def test_relative_gap_is_relative_to_evaluate():
+    assert relative_gap(1.1, 1.0) == pytest.approx(0.1)
+    assert relative_gap(0.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("select, ignore, kept", [
+    ((), (), ["dropout", "partial-batch", "unexplained"]),
+    (("dropout",), (), ["dropout"]),
+    ((), ("dropout", "unexplained"), ["partial-batch"]),
+    (("dropout", "unexplained"), ("unexplained",), ["dropout"]),
+    (("mask",), (), []),
+])
+def test_filter_findings(select, ignore, kept):
+    out = filter_findings([INFO, WARNING, ERROR], frozenset(select), frozenset(ignore))
+    assert [f.code for f in out] == kept
