@@ -105,7 +105,7 @@ def test_softmax_classes_add_up_and_flag_the_rare_class(name, rare):
     rows = out["per_class"]
     labels = d["y"] if d["y"].ndim == 1 else d["y"].argmax(axis=-1)
     assert {r["class"]: r["count"] for r in rows} == {int(k): int(c) for k, c in
-                                                      zip(*np.unique(labels, return_counts=True))}
+                                                      zip(*np.unique(labels, return_counts=True), strict=True)}
     assert rel(out["total"], ev) < 1e-5
     assert_rows_add_up(out)
     # count-weighted mean of the class means

@@ -39,15 +39,11 @@ class NotDecomposable(Exception):
     """The loss cannot be split this way (the message says why)."""
 
 
-def loss_mask(spec: LossSpec, y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None):
-    """The mask Keras applies: the output's Keras mask, merged with SCCE's ignore_class mask."""
-    if spec.kind == "sparse_categorical_crossentropy" and spec.option("ignore_class") is not None:
-        t = np.asarray(y_true)
-        if t.ndim == np.ndim(y_pred) and t.shape[-1] == 1:
-            t = t[..., 0]
-        valid = t != spec.option("ignore_class")
-        return valid if mask is None else (np.asarray(mask, bool) & valid)
-    return mask
+def as_loss_dtype(sample_weight: np.ndarray | None, spec: LossSpec) -> np.ndarray | None:
+    """Keras converts sample weights to the loss dtype (float32 by default) before using them."""
+    if sample_weight is None:
+        return None
+    return np.asarray(sample_weight).astype(getattr(spec, "dtype", "float32")).astype(np.float64)
 
 
 def batch_coefficients(shape: tuple[int, ...], sample_weight: np.ndarray | None, mask: np.ndarray | None,
@@ -74,7 +70,7 @@ def batch_coefficients(shape: tuple[int, ...], sample_weight: np.ndarray | None,
         values, w = match_rank(values, w)
         weighted = values * w
         if weighted.size != int(np.prod(shape)):
-            raise NotDecomposable(f"sample weights of shape {np.shape(sample_weight)} broadcast the loss values "
+            raise NotDecomposable(f"sample weights of shape {w.shape} broadcast the loss values "
                                   f"{shape} to {weighted.shape}")
     else:
         weighted = values

@@ -11,14 +11,14 @@ from losscheck.breakdown.decompose import (
     ChannelStats,
     ClassStats,
     NotDecomposable,
+    as_loss_dtype,
     batch_coefficients,
     binary_threshold,
     channel_values,
     class_labels,
-    loss_mask,
 )
 from losscheck.errors import UsageError
-from losscheck.reference.reduction import loss_values
+from losscheck.reference.reduction import loss_values_and_mask, merge_masks
 
 #: relative disagreement between the split and the reference's batch loss that we report as a note
 CHECK_RTOL = 1e-9
@@ -40,15 +40,17 @@ class _Observer:
         that sum(coef * values) = n_b L_o,b."""
         i = self.index[o]
         spec = self.prober.specs[o]
-        if b.values[i] is not None:
+        mask = b.masks[i]
+        if b.values[i] is not None:  # custom loss: its own values; the probe merged its mask already
             v = np.asarray(b.values[i], np.float64)
         else:
-            v = np.asarray(loss_values(spec, b.y[i], b.outputs[i], b.logits[i]), np.float64)
-        mask = loss_mask(spec, b.y[i], b.outputs[i], b.masks[i])
+            v, own = loss_values_and_mask(spec, b.y[i], b.outputs[i], b.logits[i])
+            v = np.asarray(v, np.float64)
+            mask = merge_masks(mask, own)
         if mask is not None:
             self.masked = True
         try:
-            coef = batch_coefficients(v.shape, b.sample_weight, mask, spec.reduction) * b.n
+            coef = batch_coefficients(v.shape, as_loss_dtype(b.sample_weight, spec), mask, spec.reduction) * b.n
         except NotDecomposable as exc:
             raise UsageError(f"output {o!r}: {exc}") from exc
         got = float(np.sum(coef * v)) / b.n
