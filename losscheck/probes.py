@@ -441,6 +441,8 @@ class _H5Sequence(keras.utils.PyDataset):
         xs, ys, sw = self.data.slice(*self.bounds[i])
         if self.class_weight:
             sw = class_weight_sample_weights(ys[0], self.class_weight)
-        if sw is None:
-            return _structure(xs), _structure(ys)
-        return _structure(xs), _structure(ys), sw
+        # tuples, not lists: PyDataset builds its output signature from the first batch, and a list of
+        # arrays there is not a valid structure (multi-input/-output models on h5 data failed)
+        x = xs[0] if len(xs) == 1 else tuple(xs)
+        y = ys[0] if len(ys) == 1 else tuple(ys)
+        return (x, y) if sw is None else (x, y, sw)
