@@ -240,3 +240,21 @@ def test_table_and_markdown_render(mode):
         assert "partial-batch" in table.stdout and "Keras log" in md.stdout
     if mode == "--per-sample":
         assert "Distribution of per-sample losses" in table.stdout and "worst samples" in md.stdout
+
+
+def test_per_output_run_eagerly_logs_the_exact_mean(tmp_path):
+    """A model compiled with run_eagerly=True logs batch-size-weighted per-output means: no partial-batch."""
+    import keras
+
+    model, x, y = _two_outputs()
+    model.compile(optimizer="adam", loss={"reg": "mse", "cls": "binary_crossentropy"},
+                  loss_weights={"reg": 0.5, "cls": 2.0}, run_eagerly=True)
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x=x, y_reg=y[0], y_cls=y[1])
+    res = run_cli("breakdown", tmp_path / "model.keras", tmp_path / "data.npz", "--per-output", "--format", "json")
+    assert res.code in (0, 1), res.stderr
+    ev = evaluate(keras.saving.load_model(tmp_path / "model.keras"), x, y)
+    for r in res.json["per_output"]:
+        assert rel(r["keras_log"], ev[f"{r['output']}_loss"]) < 1e-5
+        assert rel(r["keras_log"], r["loss"]) < 1e-9
+    assert "partial-batch" not in {f["code"] for f in res.json["findings"]}

@@ -48,10 +48,11 @@ def class_section(obs, inf) -> dict[str, Any]:
         if isinstance(st, ChannelStats):
             rows += channel_rows(o, st, n, lw)
             how = "mean" if st.combine == "mean" else "sum"
+            over = (f"{how} over the {st.n_channels} channels of the channel losses" if st.n_channels > 1
+                    else "the loss of its single channel")
             lines.append(
-                f"{o}: loss = {w}{how} over the {st.n_channels} channels of the channel losses; a channel's loss is "
-                f"its per-element {spec.label} reduced exactly as Keras reduces the output (per batch "
-                "sum(w*l)/size, batches weighted by their size)")
+                f"{o}: loss = {w}{over}; a channel's loss is its per-element {spec.label} reduced exactly as "
+                "Keras reduces the output (per batch sum(w*l)/size, batches weighted by their size)")
         elif isinstance(st, ClassStats):
             rows += class_rows(o, st, n, lw)
             lines.append(
@@ -140,13 +141,18 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
     lw = prober.loaded.loss_weights
     outs = [o for o in prober.outputs if prober.specs.get(o) is not None]
     logged = len(outs) > 1  # Keras logs <name>_loss only when the model has more than one loss
+    # compiled (the default): the batch dimension is unknown when traced, so Mean gets no weight;
+    # run_eagerly=True: weighted by the batch size, i.e. the exact mean
+    eager = bool((prober.loaded.info.compile_config or {}).get("run_eagerly"))
     rows = []
     for o in outs:
         loss = float(inf.output_loss[o])
         row: dict[str, Any] = {"output": o, "loss": loss, "weight": float(lw[o]), "weighted": float(lw[o] * loss),
                                "share": None, "loss_function": prober.loaded.loss_labels().get(o)}
         if logged:
-            row["keras_log"] = float(inf.output_loss_keras_log[o])
+            row["keras_log"] = loss if eager else float(inf.output_loss_keras_log[o])
+            row["keras_log_mode"] = ("eager: batch-size-weighted mean" if eager
+                                     else "compiled: unweighted mean of the batch losses")
             row["keras_log_difference"] = row["keras_log"] - loss
         rows.append(row)
     reg = float(inf.regularization)
@@ -161,8 +167,9 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
         "regularization": {"total": reg, "share": reg / total if total else None, "layers": layers},
         "identity": ("total = sum over outputs of weight x loss (each loss the exact dataset mean: batch losses "
                      "weighted by batch size) + regularization = evaluate"
-                     + ("; keras_log is Keras's own <output>_loss log: the unweighted mean of the batch losses"
-                        if logged else "")),
+                     + (("; keras_log is Keras's own <output>_loss log: "
+                         + ("with run_eagerly=True, the batch-size-weighted mean (exact)" if eager
+                            else "the unweighted mean of the batch losses (compiled mode)")) if logged else "")),
     }
 
 
