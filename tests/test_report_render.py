@@ -236,3 +236,31 @@ def test_every_registered_code_renders():
     for fmt in FORMATS:
         text = render(report, fmt, width=80)
         assert all(code in text for code in CODES), fmt
+
+
+def test_section_tables_registered_by_commands_are_folded_not_cut(monkeypatch):
+    """A command's own section table (rich cuts no_wrap/ellipsis cells with "…" by default) keeps
+    every character at 80 columns."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from losscheck.report import sections
+
+    def wide(rows):
+        t = Table(title="wide section")
+        for name in ("first column", "second", "third", "fourth", "fifth", "sixth"):
+            t.add_column(name, no_wrap=True)
+        for row in rows:
+            t.add_row(*row)
+        return Group(t, Text("x" * 120, overflow="ellipsis", no_wrap=True))
+
+    monkeypatch.setitem(sections.TABLE, "wide_section", wide)
+    report = clean_report()
+    report.sections["wide_section"] = [[f"cell{i}-" + "abcdefghij" * 2 for i in range(6)]]
+    text = render(report, "table", width=80, color=False)
+    assert "…" not in text
+    from collections import Counter
+
+    needed = Counter("".join(report.sections["wide_section"][0]) + "x" * 120)
+    assert not needed - Counter(text), "characters lost"  # cells fold across lines, none dropped

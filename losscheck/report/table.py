@@ -44,6 +44,29 @@ def finding_body(item: Finding) -> Text:
     return body
 
 
+def _never_cut(renderable):
+    """Make a section's tables fold long cells instead of cutting them with "…" (rich's default), so
+    a narrow terminal loses no information whatever renderer a command registered."""
+    from rich.console import Group
+
+    if isinstance(renderable, Table):
+        for column in renderable.columns:
+            if column.overflow in ("ellipsis", "crop"):
+                column.overflow = "fold"
+            column.no_wrap = False
+        for column in renderable.columns:
+            for cell in column.cells:
+                _never_cut(cell)
+    elif isinstance(renderable, Group):
+        for item in renderable.renderables:
+            _never_cut(item)
+    elif isinstance(renderable, Text):
+        if renderable.overflow in ("ellipsis", "crop"):
+            renderable.overflow = "fold"
+        renderable.no_wrap = False
+    return renderable
+
+
 def build_renderables(report: Report) -> list:
     out: list = []
     out.append(Text("\n".join(header_lines(report)), overflow="fold"))
@@ -69,7 +92,7 @@ def build_renderables(report: Report) -> list:
 
     for key, value in report.sections.items():
         if key in TABLE and value:
-            out.append(TABLE[key](value))
+            out.append(_never_cut(TABLE[key](value)))
     if report.findings:
         f = _table("Findings", expand=True, show_lines=True)
         f.add_column("severity", overflow="fold", min_width=7)
