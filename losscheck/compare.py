@@ -163,11 +163,14 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             figures["evaluate_class_weighted"] = prober.inference_loss(class_weight=cw)
         limit = _probe_limit(cfg, data.n)
         progress("training-mode passes")
-        figures["train_mode"] = prober.training_pass(None, cw, limit)
-        for family, key in (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                            ("noise", "train_mode_noise_only")):
+        family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
+                       ("noise", "train_mode_noise_only"))
+        # one compiled pass for all training-mode figures (the variants share their common layers)
+        passes = prober.training_passes([None] + [f for f, _ in family_keys if getattr(fam, f)], cw, limit)
+        figures["train_mode"] = passes[None]
+        for family, key in family_keys:
             if getattr(fam, family):
-                figures[key] = prober.training_pass(family, cw, limit)
+                figures[key] = passes[family]
         progress("one-epoch fit on a throwaway copy")
         from losscheck._tf import keras
 

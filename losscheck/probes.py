@@ -120,6 +120,72 @@ def forced_training(model, layers: list[Any], mode: bool) -> Iterator[None]:
             var.assign(value)
 
 
+class _VariantCalls:
+    """Shadows `call` on every layer of a model (instance attribute, like `forced_training`) with a
+    wrapper that (1) forces `training=True` on the layers of the current variant and (2) memoizes the
+    call within one trace, keyed on the input tensors' identities, the other arguments, the effective
+    `training` and which forced layers sit inside the layer (nested models). Reset per trace."""
+
+    def __init__(self, model) -> None:
+        self.layers = [lyr for lyr in all_layers(model) if "call" not in lyr.__dict__]
+        self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=True, recursive=True)}
+                       for lyr in self.layers}
+        self.forced: set[int] = set()
+        self.cache: dict[tuple, tuple] = {}
+
+    def reset(self) -> None:
+        self.cache = {}
+
+    def force(self, layers: list[Any]) -> None:
+        self.forced = {id(lyr) for lyr in layers}
+
+    def __enter__(self) -> _VariantCalls:
+        for layer in self.layers:
+            layer.__dict__["call"] = self._wrap(layer, layer.call)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for layer in self.layers:
+            layer.__dict__.pop("call", None)
+        self.cache = {}
+
+    def _wrap(self, layer, original):
+        me = id(layer)
+        stateful = bool(getattr(layer, "stateful", False))
+
+        @functools.wraps(original)
+        def call(*args, **kwargs):
+            if me in self.forced:
+                kwargs["training"] = True
+            key = None if stateful else _call_key(args, kwargs)
+            if key is None:
+                return original(*args, **kwargs)
+            key = (me, key, frozenset(self.forced & self.inside[me]))
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit[0]
+            out = original(*args, **kwargs)
+            self.cache[key] = (out, args, kwargs)  # keep the inputs alive: their ids stay unique
+            return out
+
+        return call
+
+
+def _call_key(args, kwargs) -> tuple | None:
+    """A hashable key of a layer call's arguments: tensors by identity, plain values by value; None
+    when an argument is neither (then the call is not memoized)."""
+    parts: list[Any] = []
+    for leaf in tf.nest.flatten([list(args), dict(kwargs)]):
+        if isinstance(leaf, (tf.Tensor, tf.Variable)) or hasattr(leaf, "_keras_history") or keras.ops.is_tensor(leaf):
+            parts.append(("t", id(leaf)))
+        elif leaf is None or isinstance(leaf, (bool, int, float, str)):
+            parts.append(leaf)
+        else:
+            return None
+    parts.append(tuple(sorted(kwargs)))
+    return tuple(parts)
+
+
 def _floatx(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     if np.issubdtype(a.dtype, np.floating) and a.dtype != np.dtype(keras.backend.floatx()):
@@ -379,22 +445,63 @@ class Prober:
         family None: model(x, training=True) (every layer in training behaviour);
         family "dropout"/"batchnorm"/"noise": only that family forced to training, the rest inference.
         """
+        return self.training_passes([family], class_weight, limit)[family]
+
+    def training_passes(self, families: list[str | None], class_weight=None,
+                        limit: int | None = None) -> dict[str | None, float]:
+        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data.
+
+        Each batch runs every variant in one traced step. Layer calls are memoized within the trace
+        (same layer, same input tensors, same effective `training`, same forced layers below it), so
+        what two variants have in common is computed once: with Dropout only in the head, the
+        all-training and BatchNorm-only variants share the whole convolutional trunk. Each variant runs
+        in its own Keras StatelessScope starting from the same variable values, so none sees another's
+        state updates (BatchNormalization moving statistics are never written) and every variant draws
+        the same random numbers it would draw in a pass of its own; the seed states then advance once
+        per batch, as in a separate pass. Figures are identical to separate passes.
+        """
         model = self.model
-        outer = family is None
-        layers = [] if family is None else getattr(self.families, family)
+        variants = list(dict.fromkeys(families))
+        forced = {f: [] if f is None else list(getattr(self.families, f)) for f in variants}
         keras.utils.set_random_seed(self.seed)
-        with forced_training(model, layers, True):
+        seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
+                    for sg in getattr(layer, "_seed_generators", None) or []}
+        with _VariantCalls(model) as calls, forced_training(model, [], True):
+            trainable = list(model.trainable_variables)
+            non_trainable = list(model.non_trainable_variables)
+            seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
 
             @tf.function(reduce_retracing=True)
             def step(x, y, sw):
-                pred = model(x, training=outer)
-                return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
+                calls.reset()
+                t_values = [tf.identity(v.value) for v in trainable]
+                n_values = [tf.identity(v.value) for v in non_trainable]
+                mapping = list(zip(trainable, t_values)) + list(zip(non_trainable, n_values))
+                losses, advanced = [], {}
+                for f in variants:
+                    outer = f is None
+                    calls.force(forced[f])
+                    with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+                        pred = model(x, training=outer)
+                        loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
+                    losses.append(tf.cast(loss, tf.float64))
+                    for i, var in seeds:
+                        new = scope.get_current_value(var)
+                        if new is not None and new is not n_values[i]:
+                            advanced.setdefault(i, new)
+                calls.force([])
+                for i, var in seeds:  # a separate pass advances each seed once per batch
+                    if i in advanced:
+                        var.assign(advanced[i])
+                return tf.stack(losses)
 
-            mean = EpochMean()
+            means = [EpochMean() for _ in variants]
             for start, stop in self.data.batch_bounds(self.batch_size, limit):
                 xs, ys, sw = self._tensors(start, stop, class_weight)
-                mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
-        return mean.value
+                values = step(_structure(xs), _structure(ys), sw).numpy()
+                for m, v in zip(means, values):
+                    m.add(float(v), stop - start)
+        return {f: m.value for f, m in zip(variants, means)}
 
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
         """evaluate-like loss (all inference) with optional class weights and sample limit."""
