@@ -69,7 +69,8 @@ def common_options(f: Callable) -> Callable:
                      show_default=True, help="Report format on stdout."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path), multiple=True, metavar="PATH",
                      help="Write the report to this file instead of stdout; .html/.svg: the rendered table "
-                          "(rich export). May be given several times (e.g. report.html and summary.md)."),
+                          "(rich export); .json/.md: that format unless --format is given. May be repeated "
+                          "(e.g. --output report.html --output summary.md)."),
         click.option("--select", help="Comma-separated finding codes to keep."),
         click.option("--ignore", help="Comma-separated finding codes to drop."),
         click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set)."),
@@ -131,26 +132,40 @@ def _width() -> int:
     return 100
 
 
-def _output_format(path: Path, fmt: str) -> str:
+#: --output suffixes with a format of their own: always for the rich exports, and for the others
+#: only when --format was not given (an explicit --format wins)
+EXPORT_SUFFIXES = {".html": "html", ".svg": "svg"}
+FORMAT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
+
+
+def _format_given() -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return ctx.get_parameter_source("fmt") not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _output_format(path: Path, fmt: str, fmt_given: bool) -> str:
     suffix = path.suffix.lower()
-    return suffix[1:] if suffix in (".html", ".svg") else fmt
+    if suffix in EXPORT_SUFFIXES:
+        return EXPORT_SUFFIXES[suffix]
+    if not fmt_given and suffix in FORMAT_SUFFIXES:
+        return FORMAT_SUFFIXES[suffix]
+    return fmt
 
 
 def _check_outputs(kw: dict[str, Any]) -> None:
-    """Before any work: an .html/.svg output is the rendered table, so it cannot go with an explicit
-    --format json/markdown and no other output to carry that format."""
+    """Before any work: an explicit --format json/markdown must reach some output (an .html/.svg
+    output is always the rendered table), and every output's folder must exist."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
-    exports = [p for p in outputs if _output_format(p, kw["fmt"]) in ("html", "svg")]
-    if exports and len(exports) == len(outputs) and kw["fmt"] != "table":
-        ctx = click.get_current_context(silent=True)
-        explicit = ctx is not None and ctx.get_parameter_source("fmt") not in (
-            click.core.ParameterSource.DEFAULT, None)
-        if explicit:
-            raise UsageError(f"--output {exports[0]} writes the rendered table, not --format {kw['fmt']}; "
-                             f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
-                             "for that format, or drop --format")
+    given = _format_given()
+    formats = [_output_format(p, kw["fmt"], given) for p in outputs]
+    if outputs and given and kw["fmt"] != "table" and kw["fmt"] not in formats:
+        raise UsageError(f"--output {outputs[0]} writes the rendered table, not --format {kw['fmt']}; "
+                         f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
+                         "for that format, or drop --format")
     for path in outputs:
-        if path.parent and not path.parent.is_dir():
+        if not path.parent.is_dir():
             raise UsageError(f"{path}: the folder {path.parent} does not exist; create it or choose another --output")
 
 
@@ -165,18 +180,22 @@ def _render(report, fmt: str, width: int, color: bool) -> str:
 
 
 def _emit(report, kw: dict[str, Any]) -> None:
-    """Write the report: to each --output (format by suffix for .html/.svg, else --format), else stdout."""
+    """Write the report to stdout, or to each --output (format by suffix, see _output_format); with
+    files, one line on stderr says where it went and the verdict, so a CI log shows why a job failed."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
     if not outputs:
         click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False, color=True)  # ANSI is ours to decide
         return
     for path in outputs:
-        text = _render(report, _output_format(path, kw["fmt"]), 100, not _no_color(kw) and path.suffix.lower()
-                       in (".html", ".svg"))
+        fmt = _output_format(path, kw["fmt"], _format_given())
+        text = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"{path}: cannot write the report ({exc.strerror}); choose another --output") from exc
+    from losscheck.report.text import verdict
+
+    click.echo(f"losscheck: wrote {', '.join(map(str, outputs))}: {verdict(report)}", err=True)
 
 
 def _gate(report, kw: dict[str, Any]) -> None:
