@@ -76,6 +76,12 @@ LOSSES = textwrap.dedent('''
     class LogLayer(keras.layers.Layer):
         def call(self, x):
             return ops.log(x)
+
+
+    class Normalize(keras.layers.Layer):
+        def call(self, x):
+            e = ops.exp(x - ops.max(x, axis=-1, keepdims=True))
+            return e / ops.sum(e, axis=-1, keepdims=True)
 ''')
 
 
@@ -324,3 +330,20 @@ def test_binary_label_smoothing_floor(tmp_path):
     best = y * (1 - ls) + 0.5 * ls
     keras_floor = float(keras.losses.BinaryCrossentropy(label_smoothing=ls)(y, best))
     assert found[0].magnitude == pytest.approx(keras_floor, rel=1e-5)
+
+
+def test_softmax_in_a_custom_layer_is_found_from_the_outputs(losses):
+    import keras
+
+    d, path, mod = losses
+    L = keras.layers
+    inp = keras.Input((4,), name="x")
+    out = mod.Normalize(name="probs")(L.Dense(3, name="d")(inp))
+    y = np.eye(3, dtype="float32")[np.arange(40) % 3]
+    m, dpath = _save(d, "custom_sm", keras.Model(inp, out), keras.losses.CategoricalCrossentropy(from_logits=True), y=y)
+    assert not [f for f in _static(m, path) if f.code in CHECK_CODES]  # the graph cannot tell
+    res = run_cli("compare", m, dpath, "--custom-objects", path, "--format", "json")
+    assert res.code == 1, res.stderr
+    assert _codes(res) == {"from-logits-mismatch"}
+    f = next(f for f in res.json["findings"] if f["code"] == "from-logits-mismatch")
+    assert "each row sums to 1" in f["message"]

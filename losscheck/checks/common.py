@@ -89,6 +89,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(y_true, y_pred) pools of PROBE_POOL distinct samples shaped like this output (and like its
     targets when y_shape, the target shape without the batch axis, is known)."""
+    if not ol.facts.shape:
+        raise ValueError(f"the shape of output {ol.name!r} is not known without data")
     rng = np.random.default_rng(seed)
     p_shape = concrete_shape(ol.facts.shape, PROBE_POOL)
     kind = ol.kind

@@ -69,6 +69,11 @@ def final_activation(t, depth: int = 0) -> tuple[str | None, str | None]:
         return "sigmoid", op.name
     if cls == "ReLU":
         return "relu", op.name
+    if cls == "Lambda":
+        name = _activation_name(getattr(op, "function", None))
+        if name in ("softmax", "sigmoid", "log_softmax"):
+            return name, op.name
+        return None, op.name
     act = getattr(op, "activation", None)
     if cls == "TimeDistributed":
         act = getattr(getattr(op, "layer", None), "activation", None)
@@ -135,7 +140,10 @@ def channels_axis(t, rank: int, depth: int = 0) -> tuple[int | None, str]:
 
 
 def output_facts(model, output_names: list[str]) -> list[OutputFacts]:
-    outs = list(getattr(model, "outputs", None) or [])
+    try:
+        outs = list(getattr(model, "outputs", None) or [])
+    except Exception:  # noqa: BLE001 - a subclassed model has no symbolic outputs
+        outs = []
     facts = []
     for i, name in enumerate(output_names):
         t = outs[i] if i < len(outs) else None

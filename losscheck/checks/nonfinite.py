@@ -38,7 +38,7 @@ def _array_key(prefix: str, names: list[str], i: int) -> str:
     return prefix if len(names) == 1 else f"{prefix}_{names[i]}"
 
 
-def data_findings(data) -> list[Finding]:
+def data_findings(data, evaluate: float | None = None) -> list[Finding]:
     out = []
     groups = [("input", "x", data.x, data.input_names), ("target", "y", data.y, data.output_names)]
     for what, prefix, arrays, names in groups:
@@ -52,8 +52,11 @@ def data_findings(data) -> list[Finding]:
             out.append(Finding(
                 "non-finite",
                 f"The {what} array {key!r} holds {kind} at {where} ({count} non-finite value"
-                f"{'s' if count != 1 else ''} in all); every batch that contains it gives a {kind} loss, so "
-                "evaluate, fit and the numpy reference are all non-finite.",
+                f"{'s' if count != 1 else ''} in all)" + (
+                    f"; the batch that contains it gives a non-finite loss, so evaluate ({evaluate}), fit and "
+                    "the numpy reference are all non-finite." if evaluate is not None and not math.isfinite(evaluate)
+                    else "; the reported loss stays finite here (the value is masked or weighted out), but any "
+                         "gradient through it is not guaranteed to."),
                 magnitude=float(count), subject=key,
                 advice=f"Clean or drop sample {sample} (and the others: np.argwhere(~np.isfinite({key}))) before "
                        "training; Keras does not skip non-finite samples."))
@@ -154,7 +157,7 @@ def locate_in_model(ctx, start: int, stop: int) -> Finding | None:
 
 
 def check(ctx) -> list[Finding]:
-    found = data_findings(ctx.data) + weight_findings(ctx.loaded.model)
+    found = data_findings(ctx.data, ctx.inference.evaluate)
     if found:
         return found
     totals = ctx.inference.batch_totals

@@ -198,7 +198,10 @@ def finding(ol: OutputLoss, r: RankProbe) -> Finding:
     elif r.moved_to is not None:
         how = f"returns shape {shape_text(got)}: the batch axis moved to axis {r.moved_to} (a transpose)"
     else:
-        sizes = ", ".join(f"{shape_text(s)} at batch {b}" for b, s in r.shapes.items())
+        if len(set(r.shapes.values())) == 1:
+            sizes = f"shape {shape_text(got)} at every batch size ({', '.join(str(b) for b in r.shapes)})"
+        else:
+            sizes = ", ".join(f"{shape_text(s)} at batch {b}" for b, s in r.shapes.items())
         how = f"returns {sizes}: the batch axis is gone"
     parts = [f"Loss {name!r} of output {ol.name!r} on y_pred {shape_text(r.y_pred_shape)} {how}, not one value "
              f"per sample (a shape starting with {big})."]
