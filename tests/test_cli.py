@@ -214,9 +214,9 @@ def test_output_format_follows_the_suffix_unless_format_is_given(stub, tmp_path)
     assert compare("--output", md, "--output", js, "--output", txt).code == 1
     assert md.read_text().startswith("### ❌ losscheck compare")
     assert json.loads(js.read_text())["exit_code"] == 1
-    assert txt.read_text().startswith("losscheck compare: fixtures/")  # table, the default
+    assert txt.read_text().startswith("losscheck compare\nmodel fixtures/")  # table, the default
     assert compare("--format", "table", "--output", md).code == 1
-    assert md.read_text().startswith("losscheck compare: fixtures/")  # an explicit --format wins
+    assert md.read_text().startswith("losscheck compare\nmodel fixtures/")  # an explicit --format wins
 
 
 def test_output_json(stub, tmp_path):
@@ -304,7 +304,7 @@ def test_progress_shows_each_stage_on_stderr_of_a_terminal(stub, terminal):
     result = compare("--no-color")
     assert "loading the model" in result.stderr and "one-epoch fit on a throwaway copy" in result.stderr
     assert "loading the model" not in result.stdout
-    assert result.stdout.startswith("losscheck compare:")
+    assert result.stdout.startswith("losscheck compare\n")
 
 
 def test_progress_bar_protocol():

@@ -7,7 +7,7 @@ checked, the figures table, where the gaps come from, the findings with their se
 from __future__ import annotations
 
 from losscheck.findings import Finding, Report
-from losscheck.report.text import figure_rows, header_lines, sig, verdict
+from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
 
 
 def _cell(text: object) -> str:
@@ -27,36 +27,19 @@ def _finding(f: Finding) -> list[str]:
     mag = "" if f.magnitude is None else f" ({sig(f.magnitude, 4, signed=True)})"
     head = f"- **{f.severity}** {_code(f.code)}{mag}: {f.message.strip()}"
     lines = [head.replace("\n", " ")]
-    where = []
-    if f.subject:
-        where.append(f"subject {_code(f.subject)}")
-    if f.between:
-        where.append(f"between {_code(f.between[0])} and {_code(f.between[1])}")
-    if where:
-        lines.append("  " + ", ".join(where))
+    about = where(f, _code)
+    if about:
+        lines.append("  " + about)
     if f.advice:
         lines.append("  → " + f.advice.strip().replace("\n", " "))
     # consecutive lines of a list item need a hard break to stay separate lines
     return [line + ("  " if i < len(lines) - 1 else "") for i, line in enumerate(lines)]
 
 
-def _header(report: Report) -> list[str]:
-    """What was checked, paths in code spans (the same facts as the table's header_lines)."""
-    model = report.header.get("model", {})
-    data = report.header.get("data")
-    lines = [f"model {_code(model.get('path'))} (saved by {model.get('saved_by')})"]
-    if data:
-        lines.append(f"data {_code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
-    loss = header_lines(report)[-1]
-    if loss.startswith("loss: "):
-        lines.append(loss)
-    return lines
-
-
 def render_markdown(report: Report) -> str:
     mark = "❌" if report.exit_code() else "✅"
     lines = [f"### {mark} losscheck {report.command}: {verdict(report)}", ""]
-    head = _header(report)
+    head = header_lines(report, _code)
     lines += [line + ("  " if i < len(head) - 1 else "") for i, line in enumerate(head)]
     lines.append("")
     rows = figure_rows(report)

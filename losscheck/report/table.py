@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from losscheck.findings import Finding, Report, Severity
-from losscheck.report.text import figure_rows, header_lines, sig, verdict
+from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -32,13 +32,9 @@ def _table(title: str, bx: box.Box = box.SIMPLE_HEAVY, **kw) -> Table:
 def finding_body(item: Finding) -> Text:
     """The message, where it applies (subject, the two figures), and the advice."""
     body = Text(item.message)
-    where = []
-    if item.subject:
-        where.append(f"subject: {item.subject}")
-    if item.between:
-        where.append(f"between {item.between[0]} and {item.between[1]}")
-    if where:
-        body.append("\n" + "; ".join(where), style="dim")
+    about = where(item)
+    if about:
+        body.append("\n" + about, style="dim")
     if item.advice:
         body.append(f"\n→ {item.advice}")
     return body
@@ -69,7 +65,7 @@ def _never_cut(renderable):
 
 def build_renderables(report: Report) -> list:
     out: list = []
-    out.append(Text("\n".join(header_lines(report)), overflow="fold"))
+    out.append(Text("\n".join([f"losscheck {report.command}", *header_lines(report)]), overflow="fold"))
     rows = figure_rows(report)
     if rows:
         t = _table("Loss figures")

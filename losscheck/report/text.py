@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from losscheck.findings import Report, Severity
+from collections.abc import Callable
+
+from losscheck.findings import Finding, Report, Severity
 
 
 def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
@@ -51,13 +53,13 @@ def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def header_lines(report: Report) -> list[str]:
-    """What was checked: the model (and who saved it), the data, the losses."""
+def header_lines(report: Report, code: Callable[[object], str] = str) -> list[str]:
+    """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths."""
     model = report.header.get("model", {})
     data = report.header.get("data")
-    lines = [f"losscheck {report.command}: {model.get('path')} ({model.get('saved_by')})"]
+    lines = [f"model {code(model.get('path'))} (saved by {model.get('saved_by')})"]
     if data:
-        lines.append(f"data {data['path']}: {data['samples']} samples, batch {data['batch_size']}")
+        lines.append(f"data {code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}
@@ -65,3 +67,13 @@ def header_lines(report: Report) -> list[str]:
             f"{o}: {spec}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
             for o, spec in losses.items()))
     return lines
+
+
+def where(finding: Finding, code: Callable[[object], str] = str) -> str:
+    """What a finding is about: its subject and the two figures it separates ('' when neither)."""
+    parts = []
+    if finding.subject:
+        parts.append(f"subject {code(finding.subject)}")
+    if finding.between:
+        parts.append(f"between {code(finding.between[0])} and {code(finding.between[1])}")
+    return ", ".join(parts)
