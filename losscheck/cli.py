@@ -214,7 +214,8 @@ class StderrProgress:
 
     `progress("msg")` starts a stage (the previous one is marked done, with its time);
     `progress("msg", total=N)` starts one with a bar of N steps, and `progress.advance(k)` moves it.
-    The core may call only `progress("msg")`; the rest is optional (check with getattr)."""
+    The core may call only `progress("msg")`; SilentProgress (stderr not a terminal) takes the same
+    calls, so the core never needs to check which one it has."""
 
     def __init__(self, console) -> None:
         from rich.progress import (
@@ -259,15 +260,21 @@ class StderrProgress:
             self._started = False
 
 
-def _silent(_msg: str, total: int | None = None) -> None:
-    """Progress when stderr is not a terminal: nothing at all."""
+class SilentProgress:
+    """Progress when stderr is not a terminal: the same protocol, nothing shown."""
+
+    def __call__(self, msg: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, steps: float = 1) -> None:
+        pass
 
 
 @contextlib.contextmanager
 def _progress(kw: dict[str, Any]):
     """Rich progress on stderr when stderr is a terminal; silent otherwise (CI logs, pipes, tests)."""
     if not _stderr_tty():
-        yield _silent
+        yield SilentProgress()
         return
     from rich.console import Console
 

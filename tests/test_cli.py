@@ -32,7 +32,9 @@ class Stub:
         self.cfg = cfg
         progress = args[-1]
         progress("loading the model")
-        progress("one-epoch fit on a throwaway copy")
+        progress("one-epoch fit on a throwaway copy", total=3)
+        for _ in range(3):
+            progress.advance()
         if self.error is not None:
             raise self.error
         report = self.make()
@@ -302,6 +304,7 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal(stub):
 def test_progress_shows_each_stage_on_stderr_of_a_terminal(stub, terminal):
     result = compare("--no-color")
     assert "loading the model" in result.stderr and "one-epoch fit on a throwaway copy" in result.stderr
+    assert "100%" in result.stderr and "\x1b[" in result.stderr  # a live bar on the terminal
     assert "loading the model" not in result.stdout
     assert result.stdout.startswith("losscheck compare\n")
 
@@ -324,6 +327,15 @@ def test_progress_bar_protocol():
     text = buf.getvalue()
     assert "inference pass" in text and "fit" in text and "100%" in text
     progress.close()  # idempotent
+
+
+def test_silent_progress_takes_the_same_calls():
+    from losscheck.cli import SilentProgress
+
+    silent = SilentProgress()
+    silent("fit", total=3)
+    silent.advance()
+    assert callable(silent)
 
 
 # --- startup --------------------------------------------------------------------------------------
