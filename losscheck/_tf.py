@@ -12,6 +12,28 @@ warnings.filterwarnings("ignore", module="keras")
 warnings.filterwarnings("ignore", module="tensorflow")
 
 
+def _keep_home_clean() -> None:
+    """Keras writes ~/.keras/keras.json on import when it is missing; losscheck writes nowhere but
+    --output and the temp dir. With no config to read, point Keras at a temporary home (removed at
+    exit), which gives the same defaults. An existing keras.json (or KERAS_HOME) is used as is."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if "KERAS_HOME" in os.environ:
+        return
+    home = os.path.expanduser("~")
+    base = home if os.access(home, os.W_OK) else "/tmp"
+    if os.path.exists(os.path.join(base, ".keras", "keras.json")):
+        return
+    tmp = tempfile.mkdtemp(prefix="losscheck-keras-home-")
+    os.environ["KERAS_HOME"] = tmp
+    atexit.register(shutil.rmtree, tmp, True)
+
+
+_keep_home_clean()
+
+
 
 def _import_quietly():
     """Import TensorFlow with file descriptor 2 silenced: its C++ start-up lines are noise for users.

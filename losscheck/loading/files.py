@@ -177,7 +177,10 @@ def _h5_open_problem(exc: BaseException) -> str:
     text = str(exc)
     m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
     if m:
-        return f"is truncated ({m.group(1)} of {m.group(2)} bytes)"
+        on_disk, stored = int(m.group(1)), int(m.group(2))
+        if stored > 64 * on_disk:
+            return "is corrupted (its HDF5 header records an impossible file size)"
+        return f"is truncated ({on_disk} of {stored} bytes)"
     if "signature" in text:
         return "is not a valid HDF5 file (bad signature: truncated or corrupted)"
     return f"cannot be read as HDF5, the file is corrupted ({_first_line(exc)})"

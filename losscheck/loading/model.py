@@ -175,7 +175,10 @@ def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = N
         return ModelFileError(path, "holds only weights (saved with save_weights), no model architecture",
                               "save the whole model with model.save('model.keras')")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if isinstance(exc, (OSError, KeyError)) or "unable to" in low or "truncated" in low:
+    if isinstance(exc, KeyError) or "revive" in low or "inbound_nodes" in low:
+        return ModelFileError(path, f"its model configuration is incomplete or damaged ({type(exc).__name__}: "
+                              f"{first[:200]})", "re-save the model with model.save('model.keras')")
+    if isinstance(exc, OSError) or "unable to" in low or "synchronously" in low or "truncated" in low:
         return ModelFileError(path, f"the model's weights cannot be read: the file is damaged ({type(exc).__name__}: "
                               f"{first[:200]})", "re-save the model with model.save('model.keras')")
     return ModelFileError(path, f"Keras could not load the model ({type(exc).__name__}: {first[:300]})",
