@@ -89,15 +89,24 @@ def test_a_real_process_exits_2_on_an_unknown_code():
 
 # --- every command's JSON validates against the schema ---------------------------------------------
 
-@pytest.mark.parametrize("name", ["two_outputs", "sample_weights", "tfkeras_h5", "nan_inputs"])
-def test_compare_json_validates(name):
-    result = compare(name)
+@pytest.mark.parametrize("name, options", [
+    ("two_outputs", ()),
+    ("sample_weights", ()),
+    ("tfkeras_h5", ()),
+    ("nan_inputs", ()),
+    ("bn_classifier", ("--probe-samples", "32", "--class-weight", '{"0": 1, "1": 3}')),
+])
+def test_compare_json_validates(name, options):
+    result = compare(name, *options)
     assert result.code in (0, 1), result.stderr
+    if "--probe-samples" in options:
+        assert result.json["figures"]["train_mode"]["samples"] == 32
 
 
-@pytest.mark.parametrize("mode", ["--per-class", "--per-output", "--per-sample"])
-def test_breakdown_json_validates(mode):
-    model, data = fixture_files("two_outputs")
+@pytest.mark.parametrize("name, mode", [("two_outputs", "--per-class"), ("two_outputs", "--per-output"),
+                                        ("two_outputs", "--per-sample"), ("softmax_rare", "--per-class")])
+def test_breakdown_json_validates(name, mode):
+    model, data = fixture_files(name)
     result = run_cli("breakdown", model, data, mode, "--format", "json")
     if result.code == 2 and "not implemented" in result.stderr:
         pytest.skip(result.stderr.strip())
