@@ -199,3 +199,10 @@ def test_sections_render_without_tensorflow():
     md = render(report, "markdown")
     assert "Loss per class" in table and "█" in table and "| class |" in md and "mean of means" in md
     assert "tensorflow" not in sys.modules or True  # renderers never import it themselves
+
+
+def test_dilution_silent_when_the_model_is_bad_everywhere():
+    # every class wrong and rare-ish, but none stands out from the mean: nothing is diluted
+    rows, total = _with_shares([_class_row(0, 1.1, 200, 1000, 0.3), _class_row(1, 1.0, 200, 1000, 0.35),
+                                _class_row(2, 1.2, 300, 1000, 0.2), _class_row(3, 1.05, 300, 1000, 0.3)])
+    assert class_findings(rows, total, 1) == []

@@ -64,7 +64,8 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         else:
             report.sections.update(sample_section(observer, inf))
             findings = []
-        notes = list(loaded.notes) + list(getattr(observer, "notes", []))
+        # loading notes about the fit probe do not concern breakdown (it never fits)
+        notes = [n for n in loaded.notes if "fit probe" not in n] + list(getattr(observer, "notes", []))
         if notes:
             report.sections["notes"] = notes
         report.findings = filter_findings(findings, cfg.select, cfg.ignore)

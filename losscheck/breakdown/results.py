@@ -12,6 +12,8 @@ from losscheck.findings import Finding
 
 #: a class is "wrong" below this recall / IoU (element-wise) or recall (sample-wise)
 WRONG_BELOW = 0.5
+#: ... and diluted when its positives / samples lose at least this many times the output's mean loss
+DILUTION_FACTOR = 2.0
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HIST_BINS = 20
 
@@ -86,9 +88,10 @@ def _has_mask(obs) -> bool:
 
 
 def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> list[Finding]:
-    """class-dilution: a class the model gets wrong (recall or IoU below 0.5), whose positives lose more
-    than the output's mean, and which is a minority (its positives under half of its channel, or fewer
-    samples than an equal share of the classes): the mean loss averages its failure away."""
+    """class-dilution: a class the model gets wrong (recall or IoU below 0.5), whose positives lose at
+    least DILUTION_FACTOR times the output's mean loss, and which is a minority (its positives under
+    half of its channel, or fewer samples than an equal share of the classes): the mean loss averages
+    its failure away. A model that is bad everywhere has no diluted class (nothing stands out)."""
     out_loss: dict[str, float] = {}
     n_classes: dict[str, int] = {}
     for r in rows:
@@ -109,7 +112,7 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
             wrong = (iou is not None and iou < WRONG_BELOW) or rec < WRONG_BELOW
             pos_loss = r.get("loss_positives")
             minority = (r.get("prevalence") or 0.0) < 0.5
-            if not (wrong and minority and pos_loss is not None and pos_loss > mean):
+            if not (wrong and minority and pos_loss is not None and pos_loss >= DILUTION_FACTOR * mean):
                 continue
             msg = (f"class {k} (output {o}) is badly predicted: IoU {_pct(iou)}, recall {_pct(rec)} at 0.5. Its "
                    f"positive elements lose {pos_loss:.4g} each, {pos_loss / mean:.3g}x the output's mean loss "
@@ -119,7 +122,7 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
         else:
             rec = r["recall"]
             minority = (r.get("prevalence") or 0.0) < 1.0 / max(n_classes[o], 2)
-            if not (rec < WRONG_BELOW and minority and r["loss"] > mean):
+            if not (rec < WRONG_BELOW and minority and r["loss"] >= DILUTION_FACTOR * mean):
                 continue
             msg = (f"class {k} (output {o}) is badly predicted: recall {_pct(rec)} ({r['count']} samples, "
                    f"{_pct(r['prevalence'])} of the data). Its samples lose {r['loss']:.4g} on average, "
