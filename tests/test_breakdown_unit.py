@@ -206,3 +206,19 @@ def test_dilution_silent_when_the_model_is_bad_everywhere():
     rows, total = _with_shares([_class_row(0, 1.1, 200, 1000, 0.3), _class_row(1, 1.0, 200, 1000, 0.35),
                                 _class_row(2, 1.2, 300, 1000, 0.2), _class_row(3, 1.05, 300, 1000, 0.3)])
     assert class_findings(rows, total, 1) == []
+
+
+def test_heavy_tailed_distribution_uses_log_bins():
+    x = np.geomspace(1e-6, 10.0, 200)
+    d = distribution(x)
+    assert d["histogram"]["scale"] == "log" and sum(d["histogram"]["counts"]) == 200
+    assert max(d["histogram"]["counts"]) < 50  # spread over the bins, not all in the first
+
+
+def test_long_class_tables_show_the_worst_classes():
+    from losscheck.report.breakdown import MAX_TABLE_ROWS, markdown_per_class
+
+    rows, _ = _with_shares([_class_row(k, float(k), 10, 2000, 1.0) for k in range(200)])
+    md = markdown_per_class(rows)
+    assert f"the {MAX_TABLE_ROWS} with the highest loss" in md
+    assert "| 199 |" in md and "| 3 |" not in md

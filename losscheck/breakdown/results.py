@@ -203,12 +203,15 @@ def distribution(losses: np.ndarray) -> dict[str, Any]:
     x = np.asarray(losses, np.float64)
     if x.size == 0:
         return {"count": 0}
-    counts, edges = np.histogram(x, bins=HIST_BINS if x.max() > x.min() else 1)
+    lo, hi = float(x.min()), float(x.max())
+    scale = "log" if lo > 0 and hi / lo > 1e3 else "linear"  # heavy tails: log-spaced bins
+    bins: Any = np.geomspace(lo, hi, HIST_BINS + 1) if scale == "log" else (HIST_BINS if hi > lo else 1)
+    counts, edges = np.histogram(x, bins=bins)
     return {
         "count": int(x.size), "mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()),
         "max": float(x.max()),
         "quantiles": {f"p{round(q * 100):02d}": float(np.quantile(x, q)) for q in QUANTILES},
-        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+        "histogram": {"scale": scale, "edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
     }
 
 

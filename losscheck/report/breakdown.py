@@ -62,8 +62,22 @@ def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return cols
 
 
-def table_per_class(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="Loss per class (share of the total, bar)", box=box.SIMPLE_HEAVY, expand=False)
+#: more rows than this: the table shows the classes with the highest loss first, and says so
+MAX_TABLE_ROWS = 60
+
+
+def _shown(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    if len(rows) <= MAX_TABLE_ROWS:
+        return rows, ""
+    worst = sorted(rows, key=lambda r: -(r.get("loss") or 0.0))[:MAX_TABLE_ROWS]
+    return worst, (f"{len(rows)} classes: the {MAX_TABLE_ROWS} with the highest loss are shown, highest first "
+                   "(--format json has every row)")
+
+
+def table_per_class(rows: list[dict[str, Any]]) -> Any:
+    rows, caption = _shown(rows)
+    t = Table(title="Loss per class (share of the total, bar)", box=box.SIMPLE_HEAVY, expand=False,
+              caption=caption or None)
     cols = _class_columns(rows)
     for name, _ in cols:
         if name == "output":
@@ -77,8 +91,9 @@ def table_per_class(rows: list[dict[str, Any]]) -> Table:
 
 
 def markdown_per_class(rows: list[dict[str, Any]]) -> str:
+    rows, caption = _shown(rows)
     cols = _class_columns(rows)
-    lines = ["**Loss per class**", "", "| " + " | ".join(n for n, _ in cols) + " | share of loss |",
+    lines = ["**Loss per class**" + (f" ({caption})" if caption else ""), "", "| " + " | ".join(n for n, _ in cols) + " | share of loss |",
              "|" + "|".join("---" if n in ("output", "class") else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
         lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | `{bar_text(r.get('share'), 20)}` |")
@@ -174,6 +189,7 @@ def _quantile_line(dist: dict[str, Any]) -> str:
 
 def _hist_rows(dist: dict[str, Any]) -> list[tuple[str, int, float]]:
     hist = dist.get("histogram") or {}
+    # (log-spaced bins when the losses span more than three decades)
     edges, counts = hist.get("edges", []), hist.get("counts", [])
     top = max(counts, default=0) or 1
     return [(f"[{sig(edges[i], 4)}, {sig(edges[i + 1], 4)}{']' if i == len(counts) - 1 else ')'}", c, c / top)
@@ -183,7 +199,9 @@ def _hist_rows(dist: dict[str, Any]) -> list[tuple[str, int, float]]:
 def table_distribution(dist: dict[str, Any]) -> Any:
     if not dist.get("count"):
         return Text("no samples")
-    t = Table(title="Distribution of per-sample losses", box=box.SIMPLE, expand=False)
+    scale = (dist.get("histogram") or {}).get("scale", "linear")
+    t = Table(title="Distribution of per-sample losses" + (" (log-spaced bins)" if scale == "log" else ""),
+              box=box.SIMPLE, expand=False)
     t.add_column("loss bin", no_wrap=True)
     t.add_column("samples", justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
