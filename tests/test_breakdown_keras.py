@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import fixture_files, load_npz, rel, run_cli
+from tests.test_report_schema import validate
 
 pytestmark = pytest.mark.keras
 
@@ -19,6 +20,7 @@ def breakdown(name: str, *args: str, data=None):
     if key not in _cache:
         res = run_cli("breakdown", model, data or default_data, "--format", "json", *args)
         assert res.code in (0, 1), res.stderr
+        validate(res.json)  # the contract's JSON schema
         _cache[key] = res.json
     return _cache[key]
 

@@ -63,7 +63,7 @@ def class_section(obs, inf) -> dict[str, Any]:
                 "share of Keras's per-element weights)")
         else:
             value = obs.whole.get(o, 0.0) / n
-            rows.append({"class": None, "output": o, "kind": "output", "loss": value,
+            rows.append({"class": "all", "output": o, "kind": "output", "loss": value,
                          "count": obs.whole_count.get(o, 0), "weight": 1.0, "contribution": lw * value})
             lines.append(f"{o}: one row (not split)")
     total = float(inf.manual)
@@ -95,13 +95,13 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
     out_loss: dict[str, float] = {}
     n_classes: dict[str, int] = {}
     for r in rows:
-        if r["class"] is None:
+        if r["kind"] == "output":
             continue
         out_loss[r["output"]] = out_loss.get(r["output"], 0.0) + r["weight"] * r["loss"]
         n_classes[r["output"]] = n_classes.get(r["output"], 0) + 1
     findings = []
     for r in rows:
-        if r["class"] is None or r.get("recall") is None:
+        if r["kind"] == "output" or r.get("recall") is None:
             continue
         o, k = r["output"], r["class"]
         mean = out_loss[o]

@@ -46,7 +46,7 @@ def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     cols: list[tuple[str, Any]] = []
     if _multi(rows):
         cols.append(("output", lambda r: str(r["output"])))
-    cols += [("class", lambda r: "all" if r["class"] is None else str(r["class"])),
+    cols += [("class", lambda r: str(r["class"])),
              ("loss", lambda r: _num(r["loss"], 3)),
              ("share", lambda r: _pct(r.get("share"))),
              ("count", lambda r: str(r.get("count", ""))),
