@@ -14,7 +14,7 @@ from losscheck.config import Config
 from losscheck.errors import UsageError
 from losscheck.findings import Figure, Report, filter_findings
 
-Progress = Callable[[str], None]
+Progress = Callable[..., None]
 
 MODES = ("per_class", "per_output", "per_sample")
 
@@ -42,8 +42,14 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
             observer = ClassObserver(prober, data.n)
         elif mode == "per_sample":
             observer = SampleObserver(prober, data.n, top)
-        progress("inference pass (evaluate + per-element losses)")
-        inf = prober.inference_pass([observer] if observer is not None else [])
+        observers = [observer] if observer is not None else []
+        advance = getattr(progress, "advance", None)
+        if advance is not None:  # the CLI's progress protocol: (msg, total=) then advance()
+            progress("inference pass (evaluate + per-element losses)", total=-(-data.n // cfg.batch_size))
+            observers.append(lambda _b: advance())
+        else:
+            progress("inference pass (evaluate + per-element losses)")
+        inf = prober.inference_pass(observers)
         if inf.manual is None:
             raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "
                              "losscheck needs their per-element values")
