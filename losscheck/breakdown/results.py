@@ -74,7 +74,8 @@ def class_section(obs, inf) -> dict[str, Any]:
         obs.notes.append(f"rows add up to {summed!r}, the reference data loss is {total!r}")
     if len(obs.outputs) > 1:
         lines.append("total = sum over outputs of loss weight x output loss (penalties excluded)")
-    lines.append(_weighting_phrase(_has_sw(obs), _has_mask(obs)).lstrip("; ").capitalize())
+    phrase = _weighting_phrase(_has_sw(obs), _has_mask(obs)).lstrip("; ")
+    lines.append(phrase[:1].upper() + phrase[1:])
     return {"total": total, "per_class": [_ordered(r) for r in rows],
             "identity": "\n".join(line for line in lines if line)}
 
