@@ -335,8 +335,11 @@ def _ctc_one(logp: np.ndarray, label: np.ndarray) -> float:
     skip = np.zeros(s, dtype=bool)
     skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
     for step in range(1, logp.shape[0]):
-        a1 = np.concatenate([[-np.inf], alpha[:-1]])
-        a2 = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
+        a1 = np.full(s, -np.inf)
+        a1[1:] = alpha[:-1]
+        a2 = np.full(s, -np.inf)
+        a2[2:] = alpha[:-2]
+        a2 = np.where(skip, a2, -np.inf)
         with np.errstate(divide="ignore"):
             alpha = np.logaddexp(np.logaddexp(alpha, a1), a2) + logp[step, ext]
     tail = alpha[-1] if s == 1 else np.logaddexp(alpha[-1], alpha[-2])

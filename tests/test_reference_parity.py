@@ -1,0 +1,226 @@
+"""Randomized parity: real Keras models over losses x reductions x weights x masks x ranks; losscheck's
+numpy `manual` + regularization must equal model.evaluate() (computed here, in the same test) within
+1e-5 relative. A small default run; a bigger sweep is marked slow."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+
+from tests.reference_cases import LOSSES, REDUCTIONS, Case, OutputCase, build, save_inputs
+
+pytestmark = pytest.mark.keras
+
+RTOL = 1e-5
+
+
+@st.composite
+def output_cases(draw, masked: bool, multi: bool):
+    kind = draw(st.sampled_from(sorted(LOSSES)))
+    spec = LOSSES[kind]
+    ranks = spec.get("ranks") or ([3] if masked else [2, 3, 4])
+    if masked and kind in ("circle", "ctc", "gce"):
+        ranks = spec.get("ranks") or [2]
+    rank = draw(st.sampled_from(ranks))
+    if kind in ("scce", "cce", "cfce", "kld", "categorical_hinge", "gce", "circle", "ctc"):
+        channels = draw(st.integers(2, 4))
+    elif kind == "crossentropy":
+        channels = draw(st.sampled_from([1, 3]))
+    else:
+        channels = draw(st.sampled_from([1, 2, 3]))
+    reduction = draw(st.sampled_from(REDUCTIONS if not multi else REDUCTIONS[:4]))
+    return OutputCase(
+        kind=kind,
+        form=draw(st.sampled_from(["object", "object", "string", "function"])),
+        option_index=draw(st.integers(0, 3)),
+        reduction=reduction,
+        activation_index=draw(st.integers(0, 2)),
+        rank=rank,
+        channels=channels,
+        target_variant=draw(st.integers(0, 3)),
+        scale=draw(st.sampled_from([0.5, 1.0, 30.0])),
+    )
+
+
+@st.composite
+def cases(draw):
+    mask = draw(st.sampled_from(["none", "none", "masking", "embedding"]))
+    multi = draw(st.booleans())
+    outputs = [draw(output_cases(mask != "none", multi))]
+    if multi:
+        outputs.append(draw(output_cases(mask != "none", True)))
+    if any(o.rank == 4 for o in outputs) and mask != "none":
+        mask = "none"
+    none_red = any(o.reduction == "none" for o in outputs)
+    return Case(
+        seed=draw(st.integers(0, 2**16)),
+        outputs=outputs,
+        n=draw(st.integers(5, 40)),
+        batch_size=draw(st.sampled_from([4, 7, 16, 32])),
+        mask=mask,
+        weights=draw(st.sampled_from(["none", "sample", "column", "full"])),
+        loss_weights=draw(st.none() | st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=len(outputs),
+                                                max_size=len(outputs))),
+        regularizer=(not none_red) and draw(st.booleans()),
+        extra_output_without_loss=multi and draw(st.booleans()),
+    )
+
+
+def _losscheck_inference(model_path, data_path, batch_size):
+    from losscheck.loading.data import load_data
+    from losscheck.loading.model import load_model
+    from losscheck.probes import Prober
+
+    loaded = load_model(model_path)
+    data = load_data(data_path, [t.name for t in loaded.model.inputs], loaded.output_names)
+    try:
+        return Prober(loaded, data, batch_size).inference_pass()
+    finally:
+        data.close()
+
+
+def check_case(case: Case, tmp_path) -> None:
+    import keras
+
+    model, x, ys, sw = build(case)
+    y = ys if len(ys) > 1 else ys[0]
+    try:
+        expected = model.evaluate(x, y, sample_weight=sw, batch_size=case.batch_size, verbose=0,
+                                  return_dict=True)["loss"]
+    except Exception:  # a combination Keras itself rejects is not a case
+        reject()
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    model_path, data_path = save_inputs(model, x, ys, sw, folder)
+    keras.backend.clear_session()
+    inf = _losscheck_inference(model_path, data_path, case.batch_size)
+    assert inf.manual is not None, f"manual missing: {inf.manual_errors} for {case}"
+    total = inf.manual + inf.regularization
+    if not math.isfinite(expected):
+        assert not math.isfinite(total) or abs(total) > 1e30, case
+        return
+    assert abs(total - expected) <= RTOL * max(abs(expected), 1e-3), (
+        f"manual+reg {total!r} vs evaluate {expected!r} (manual {inf.manual}, reg {inf.regularization}) "
+        f"for {case}")
+    # evaluate as losscheck measures it is Keras's own number too
+    assert abs(inf.evaluate - expected) <= RTOL * max(abs(expected), 1e-3)
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+@given(case=cases())
+def test_manual_matches_evaluate(case, tmp_path):
+    check_case(case, tmp_path)
+
+
+@pytest.mark.slow
+@settings(max_examples=250, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+@given(case=cases())
+def test_manual_matches_evaluate_sweep(case, tmp_path):
+    check_case(case, tmp_path)
+
+
+EVERY_LOSS = {
+    # (rank of the outputs, form, option index, kernel scale, mask)
+    "rank2-objects-saturated": (2, "object", 1, 30.0, "none"),
+    "rank3-objects": (3, "object", 2, 1.0, "none"),
+    "rank2-strings": (2, "string", 0, 3.0, "none"),
+    "rank3-functions-masked": (3, "function", 0, 1.0, "embedding"),
+}
+
+
+def _close(ours: float, theirs: float) -> bool:
+    if math.isnan(theirs) or math.isnan(ours):
+        return math.isnan(theirs) and math.isnan(ours)
+    return abs(ours - theirs) <= RTOL * max(abs(theirs), 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EVERY_LOSS))
+def test_every_loss_in_one_model(name, tmp_path):
+    """Every loss of keras.losses at least once per run: one output per loss on one model, each output's
+    reference loss against Keras's own per-output log, and the total against evaluate."""
+    import keras
+
+    rank, form, option, scale, mask = EVERY_LOSS[name]
+    outputs = []
+    for kind in sorted(LOSSES):
+        ranks = LOSSES[kind].get("ranks") or [2, 3]
+        r = rank if rank in ranks else ranks[0]
+        if mask != "none" and kind in ("circle", "ctc"):
+            continue
+        channels = 1 if kind in ("bce", "bfce", "dice", "tversky") and option == 1 else 3
+        outputs.append(OutputCase(kind=kind, form=form, option_index=option, reduction="sum_over_batch_size",
+                                  activation_index=option, rank=r, channels=channels, target_variant=option,
+                                  scale=scale))
+    case = Case(seed=11 + option, outputs=outputs, n=13, batch_size=4, mask=mask, weights="column",
+                loss_weights=None, regularizer=True, extra_output_without_loss=False)
+    model, x, ys, sw = build(case)
+    logs = model.evaluate(x, ys, sample_weight=sw, batch_size=case.batch_size, verbose=0, return_dict=True)
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    model_path, data_path = save_inputs(model, x, ys, sw, folder)
+    keras.backend.clear_session()
+    inf = _losscheck_inference(model_path, data_path, case.batch_size)
+    assert not inf.manual_errors
+    bad = {}
+    for o, kind in zip(model.output_names, (c.kind for c in outputs)):
+        ours, theirs = inf.output_loss_keras_log[o], logs[f"{o}_loss"]
+        if not _close(ours, theirs):
+            bad[kind] = (ours, theirs)
+    assert not bad
+    assert _close(inf.manual + inf.regularization, logs["loss"])
+
+
+@pytest.mark.parametrize("loss_name, options", [("Huber", {"delta": 0.3}), ("CosineSimilarity", {"axis": 1})])
+def test_options_keras_does_not_save(loss_name, options):
+    """Huber(delta) and CosineSimilarity(axis) are not serialized by Keras 3.15; the reference still
+    follows them on a model compiled in memory."""
+    import keras
+
+    from losscheck.loading.model import LoadedModel
+    from losscheck.lossspec import loss_spec
+    from losscheck.probes import Prober
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(10, 5, 4)).astype("float32")
+    y = rng.normal(size=(10, 5, 3)).astype("float32") * 3
+    inp = keras.Input((5, 4))
+    model = keras.Model(inp, keras.layers.Dense(3, name="out")(inp))
+    loss = getattr(keras.losses, loss_name)(**options)
+    model.compile("sgd", loss)
+    expected = model.evaluate(x, y, batch_size=4, verbose=0)
+    assert loss_spec(loss).options == {**loss_spec(getattr(keras.losses, loss_name)()).options, **options}
+    loaded = LoadedModel(model, None, ["out"], {"out": loss}, {"out": 1.0}, "memory", False)
+    inf = Prober(loaded, _Arrays(x, y), 4).inference_pass()
+    assert abs(inf.manual - expected) <= RTOL * abs(expected)
+
+
+class _Arrays:
+    """The two Dataset methods the inference pass uses, over in-memory arrays."""
+
+    def __init__(self, x, y, sw=None):
+        self.x, self.y, self.sw, self.n = x, y, sw, len(x)
+
+    def slice(self, start, stop):
+        return [self.x[start:stop]], [self.y[start:stop]], None if self.sw is None else self.sw[start:stop]
+
+    def batch_bounds(self, batch_size, limit=None):
+        for start in range(0, self.n if limit is None else min(limit, self.n), batch_size):
+            yield start, min(start + batch_size, self.n)
+
+
+def test_seeded_values_are_reproducible():
+    """The case builder is deterministic (so a failing case can be replayed from its repr)."""
+    from tests.reference_cases import _target
+
+    a = _target("scce", 1, (4, 3), np.random.default_rng(3))
+    b = _target("scce", 1, (4, 3), np.random.default_rng(3))
+    assert np.array_equal(a, b)
