@@ -52,13 +52,14 @@ def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
              ("count", lambda r: str(r.get("count", ""))),
              ("prev.", lambda r: _pct(r.get("prevalence")))]
     if any("loss_positives" in r for r in rows):
-        cols += [("loss +", lambda r: _num(r.get("loss_positives"), 3)),
-                 ("loss -", lambda r: _num(r.get("loss_negatives"), 3)),
-                 ("recall", lambda r: _pct(r.get("recall"))),
-                 ("IoU", lambda r: _pct(r.get("iou")))]
-    if any("accuracy" in r for r in rows):
-        cols += [("recall", lambda r: _pct(r.get("recall")) if r["kind"] == "true_class" else ""),
-                 ("precision", lambda r: _pct(r.get("precision")) if r["kind"] == "true_class" else "")]
+        cols += [("loss+", lambda r: _num(r.get("loss_positives"), 3)),
+                 ("loss-", lambda r: _num(r.get("loss_negatives"), 3))]
+    if any("recall" in r for r in rows):
+        cols.append(("recall", lambda r: _pct(r.get("recall"))))
+    if any("iou" in r for r in rows):
+        cols.append(("IoU", lambda r: _pct(r.get("iou"))))
+    if any(r.get("kind") == "true_class" and "precision" in r for r in rows):
+        cols.append(("prec.", lambda r: _pct(r.get("precision")) if r.get("kind") == "true_class" else ""))
     return cols
 
 
@@ -77,14 +78,14 @@ def _shown(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
 def table_per_class(rows: list[dict[str, Any]]) -> Any:
     rows, caption = _shown(rows)
     t = Table(title="Loss per class (share of the total, bar)", box=box.SIMPLE_HEAVY, expand=False,
-              caption=caption or None)
+              caption=caption or None, padding=(0, 1))
     cols = _class_columns(rows)
     for name, _ in cols:
         if name == "output":
             t.add_column(name, overflow="fold")
         else:
             t.add_column(name, justify="left" if name == "class" else "right", no_wrap=True)
-    t.add_column("share of loss", no_wrap=True)
+    t.add_column("", no_wrap=True)  # the share as a bar (the title says so)
     for r in rows:
         t.add_row(*[fn(r) for _, fn in cols], _bar(r.get("share"), 14))
     return t
