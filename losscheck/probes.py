@@ -484,7 +484,8 @@ class Prober:
                     with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
-                    losses.append(tf.cast(loss, tf.float64))
+                    # a reduction="none" loss is a vector: Keras's tracker records its mean (§2.1)
+                    losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
                     for i, var in seeds:
                         new = scope.get_current_value(var)
                         if new is not None and new is not n_values[i]:
@@ -515,7 +516,7 @@ class Prober:
         mean = EpochMean()
         for start, stop in self.data.batch_bounds(self.batch_size, limit):
             xs, ys, sw = self._tensors(start, stop, class_weight)
-            mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
+            mean.add(float(np.mean(step(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
 
 

@@ -23,11 +23,14 @@ K3_EXPECTED = json.loads((K3 / "expected.json").read_text())
 EXTRA = {
     "custom_fn": ["--custom-objects", TFK / "custom_fns.py"],
     "custom_layer": ["--custom-objects", TFK / "custom_classes.py"],
+    "custom_loss_class": ["--custom-objects", TFK / "custom_classes.py"],
     "lambda_layer": ["--unsafe"],
     "custom_fn.keras": ["--custom-objects", K3 / "custom_fns.py"],
     "lambda.keras": ["--unsafe"],
 }
 _cache: dict[tuple, object] = {}
+WHY = {"bce_unbounded": "binary crossentropy", "frozen_reg": "frozen layer(s) frozen",
+       "mse_none": 'reduction="none"'}
 
 
 def compare(model: Path, data: Path, *extra) -> object:
@@ -68,6 +71,7 @@ def test_tfkeras_h5_matches_tfkeras_evaluate(case):
     if "keras2_differs" in expected:
         assert rel(ev, expected["evaluate"]) > 1e-3  # a real semantic difference, explained below
         assert "differ for this model:" in legacy[0]["message"]
+        assert WHY[case] in legacy[0]["message"]
     else:
         assert rel(ev, expected["evaluate"]) < 1e-4, (ev, expected)
         assert "same evaluate figure" in legacy[0]["message"]
@@ -141,6 +145,34 @@ def test_uncompiled_needs_loss_and_works_with_it():
     res = compare(TFK / "uncompiled.h5", TFK / "uncompiled.npz", "--loss", "mse")
     assert res.code in (0, 1), res.stderr
     assert rel(res.json["figures"]["evaluate"]["value"], TFK_EXPECTED["uncompiled"]["evaluate_with_loss_mse"]) < 1e-4
+
+
+def test_mse_none_is_keras3_exact():
+    """Keras 3 reports the plain mean of a reduction="none" loss (Keras 2 weighted batches by n_b**2)."""
+    import keras
+
+    res = compare(TFK / "mse_none.h5", TFK / "mse_none.npz")
+    model = keras.saving.load_model(TFK / "mse_none.h5", compile=False)
+    with np.load(TFK / "mse_none.npz") as f:
+        x, y = f["x"], f["y"]
+    model.compile(loss=keras.losses.MeanSquaredError(reduction="none"))
+    keras3 = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["loss"]
+    assert rel(res.json["figures"]["evaluate"]["value"], keras3) < 1e-5
+
+
+def test_loss_option_from_a_file():
+    import keras
+
+    spec = f"{TFK / 'custom_fns.py'}:cube_loss"
+    res = compare(TFK / "uncompiled.h5", TFK / "uncompiled.npz", "--loss", spec)
+    assert res.code in (0, 1), res.stderr
+    model = keras.saving.load_model(TFK / "uncompiled.h5", compile=False)
+    with np.load(TFK / "uncompiled.npz") as f:
+        x, y = f["x"], f["y"]
+    cube = float(np.mean(np.abs(model.predict(x, verbose=0).astype("float64") - y) ** 3))
+    assert rel(res.json["figures"]["evaluate"]["value"], cube) < 1e-4
+    assert_refused(run_cli("inspect", TFK / "uncompiled.h5", "--loss", f"{TFK / 'custom_fns.py'}:nope"),
+                   "'nope'", "cube_loss")
 
 
 def test_misnamed_model_file_still_loads(tmp_path):

@@ -73,6 +73,10 @@ def keras2_differences(loaded) -> list[tuple[str, bool]]:
                              "Keras 2 computes log(clip(p)+eps), Keras 3 log(clip(p)), so evaluate differs wherever "
                              "a prediction comes within ~1e-7 of 0 or 1 or leaves [0, 1] (a saturated element "
                              "costs 15.42 in Keras 2, 16.12 in Keras 3)", True))
+        if getattr(loss, "reduction", "sum_over_batch_size") in ("none", None):
+            found.append((f"output {out!r} uses reduction=\"none\": Keras 2 averaged each batch's loss vector with "
+                          "the batch size broadcast as its weight, so its epoch figure weights batches by n_b squared; "
+                          "Keras 3 takes the plain mean (the two differ when the last batch is partial)", True))
         outputs = list(getattr(model, "outputs", None) or [])
         if i < len(outputs) and len(outputs[i].shape) > 2 and fn in _ELEMENTWISE:
             found.append((f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: a sample_weight "

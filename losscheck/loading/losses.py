@@ -39,8 +39,9 @@ def resolve_loss(raw: Any, custom_objects: dict[str, Any]) -> Any:
     if isinstance(raw, str):
         if raw.lower() in _AUTO_CE:
             return raw  # compile() picks binary/sparse/categorical from the shapes
-        if raw in custom_objects:
-            return resolve_loss(custom_objects[raw], custom_objects)
+        for key in (raw, raw.split(">")[-1]):  # tf.keras registers custom objects as "package>Name"
+            if key in custom_objects:
+                return resolve_loss(custom_objects[key], custom_objects)
         try:
             obj = keras.losses.get(_KERAS2_ALIASES.get(raw, raw))
         except (ValueError, TypeError):
