@@ -43,6 +43,14 @@ LOSSES = textwrap.dedent('''
         return ops.mean(ops.square(y_true[:, 2] - pred[:, 2]), axis=-1)
 
 
+    def last_feature_ellipsis(y_true, yz):
+        return ops.sum(ops.square(y_true[..., -1] - yz[..., -1]), axis=-1)
+
+
+    def take_column(y_true, y_pred):
+        return ops.sum(ops.square(ops.take(y_true, 1, axis=1) - ops.take(y_pred, 1, axis=1)), axis=-1)
+
+
     def sum_batch_and_time(y_true, y_pred):
         return ops.sum(ops.square(y_true - y_pred), axis=(0, 1))
 
@@ -143,6 +151,8 @@ LOST = {
     "third_column": ((4,), "returns a scalar", "averages"),
     "sum_batch_and_time": ((5, 4), "the batch axis is gone", "sum"),
     "ScalarLoss": ((6,), "returns a scalar", "sums"),
+    "last_feature_ellipsis": ((3,), "returns a scalar", "sums"),
+    "take_column": ((2,), "returns a scalar", "sums"),
 }
 
 
@@ -162,7 +172,11 @@ def test_loss_rank_catches_lost_batch_axis(losses, fn):
         assert "averages over the batch" in f.message and f.magnitude == pytest.approx(1.0, rel=1e-3)
     if fn == "third_column":
         assert "pred[:, 2] drops axis 1" in f.message and "(32, 4) -> (32,)" in f.message
-        assert "pred[:, 2:3]" in f.advice and "y_true[:, 2:3]" in f.advice
+        assert f.advice.startswith("Slice with pred[:, 2:3] (and y_true[:, 2:3])")
+    if fn == "last_feature_ellipsis":
+        assert "yz[..., -1] drops axis 1" in f.message and "yz[..., -1:]" in f.advice
+    if fn == "take_column":
+        assert "drops axis 1" in f.message and "y_pred[:, 1:]" in f.advice
     if fn in ("sum_axis0", "sum_batch_and_time"):
         assert "includes the batch axis" in f.message
 

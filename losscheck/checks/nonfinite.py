@@ -110,7 +110,7 @@ def locate_in_model(ctx, start: int, stop: int) -> Finding | None:
         probe = keras.Model(model.inputs, [t for _, t in named])
         values = probe(x, training=False)
         values = values if isinstance(values, (list, tuple)) else [values]
-        for (name, _), v in zip(named, values):
+        for (name, _), v in zip(named, values, strict=False):
             tensors.append((name, np.asarray(v)))
     except Exception:
         tensors = []
@@ -162,7 +162,7 @@ def check(ctx) -> list[Finding]:
         return found
     totals = ctx.inference.batch_totals
     bounds = list(ctx.data.batch_bounds(ctx.config.batch_size))
-    for (n, total), (start, stop) in zip(totals, bounds):
+    for (_n, total), (start, stop) in zip(totals, bounds, strict=False):
         if not math.isfinite(total):
             f = locate_in_model(ctx, start, stop)
             return [f] if f is not None else []

@@ -111,8 +111,9 @@ def _param_names(ol: OutputLoss) -> tuple[str, str]:
     return "y_true", "y_pred"
 
 
-def _source_subscripts(ol: OutputLoss) -> list[tuple[str, str, int, int]]:
-    """(text, variable, axis, index) of every `name[:, ..., i]` in the loss function's source."""
+def _source_subscripts(ol: OutputLoss) -> list[tuple[str, str, int, int, int | None]]:
+    """(text, variable, position, index, position from the end after an ellipsis) of every integer index
+    `name[:, i]` / `name[..., i]` in the loss function's source."""
     fn = loss_function(ol.loss)
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
@@ -123,13 +124,86 @@ def _source_subscripts(ol: OutputLoss) -> list[tuple[str, str, int, int]]:
         if not isinstance(node, ast.Subscript) or not isinstance(node.value, ast.Name):
             continue
         elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        has_ellipsis = any(isinstance(e, ast.Constant) and e.value is Ellipsis for e in elts)
         for axis, e in enumerate(elts):
             value = e.value if isinstance(e, ast.Constant) else None
             if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub) and isinstance(e.operand, ast.Constant):
                 value = -e.operand.value
             if isinstance(value, int) and not isinstance(value, bool):
-                found.append((ast.unparse(node), node.value.id, axis, value))
+                from_end = axis - len(elts) if has_ellipsis else None
+                found.append((ast.unparse(node), node.value.id, axis, value, from_end))
     return found
+
+
+def _static_index(t, depth: int = 0):
+    """A constant index, folding the `i < 0 ? i + n : i` select keras.ops.take wraps around it."""
+    from losscheck._tf import tf
+
+    value = tf.get_static_value(t)
+    if value is not None or depth > 3:
+        return value
+    op = t.op
+    if op.type in ("SelectV2", "Select") and op.inputs[0].op.type == "Less":
+        a, b = (tf.get_static_value(x) for x in op.inputs[0].op.inputs)
+        if a is not None and b is not None:
+            return _static_index(op.inputs[1] if a < b else op.inputs[2], depth + 1)
+    if op.type == "Identity":
+        return _static_index(op.inputs[0], depth + 1)
+    return None
+
+
+def _dropped_axes(op, rank: int) -> list[tuple[int, int]]:
+    """(axis, index) of every non-batch axis an integer index removes: x[:, i], x[..., i], take/gather."""
+    from losscheck._tf import tf
+
+    if op.type == "GatherV2":
+        indices = _static_index(op.inputs[1])
+        axis = tf.get_static_value(op.inputs[2])
+        if indices is None or axis is None or np.ndim(indices) != 0:
+            return []
+        axis = int(axis) % rank
+        return [(axis, int(indices))] if axis > 0 else []
+    mask = op.get_attr("shrink_axis_mask")
+    begin = tf.get_static_value(op.inputs[1])
+    if not mask or op.get_attr("new_axis_mask") or begin is None:
+        return []
+    ellipsis = op.get_attr("ellipsis_mask")
+    n_spec = len(begin)
+    e = next((j for j in range(n_spec) if (ellipsis >> j) & 1), None) if ellipsis else None
+    out = []
+    for j in range(n_spec):
+        if not (mask >> j) & 1:
+            continue
+        axis = j if e is None or j < e else j + (rank - n_spec)
+        if 0 < axis < rank:
+            out.append((axis, int(begin[j])))
+    return out
+
+
+def _record_drop(result: RankProbe, param: str, in_shape, axis: int, index: int, source, gather: bool,
+                 batch: int) -> None:
+    rank = in_shape.rank
+    same = [s for s in source if s[3] == index and (s[2] == axis or (s[4] is not None and rank + s[4] == axis))]
+    match = [s for s in same if s[1] == param] or (same if len(same) == 1 else [])
+    var = match[0][1] if match else param
+    if match:
+        text = match[0][0]
+    elif gather:
+        text = f"taking index {index} of axis {axis} of {var} (gather/take)"
+    else:
+        text = f"{var}[{', '.join([':'] * axis + [str(index)])}]"
+    size = in_shape[axis]
+    before = shape_text((batch,) + tuple(in_shape[1:]))
+    after = shape_text((batch,) + tuple(d for i, d in enumerate(in_shape) if i not in (0, axis)))
+    result.slices.append(f"{text} drops axis {axis} ({before} -> {after})")
+    last = index == -1 or (size is not None and index == size - 1)
+    keep = f"{index}:" if last else f"{index}:{index + 1}"
+    if match and "..." in match[0][0] and axis == rank - 1:
+        fix = f"{var}[..., {keep}]"
+    else:
+        fix = f"{var}[{', '.join([':'] * axis + [keep])}]"
+    if fix not in result.slice_fixes:
+        result.slice_fixes.append(fix)
 
 
 def _graph_details(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, result: RankProbe) -> None:
@@ -148,34 +222,14 @@ def _graph_details(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, resul
     names = _param_names(ol)
     source = _source_subscripts(ol)
     for op in graph.get_operations():
-        if op.type == "StridedSlice":
-            mask = op.get_attr("shrink_axis_mask")
-            if not mask or op.get_attr("ellipsis_mask") or op.get_attr("new_axis_mask"):
-                continue
+        if op.type in ("StridedSlice", "GatherV2"):
             arg = _origin(op.inputs[0], placeholders)
             in_shape = op.inputs[0].shape
-            begin = tf.get_static_value(op.inputs[1])
-            if arg is None or begin is None or in_shape.rank is None:
+            if arg is None or in_shape.rank is None:
                 continue
-            for axis in range(1, in_shape.rank):
-                if not (mask >> axis) & 1:
-                    continue
-                index = int(begin[axis])
-                same = [s for s in source if s[2] == axis and s[3] == index]
-                match = [s for s in same if s[1] == names[arg]] or (same if len(same) == 1 else [])
-                text = match[0][0] if match else None
-                var = match[0][1] if match else names[arg]
-                text = text or f"{var}[{', '.join([':'] * axis + [str(index)])}]"
-                size = in_shape[axis]
-                before = shape_text((pool_p.shape[0] if arg else pool_t.shape[0],) + tuple(in_shape[1:]))
-                after_dims = [d for i, d in enumerate(in_shape) if i != axis]
-                after = shape_text((pool_p.shape[0],) + tuple(after_dims[1:]))
-                result.slices.append(f"{text} drops axis {axis} ({before} -> {after})")
-                last = index == -1 or (size is not None and index == size - 1)
-                keep = f"{index}:" if last else f"{index}:{index + 1}"
-                fix = f"{var}[{', '.join([':'] * axis + [keep])}]"
-                if fix not in result.slice_fixes:
-                    result.slice_fixes.append(fix)
+            for axis, index in _dropped_axes(op, in_shape.rank):
+                _record_drop(result, names[arg], in_shape, axis, index, source, op.type == "GatherV2",
+                             pool_p.shape[0])
         elif op.type in ("Sum", "Mean", "Max", "Min", "Prod") and len(op.inputs) == 2:
             axes = tf.get_static_value(op.inputs[1])
             shape = op.inputs[0].shape
@@ -186,6 +240,10 @@ def _graph_details(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, resul
                 what = {"Sum": "sum", "Mean": "mean", "Max": "max", "Min": "min", "Prod": "product"}[op.type]
                 result.batch_reductions.append(f"a {what} over axes {axes} of a rank-{shape.rank} tensor "
                                                "includes the batch axis")
+    # the prediction first: that is the output the finding is about
+    first = names[1] + "["
+    result.slices.sort(key=lambda text: not text.startswith(first))
+    result.slice_fixes.sort(key=lambda text: not text.startswith(first))
 
 
 # -- the finding -------------------------------------------------------------------------------------
@@ -229,7 +287,8 @@ def finding(ol: OutputLoss, r: RankProbe) -> Finding:
     else:
         parts.append(f"Keras divides by the {int(np.prod(got))} elements it gets, not by the batch size.")
     if r.slice_fixes:
-        advice = f"Slice with {' and '.join(r.slice_fixes)} to keep the feature axis, and reduce over axis=-1 only."
+        advice = (f"Slice with {r.slice_fixes[0]}" + "".join(f" (and {fix})" for fix in r.slice_fixes[1:])
+                  + " to keep the feature axis, and reduce over axis=-1 only.")
     elif r.moved_to is not None:
         advice = "Return the per-sample values with the batch axis first (drop the transpose)."
     else:

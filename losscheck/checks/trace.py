@@ -13,7 +13,7 @@ import numpy as np
 from losscheck.checks.axis import feature_axis_mismatch
 from losscheck.checks.common import OutputLoss, loss_name
 from losscheck.reference import EpochMean
-from losscheck.reference.reduction import loss_values, match_rank
+from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
 
 ELEMENT_OPS = {
@@ -41,24 +41,6 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "operation": self.operation,
                 "shape": None if self.shape is None else list(self.shape), "value": self.mean.value}
-
-
-def _weights(values: np.ndarray, sw, mask, reduction: str) -> np.ndarray | None:
-    """The weight Keras multiplies into the values (sample weights merged with the mask), or None."""
-    w = None if sw is None else np.asarray(sw, np.float64)
-    if mask is not None:
-        m = np.asarray(mask).astype(bool)
-        if reduction in ("mean", "sum_over_batch_size"):
-            valid = float(m.sum())
-            fmask = np.where(m, m.size / valid if valid else 0.0, 0.0)
-        else:
-            fmask = m.astype(np.float64)
-        if w is not None:
-            fmask, w = match_rank(fmask, w)
-            w = w * fmask
-        else:
-            w = fmask
-    return w
 
 
 def _reduction_text(reduction: str, values_shape: tuple[int, ...], weighted: bool) -> str:
@@ -119,14 +101,14 @@ class OutputTrace:
             if values.ndim == 0 or values.shape[0] != b.n:
                 red += f": no batch axis, the batch has {b.n} samples"
         self._step("loss function", red, values.shape, float(np.mean(values)) if values.size else 0.0, b.n)
-        w = _weights(values, b.sample_weight, mask, ol.spec.reduction)
-        if w is not None:
-            v2, w2 = match_rank(values, w)
-            weighted = v2 * w2
+        if (b.sample_weight is not None or mask is not None) and values.size:
+            # mean of values x weights (the mask merged in as Keras merges it for this reduction)
+            scaled = ol.spec.reduction in ("mean", "sum_over_batch_size")
+            weighted = reduce_weighted(values, b.sample_weight, mask, "sum_over_batch_size" if scaled else "sum")
+            value = tracked_value(weighted) / (1 if scaled or not np.ndim(values) else values.size)
             what = " and ".join(x for x, on in (("sample weights", b.sample_weight is not None),
                                                 ("mask", mask is not None)) if on)
-            self._step("weights", f"x {what}", weighted.shape, float(np.mean(weighted)) if weighted.size else 0.0,
-                       b.n)
+            self._step("weights", f"x {what}", values.shape, value, b.n)
         loss = b.output_losses.get(ol.name)
         if loss is None:
             return
