@@ -222,3 +222,10 @@ def test_long_class_tables_show_the_worst_classes():
     md = markdown_per_class(rows)
     assert f"the {MAX_TABLE_ROWS} with the highest loss" in md
     assert "| 199 |" in md and "| 3 |" not in md
+
+
+def test_multilabel_targets_have_no_true_class():
+    y = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    p = np.full((2, 3), 1 / 3)
+    assert class_labels(LossSpec("custom"), y, p, (2,)) is None
+    assert class_labels(LossSpec("custom"), np.eye(3)[[0, 2]], p, (2,))[0].tolist() == [0, 2]

@@ -126,6 +126,8 @@ def class_labels(spec: LossSpec, y_true: np.ndarray, y_pred: np.ndarray, shape: 
     p = np.asarray(y_pred)
     axis = int(spec.option("axis", -1) or -1) if spec.kind != "sparse_categorical_crossentropy" else -1
     if y.shape == p.shape and p.ndim >= 1 and p.shape[axis] > 1:
+        if not np.allclose(np.sum(y, axis=axis), 1.0, atol=1e-3):
+            return None  # multi-label targets: no single true class
         labels = np.argmax(y, axis=axis)
         k = p.shape[axis]
     else:
