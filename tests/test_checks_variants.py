@@ -361,3 +361,18 @@ def test_softmax_in_a_custom_layer_is_found_from_the_outputs(losses):
     assert _codes(res) == {"from-logits-mismatch"}
     f = next(f for f in res.json["findings"] if f["code"] == "from-logits-mismatch")
     assert "each row sums to 1" in f["message"]
+
+
+def test_channels_first_convolution_via_inspect(tmp_path):
+    import keras
+
+    L = keras.layers
+    inp = keras.Input((2, 16, 16), name="x")
+    out = L.Conv2D(7, 3, padding="same", data_format="channels_first", name="fcn")(inp)
+    model = keras.Model(inp, out)
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "nchw.keras")
+    res = run_cli("inspect", tmp_path / "nchw.keras", "--format", "markdown")
+    assert res.code == 0, res.stderr
+    assert "channels-first-axis" in res.stdout and "data_format='channels_first'" in res.stdout
+    assert "**Loss configuration**" in res.stdout and "(batch, 7, 16, 16)" in res.stdout

@@ -133,8 +133,8 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
         ranked = by_code.get("loss-rank", {})
         explained = {o: "loss-rank" for o in ranked}
         for o, items in ranked.items():
-            if o in probe.per_output and batchsize.moved(*probe.per_output[o], ctx.config.rtol):
-                a, b = probe.per_output[o]
+            a, b = probe.per_output.get(o, (math.nan, math.nan))
+            if batchsize.moved(a, b, ctx.config.rtol):
                 items[0].message += (f" Measured on the data: this output's loss is {a:.6g} at batch "
                                      f"{probe.batch_size} and {b:.6g} at batch {probe.other_batch_size} "
                                      f"(x{b / a:.4g}).")

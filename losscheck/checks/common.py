@@ -68,7 +68,7 @@ def loss_name(loss: Any) -> str:
         return loss
     fn = getattr(loss, "fn", None)
     if fn is not None:
-        return getattr(fn, "__name__", None) or getattr(loss, "name", "loss")
+        return str(getattr(fn, "__name__", None) or getattr(loss, "name", "loss"))
     return type(loss).__name__
 
 

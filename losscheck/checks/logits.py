@@ -4,7 +4,7 @@ output values confirm it, and the numpy reference measures what the mismatch cos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,8 +41,9 @@ class RangeStats:
     outside: int = 0
     count: int = 0
     row_dev: float = 0.0  # max |sum over the last axis - 1|
-    keras: EpochMean | None = None  # the loss as Keras computes it
-    flipped: EpochMean | None = None  # with from_logits flipped (or taken literally)
+    keras: EpochMean = field(default_factory=EpochMean)  # the loss as Keras computes it
+    flipped: EpochMean = field(default_factory=EpochMean)  # with from_logits flipped (or taken literally)
+    failed: bool = False  # the reference could not compute one of the two
 
     def add(self, p: np.ndarray) -> None:
         p = np.asarray(p, np.float64)
@@ -69,7 +70,7 @@ class LogitsObserver:
 
     def __init__(self, outputs: list[OutputLoss]) -> None:
         self.outputs = [ol for ol in outputs if ol.kind in CROSSENTROPY_KINDS]
-        self.stats = {ol.name: RangeStats(keras=EpochMean(), flipped=EpochMean()) for ol in self.outputs}
+        self.stats = {ol.name: RangeStats() for ol in self.outputs}
 
     def __call__(self, b) -> None:
         for ol in self.outputs:
@@ -93,15 +94,15 @@ class LogitsObserver:
                     st.keras.add(b.output_losses.get(ol.name, np.nan), b.n)
                     st.flipped.add(output_batch_loss(flipped_spec, y, p, sample_weight=b.sample_weight,
                                                      mask=b.masks[ol.index]), b.n)
-            except Exception:
-                st.keras = st.flipped = None
+            except Exception:  # noqa: BLE001 - without the measurement the finding still stands
+                st.failed = True
 
 
 def data_check(ol: OutputLoss, st: RangeStats, static: list[Finding]) -> list[Finding]:
     """Confirm (or find) the mismatch from the output values; enrich the static finding in place."""
     written = bool(ol.option("from_logits", False))
-    k = st.keras.value if st.keras is not None and st.keras.count else None
-    f = st.flipped.value if st.flipped is not None and st.flipped.count else None
+    k = st.keras.value if st.keras.count and not st.failed else None
+    f = st.flipped.value if st.flipped.count and not st.failed else None
     if written:
         looks = st.rows_sum_to_one if ol.kind != "binary_crossentropy" and ol.facts.shape[-1] != 1 else None
         if static:

@@ -145,8 +145,8 @@ def locate_in_model(ctx, start: int, stop: int) -> Finding | None:
             continue
         bad = ~np.isfinite(vals)
         if bad.any():
-            row = int(np.argwhere(bad)[0][0]) if vals.ndim else None
-            where = f" at sample {start + row}" if row is not None else f" on the batch {start}-{stop - 1}"
+            where = (f" at sample {start + int(np.argwhere(bad)[0][0])}" if vals.ndim
+                     else f" on the batch {start}-{stop - 1}")
             return Finding("non-finite", f"Inputs, weights and outputs are finite, but the loss of output {o!r} is "
                            f"non-finite{where}: the loss function itself produces it.", subject=o,
                            advice="Guard the loss's logs, square roots and divisions (clip, add epsilon).")

@@ -127,7 +127,8 @@ def _source_subscripts(ol: OutputLoss) -> list[tuple[str, str, int, int, int | N
         has_ellipsis = any(isinstance(e, ast.Constant) and e.value is Ellipsis for e in elts)
         for axis, e in enumerate(elts):
             value = e.value if isinstance(e, ast.Constant) else None
-            if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub) and isinstance(e.operand, ast.Constant):
+            if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub) and isinstance(e.operand, ast.Constant) \
+                    and isinstance(e.operand.value, int):
                 value = -e.operand.value
             if isinstance(value, int) and not isinstance(value, bool):
                 from_end = axis - len(elts) if has_ellipsis else None

@@ -75,7 +75,7 @@ def trace_markdown(value: dict[str, Any]) -> str:
 
 
 def _config_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for out, c in value.items():
         opts = ", ".join(f"{k}={v}" for k, v in (c.get("options") or {}).items())
         rows.append((out, str(c.get("loss")), str(c.get("reduction")), opts, _num(c.get("loss_weight")),

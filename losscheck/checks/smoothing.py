@@ -48,8 +48,9 @@ def check(ol: OutputLoss) -> list[Finding]:
 
 
 def enrich(findings: list[Finding], measured: float | None) -> None:
-    if measured is None or not findings or findings[0].magnitude is None or not math.isfinite(measured):
+    floor_value = findings[0].magnitude if findings else None
+    if measured is None or floor_value is None or not math.isfinite(measured):
         return
     f = findings[0]
-    share = f.magnitude / measured if measured else float("nan")
+    share = floor_value / measured if measured else float("nan")
     f.message += f" On this data the loss is {measured:.6g}, so the floor is {share:.1%} of it."
