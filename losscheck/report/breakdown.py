@@ -25,6 +25,11 @@ def bar_text(fraction: float | None, width: int = BAR_WIDTH) -> str:
     return "█" * full + (BLOCKS[part] if part else "")
 
 
+def _md_bar(fraction: float | None) -> str:
+    text = bar_text(fraction, 20)
+    return f"`{text}`" if text else ""
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.3g}%"
 
@@ -97,7 +102,7 @@ def markdown_per_class(rows: list[dict[str, Any]]) -> str:
     lines = ["**Loss per class**" + (f" ({caption})" if caption else ""), "", "| " + " | ".join(n for n, _ in cols) + " | share of loss |",
              "|" + "|".join("---" if n in ("output", "class") else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | `{bar_text(r.get('share'), 20)}` |")
+        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -133,7 +138,7 @@ def markdown_per_output(rows: list[dict[str, Any]]) -> str:
     lines = ["**Loss per output**", "", "| " + " | ".join(n for n, _ in cols) + " | share of total |",
              "|" + "|".join("---" if n == "output" else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | `{bar_text(r.get('share'), 20)}` |")
+        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
     return "\n".join(lines)
 
 
