@@ -229,3 +229,13 @@ def test_multilabel_targets_have_no_true_class():
     p = np.full((2, 3), 1 / 3)
     assert class_labels(LossSpec("custom"), y, p, (2,)) is None
     assert class_labels(LossSpec("custom"), np.eye(3)[[0, 2]], p, (2,))[0].tolist() == [0, 2]
+
+
+def test_class_rows_iou_from_confusion_counts():
+    st = ClassStats(2)
+    labels = np.array([0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 1, 1, 0])
+    st.add(np.full(5, 0.2), np.ones(5), labels, pred)
+    rows = class_rows("o", st, 1, 1.0)
+    assert rows[0]["iou"] == pytest.approx(2 / 4) and rows[1]["iou"] == pytest.approx(1 / 3)
+    assert rows[0]["precision"] == pytest.approx(2 / 3) and rows[1]["recall"] == pytest.approx(1 / 2)

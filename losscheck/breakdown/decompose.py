@@ -297,6 +297,7 @@ def class_rows(output: str, stats: ClassStats, n: int, lw: float) -> list[dict[s
                 "accuracy": _ratio(stats.correct[k], stats.count[k]),
                 "recall": _ratio(stats.correct[k], stats.count[k]),
                 "precision": _ratio(stats.correct[k], stats.predicted[k]),
+                "iou": _ratio(stats.correct[k], stats.count[k] + stats.predicted[k] - stats.correct[k]),
                 "predicted": int(stats.predicted[k]),
             })
         rows.append(row)
