@@ -51,6 +51,10 @@ LOSSES = textwrap.dedent('''
         return ops.sum(ops.square(ops.take(y_true, 1, axis=1) - ops.take(y_pred, 1, axis=1)), axis=-1)
 
 
+    def mean_sparse_ce(labels, probs):
+        return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probs))
+
+
     def sum_batch_and_time(y_true, y_pred):
         return ops.sum(ops.square(y_true - y_pred), axis=(0, 1))
 
@@ -376,3 +380,15 @@ def test_channels_first_convolution_via_inspect(tmp_path):
     assert res.code == 0, res.stderr
     assert "channels-first-axis" in res.stdout and "data_format='channels_first'" in res.stdout
     assert "**Loss configuration**" in res.stdout and "(batch, 7, 16, 16)" in res.stdout
+
+
+def test_loss_that_needs_the_real_targets_is_probed_on_the_data(losses):
+    d, path, mod = losses
+    y = (np.arange(40) % 3).reshape(40, 1).astype("float32")  # integer labels: not the output's shape
+    m, dpath = _save(d, "sparse_scalar", _dense((3,), "softmax"), mod.mean_sparse_ce, y=y)
+    assert not [f for f in _static(m, path) if f.code in CHECK_CODES]  # synthetic targets do not fit it
+    res = run_cli("compare", m, dpath, "--custom-objects", path, "--format", "json")
+    assert res.code == 1, res.stderr
+    assert _codes(res) == {"loss-rank"}
+    f = next(f for f in res.json["findings"] if f["code"] == "loss-rank")
+    assert "returns a scalar" in f["message"] and "averages over the batch" in f["message"]

@@ -81,8 +81,8 @@ def static_checks(loaded) -> list[Finding]:
 
 
 def data_checks(ctx: CheckContext) -> list[Finding]:
-    from losscheck.checks import batchsize, logits, nonfinite, rank, smoothing
-    from losscheck.checks.common import data_pool, memo
+    from losscheck.checks import batchsize, logits, nonfinite, smoothing
+    from losscheck.checks.common import memo
     from losscheck.checks.trace import TraceObserver
 
     loaded = ctx.loaded
@@ -105,17 +105,7 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
     # loss-rank on real targets/outputs for losses the synthetic probe could not call
     retry = [ol for ol in outputs if store["rank"].get(ol.name) is None]
     if retry:
-        xs, ys, _ = ctx.data.slice(0, min(ctx.data.n, 32))
-        preds = ctx.loaded.model(xs[0] if len(xs) == 1 else xs, training=False)
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        for ol in retry:
-            pools = data_pool(ys[ol.index], preds[ol.index])
-            result = _safely(errors, f"loss-rank ({ol.name})", rank.probe, ol, *pools)
-            store["rank"][ol.name] = result
-            if result is not None and not result.ok:
-                f = rank.finding(ol, result)
-                by_code.setdefault("loss-rank", {}).setdefault(ol.name, []).append(f)
-                out.append(f)
+        out += _safely(errors, "loss-rank", _rank_on_data, ctx, retry, store, by_code) or []
 
     # one more inference pass at the configured batch size: reduction trace and output ranges
     trace = TraceObserver(outputs)
@@ -148,4 +138,26 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
         ctx.sections["reduction_trace"] = section
     if errors:
         ctx.sections["check_notes"] = list(errors)
+    return out
+
+
+def _rank_on_data(ctx: CheckContext, retry: list[Any], store: dict[str, Any],
+                  by_code: dict[str, dict[str, list[Finding]]]) -> list[Finding]:
+    from losscheck.checks import rank
+    from losscheck.checks.common import data_pool
+
+    xs, ys, _ = ctx.data.slice(0, min(ctx.data.n, 32))
+    preds = ctx.loaded.model(xs[0] if len(xs) == 1 else xs, training=False)
+    if isinstance(preds, dict):
+        preds = [preds[o] for o in ctx.loaded.output_names]
+    preds = preds if isinstance(preds, (list, tuple)) else [preds]
+    out = []
+    for ol in retry:
+        pools = data_pool(ys[ol.index], preds[ol.index])
+        result = _safely(store["errors"], f"loss-rank ({ol.name})", rank.probe, ol, *pools)
+        store["rank"][ol.name] = result
+        if result is not None and not result.ok:
+            f = rank.finding(ol, result)
+            by_code.setdefault("loss-rank", {}).setdefault(ol.name, []).append(f)
+            out.append(f)
     return out
