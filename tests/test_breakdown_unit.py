@@ -239,3 +239,17 @@ def test_class_rows_iou_from_confusion_counts():
     rows = class_rows("o", st, 1, 1.0)
     assert rows[0]["iou"] == pytest.approx(2 / 4) and rows[1]["iou"] == pytest.approx(1 / 3)
     assert rows[0]["precision"] == pytest.approx(2 / 3) and rows[1]["recall"] == pytest.approx(1 / 2)
+
+
+def test_sample_summaries():
+    from losscheck.breakdown.observers import summarize
+
+    scce = LossSpec("sparse_categorical_crossentropy")
+    t, p = summarize(scce, np.array(2), np.array([0.7, 0.2, 0.1]))
+    assert t == "class 2" and p.startswith("class 0 (p=0.7)") and "p(class 2)=0.1" in p
+    t, p = summarize(scce, np.array([[0, 1], [1, 1]]), np.eye(2)[[[0, 0], [1, 0]]])
+    assert t == "classes {0: 1, 1: 3} over 4 positions" and p.startswith("accuracy 0.5")
+    bce = LossSpec("binary_crossentropy")
+    t, p = summarize(bce, np.zeros((4, 4, 2)), np.full((4, 4, 2), 0.9))
+    assert t == "positives per channel [0, 0] of 16" and p == "predicted positives [16, 16]"
+    assert summarize(LossSpec("mean_squared_error"), np.array([1.0]), np.array([0.5])) == ("[1]", "[0.5]")

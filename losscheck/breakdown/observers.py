@@ -173,6 +173,13 @@ def _fmt(a: Any) -> str:
     return "[" + ", ".join(f"{float(x):.3g}" for x in arr.reshape(-1)) + "]"
 
 
+def _counts(labels: np.ndarray, most: int = 6) -> str:
+    values, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:most]
+    text = ", ".join(f"{int(values[i])}: {int(counts[i])}" for i in sorted(order, key=lambda i: values[i]))
+    return "{" + text + (", ..." if len(values) > most else "") + "}"
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - np.max(z)
     e = np.exp(z)
@@ -191,6 +198,13 @@ def summarize(spec, y: np.ndarray, p: np.ndarray) -> tuple[str, str]:
         if 0 <= true < probs.size and true != j:
             text += f", p(class {true})={probs[true]:.3g}"
         return f"class {true}", text
+    if spec.kind in SAMPLEWISE_KINDS and p.ndim >= 2 and p.shape[-1] > 1:  # a class per position
+        labels = np.argmax(y, axis=-1) if y.shape == p.shape else (y[..., 0] if y.ndim == p.ndim else y)
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        pred = np.argmax(p, axis=-1).reshape(-1)
+        if labels.size == pred.size:
+            return (f"classes {_counts(labels)} over {labels.size} positions",
+                    f"accuracy {np.mean(labels == pred):.3g}; predicted {_counts(pred)}")
     if y.size <= 6 and p.size <= 6:
         return _fmt(y), _fmt(p)
     yf = y.astype(np.float64)
