@@ -141,10 +141,11 @@ def loss_values_and_mask(
         use = logits is not None and spec.kind in LOGITS_SHORTCUT_KINDS and np.shape(logits) == np.shape(y_pred)
         if spec.kind == "binary_focal_crossentropy" and spec.option("from_logits", False):
             use = False
-    t, p = match_rank(t, p)
+    t0 = t
+    t, p = match_rank(t0, p)
     lg = None
     if use:
-        lg = np.asarray(logits, np.float64)
+        lg = match_rank(t0, np.asarray(logits, np.float64))[1]  # squeezed like y_pred (unclipped mode)
         if lg.shape != p.shape:
             lg = None
     options = dict(spec.options)
