@@ -21,10 +21,6 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
-
-
 def _outputs(facts: dict[str, Any], attr: str) -> list[str]:
     return [o for o, f in facts.items() if getattr(f, attr)]
 
@@ -57,23 +53,22 @@ def semantic_findings(ctx) -> list[Finding]:
     def moves(delta: float | None) -> bool:
         return delta is None or abs(delta) > rtol * scale
 
-    ctx.sections["natural_numpy"] = {
-        k: (v if _finite(v) else None) for k, v in fig.items()
-    }
+    g: dict[str, float] = {k: float(v) for k, v in fig.items() if v is not None and math.isfinite(v)}
+    ctx.sections["natural_numpy"] = {k: g.get(k) for k in fig}
     findings: list[Finding] = []
 
     # mask -------------------------------------------------------------------------------------------
     masked = _outputs(facts, "masked")
-    if masked and _finite(fig.get("no_weights")) and _finite(fig.get("no_masks")):
-        delta = fig["no_weights"] - fig["no_masks"]
+    if masked and "no_weights" in g and "no_masks" in g:
+        delta = g["no_weights"] - g["no_masks"]
         if moves(delta):
             share = sum(facts[o].masked_fraction[0] for o in masked) / max(
                 sum(facts[o].masked_fraction[1] for o in masked), 1.0)
             findings.append(Finding(
                 "mask",
                 f"Keras leaves out the masked loss elements of {_which(masked, n_out)} ({share:.1%} of them) and "
-                f"divides each batch by its own count of unmasked elements: {_fmt(fig['no_weights'])} "
-                f"(without sample weights), while a plain mean over every element gives {_fmt(fig['no_masks'])} "
+                f"divides each batch by its own count of unmasked elements: {_fmt(g['no_weights'])} "
+                f"(without sample weights), while a plain mean over every element gives {_fmt(g['no_masks'])} "
                 f"({delta:+.6g}).",
                 magnitude=delta, subject=_subject(masked), between=("manual", "natural_numpy"),
                 advice="To reproduce it, take sum(loss*mask)/sum(mask) per batch (mask = the output's "
@@ -83,15 +78,15 @@ def semantic_findings(ctx) -> list[Finding]:
 
     # logits shortcut ----------------------------------------------------------------------------------
     shortcut = _outputs(facts, "logits_used")
-    if shortcut and _finite(fig.get("no_masks")) and _finite(fig.get("probabilities")):
-        delta = fig["no_masks"] - fig["probabilities"]
+    if shortcut and "no_masks" in g and "probabilities" in g:
+        delta = g["no_masks"] - g["probabilities"]
         if moves(delta):
             findings.append(Finding(
                 "logits-shortcut",
                 f"TensorFlow computes the crossentropy of {_which(shortcut, n_out)} from the pre-activation logits "
-                f"cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(fig['no_masks'])}, while the "
+                f"cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(g['no_masks'])}, while the "
                 f"same loss on predict() probabilities (clipped to [1e-7, 1-1e-7]) gives "
-                f"{_fmt(fig['probabilities'])} ({delta:+.6g}).",
+                f"{_fmt(g['probabilities'])} ({delta:+.6g}).",
                 magnitude=delta, subject=_subject(shortcut), between=("manual", "natural_numpy"),
                 advice="Compute the loss from the logits (a model without the final activation and "
                        "from_logits=True, or log-softmax/log-sigmoid in numpy); saturated probabilities "
@@ -100,19 +95,19 @@ def semantic_findings(ctx) -> list[Finding]:
 
     # probability clipping ------------------------------------------------------------------------------
     clipped = [o for o in _outputs(facts, "clipped") if facts[o].clip_active]
-    if clipped and _finite(fig.get("no_masks")) and fig.get("unclipped") is not None:
-        unclipped = fig["unclipped"]
-        delta = None if not _finite(unclipped) else fig["no_masks"] - unclipped
-        if moves(delta):
+    unclipped = fig.get("unclipped")
+    if clipped and "no_masks" in g and unclipped is not None:
+        gap: float | None = g["no_masks"] - unclipped if math.isfinite(unclipped) else None
+        if moves(gap):
             count = sum(facts[o].clip_active for o in clipped)
-            what = (f"the unclipped formula gives {_fmt(unclipped)} ({delta:+.6g})" if delta is not None
+            what = (f"the unclipped formula gives {_fmt(unclipped)} ({gap:+.6g})" if gap is not None
                     else "the unclipped formula is infinite (log of 0)")
             findings.append(Finding(
                 "probability-clipping",
                 f"Keras computes the crossentropy of {_which(clipped, n_out)} from probabilities clipped to "
-                f"[1e-7, 1-1e-7] ({count} predicted values lie outside): {_fmt(fig['no_masks'])}, while "
+                f"[1e-7, 1-1e-7] ({count} predicted values lie outside): {_fmt(g['no_masks'])}, while "
                 f"{what}.",
-                magnitude=delta, subject=_subject(clipped), between=("manual", "natural_numpy"),
+                magnitude=gap, subject=_subject(clipped), between=("manual", "natural_numpy"),
                 advice="Clip with np.clip(p, 1e-7, 1 - 1e-7) as Keras does to reproduce it; to get the "
                        "unclipped loss, output logits and use from_logits=True.",
             ))
@@ -121,15 +116,15 @@ def semantic_findings(ctx) -> list[Finding]:
     low = [o for o, f in facts.items() if f.low_precision]
     if low:
         dtype = facts[low[0]].low_precision
-        ref = fig.get("float64_outputs")
-        if _finite(ref) and _finite(fig.get("keras")):
-            delta = fig["keras"] - ref
+        if "float64_outputs" in g and "keras" in g:
+            ref = g["float64_outputs"]
+            delta = g["keras"] - ref
             if moves(delta):
                 findings.append(Finding(
                     "mixed-precision",
                     f"{_cap(_which(low, n_out))} is computed in {dtype}: Keras casts it to float32 "
                     f"before the loss, so the loss sees {dtype}-rounded probabilities and loses the logits "
-                    f"shortcut: {_fmt(fig['keras'])}, against {_fmt(ref)} with the activation computed in full "
+                    f"shortcut: {_fmt(g['keras'])}, against {_fmt(ref)} with the activation computed in full "
                     f"precision from the same logits ({delta:+.6g}).",
                     magnitude=delta, subject=_subject(low), between=("manual", "natural_numpy"),
                     advice="Give the final activation dtype='float32' (e.g. Activation('softmax', "

@@ -280,7 +280,7 @@ def save_inputs(model, x, ys, sw, folder):
     if len(ys) == 1:
         arrays["y"] = ys[0]
     else:
-        for name, y in zip(model.output_names, ys):
+        for name, y in zip(model.output_names, ys, strict=True):
             arrays[f"y_{name}"] = y
     if sw is not None:
         arrays["sample_weight"] = sw

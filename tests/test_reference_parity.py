@@ -171,7 +171,7 @@ def test_every_loss_in_one_model(name, tmp_path):
     inf = _losscheck_inference(model_path, data_path, case.batch_size)
     assert not inf.manual_errors
     bad = {}
-    for o, kind in zip(model.output_names, (c.kind for c in outputs)):
+    for o, kind in zip(model.output_names, (c.kind for c in outputs), strict=True):
         ours, theirs = inf.output_loss_keras_log[o], logs[f"{o}_loss"]
         if not _close(ours, theirs):
             bad[kind] = (ours, theirs)
