@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.reference.reduction import loss_values, match_rank, uses_logits
+from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value, uses_logits
 from losscheck.reference.specs import LossSpec
 
 #: Losses whose value for an element is computed over the whole class axis (one value per sample).
@@ -48,40 +48,25 @@ def as_loss_dtype(sample_weight: np.ndarray | None, spec: LossSpec) -> np.ndarra
 
 def batch_coefficients(shape: tuple[int, ...], sample_weight: np.ndarray | None, mask: np.ndarray | None,
                        reduction: str) -> np.ndarray:
-    """a with the values' shape such that Keras's tracked batch loss is sum(a * values)
-    (mirrors reference.reduction.reduce_weighted)."""
+    """a with the values' shape such that Keras's tracked batch loss is sum(a * values).
+
+    Every reduction is linear in the values, L(v) = sum(v * W) / D, with W the weights after the mask
+    merge and broadcasting (the reference's "none" reduction of ones) and D fixed by the weights; so
+    a = W * L(ones) / sum(W), all from reference.reduce_weighted itself."""
     if len(shape) == 0:
         raise NotDecomposable("the loss function returns a scalar per batch, so there is nothing to split")
-    values = np.ones(shape, np.float64)
-    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if mask is not None:
-        m = np.asarray(mask).astype(bool)
-        if reduction in ("mean", "sum_over_batch_size"):
-            valid = float(m.sum())
-            fmask = np.where(m, float(m.size) / valid if valid else 0.0, 0.0)
-        else:
-            fmask = m.astype(np.float64)
-        if w is not None:
-            fmask, w = match_rank(fmask, w)
-            w = w * fmask
-        else:
-            w = fmask
-    if w is not None:
-        values, w = match_rank(values, w)
-        weighted = values * w
-        if weighted.size != int(np.prod(shape)):
-            raise NotDecomposable(f"sample weights of shape {w.shape} broadcast the loss values "
-                                  f"{shape} to {weighted.shape}")
-    else:
-        weighted = values
-    if reduction == "sum":
-        divisor = 1.0
-    elif reduction == "mean_with_sample_weight" and w is not None:
-        divisor = float(np.sum(w))
-    else:  # sum_over_batch_size, mean, mean_with_sample_weight without weights, none (tracker mean)
-        divisor = float(weighted.size)
-    coef = weighted / divisor if divisor else np.zeros_like(weighted)
-    return coef.reshape(shape)
+    ones = np.ones(shape, np.float64)
+    weighted = np.asarray(reduce_weighted(ones, sample_weight, mask, "none"), np.float64)
+    if weighted.size != ones.size:
+        raise NotDecomposable(f"sample weights of shape {getattr(sample_weight, 'shape', None)} broadcast the loss values "
+                              f"{shape} to {weighted.shape}")
+    whole = float(np.sum(weighted))
+    if whole == 0.0:
+        if np.any(weighted != 0.0):
+            raise NotDecomposable("the sample weights of a batch sum to zero")
+        return np.zeros(shape, np.float64)
+    at_ones = tracked_value(reduce_weighted(ones, sample_weight, mask, reduction))
+    return (weighted * (at_ones / whole)).reshape(shape)
 
 
 def _slice(a: np.ndarray, c: int, axis: int) -> np.ndarray:
