@@ -6,7 +6,7 @@ crossentropies, the class axis itself."""
 
 from __future__ import annotations
 
-from losscheck.checks.common import CROSSENTROPY_KINDS, OutputLoss, loss_name
+from losscheck.checks.common import CROSSENTROPY_KINDS, OutputLoss
 from losscheck.checks.graph import shape_text
 from losscheck.findings import Finding
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
@@ -46,7 +46,7 @@ def check(ol: OutputLoss) -> list[Finding]:
         op = "sums/normalizes over axis -1 as the class axis"
         effect = "The class axis is wrong: the loss treats spatial positions as classes."
     msg = (f"Output {f.name!r} has shape {shape_text(f.shape)} with its {n_feat} features on axis {axis} "
-           f"({f.channels_reason}); {loss_name(ol.loss)} {op} ({last} values along a spatial axis), giving values "
+           f"({f.channels_reason}); {ol.spec.label} {op} ({last} values along a spatial axis), giving values "
            f"of shape {reduced}. {effect}")
     advice = (f"Move the features last (channels_last, or keras.layers.Permute before the loss) or pass axis={axis} "
               "to a loss that takes it; see the reduction trace.")

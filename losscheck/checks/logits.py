@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from losscheck.checks.common import CROSSENTROPY_KINDS, OutputLoss, loss_name
+from losscheck.checks.common import CROSSENTROPY_KINDS, OutputLoss
 from losscheck.findings import Finding
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 
@@ -23,7 +23,7 @@ def static_check(ol: OutputLoss) -> list[Finding]:
     if act not in PROBABILITY_ACTIVATIONS:
         return []
     msg = (f"Output {ol.name!r} ends in a {act} (layer {ol.facts.activation_layer!r}), so it holds probabilities, "
-           f"but its loss {loss_name(ol.loss)} has from_logits=True and treats them as logits.")
+           f"but its loss, {ol.spec.label}, treats them as logits (from_logits=True).")
     return [Finding("from-logits-mismatch", msg, subject=ol.name, advice=_advice_probs(act))]
 
 
@@ -120,7 +120,8 @@ def data_check(ol: OutputLoss, st: RangeStats, static: list[Finding]) -> list[Fi
             return []
         if looks:
             msg = (f"Output {ol.name!r} holds probabilities (every value in [{st.lo:.4g}, {st.hi:.4g}], each row "
-                   f"sums to 1 within {st.row_dev:.2g}) but its loss {loss_name(ol.loss)} has from_logits=True.")
+                   f"sums to 1 within {st.row_dev:.2g}) but its loss, {ol.spec.label}, treats them as logits "
+                   "(from_logits=True).")
             return [Finding("from-logits-mismatch", msg, magnitude=None if k is None or f is None else f - k,
                             subject=ol.name, advice=_advice_probs("softmax"))]
         return []
@@ -128,8 +129,9 @@ def data_check(ol: OutputLoss, st: RangeStats, static: list[Finding]) -> list[Fi
         return []
     share = st.outside / st.count
     msg = (f"Output {ol.name!r} is not a probability (its final activation is {ol.facts.activation or 'unknown'}"
-           f"; values range over [{st.lo:.4g}, {st.hi:.4g}], {share:.1%} outside [0, 1]) but its loss "
-           f"{loss_name(ol.loss)} has from_logits=False: Keras clips the values to [1e-7, 1 - 1e-7] before the log.")
+           f"; values range over [{st.lo:.4g}, {st.hi:.4g}], {share:.1%} outside [0, 1]) but its loss, "
+           f"{ol.spec.label}, expects probabilities (from_logits=False): Keras clips the values to [1e-7, 1 - 1e-7] "
+           "before the log.")
     if k is not None and f is not None:
         msg += f" The loss is {k:.6g} as configured and {f:.6g} with from_logits=True."
     return [Finding("from-logits-mismatch", msg, magnitude=None if k is None or f is None else k - f,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from losscheck.checks.common import OutputLoss, loss_name
+from losscheck.checks.common import OutputLoss
 from losscheck.findings import Finding
 
 
@@ -36,10 +36,10 @@ def check(ol: OutputLoss) -> list[Finding]:
     else:
         target = f"0/1 targets become {0.5 * ls:.4g} / {1 - 0.5 * ls:.4g}"
     if value is None:
-        msg = (f"Loss {loss_name(ol.loss)} of output {ol.name!r} uses label_smoothing={ls:g}: {target}, so the "
+        msg = (f"Loss {ol.spec.label} of output {ol.name!r} uses label_smoothing={ls:g}: {target}, so the "
                "loss cannot reach 0.")
     else:
-        msg = (f"Loss {loss_name(ol.loss)} of output {ol.name!r} uses label_smoothing={ls:g}: {target}, so even a "
+        msg = (f"Loss {ol.spec.label} of output {ol.name!r} uses label_smoothing={ls:g}: {target}, so even a "
                f"perfect model scores at least {value:.6g} (the entropy of the smoothed targets)"
                + (f", {value * ol.weight:.6g} after the loss weight {ol.weight:g}" if ol.weight != 1.0 else "")
                + ".")
