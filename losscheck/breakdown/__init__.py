@@ -59,7 +59,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         report.figures["regularization"] = Figure(inf.regularization, "penalties (model.losses) included in evaluate")
         if mode == "per_class":
             report.sections.update(class_section(observer, inf))
-            findings = class_findings(report.sections["per_class"], report.sections["total"], len(prober.outputs))
+            findings = class_findings(report.sections["per_class"], report.sections["total"], len(observer.outputs))
         elif mode == "per_output":
             from losscheck.breakdown.regularization import regularization_by_layer
 

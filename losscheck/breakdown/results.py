@@ -46,19 +46,18 @@ def class_section(obs, inf) -> dict[str, Any]:
         st = obs.stats.get(o)
         lw = obs.lw[o]
         spec = obs.prober.specs[o]
-        w = f"{lw:g} x " if len(obs.outputs) > 1 or lw != 1.0 else ""
         if isinstance(st, ChannelStats):
             rows += channel_rows(o, st, n, lw)
             how = "mean" if st.combine == "mean" else "sum"
             over = (f"{how} over the {st.n_channels} channels of the channel losses" if st.n_channels > 1
                     else "the loss of its single channel")
             lines.append(
-                f"{o}: loss = {w}{over}; a channel's loss is its per-element {spec.label} reduced exactly as "
+                f"{o}: loss = {over}; a channel's loss is its per-element {spec.label} reduced exactly as "
                 "Keras reduces the output (per batch sum(w*l)/size, batches weighted by their size)")
         elif isinstance(st, ClassStats):
             rows += class_rows(o, st, n, lw)
             lines.append(
-                f"{o}: loss = {w}sum over true classes of weight x class loss = the count-weighted mean of the "
+                f"{o}: loss = sum over true classes of weight x class loss = the count-weighted mean of the "
                 f"class means (weight = count / {n} without sample weights or masks; otherwise each class's "
                 "share of Keras's per-element weights)")
         else:
@@ -74,6 +73,8 @@ def class_section(obs, inf) -> dict[str, Any]:
         obs.notes.append(f"rows add up to {summed!r}, the reference data loss is {total!r}")
     if len(obs.outputs) > 1:
         lines.append("total = sum over outputs of loss weight x output loss (penalties excluded)")
+    elif obs.outputs and obs.lw[obs.outputs[0]] != 1.0:
+        lines.append(f"total = {obs.lw[obs.outputs[0]]:g} (the loss weight) x the loss of {obs.outputs[0]}")
     phrase = _weighting_phrase(_has_sw(obs), _has_mask(obs)).lstrip("; ")
     lines.append(phrase[:1].upper() + phrase[1:])
     return {"total": total, "per_class": [_ordered(r) for r in rows],
