@@ -228,3 +228,16 @@ def test_broken_h5_and_npz_data(tmp_path):
     refused(MSE, tmp_path / "missing.npz", "not found")
     (tmp_path / "dir.npz").mkdir()
     refused(MSE, tmp_path / "dir.npz", "is a directory")
+
+
+def test_h5_with_a_user_block_and_odd_names(tmp_path):
+    """HDF5 with a 512-byte user block (signature not at byte 0), named .dat: read by content."""
+    import h5py
+
+    d = base()
+    with h5py.File(tmp_path / "data.dat", "w", userblock_size=512) as f:
+        for k, v in d.items():
+            f[k] = v
+    res = run_cli("compare", MSE, tmp_path / "data.dat", "--format", "json")
+    assert res.code in (0, 1), res.stderr
+    assert rel(res.json["figures"]["evaluate"]["value"], K3_EXPECTED["mse_str.h5"]["evaluate"]) < 1e-4

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError
-from losscheck.loading.files import H5_SIGNATURE, check_readable, read_head
+from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
 
 
 @dataclass
@@ -142,7 +142,7 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
     path = Path(path)
     check_readable(path, "data file", DataFileError)
     head = read_head(path, "data file", DataFileError)
-    if head == H5_SIGNATURE:
+    if head == H5_SIGNATURE or (not head.startswith(b"PK") and is_hdf5(path)):
         arrays, handle = _h5_arrays(path)
         streamed = True
     elif head.startswith(b"PK") or path.suffix.lower() == ".npz":

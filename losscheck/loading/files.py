@@ -88,6 +88,16 @@ def read_head(path: Path, what: str, error: type, n: int = 8) -> bytes:
         raise error(path, f"{what} cannot be read ({exc.strerror or exc})", "check the file") from exc
 
 
+def is_hdf5(path: Path) -> bool:
+    """HDF5 with a user block (the signature at byte 512, 1024, ...), which h5py opens too."""
+    try:
+        import h5py
+
+        return bool(h5py.is_hdf5(str(path)))
+    except Exception:
+        return False
+
+
 def _json_attr(value: Any) -> Any:
     if value is None:
         return None
@@ -106,7 +116,7 @@ def read_model_file_info(path: Path) -> ModelFileInfo:
     suffix = path.suffix.lower()
     if head.startswith(b"PK"):
         return _read_keras_zip(path)
-    if head == H5_SIGNATURE:
+    if head == H5_SIGNATURE or is_hdf5(path):
         return _read_h5(path)
     if suffix == ".keras":
         raise ModelFileError(path, "is not a valid .keras archive (not a zip file: truncated or corrupted)",
