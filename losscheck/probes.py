@@ -476,7 +476,7 @@ class Prober:
                 calls.reset()
                 t_values = [tf.identity(v.value) for v in trainable]
                 n_values = [tf.identity(v.value) for v in non_trainable]
-                mapping = list(zip(trainable, t_values)) + list(zip(non_trainable, n_values))
+                mapping = list(zip(trainable, t_values, strict=True)) + list(zip(non_trainable, n_values, strict=True))
                 losses, advanced = [], {}
                 for f in variants:
                     outer = f is None
@@ -500,9 +500,9 @@ class Prober:
             for start, stop in self.data.batch_bounds(self.batch_size, limit):
                 xs, ys, sw = self._tensors(start, stop, class_weight)
                 values = step(_structure(xs), _structure(ys), sw).numpy()
-                for m, v in zip(means, values):
+                for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
-        return {f: m.value for f, m in zip(variants, means)}
+        return {f: m.value for f, m in zip(variants, means, strict=True)}
 
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
         """evaluate-like loss (all inference) with optional class weights and sample limit."""
@@ -532,6 +532,31 @@ def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: in
         history = model.fit(_structure(xs), _structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
                             sample_weight=sw, class_weight=class_weight, verbose=0)
     return float(history.history["loss"][-1])
+
+
+def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
+    """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
+    it touched is put back (weights, BatchNormalization statistics, seed states, optimizer and metric
+    state), so the model is left as loaded. Spares a second load; the figure is the one a fresh copy
+    gives, since the training-mode passes leave the model exactly as loaded and the fit starts from the
+    same weights, optimizer state and layer seeds."""
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # what fit's first step does; its state then is saved too
+    state = list(model.variables) + list(getattr(model, "metrics_variables", []))
+    if optimizer is not None:
+        state += list(optimizer.variables)
+    seen: set[int] = set()
+    snapshot = []
+    for var in state:
+        if id(var) not in seen:
+            seen.add(id(var))
+            snapshot.append((var, np.array(var)))
+    try:
+        return fit_epoch(model, data, batch_size, class_weight, seed)
+    finally:
+        for var, value in snapshot:
+            var.assign(value)
 
 
 class _H5Sequence(keras.utils.PyDataset):
