@@ -79,31 +79,32 @@ def write_h5(path: Path, n: int, seed: int = SEED, chunk: int = 4096) -> None:
             dx[start:stop], dy[start:stop] = x, y
 
 
-def build(samples: list[int] = ()) -> Path:
-    """Write scratch/model.keras, scratch/data.npz, scratch/data.h5 (2048 samples) and
-    scratch/data_<n>.h5 for each extra size. Returns the scratch folder."""
+def build(samples: list[int] = (), out: Path = SCRATCH) -> Path:
+    """Write out/model.keras, out/data.npz, out/data.h5 (2048 samples) and out/data_<n>.h5 for each
+    extra size. Returns the folder (default benchmarks/scratch/, which ignores itself in git)."""
     import keras
     import numpy as np
 
-    SCRATCH.mkdir(exist_ok=True)
-    (SCRATCH / ".gitignore").write_text("*\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".gitignore").write_text("*\n")
     keras.utils.set_random_seed(SEED)
     model = build_model()
     x, y = make_data(N_DEFAULT)
     model.fit(x[:512], y[:512], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)  # a short fit
-    model.save(SCRATCH / "model.keras")
-    np.savez(SCRATCH / "data.npz", x=x, y=y)
-    write_h5(SCRATCH / "data.h5", N_DEFAULT)
+    model.save(out / "model.keras")
+    np.savez(out / "data.npz", x=x, y=y)
+    write_h5(out / "data.h5", N_DEFAULT)
     for n in samples:
-        write_h5(SCRATCH / f"data_{n}.h5", n)
-    return SCRATCH
+        write_h5(out / f"data_{n}.h5", n)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, nargs="*", default=[], help="extra .h5 data sizes to write")
+    ap.add_argument("--out", type=Path, default=SCRATCH, help="folder to write (default benchmarks/scratch)")
     args = ap.parse_args()
-    out = build(args.samples)
+    out = build(args.samples, args.out)
     import keras
 
     model = keras.saving.load_model(out / "model.keras")
