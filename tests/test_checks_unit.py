@@ -50,7 +50,9 @@ def test_batch_size_rule():
     summed = _probe(10.0, 5.0, {"out": (10.0, 5.0)})
     [f] = batchsize.check(summed, 1e-4, {}, {"out": "sum"})
     assert f.code == "batch-size-dependence" and f.magnitude == pytest.approx(0.5)
-    assert f.subject == "out" and "reduction=\"sum\"" in f.advice
+    assert f.subject == "out" and "reduction=\"sum\"" in f.advice and "adds its per-sample losses" in f.message
+    [f] = batchsize.check(summed, 1e-4, {}, {"out": "sum_over_batch_size"}, frozenset({"out"}))
+    assert "own count of unmasked elements" in f.message and "normalizes per batch" in f.advice
     # already reported by loss-rank for that output: not reported twice
     assert batchsize.check(summed, 1e-4, {"out": "loss-rank"}, {"out": "sum_over_batch_size"}) == []
     nan = _probe(float("nan"), 5.0, {"out": (math.nan, 5.0)})

@@ -129,7 +129,9 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
                                      f"{probe.batch_size} and {b:.6g} at batch {probe.other_batch_size} "
                                      f"(x{b / a:.4g}).")
         reductions = {ol.name: ol.spec.reduction for ol in outputs}
-        out += batchsize.check(probe, ctx.config.rtol, explained, reductions)
+        masked = frozenset(o for o, tr in trace.outputs.items() if tr.masked)
+        out += batchsize.check(probe, ctx.config.rtol, explained, reductions, masked,
+                               ctx.data.sample_weight is not None)
 
     if inf is not None:
         section = trace.section(ctx.inference.evaluate)

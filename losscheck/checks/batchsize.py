@@ -56,32 +56,47 @@ def moved(a: float, b: float, rtol: float) -> bool:
     return abs(a - b) > max(rtol, 1e-5) * max(abs(a), abs(b), 1e-12)
 
 
-def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reductions: dict[str, str]) -> list[Finding]:
-    """explained: outputs whose dependence another finding (loss-rank) already reports -> its code."""
+def cause(reduction: str | None, masked: bool, weighted: bool) -> str:
+    """Why one output's batch loss depends on how the data is batched."""
+    if reduction == "sum":
+        return 'reduction="sum": each batch adds its per-sample losses instead of averaging them'
+    if masked and reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+        return "masked: each batch is divided by its own count of unmasked elements"
+    if weighted and reduction == "mean_with_sample_weight":
+        return "mean_with_sample_weight: each batch is divided by its own sum of weights"
+    return "the loss mixes samples of a batch"
+
+
+def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reductions: dict[str, str],
+          masked: frozenset[str] = frozenset(), weighted: bool = False) -> list[Finding]:
+    """explained: outputs whose dependence another finding (loss-rank) already reports -> its code;
+    masked: outputs that carry a Keras mask; weighted: the data has sample weights."""
     if not moved(probe.value, probe.other_value, rtol):
         return []
     movers = [o for o, (a, b) in probe.per_output.items() if moved(a, b, rtol)]
     if movers and all(o in explained for o in movers):
         return []
     rest = [o for o in movers if o not in explained]
+    causes = {o: cause(reductions.get(o), o in masked, weighted) for o in rest}
     why = []
     for o in rest:
-        red = reductions.get(o)
         a, b = probe.per_output[o]
-        why.append(f"output {o!r} ({red}): {a:.6g} -> {b:.6g} (x{b / a:.4g})" if a else f"output {o!r}")
+        why.append(f"output {o!r}: {a:.6g} -> {b:.6g} (x{b / a:.4g}; {causes[o]})" if a else f"output {o!r}")
     msg = (f"The reported loss depends on the batch size: {probe.value:.6g} at batch {probe.batch_size}, "
            f"{probe.other_value:.6g} at batch {probe.other_batch_size} on the same data and weights (ratio "
            f"{probe.ratio:.4g}).")
     if why:
         msg += " Moving: " + "; ".join(why) + "."
-    sums = [o for o in rest if reductions.get(o) == "sum"]
-    if sums:
+    if any(reductions.get(o) == "sum" for o in rest):
         advice = ('reduction="sum" adds the per-sample losses of each batch, so the loss (and the gradient scale) '
                   'grows with the batch size; use the default reduction="sum_over_batch_size".')
+    elif rest and all(causes[o].startswith(("masked", "mean_with")) for o in rest):
+        advice = ("This is how Keras normalizes per batch; compare losses only at one batch size (and "
+                  "without shuffling), or weight batches by their valid count yourself.")
     else:
         advice = ("A loss whose value depends on how the data is batched mixes samples across the batch (a "
-                  "reduction over axis 0, masks or mean_with_sample_weight normalized per batch); compare losses "
-                  "only at one batch size, or make the loss per-sample.")
+                  "reduction over axis 0, a division by the batch size, a batch statistic); make it per-sample "
+                  "and let Keras average.")
     subject = rest[0] if len(rest) == 1 else None
     return [Finding("batch-size-dependence", msg, magnitude=probe.ratio, subject=subject,
                     between=None, advice=advice)]

@@ -61,6 +61,7 @@ class OutputTrace:
         self.ol = ol
         self.steps: dict[str, Step] = {}
         self.elementwise = (ol.kind in ELEMENTWISE_LAST_AXIS_MEAN and ol.option("axis", -1) == -1)
+        self.masked = False  # a Keras mask (or the loss's own) was seen on this output
 
     def _step(self, key: str, operation: str, shape, value: float, n: int) -> None:
         st = self.steps.get(key)
@@ -72,6 +73,7 @@ class OutputTrace:
         ol = self.ol
         i = ol.index
         y, p, lg, mask = b.y[i], b.outputs[i], b.logits[i], b.masks[i]
+        self.masked = self.masked or mask is not None
         if ol.builtin:
             values = np.asarray(loss_values(ol.spec, y, p, lg), np.float64)
             if self.elementwise:
