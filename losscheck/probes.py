@@ -428,9 +428,8 @@ class Prober:
             evaluate=ev.value,
             regularization=reg.value,
             manual=None if unsupported else manual.value,
-            output_loss={o: m.value for o, m in per_out.items() if o not in unsupported},
-            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()
-                                   if o not in unsupported},
+            output_loss={o: m.value for o, m in per_out.items()},
+            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
             batch_totals=batch_totals,
             manual_unsupported=sorted(unsupported),
             n_batches=nb,

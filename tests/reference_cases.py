@@ -88,6 +88,7 @@ class Case:
     loss_weights: list[float] | None
     regularizer: bool
     extra_output_without_loss: bool
+    extras: int = 0  # bit flags: 1 Dropout, 2 BatchNormalization, 4 activity regularizer, 8 mixed_float16
     notes: list[str] = field(default_factory=list)
 
 
@@ -189,7 +190,21 @@ def build(case: Case):
         inp = keras.Input(shape, name="x")
         h = L.Masking(0.0, name="masking")(inp) if case.mask == "masking" else inp
     reg = keras.regularizers.L2(0.01) if case.regularizer else None
-    h = L.Dense(6, activation="tanh", kernel_regularizer=reg, name="hidden")(h)
+    act_reg = keras.regularizers.L1(0.01) if case.extras & 4 else None
+    if case.extras & 8:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        return _build_rest(case, keras, L, rng, inp, h, x, need_seq, seq, reg, act_reg)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _build_rest(case, keras, L, rng, inp, h, x, need_seq, seq, reg, act_reg):
+    h = L.Dense(6, activation="tanh", kernel_regularizer=reg, activity_regularizer=act_reg, name="hidden")(h)
+    if case.extras & 1:
+        h = L.Dropout(0.5, name="dropout")(h)
+    if case.extras & 2:
+        h = L.BatchNormalization(name="bn")(h)
     outs, ys, losses, names = [], [], [], []
     for k, o in enumerate(case.outputs):
         spec = LOSSES[o.kind]

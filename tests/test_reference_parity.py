@@ -5,6 +5,7 @@ numpy `manual` + regularization must equal model.evaluate() (computed here, in t
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def cases(draw):
                                                 max_size=len(outputs))),
         regularizer=(not none_red) and draw(st.booleans()),
         extra_output_without_loss=multi and draw(st.booleans()),
+        extras=draw(st.sampled_from([0, 0, 1, 2, 4, 8, 15])),
     )
 
 
@@ -120,7 +122,7 @@ def test_manual_matches_evaluate(case, tmp_path):
 
 
 @pytest.mark.slow
-@settings(max_examples=250, deadline=None,
+@settings(max_examples=int(os.environ.get("LOSSCHECK_SWEEP_EXAMPLES", "250")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(case=cases())
