@@ -4,6 +4,7 @@ Default run: a modest seeded set; `-m slow` runs a larger one."""
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 from pathlib import Path
 
@@ -68,9 +69,12 @@ def run_case(i: int, tmp_path: Path) -> None:
     args = ("compare", bad, other) if target == "model" else ("compare", other, bad)
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(HANG_SECONDS)
+    # backstop for a hang inside C code, where the alarm's Python handler never runs: dump and exit
+    faulthandler.dump_traceback_later(2 * HANG_SECONDS, exit=True)
     try:
         res = run_cli(*args, "--format", "json")
     finally:
+        faulthandler.cancel_dump_traceback_later()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     where = f"case {i}: {src.name} {how}"

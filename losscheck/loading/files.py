@@ -191,9 +191,9 @@ def _h5_open_problem(exc: BaseException) -> str:
         if stored > 64 * on_disk:
             return "is corrupted (its HDF5 header records an impossible file size)"
         return f"is truncated ({on_disk} of {stored} bytes)"
-    if "signature" in text:
+    if "file signature not found" in text:
         return "is not a valid HDF5 file (bad signature: truncated or corrupted)"
-    return f"cannot be read as HDF5, the file is corrupted ({_first_line(exc)})"
+    return f"is a damaged HDF5 file ({_first_line(exc)})"
 
 
 def _read_h5(path: Path) -> ModelFileInfo:

@@ -367,7 +367,9 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
     source = "--loss" if loss_arg is not None else "file"
     raw_loss = loss_arg if loss_arg is not None else cc.get("loss")
     if raw_loss is None or (isinstance(raw_loss, (list, dict)) and not raw_loss):
-        raise ModelFileError(info.path, "the model was saved without a compiled loss (uncompiled model)",
+        problem = ("the model was saved without a compiled loss (uncompiled model)" if info.compile_config is None
+                   else "the model was compiled without a loss (loss=None: only add_loss terms, or compiled later)")
+        raise ModelFileError(info.path, problem,
                              "pass the loss you train with, e.g. --loss mse or --loss my_losses.py:my_loss")
     per_output_raw = _per_output(raw_loss, outputs, "loss", info.path)
     losses: dict[str, Any] = {}
