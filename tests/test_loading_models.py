@@ -292,3 +292,28 @@ def test_debug_shows_traceback(tmp_path):
     (tmp_path / "garbage.keras").write_bytes(b"nope" * 10)
     res = run_cli("inspect", tmp_path / "garbage.keras", "--debug")
     assert res.code == 2 and "Traceback" in res.stderr
+
+
+def test_keras2_differences_named_for_the_model(tmp_path):
+    """The legacy-keras clauses come from the model itself: nested base called with training=False
+    holding Dropout, a frozen regularized layer, BCE on an output no sigmoid produced."""
+    import keras
+
+    from losscheck.loading.legacy import keras2_differences, legacy_message
+    from losscheck.loading.model import load_model
+
+    L = keras.layers
+    b_in = keras.Input((4,))
+    base = keras.Model(b_in, L.Dropout(0.3)(L.Dense(4)(b_in)), name="base")
+    inp = keras.Input((4,), name="x")
+    h = L.Dense(4, kernel_regularizer="l2", name="frozen_dense")(base(inp, training=False))
+    model = keras.Model(inp, L.Dense(1, name="out")(h))
+    model.get_layer("frozen_dense").trainable = False
+    model.compile("sgd", "binary_crossentropy")
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    text = " ".join(d for d, _ in keras2_differences(loaded))
+    assert "nested model(s) base" in text and "frozen layer(s) frozen_dense" in text
+    assert "binary crossentropy" in text
+    message, _ = legacy_message(loaded)
+    assert "differ for this model: (1)" in message

@@ -39,6 +39,19 @@ def _layers(model) -> list[Any]:
         return list(getattr(model, "layers", []))
 
 
+def _acts_in_training(layer) -> bool:
+    """Does the layer behave differently under training=True (a frozen BatchNormalization does not)?"""
+    name = type(layer).__name__
+    if name == "BatchNormalization":
+        return bool(layer.trainable)
+    if name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+                "AlphaDropout"):
+        return float(getattr(layer, "rate", 0) or 0) > 0
+    if name == "GaussianNoise":
+        return float(getattr(layer, "stddev", 0) or 0) > 0
+    return any(float(getattr(layer, a, 0) or 0) > 0 for a in ("dropout", "recurrent_dropout"))
+
+
 def _nested_called_in_inference(model) -> list[str]:
     """Nested models called with an explicit training=False that hold Dropout/BatchNormalization."""
     out = []
@@ -50,9 +63,7 @@ def _nested_called_in_inference(model) -> list[str]:
             kwargs = getattr(getattr(node, "arguments", None), "kwargs", None) or {}
             if kwargs.get("training") is False:
                 explicit = True
-        if explicit and any(type(sub).__name__ in ("Dropout", "SpatialDropout1D", "SpatialDropout2D",
-                                                   "SpatialDropout3D", "BatchNormalization", "GaussianNoise",
-                                                   "GaussianDropout", "AlphaDropout") for sub in _layers(layer)):
+        if explicit and any(_acts_in_training(sub) for sub in _layers(layer)):
             out.append(layer.name)
     return out
 
@@ -79,9 +90,9 @@ def keras2_differences(loaded) -> list[tuple[str, bool]]:
                           "Keras 3 takes the plain mean (the two differ when the last batch is partial)", True))
         outputs = list(getattr(model, "outputs", None) or [])
         if i < len(outputs) and len(outputs[i].shape) > 2 and fn in _ELEMENTWISE:
-            found.append((f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: a sample_weight "
-                         "of shape (n,) was expanded to (n, 1) by Keras 2, while Keras 3 broadcasts it along the "
-                         "last axis (or fails); pass weights of shape (n, 1) to mean the same thing in both", True))
+            found.append((f"output {out!r} has per-element losses of rank {len(outputs[i].shape) - 1}: with a "
+                          "sample_weight of shape (n,), Keras 2 weighted whole samples while Keras 3 broadcasts it "
+                          "along the last axis (or fails); weights of shape (n, 1, ...) mean the same in both", True))
     frozen = [lyr.name for lyr in _layers(model)
               if not lyr.trainable and any(getattr(lyr, a, None) is not None for a in _REG_ATTRS)]
     if frozen:
