@@ -7,7 +7,6 @@ import os
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # deterministic float reductions across runs
 warnings.filterwarnings("ignore", module="keras")
 warnings.filterwarnings("ignore", module="tensorflow")
 

@@ -214,7 +214,12 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
 
 def decomposition(ev: Evidence) -> dict[str, float]:
-    """The explicit split of the gaps, for the report."""
+    """The explicit split of the gaps, for the report (non-finite entries left out: the non-finite
+    finding says where NaN/Inf came from)."""
+    return {k: v for k, v in _decomposition(ev).items() if math.isfinite(v)}
+
+
+def _decomposition(ev: Evidence) -> dict[str, float]:
     fig = ev.figures
     out: dict[str, float] = {}
     if "fit_epoch" in fig:
