@@ -88,7 +88,8 @@ class Case:
     loss_weights: list[float] | None
     regularizer: bool
     extra_output_without_loss: bool
-    extras: int = 0  # bit flags: 1 Dropout, 2 BatchNormalization, 4 activity regularizer, 8 mixed_float16
+    extras: int = 0  # bit flags: 1 Dropout, 2 BatchNormalization, 4 activity regularizer, 8 mixed_float16,
+    # 16 dict loss / loss_weights
     notes: list[str] = field(default_factory=list)
 
 
@@ -245,8 +246,14 @@ def _build_rest(case, keras, L, rng, inp, h, x, need_seq, seq, reg, act_reg):
     lw = case.loss_weights
     if lw is not None and case.extra_output_without_loss:
         lw = list(lw) + [1.0]
-    model.compile(optimizer="sgd", loss=losses if len(outs) > 1 else losses[0],
-                  loss_weights=lw if len(outs) > 1 else (lw[0] if lw else None))
+    if len(outs) > 1 and case.extras & 16:  # dict forms, keyed by output name
+        loss_arg: Any = dict(zip(names, losses, strict=True))
+        lw_arg: Any = None if lw is None else dict(zip(names, lw, strict=True))
+    elif len(outs) > 1:
+        loss_arg, lw_arg = losses, lw
+    else:
+        loss_arg, lw_arg = losses[0], (lw[0] if lw else None)
+    model.compile(optimizer="sgd", loss=loss_arg, loss_weights=lw_arg)
     sw = _weights(case, ys, rng)
     return model, x, ys, sw
 

@@ -70,7 +70,7 @@ def cases(draw):
                                                 max_size=len(outputs))),
         regularizer=(not none_red) and draw(st.booleans()),
         extra_output_without_loss=multi and draw(st.booleans()),
-        extras=draw(st.sampled_from([0, 0, 1, 2, 4, 8, 15])),
+        extras=draw(st.sampled_from([0, 0, 1, 2, 4, 8, 16, 15, 31])),
     )
 
 
@@ -226,3 +226,91 @@ def test_seeded_values_are_reproducible():
     a = _target("scce", 1, (4, 3), np.random.default_rng(3))
     b = _target("scce", 1, (4, 3), np.random.default_rng(3))
     assert np.array_equal(a, b)
+
+
+def _in_memory(model, x, ys, sw=None, batch_size=8):
+    """losscheck's inference pass on a model compiled in memory (losses resolved as the loader does)."""
+    from losscheck.loading.losses import resolve_loss
+    from losscheck.loading.model import LoadedModel
+    from losscheck.probes import Prober
+
+    names = list(model.output_names)
+    user = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
+    losses = {o: (None if l is None else resolve_loss(l, {})) for o, l in zip(names, user, strict=True)}
+    loaded = LoadedModel(model, None, names, losses, dict.fromkeys(names, 1.0), "memory", False)
+    return Prober(loaded, _MultiArrays(x, ys, sw), batch_size).inference_pass()
+
+
+class _MultiArrays(_Arrays):
+    def slice(self, start, stop):
+        return ([self.x[start:stop]], [y[start:stop] for y in self.y],
+                None if self.sw is None else self.sw[start:stop])
+
+
+def test_custom_losses_values_from_their_call():
+    """Custom function and Loss-subclass losses: values from their own call(), Keras's wrapping by the
+    reference: rank matching, weights, their reduction, a scalar-returning fn, a mask they set."""
+    import keras
+    from keras import ops
+
+    def bce_of_probs(y_true, y_pred):  # gets the logits shortcut inside TensorFlow
+        return ops.mean(ops.binary_crossentropy(y_true, y_pred), axis=-1)
+
+    def batch_sum(y_true, y_pred):  # a scalar per batch: reported as it is (times the mean weight)
+        return ops.sum(ops.abs(y_true - y_pred))
+
+    class SumAbs(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return ops.sum(ops.abs(y_true - y_pred), axis=-1)
+
+    class MaskedAbove(keras.losses.Loss):  # sets its own mask, like SCCE(ignore_class)
+        def call(self, y_true, y_pred):
+            v = ops.mean(ops.square(y_true - y_pred), axis=-1)
+            keras.src.backend.set_keras_mask(v, v < 2.0)
+            return v
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(21, 4)).astype("float32")
+    init = keras.initializers.RandomNormal(stddev=30.0)
+    inp = keras.Input((4,))
+    outs = [keras.layers.Dense(2, activation="sigmoid", kernel_initializer=init, name="a")(inp),
+            keras.layers.Dense(3, name="b")(inp), keras.layers.Dense(3, name="c")(inp),
+            keras.layers.Dense(3, name="d")(inp)]
+    ys = [rng.integers(0, 2, size=(21, 2)).astype("float32")] + [rng.normal(size=(21, 3)).astype("float32")] * 3
+    model = keras.Model(inp, outs)
+    model.compile("sgd", [bce_of_probs, batch_sum, SumAbs(reduction="sum"), MaskedAbove()])
+    sw = rng.uniform(0, 2, size=(21,)).astype("float32")
+    logs = model.evaluate(x, ys, sample_weight=sw, batch_size=8, verbose=0, return_dict=True)
+    inf = _in_memory(model, x, ys, sw)
+    assert inf.manual is not None
+    assert _close(inf.manual, logs["loss"])
+    for o in "abcd":
+        assert _close(inf.output_loss_keras_log[o], logs[f"{o}_loss"]), o
+
+
+def test_graph_softmax_op_without_cached_logits():
+    """A raw tf.nn.softmax (no _keras_logits): in graph mode _get_logits still finds the Softmax op and
+    crossentropy uses its input; binary crossentropy looks for a Sigmoid op, so it clips."""
+    import keras
+    import tensorflow as tf
+
+    class RawSoftmax(keras.layers.Layer):
+        def call(self, x):
+            return tf.nn.softmax(x)
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(18, 4)).astype("float32")
+    inp = keras.Input((4,))
+    z = keras.layers.Dense(3, kernel_initializer=keras.initializers.RandomNormal(stddev=40.0))(inp)
+    p1 = RawSoftmax(name="cce")(z)
+    p2 = RawSoftmax(name="bce")(z)
+    model = keras.Model(inp, [p1, p2])
+    ys = [np.eye(3, dtype="float32")[rng.integers(0, 3, size=18)]] * 2
+    model.compile("sgd", ["categorical_crossentropy", "binary_crossentropy"])
+    logs = model.evaluate(x, ys, batch_size=8, verbose=0, return_dict=True)
+    inf = _in_memory(model, x, ys)
+    assert _close(inf.manual, logs["loss"])
+    assert _close(inf.output_loss_keras_log["cce"], logs["cce_loss"])
+    assert _close(inf.output_loss_keras_log["bce"], logs["bce_loss"])
+    facts = inf.semantic["facts"]
+    assert facts["cce"].logits_used and not facts["bce"].logits_used

@@ -85,7 +85,7 @@ class SemanticStats:
         out: dict[str, float | None] = {"keras": b.output_losses[o]}
         builtin = values is None
         own = None
-        if builtin:
+        if builtin and (spec.kind == "circle" or spec.option("ignore_class") is not None):
             res = _safe(lambda: loss_values_and_mask(spec, y, p, logits))
             own = None if res is None else res[1]
         if mask is not None or own is not None:
@@ -101,8 +101,10 @@ class SemanticStats:
             return _safe(lambda: output_batch_loss(spec, y, p, mask=kw.pop("mask", mask), logits=logits,
                                                    values=values, **kw))
 
-        out["no_weights"] = f(sample_weight=None)
-        out["no_masks"] = f(sample_weight=None, mask=None, loss_mask=False)
+        # each switch only costs a recomputation when there is something to switch off
+        out["no_weights"] = out["keras"] if b.sample_weight is None else f(sample_weight=None)
+        unmasked = mask is None and own is None and (values is not None or spec.kind != "circle")
+        out["no_masks"] = out["no_weights"] if unmasked else f(sample_weight=None, mask=None, loss_mask=False)
         out["probabilities"] = out["no_masks"]
         out["unclipped"] = out["no_masks"]
         if builtin and spec.kind in formulas.CLIPPING_KINDS:
