@@ -317,3 +317,32 @@ def test_keras2_differences_named_for_the_model(tmp_path):
     assert "binary crossentropy" in text
     message, _ = legacy_message(loaded)
     assert "differ for this model: (1)" in message
+
+
+def test_tfkeras_layer_options_keras3_rejects():
+    """Keras 3's own loader rejects every tf.keras RNN (time_major), DepthwiseConv2D (groups),
+    SeparableConv2D (kernel_*) and SpatialDropout (trainable); losscheck drops those no-op keys from an
+    in-memory copy of the config, says so in the notes, and reproduces tf.keras's evaluate (parametrized
+    test above: rnn, conv_mix)."""
+    import keras
+
+    for case, dropped in (("rnn", ["LSTM.time_major", "GRU.time_major"]),
+                          ("conv_mix", ["DepthwiseConv2D.groups", "SpatialDropout2D.trainable"])):
+        with pytest.raises(Exception):
+            keras.saving.load_model(TFK / f"{case}.h5", compile=False)
+        res = compare(TFK / f"{case}.h5", TFK / f"{case}.npz")
+        notes = " ".join(res.json.get("notes") or [])
+        assert all(d in notes for d in dropped), notes
+
+
+def test_tfkeras_layer_option_that_matters_is_refused(tmp_path):
+    import h5py
+
+    path = tmp_path / "time_major.h5"
+    shutil.copy(TFK / "rnn.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = f.attrs["model_config"]
+        config = config.decode() if isinstance(config, bytes) else config
+        assert '"time_major": false' in config
+        f.attrs["model_config"] = config.replace('"time_major": false', '"time_major": true', 1)
+    assert_refused(run_cli("inspect", path), "time_major=True", "tf.keras option Keras 3 does not have")

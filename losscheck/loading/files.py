@@ -12,7 +12,7 @@ import os
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class ModelFileInfo:
     compile_config: dict[str, Any] | None  # {"loss", "loss_weights", "optimizer", ...} in the file's own dialect
     model_config: dict[str, Any] | None
     compile_config_problem: str | None = None  # the file has a compile config, but it cannot be parsed
+    load_notes: list[str] = field(default_factory=list)  # what loading had to adapt (for the report's notes)
 
     @property
     def legacy(self) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
+from losscheck.loading.legacy_h5 import Unfixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
 from losscheck.lossspec import describe_loss, loss_spec
 
@@ -132,7 +133,26 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
             return keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
                                            safe_mode=not unsafe)
     except Exception as exc:
+        if info.format == "h5" and leftovers(str(exc)) is not None:
+            return _load_h5_without_leftovers(info, exc, custom_objects, unsafe, custom_objects_file)
         raise _load_error(path, exc, custom_objects_file) from exc
+
+
+def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objects: dict[str, Any], unsafe: bool,
+                               custom_objects_file: Path | None):
+    """tf.keras layer options Keras 3 rejects but that change nothing (legacy_h5.HARMLESS): load without them."""
+    try:
+        model, dropped = load_patched(info.path, exc, dict(custom_objects), safe_mode=not unsafe)
+    except Unfixable as why:
+        raise ModelFileError(info.path, f"Keras 3 cannot rebuild this tf.keras model: {why}",
+                             "rebuild the model in Keras 3 and load the weights into it") from exc
+    except Exception as err:
+        raise _load_error(info.path, err, custom_objects_file) from err
+    note = ("tf.keras layer options Keras 3 does not have, which change nothing at their saved values, were left "
+            f"out when rebuilding the model: {', '.join(dropped)}")
+    if note not in info.load_notes:
+        info.load_notes.append(note)
+    return model
 
 
 _MISSING_PATTERNS = (
@@ -361,7 +381,7 @@ def _float_weight(value: Any, info: ModelFileInfo) -> float:
 def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], loss_arg: Any = None,
                    custom_objects_file: Path | None = None) -> LoadedModel:
     """Compile a freshly loaded (uncompiled) model from --loss or the file's compile configuration."""
-    notes: list[str] = []
+    notes: list[str] = list(info.load_notes)
     outputs = _outputs(model)
     cc = info.compile_config or {}
     source = "--loss" if loss_arg is not None else "file"
