@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
 from tests.reference_cases import LOSSES, REDUCTIONS, Case, OutputCase, build, save_inputs
@@ -95,7 +95,9 @@ def check_case(case: Case, tmp_path) -> None:
     try:
         expected = model.evaluate(x, y, sample_weight=sw, batch_size=case.batch_size, verbose=0,
                                   return_dict=True)["loss"]
-    except Exception:  # a combination Keras itself rejects is not a case
+    except Exception as exc:  # a combination Keras itself rejects is not a case
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        event(f"Keras rejects: {type(exc).__name__}: {(lines[-1] if lines else '')[:80]}")
         reject()
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     model_path, data_path = save_inputs(model, x, ys, sw, folder)

@@ -112,8 +112,8 @@ class SemanticStats:
             if used:
                 facts.logits_used = True
                 out["probabilities"] = f(sample_weight=None, mask=None, loss_mask=False, logits_mode="never")
-            else:
-                facts.clipped = True
+            elif not (spec.option("from_logits", False) and spec.kind in LOGITS_SHORTCUT_KINDS):
+                facts.clipped = True  # from_logits crossentropies never clip (the focal CCE does)
                 probs = _f64(p)
                 facts.clip_active += int(np.sum((probs < formulas.LO) | (probs > formulas.HI)))
                 out["unclipped"] = f(sample_weight=None, mask=None, loss_mask=False, logits_mode="unclipped")
