@@ -261,7 +261,17 @@ def _broadcastable(a: list[int | None], b: list[int | None]) -> bool:
 
 
 def check_against_model(ds: Dataset, loaded: Any) -> None:
-    """Refuse data that does not fit the model, naming the input/output, expected vs got."""
+    """Refuse data that does not fit the model, naming the input/output, expected vs got. A model whose
+    shapes cannot be read (subclassed, unbuilt) is not checked here; Keras's own error then applies."""
+    try:
+        _check_against_model(ds, loaded)
+    except DataFileError:
+        raise
+    except Exception:  # noqa: BLE001 - a check that cannot run must not stop the run
+        return
+
+
+def _check_against_model(ds: Dataset, loaded: Any) -> None:
     model = getattr(loaded, "model", loaded)
     path = ds.path
     x_keys, y_keys = ds.keys

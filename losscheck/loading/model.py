@@ -417,6 +417,10 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
     except Exception as exc:
         raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {_first_line(exc)})",
                              "pass --loss to give the loss explicitly") from exc
+    if source == "file" and info.format == "h5":
+        shown = ", ".join(f"{o}: {describe_loss(v)}" for o, v in losses.items() if v is not None)
+        notes.append(f"loss configuration recovered from the .h5 file's training_config ({shown}); Keras 3's own "
+                     "compile-on-load is not used, as it fails for most such files")
     restored = _restore_optimizer(model, info, notes)
     return LoadedModel(model, info, outputs, losses, weights, source, restored, notes, custom_objects, loss_arg,
                        custom_objects_file)
