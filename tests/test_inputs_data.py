@@ -241,3 +241,12 @@ def test_h5_with_a_user_block_and_odd_names(tmp_path):
     res = run_cli("compare", MSE, tmp_path / "data.dat", "--format", "json")
     assert res.code in (0, 1), res.stderr
     assert rel(res.json["figures"]["evaluate"]["value"], K3_EXPECTED["mse_str.h5"]["evaluate"]) < 1e-4
+
+
+def test_class_index_out_of_range(tmp_path):
+    d = load_npz(K3 / "sparse.npz")
+    y = d["y"].copy()
+    y[7] = 3
+    refused(SPARSE, write_npz(tmp_path / "y3.npz", x=d["x"], y=y), "class index 3", "3 classes", "0..2")
+    y[7] = -1
+    refused(SPARSE, write_h5(tmp_path / "neg.h5", x=d["x"], y=y), "class index -1")

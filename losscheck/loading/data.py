@@ -260,6 +260,23 @@ def _broadcastable(a: list[int | None], b: list[int | None]) -> bool:
     return True
 
 
+def _check_class_range(path: Path, key: str, name: str, arr: Any, classes: int, ignore: Any) -> None:
+    """Class indices must lie in [0, classes) (TensorFlow fails mid-run otherwise). Read in chunks."""
+    low, high = np.inf, -np.inf
+    step = 1 << 20
+    for start in range(0, int(arr.shape[0]), step):
+        chunk = np.asarray(arr[start:start + step], dtype="float64").reshape(-1)
+        chunk = chunk[np.isfinite(chunk)]  # NaN/Inf: the non-finite finding's business
+        if ignore is not None:
+            chunk = chunk[chunk != ignore]
+        if chunk.size:
+            low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+    if high >= classes or low < 0:
+        bad = high if high >= classes else low
+        raise DataFileError(path, f"target {key!r} holds class index {bad:g}, but output {name!r} has {classes} classes "
+                            f"(indices 0..{classes - 1})", "fix the labels, or check that this data belongs to this model")
+
+
 def check_against_model(ds: Dataset, loaded: Any) -> None:
     """Refuse data that does not fit the model, naming the input/output, expected vs got. A model whose
     shapes cannot be read (subclassed, unbuilt) is not checked here; Keras's own error then applies."""
@@ -308,6 +325,8 @@ def _check_against_model(ds: Dataset, loaded: Any) -> None:
                 raise DataFileError(path, f"target {key!r} has shape {_fmt(y_shape)}, but output {name!r} has shape "
                                     f"{_fmt(out_shape)} and {fn} expects class indices of shape {want}",
                                     "store the class index of every sample")
+            if isinstance(classes, int) and classes > 1:
+                _check_class_range(path, key, name, arr, classes, getattr(loss, "_fn_kwargs", {}).get("ignore_class"))
             continue
         if fn in _ONEHOT_FNS and classes not in (None, 1):
             sparse_like = len(y_shape) == len(out_shape) - 1 or (len(y_shape) == len(out_shape) and y_shape[-1] == 1)
