@@ -187,7 +187,7 @@ def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
             what = "Python objects (dtype=object)" if dt.kind == "O" else f"dtype {dt}"
             raise DataFileError(path, f"array {key!r} holds {what}, not numbers", "store numeric arrays only")
     x_keys, y_keys = ds.keys
-    named = list(zip(x_keys, ds.x)) + list(zip(y_keys, ds.y))
+    named = list(zip(x_keys, ds.x, strict=False)) + list(zip(y_keys, ds.y, strict=False))
     if ds.sample_weight is not None:
         named.append(("sample_weight", ds.sample_weight))
     for key, a in named:
@@ -250,11 +250,11 @@ def _shape_fits(expected: Sequence[Any], got: Sequence[int]) -> bool:
         got = got[:-1]
     elif len(exp) == len(got) + 1 and exp[-1] in (1, None):
         exp = exp[:-1]
-    return len(exp) == len(got) and all(e is None or e == g for e, g in zip(exp, got))
+    return len(exp) == len(got) and all(e is None or e == g for e, g in zip(exp, got, strict=False))
 
 
 def _broadcastable(a: list[int | None], b: list[int | None]) -> bool:
-    for x, y in zip(reversed(a), reversed(b)):
+    for x, y in zip(reversed(a), reversed(b), strict=False):
         if x is not None and y is not None and x != y and x != 1 and y != 1:
             return False
     return True
@@ -294,7 +294,7 @@ def _check_against_model(ds: Dataset, loaded: Any) -> None:
     x_keys, y_keys = ds.keys
     inputs = list(getattr(model, "inputs", None) or [])
     if len(inputs) == len(ds.x):
-        for key, name, t, arr in zip(x_keys, ds.input_names, inputs, ds.x):
+        for key, name, t, arr in zip(x_keys, ds.input_names, inputs, ds.x, strict=False):
             expected = tuple(t.shape)
             if not _shape_fits(expected, arr.shape):
                 want = _fmt(expected).replace("(None", "(n", 1)
@@ -304,7 +304,7 @@ def _check_against_model(ds: Dataset, loaded: Any) -> None:
     losses = getattr(loaded, "losses", None) or {}
     if len(outputs) != len(ds.y):
         return
-    for key, name, t, arr in zip(y_keys, ds.output_names, outputs, ds.y):
+    for key, name, t, arr in zip(y_keys, ds.output_names, outputs, ds.y, strict=False):
         loss = losses.get(name)
         fn = _loss_fn_name(loss) if loss is not None else None
         if fn is None:

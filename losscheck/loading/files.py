@@ -8,7 +8,6 @@ Files are only ever opened read-only.
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 import zlib

@@ -76,7 +76,7 @@ def _accepted(cls: type, cfg: dict[str, Any]) -> dict[str, Any]:
     import inspect
 
     try:
-        params = inspect.signature(cls.__init__).parameters
+        params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return cfg
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

@@ -53,10 +53,10 @@ class LoadedModel:
 
     @property
     def specs(self):
-        return {o: (loss_spec(l) if l is not None else None) for o, l in self.losses.items()}
+        return {o: (loss_spec(v) if v is not None else None) for o, v in self.losses.items()}
 
     def loss_labels(self) -> dict[str, str]:
-        return {o: describe_loss(l) for o, l in self.losses.items() if l is not None}
+        return {o: describe_loss(v) for o, v in self.losses.items() if v is not None}
 
 
 def import_custom_objects(path: Path | None) -> dict[str, Any]:
@@ -228,7 +228,7 @@ def _outputs(model) -> list[str]:
         history = getattr(t, "_keras_history", None)
         layer_names.append(getattr(getattr(history, "operation", None), "name", None))
     if outs and all(layer_names) and len(set(layer_names)) == len(layer_names):
-        return layer_names
+        return [str(n) for n in layer_names]
     return [f"output_{i}" for i in range(max(len(outs), 1))]
 
 
@@ -246,7 +246,7 @@ def _per_output(structure: Any, outputs: list[str], what: str, path: Path) -> di
                 return {outputs[0]: structure[0]}
             raise ModelFileError(path, f"{what} has {len(structure)} entries but the model has "
                                  f"{len(outputs)} outputs", "pass --loss")
-        return dict(zip(outputs, structure))
+        return dict(zip(outputs, structure, strict=False))
     return {o: structure for o in outputs}
 
 
@@ -313,11 +313,11 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
         variables = list(opt.variables)
         if len(variables) == len(values) + 1:  # Keras 2 does not store the learning rate as a variable
             variables = [v for v in variables if not v.path.endswith("learning_rate")]
-        if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values)):
+        if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values, strict=False)):
             notes.append("the saved optimizer state does not match this Keras's optimizer layout; the fit probe "
                          "starts from a fresh optimizer state")
             return False
-        for v, a in zip(variables, values):
+        for v, a in zip(variables, values, strict=False):
             v.assign(a)
         return True
     except Exception as exc:
