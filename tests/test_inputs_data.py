@@ -250,3 +250,20 @@ def test_class_index_out_of_range(tmp_path):
     refused(SPARSE, write_npz(tmp_path / "y3.npz", x=d["x"], y=y), "class index 3", "3 classes", "0..2")
     y[7] = -1
     refused(SPARSE, write_h5(tmp_path / "neg.h5", x=d["x"], y=y), "class index -1")
+
+
+def test_integer_input_gets_integers(tmp_path):
+    """A token input (int32) fed fractional floats is refused by name; integral floats are fine."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,), dtype="int32", name="tok"), keras.layers.Embedding(10, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(1, name="out")])
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "tok.keras")
+    tokens = np.random.default_rng(0).integers(0, 10, size=(12, 5))
+    y = np.zeros((12, 1), "float32")
+    refused(tmp_path / "tok.keras", write_npz(tmp_path / "frac.npz", x=tokens + 0.5, y=y),
+            "input 'tok'", "int32", "fractional")
+    res = run_cli("compare", tmp_path / "tok.keras", write_npz(tmp_path / "ok.npz", x=tokens.astype("float32"), y=y))
+    assert res.code in (0, 1), res.stderr

@@ -300,6 +300,14 @@ def _check_against_model(ds: Dataset, loaded: Any) -> None:
                 want = _fmt(expected).replace("(None", "(n", 1)
                 raise DataFileError(path, f"array {key!r} has shape {_fmt(arr.shape)}, but the model's input "
                                     f"{name!r} expects {want}", f"store {key!r} with shape {want}")
+            want_dtype = str(getattr(t, "dtype", "") or "")
+            if want_dtype.startswith(("int", "uint")) and np.dtype(arr.dtype).kind == "f":
+                head = np.asarray(arr[: 1 << 16], dtype="float64")
+                head = head[np.isfinite(head)]
+                if head.size and np.any(head != np.round(head)):
+                    raise DataFileError(path, f"array {key!r} holds fractional floats ({arr.dtype}), but the model's "
+                                        f"input {name!r} expects integers ({want_dtype}): Keras would truncate them",
+                                        f"store {key!r} as integer indices")
     outputs = list(getattr(model, "outputs", None) or [])
     losses = getattr(loaded, "losses", None) or {}
     if len(outputs) != len(ds.y):
