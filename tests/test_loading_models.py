@@ -24,6 +24,7 @@ EXTRA = {
     "custom_fn": ["--custom-objects", TFK / "custom_fns.py"],
     "custom_layer": ["--custom-objects", TFK / "custom_classes.py"],
     "custom_loss_class": ["--custom-objects", TFK / "custom_classes.py"],
+    "registered": ["--custom-objects", TFK / "custom_classes.py"],
     "lambda_layer": ["--unsafe"],
     "custom_fn.keras": ["--custom-objects", K3 / "custom_fns.py"],
     "lambda.keras": ["--unsafe"],
@@ -197,6 +198,9 @@ def test_missing_custom_objects_are_named_with_the_hint():
     line = assert_refused(run_cli("inspect", TFK / "custom_layer.h5", "--custom-objects", TFK / "custom_fns.py"),
                           "'Scale'")
     assert "custom_fns.py does not define 'Scale'" in line
+    line = assert_refused(run_cli("inspect", TFK / "registered.h5", "--custom-objects", TFK / "custom_fns.py"),
+                          "'MyPkg>RegScale'")
+    assert "custom_fns.py does not define 'RegScale'" in line
 
 
 def test_lambda_refused_without_unsafe():

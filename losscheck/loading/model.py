@@ -128,14 +128,24 @@ def _keras_path(info: ModelFileInfo) -> Iterator[str]:
 def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: bool,
                 custom_objects_file: Path | None = None):
     path = info.path
-    try:
-        with _keras_path(info) as target:
-            return keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
-                                           safe_mode=not unsafe)
-    except Exception as exc:
-        if info.format == "h5" and leftovers(str(exc)) is not None:
-            return _load_h5_without_leftovers(info, exc, custom_objects, unsafe, custom_objects_file)
-        raise _load_error(path, exc, custom_objects_file) from exc
+    custom_objects = dict(custom_objects)
+    error: Exception | None = None
+    for _ in range(16):
+        try:
+            with _keras_path(info) as target:
+                return keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
+                                               safe_mode=not unsafe)
+        except Exception as exc:
+            error = exc
+            # tf.keras names registered objects "Package>Name": offer the user's "Name" under that name too
+            what = missing_custom_object(str(exc))
+            if not (what and ">" in what and what not in custom_objects and what.split(">")[-1] in custom_objects):
+                break
+            custom_objects[what] = custom_objects[what.split(">")[-1]]
+    assert error is not None
+    if info.format == "h5" and leftovers(str(error)) is not None:
+        return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
+    raise _load_error(path, error, custom_objects_file) from error
 
 
 def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objects: dict[str, Any], unsafe: bool,
@@ -173,8 +183,9 @@ def missing_custom_object(text: str) -> str | None:
 
 
 def missing_object_error(path: Path, what: str, custom_objects_file: Path | None, where: str = "") -> ModelFileError:
+    name = what.split(">")[-1]  # tf.keras registers objects as "Package>Name"; the file defines Name
     if custom_objects_file is not None:
-        hint = (f"{custom_objects_file} does not define {what!r}: add it there (a function, a class, or an entry "
+        hint = (f"{custom_objects_file} does not define {name!r}: add it there (a function, a class, or an entry "
                 "of its custom_objects dict)")
     else:
         hint = "pass the Python file that defines it with --custom-objects FILE.py"
