@@ -277,6 +277,8 @@ def _build_optimizer(config: Any, notes: list[str]):
         if isinstance(inner, dict):
             for key in ("is_legacy_optimizer", "jit_compile", "decay"):
                 inner.pop(key, None)
+            if "lr" in inner:  # Keras <= 2.2 spelling
+                inner.setdefault("learning_rate", inner.pop("lr"))
             lr = inner.get("learning_rate")
             if isinstance(lr, dict) and "class_name" in lr and "module" not in lr:
                 lr.setdefault("module", "keras.optimizers.schedules")
