@@ -218,7 +218,7 @@ def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = N
 
 def _loss_override(spec: str, custom_objects: dict[str, Any]) -> Any:
     """--loss: a Keras loss name or FILE.py:NAME."""
-    if ":" in spec and spec.split(":", 1)[0].endswith(".py"):
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         file, name = spec.rsplit(":", 1)
         objs = import_custom_objects(Path(file))
         if name not in objs:
