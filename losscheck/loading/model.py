@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import types
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,14 +97,10 @@ def import_custom_objects(path: Path | None) -> dict[str, Any]:
         if not isinstance(explicit, dict) or not all(isinstance(k, str) for k in explicit):
             raise UsageError(f"{path}: `custom_objects` must be a dict of name -> function or class")
         return dict(explicit)
-    out = {}
-    for key, value in vars(module).items():
-        if key.startswith("_") or not callable(value):
-            continue
-        if getattr(value, "__module__", None) != name:
-            continue
-        out[key] = value
-    return out
+    # every public function or class the file defines or imports (a loss built by a factory in another
+    # module counts too); names it imports from Keras map to the same Keras objects, which is harmless
+    return {key: value for key, value in vars(module).items()
+            if not key.startswith("_") and callable(value) and not isinstance(value, types.ModuleType)}
 
 
 @contextlib.contextmanager
