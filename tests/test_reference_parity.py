@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
-from tests.reference_cases import LOSSES, REDUCTIONS, Case, OutputCase, build, save_inputs
+from tests.test_reference_cases import LOSSES, REDUCTIONS, Case, OutputCase, build, save_inputs
 
 pytestmark = pytest.mark.keras
 
@@ -115,7 +115,7 @@ def check_case(case: Case, tmp_path) -> None:
     assert abs(inf.evaluate - expected) <= RTOL * max(abs(expected), 1e-3)
 
 
-@settings(max_examples=6, deadline=None,
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(case=cases())
@@ -223,7 +223,7 @@ class _Arrays:
 
 def test_seeded_values_are_reproducible():
     """The case builder is deterministic (so a failing case can be replayed from its repr)."""
-    from tests.reference_cases import _target
+    from tests.test_reference_cases import _target
 
     a = _target("scce", 1, (4, 3), np.random.default_rng(3))
     b = _target("scce", 1, (4, 3), np.random.default_rng(3))

@@ -1,6 +1,6 @@
-"""Random small Keras models over losses x reductions x weights x masks x ranks, for the parity tests
-(tests/test_reference_parity.py). A case is described by plain values (hypothesis draws them) and
-built with real Keras; nothing here knows an expected loss value."""
+"""The case builder of tests/test_reference_parity.py (no tests here): random small Keras models over
+losses x reductions x weights x masks x ranks. A case is described by plain values (hypothesis draws
+them) and built with real Keras; nothing here knows an expected loss value."""
 
 from __future__ import annotations
 
