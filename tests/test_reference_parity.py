@@ -238,7 +238,7 @@ def _in_memory(model, x, ys, sw=None, batch_size=8):
 
     names = list(model.output_names)
     user = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]
-    losses = {o: (None if l is None else resolve_loss(l, {})) for o, l in zip(names, user, strict=True)}
+    losses = {o: (None if lo is None else resolve_loss(lo, {})) for o, lo in zip(names, user, strict=True)}
     loaded = LoadedModel(model, None, names, losses, dict.fromkeys(names, 1.0), "memory", False)
     return Prober(loaded, _MultiArrays(x, ys, sw), batch_size).inference_pass()
 
