@@ -17,8 +17,9 @@ from tests.test_loading_models import K3, TFK
 pytestmark = pytest.mark.keras
 
 HANG_SECONDS = 180
-MODELS = [K3 / "mse_str.h5", K3 / "sparse.keras", TFK / "two_dict.h5"]
-DATA_FOR = {"mse_str.h5": K3 / "mse_str.npz", "sparse.keras": K3 / "sparse.npz", "two_dict.h5": TFK / "two_dict.npz"}
+MODELS = [K3 / "mse_str.h5", K3 / "sparse.keras", TFK / "two_dict.h5", TFK / "rnn.h5"]
+DATA_FOR = {"mse_str.h5": K3 / "mse_str.npz", "sparse.keras": K3 / "sparse.npz", "two_dict.h5": TFK / "two_dict.npz",
+            "rnn.h5": TFK / "rnn.npz"}
 
 
 class Hang(Exception):
