@@ -159,13 +159,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
                 raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                                  "ValueError for that too); use per-output sample weights")
-            figures["evaluate_class_weighted"] = prober.inference_loss(class_weight=cw)
         limit = _probe_limit(cfg, data.n)
         progress("training-mode passes")
         family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
                        ("noise", "train_mode_noise_only"))
-        # one compiled pass for all training-mode figures (the variants share their common layers)
-        passes = prober.training_passes([None] + [f for f, _ in family_keys if getattr(fam, f)], cw, limit)
+        # one compiled pass for all training-mode figures (the variants share their common layers); with
+        # --class-weight it also gives the class-weighted inference loss, which shares the inference trunk
+        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if cw else [])
+        passes = prober.training_passes(variants, cw, limit)
+        if cw:
+            figures["evaluate_class_weighted"] = (passes["inference"] if limit is None
+                                                  else prober.inference_loss(class_weight=cw))
         figures["train_mode"] = passes[None]
         for family, key in family_keys:
             if getattr(fam, family):
@@ -185,7 +189,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         if limit is not None:
             ev.subset_evaluate = _subset_mean(inf.batch_totals, limit)
             if cw:
-                ev.subset_evaluate_cw = prober.inference_loss(class_weight=cw, limit=limit)
+                ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
         from losscheck.checks import CheckContext, data_checks, static_checks
         from losscheck.semantics import semantic_findings
 

@@ -442,7 +442,8 @@ class Prober:
         """The loss a fit step measures before its update, averaged over batches as Keras does.
 
         family None: model(x, training=True) (every layer in training behaviour);
-        family "dropout"/"batchnorm"/"noise": only that family forced to training, the rest inference.
+        family "dropout"/"batchnorm"/"noise": only that family forced to training, the rest inference;
+        "inference": no layer forced (what `inference_loss` gives).
         """
         return self.training_passes([family], class_weight, limit)[family]
 
@@ -461,7 +462,7 @@ class Prober:
         """
         model = self.model
         variants = list(dict.fromkeys(families))
-        forced = {f: [] if f is None else list(getattr(self.families, f)) for f in variants}
+        forced = {f: [] if f in (None, "inference") else list(getattr(self.families, f)) for f in variants}
         keras.utils.set_random_seed(self.seed)
         seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
                     for sg in getattr(layer, "_seed_generators", None) or []}
