@@ -97,3 +97,81 @@ def test_fuzz_small(i, tmp_path):
 @pytest.mark.parametrize("i", range(12, 132))
 def test_fuzz_large(i, tmp_path):
     run_case(i, tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Structured fuzz: archives and HDF5 files stay valid, the JSON configs inside them do not
+# ----------------------------------------------------------------------------------------------
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
+def mutate_json(config, rng: np.random.Generator):
+    import copy
+
+    config = copy.deepcopy(config)
+    paths = [p for p in _paths(config) if p]
+    path = paths[int(rng.integers(0, len(paths)))]
+    parent = config
+    for key in path[:-1]:
+        parent = parent[key]
+    choice = int(rng.integers(0, 4))
+    if choice == 0:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = [None, "garbage", -7, {"class_name": "Nope", "config": {}}][choice]
+    return config, f"{'/'.join(map(str, path))} {'deleted' if choice == 0 else 'replaced'}"
+
+
+def run_structured(i: int, tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    import h5py
+
+    rng = np.random.default_rng(5000 + i)
+    src = [K3 / "sparse.keras", TFK / "two_dict.h5", TFK / "rnn.h5"][i % 3]
+    bad = tmp_path / f"s{i}{src.suffix}"
+    if src.suffix == ".keras":
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+            for name in zin.namelist():
+                data = zin.read(name)
+                if name == "config.json":
+                    config, how = mutate_json(json.loads(data), rng)
+                    data = json.dumps(config).encode()
+                zout.writestr(name, data)
+    else:
+        bad.write_bytes(src.read_bytes())
+        attr = ["model_config", "training_config"][int(rng.integers(0, 2))]
+        with h5py.File(bad, "r+") as f:
+            value = f.attrs[attr]
+            config, how = mutate_json(json.loads(value.decode() if isinstance(value, bytes) else value), rng)
+            f.attrs[attr] = json.dumps(config)
+        how = f"{attr}: {how}"
+    before = sha256(bad)
+    res = run_cli("compare", bad, DATA_FOR[src.name], "--format", "json")
+    where = f"structured case {i}: {src.name} {how}"
+    assert res.code in (0, 1, 2), (where, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout, where
+    assert "internal error" not in res.stderr, (where, res.stderr)
+    if res.code == 2:
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("losscheck: error: "), (where, res.stderr)
+    assert sha256(bad) == before, where
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_fuzz_configs(i, tmp_path):
+    run_structured(i, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("i", range(6, 90))
+def test_fuzz_configs_large(i, tmp_path):
+    run_structured(i, tmp_path)

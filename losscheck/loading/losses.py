@@ -84,10 +84,39 @@ def _accepted(cls: type, cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k in params}
 
 
+_NUMBER_KEYS = {"label_smoothing", "delta", "alpha", "gamma", "q", "margin", "beta"}
+_BOOL_KEYS = {"from_logits", "apply_class_balancing", "remove_diagonal"}
+
+
+def _check_builtin_config(class_name: str, cfg: dict[str, Any]) -> None:
+    """A damaged config of a built-in loss (a dict where a number belongs, ...) would build a loss that
+    fails only in the middle of a run: refuse it here, naming the key."""
+    def bad(key: str, value: Any) -> None:
+        raise ValueError(f"{class_name} has {key}={value!r:.60}, not a valid value")
+
+    for key, value in cfg.items():
+        if key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            bad(key, value)
+        elif key in _BOOL_KEYS and not isinstance(value, bool):
+            bad(key, value)
+        elif key in ("name", "reduction") and value is not None and not isinstance(value, str):
+            bad(key, value)
+        elif key == "ignore_class" and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            bad(key, value)
+        elif key == "axis" and value is not None and not (
+                isinstance(value, int) and not isinstance(value, bool)
+                or isinstance(value, list) and all(isinstance(a, int) and not isinstance(a, bool) for a in value)):
+            bad(key, value)
+
+
 def _from_config(raw: dict, custom_objects: dict[str, Any]) -> Any:
     class_name = raw.get("class_name")
     if not isinstance(class_name, str):
         raise ValueError(f"loss configuration without a class name: {raw!r:.100}")
+    inner = raw.get("config")
+    if isinstance(inner, dict) and hasattr(keras.losses, class_name.split(">")[-1]) \
+            and class_name.split(">")[-1] not in custom_objects:
+        _check_builtin_config(class_name, inner)
     if "module" in raw or class_name == "function":
         obj = keras.saving.deserialize_keras_object(raw, custom_objects=custom_objects or None)
         return resolve_loss(obj, custom_objects)

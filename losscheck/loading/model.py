@@ -279,12 +279,17 @@ def _build_optimizer(config: Any, notes: list[str]):
             lr = inner.get("learning_rate")
             if isinstance(lr, dict) and "class_name" in lr and "module" not in lr:
                 lr.setdefault("module", "keras.optimizers.schedules")
+            odd = [k for k, v in inner.items() if k != "name" and not (k == "learning_rate" and isinstance(v, dict))
+                   and not (v is None or isinstance(v, (bool, int, float)))]
+            if odd:  # a damaged config builds an optimizer that fails only inside fit
+                raise ValueError(f"non-numeric {', '.join(odd)}")
         if "module" not in cfg:
             name = str(cfg["class_name"]).split(">")[-1]  # tf.keras writes "Custom>Adam"
             cfg = {"class_name": name, "config": inner}
         return keras.optimizers.deserialize(cfg)
     except Exception as exc:
-        notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}); the fit probe uses SGD(0.01)")
+        notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {_first_line(exc)[:80]}); "
+                     "the fit probe uses SGD(0.01)")
         return keras.optimizers.SGD(0.01)
 
 
@@ -374,6 +379,40 @@ def _resolve_one(info: ModelFileInfo, out: str, raw: Any, custom_objects: dict[s
     return loss
 
 
+_SPARSE = ("sparse_categorical_crossentropy", "categorical_generalized_cross_entropy")
+
+
+def _smoke_test(model, outputs: list[str], losses: dict[str, Any], info: ModelFileInfo) -> None:
+    """Call each built-in loss once on zeros shaped like its output: a damaged loss config (an axis the
+    output does not have, ...) is refused here by name instead of failing in the middle of a run.
+    Custom losses are not called: they may need real data."""
+    import numpy as np
+
+    tensors = list(getattr(model, "outputs", None) or [])
+    if len(tensors) != len(outputs):
+        return
+    for out, t in zip(outputs, tensors, strict=False):
+        loss = losses.get(out)
+        fn = getattr(loss, "fn", None)
+        if loss is None or fn is None or not str(getattr(fn, "__module__", "")).startswith("keras.src.losses"):
+            continue
+        name = getattr(fn, "__name__", "")
+        if name in ("ctc", "circle"):
+            continue
+        try:
+            shape = [2] + [3 if d is None else int(d) for d in tuple(t.shape)[1:]]
+        except (TypeError, ValueError):
+            continue
+        y_pred = np.full(shape, 0.5, dtype="float32")
+        y_true = np.zeros(shape[:-1] if name in _SPARSE and len(shape) > 1 else shape, dtype="float32")
+        try:
+            loss(y_true, y_pred)
+        except Exception as exc:
+            raise ModelFileError(info.path, f"the loss of output {out!r} ({describe_loss(loss)}) cannot run on that "
+                                 f"output's shape {tuple(t.shape)} ({type(exc).__name__}: {_first_line(exc)[:150]})",
+                                 "the saved loss configuration is damaged or wrong; pass --loss") from exc
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
@@ -408,6 +447,7 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
                                                         loss_arg is not None)
     if all(v is None for v in losses.values()):
         raise ModelFileError(info.path, "no output has a loss", "pass --loss")
+    _smoke_test(model, outputs, losses, info)
     raw_weights = cc.get("loss_weights") if loss_arg is None else None
     weights = {o: 1.0 for o in outputs}
     if raw_weights is not None:
