@@ -68,10 +68,13 @@ class SampleWeightStats:
                 continue
             unweighted += p.loaded.loss_weights[o] * output_batch_loss(
                 spec, b.y[i], b.outputs[i], mask=b.masks[i], logits=b.logits[i], values=b.values[i])
-        wsum = float(np.sum(b.sample_weight)) * (b.n / max(np.asarray(b.sample_weight).shape[0], 1))
+        # Keras divides sum(w*l) by the element count; normalizing by the weights instead means
+        # scaling by (number of weight entries) / sum(w): exact for (B,), (B,1) and (B,T) weights.
+        w = np.asarray(b.sample_weight, np.float64)
+        wsum = float(np.sum(w))
         self.weighted.add(b.data_loss, b.n)
         self.unweighted.add(unweighted, b.n)
-        self.normalized.add(b.data_loss * b.n / wsum if wsum else 0.0, b.n)
+        self.normalized.add(b.data_loss * w.size / wsum if wsum else 0.0, b.n)
 
     def summary(self) -> dict[str, float] | None:
         if not self.weighted.count:
