@@ -31,8 +31,8 @@ from losscheck.loading.legacy_h5 import Unfixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
 from losscheck.lossspec import describe_loss, loss_spec
 
-LAMBDA_HINT = ("it contains a Lambda layer whose Python bytecode would have to be executed to load it; "
-               "pass --unsafe only if you trust the file")
+LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
+               "bytecode stored in the file, which can do anything your account can")
 
 
 @dataclass
@@ -195,7 +195,7 @@ def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = N
     text = str(exc)
     low = text.lower()
     if "lambda" in low and ("safe_mode" in low or "unsafe" in low or "deserializ" in low):
-        return ModelFileError(path, "refused to load", LAMBDA_HINT)
+        return ModelFileError(path, "refused to load a Lambda layer without --unsafe", LAMBDA_HINT)
     what = missing_custom_object(text)
     if what is not None:
         return missing_object_error(path, what, custom_objects_file)
