@@ -325,13 +325,14 @@ def test_keras2_differences_named_for_the_model(tmp_path):
 
 def test_tfkeras_layer_options_keras3_rejects():
     """Keras 3's own loader rejects every tf.keras RNN (time_major), DepthwiseConv2D (groups),
-    SeparableConv2D (kernel_*) and SpatialDropout (trainable); losscheck drops those no-op keys from an
-    in-memory copy of the config, says so in the notes, and reproduces tf.keras's evaluate (parametrized
-    test above: rnn, conv_mix)."""
+    SeparableConv2D (kernel_*), SpatialDropout (trainable) and nested model (node indices); losscheck
+    adapts an in-memory copy of the config, says so in the notes, and reproduces tf.keras's evaluate
+    (parametrized test above: rnn, conv_mix, nested)."""
     import keras
 
     for case, dropped in (("rnn", ["LSTM.time_major", "GRU.time_major"]),
-                          ("conv_mix", ["DepthwiseConv2D.groups", "SpatialDropout2D.trainable"])):
+                          ("conv_mix", ["DepthwiseConv2D.groups", "SpatialDropout2D.trainable"]),
+                          ("nested", ["shifted the node indices of nested model(s) base"])):
         with pytest.raises((ValueError, TypeError)):
             keras.saving.load_model(TFK / f"{case}.h5", compile=False)
         res = compare(TFK / f"{case}.h5", TFK / f"{case}.npz")

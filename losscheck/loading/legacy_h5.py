@@ -48,6 +48,69 @@ _UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to (\w+): (\{
 _UNEXPECTED = re.compile(r"deserializing class '(\w+)'.*?unexpected keyword argument '(\w+)'", re.S)
 
 
+_NESTED_MODELS = {"Functional", "Model", "Sequential"}
+_NODE_ERRORS = ("disconnected nodes", "node index out of bounds")
+
+
+def is_node_error(text: str) -> bool:
+    low = text.lower()
+    return any(e in low for e in _NODE_ERRORS)
+
+
+def fixable(text: str) -> bool:
+    """Is this Keras load error one load_patched may get past?"""
+    return leftovers(text) is not None or is_node_error(text)
+
+
+def _refs(node: Any):
+    """Every [layer name, node index, tensor index(, kwargs)] reference inside inbound_nodes/output_layers."""
+    if isinstance(node, list):
+        if len(node) in (3, 4) and isinstance(node[0], str) and isinstance(node[1], int) and isinstance(node[2], int):
+            yield node
+        else:
+            for item in node:
+                yield from _refs(item)
+    elif isinstance(node, dict):
+        history = node.get("keras_history")
+        if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str):
+            yield history
+        for item in node.values():
+            yield from _refs(item)
+
+
+def renumber_nested(config: Any) -> list[str]:
+    """tf.keras gives a nested model a node of its own (index 0), so its calls in the outer graph are
+    nodes 1, 2, ...; a Keras 3 model has no such node and its legacy loader does not shift the indices.
+    Shift them (in every functional graph of the config); returns the nested models' names."""
+    shifted: list[str] = []
+
+    def visit(cfg: Any) -> None:
+        if isinstance(cfg, list):
+            for item in cfg:
+                visit(item)
+            return
+        if not isinstance(cfg, dict):
+            return
+        inner = cfg.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+            layers = [lyr for lyr in inner["layers"] if isinstance(lyr, dict)]
+            nested = {lyr.get("name") or (lyr.get("config") or {}).get("name") for lyr in layers
+                      if lyr.get("class_name") in _NESTED_MODELS}
+            sources = [lyr.get("inbound_nodes") for lyr in layers] + [inner.get("output_layers")]
+            refs = [r for src in sources for r in _refs(src) if r[0] in nested]
+            for name in sorted(n for n in nested if n):
+                mine = [r for r in refs if r[0] == name]
+                if mine and min(r[1] for r in mine) >= 1:
+                    for r in mine:
+                        r[1] -= 1
+                    shifted.append(name)
+            for lyr in layers:
+                visit(lyr)
+
+    visit(config)
+    return shifted
+
+
 class Unfixable(Exception):
     """The error is not (only) a harmless tf.keras leftover."""
 
@@ -87,15 +150,15 @@ def _strip(node: Any, class_name: str, keys: set[str], dropped: set[str]) -> Non
 
 def load_patched(path: Path, first_error: Exception, custom_objects: dict[str, Any], safe_mode: bool,
                  max_rounds: int = 12) -> tuple[Any, list[str]]:
-    """Retry Keras's own h5 loading on a config without the harmless tf.keras leftovers.
-    Returns (model, dropped "Class.key" names). Raises Unfixable, or the last Keras error."""
+    """Retry Keras's own h5 loading on an in-memory copy of the config with the tf.keras incompatibilities
+    fixed: harmless leftover keys dropped, nested-model node indices shifted. Returns (model, what was
+    adapted, in words). Raises Unfixable, or the last Keras error."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format, saving_options
     from keras.src.legacy.saving import saving_utils as legacy_saving_utils
     from keras.src.saving import serialization_lib
 
-    found = leftovers(str(first_error))
-    if found is None:
+    if not fixable(str(first_error)):
         raise Unfixable(str(first_error))
     with h5py.File(path, "r") as f:
         raw = f.attrs.get("model_config")
@@ -103,25 +166,39 @@ def load_patched(path: Path, first_error: Exception, custom_objects: dict[str, A
             raw = raw.decode("utf-8")
         config = json.loads(raw)
         dropped: set[str] = set()
+        moved: list[str] = []
+        renumbered = False
         error: Exception = first_error
         for _ in range(max_rounds):
-            if found is None:
-                raise error
-            class_name, keys = found
-            unknown = [k for k in keys if not _known(k)]
-            if unknown:
-                raise Unfixable(f"{class_name} has {', '.join(unknown)}, option(s) Keras 3 does not have")
-            before = copy.deepcopy(config)
-            _strip(config, class_name, set(keys), dropped)
-            if config == before:
+            text = str(error)
+            found = leftovers(text)
+            if found is not None:
+                class_name, keys = found
+                unknown = [k for k in keys if not _known(k)]
+                if unknown:
+                    raise Unfixable(f"{class_name} has {', '.join(unknown)}, option(s) Keras 3 does not have")
+                before = copy.deepcopy(config)
+                _strip(config, class_name, set(keys), dropped)
+                if config == before:
+                    raise error
+            elif is_node_error(text) and not renumbered:
+                renumbered = True
+                shifted = renumber_nested(config)
+                if not shifted:
+                    raise error
+                moved.extend(shifted)
+            else:
                 raise error
             try:
                 with saving_options.keras_option_scope(use_legacy_config=True), \
                         serialization_lib.SafeModeScope(safe_mode):
                     model = legacy_saving_utils.model_from_config(config, custom_objects=custom_objects)
                     legacy_h5_format.load_weights_from_hdf5_group(f["model_weights"], model)
-                return model, sorted(dropped)
-            except Exception as exc:  # the next leftover, or a real problem
+                done = [f"left out {', '.join(sorted(dropped))}"] if dropped else []
+                if moved:
+                    done.append(f"shifted the node indices of nested model(s) {', '.join(moved)} (tf.keras counts "
+                                "one more node per nested model)")
+                return model, done
+            except Exception as exc:  # the next incompatibility, or a real problem
                 error = exc
-                found = leftovers(str(exc))
         raise error

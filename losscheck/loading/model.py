@@ -27,7 +27,7 @@ from typing import Any
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
-from losscheck.loading.legacy_h5 import Unfixable, leftovers, load_patched
+from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
 from losscheck.lossspec import describe_loss, loss_spec
 
@@ -140,7 +140,7 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
                 break
             custom_objects[what] = custom_objects[what.split(">")[-1]]
     assert error is not None
-    if info.format == "h5" and leftovers(str(error)) is not None:
+    if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
     raise _load_error(path, error, custom_objects_file) from error
 
@@ -155,8 +155,8 @@ def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objec
                              "rebuild the model in Keras 3 and load the weights into it") from exc
     except Exception as err:
         raise _load_error(info.path, err, custom_objects_file) from err
-    note = ("tf.keras layer options Keras 3 does not have, which change nothing at their saved values, were left "
-            f"out when rebuilding the model: {', '.join(dropped)}")
+    note = ("the tf.keras model config was adapted for Keras 3 in memory, without changing what it computes: "
+            f"{'; '.join(dropped)}")
     if note not in info.load_notes:
         info.load_notes.append(note)
     return model
