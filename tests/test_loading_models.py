@@ -279,6 +279,7 @@ def test_each_broken_model_file_gets_its_own_message(tmp_path):
     assert_refused(run_cli("inspect", TFK / "weights_only.h5"), "only weights", "save_weights")
     assert_refused(run_cli("inspect", K3 / "weights.weights.h5"), "only weights")
     assert_refused(run_cli("inspect", TFK / "k2_format.keras"), "tf.keras 2.", "Keras 3 cannot load", ".h5")
+    assert_refused(run_cli("inspect", TFK / "removed_layer.h5"), "'LocallyConnected1D'", "Keras 3 no longer has")
     assert_refused(run_cli("inspect", K3 / "sparse.npz"), ".npz data file, not a model")
     res = run_cli("compare", tmp_path / "badtc.h5", TFK / "mse_str.npz", "--loss", "mse", "--format", "json")
     assert res.code in (0, 1), res.stderr  # a malformed compile config is fine with --loss

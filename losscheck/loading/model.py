@@ -179,8 +179,17 @@ def missing_custom_object(text: str) -> str | None:
     return None
 
 
+# tf.keras layers Keras 3 no longer has: a missing object of that name is not the user's custom object
+REMOVED_IN_KERAS3 = {"AbstractRNNCell", "DenseFeatures", "LocallyConnected1D", "LocallyConnected2D", "RandomHeight",
+                     "RandomWidth", "ThresholdedReLU", "CuDNNLSTM", "CuDNNGRU"}
+
+
 def missing_object_error(path: Path, what: str, custom_objects_file: Path | None, where: str = "") -> ModelFileError:
     name = what.split(">")[-1]  # tf.keras registers objects as "Package>Name"; the file defines Name
+    if name in REMOVED_IN_KERAS3:
+        return ModelFileError(path, f"{where}uses the tf.keras layer {name!r}, which Keras 3 no longer has",
+                              "replace it in tf.keras and re-save, or pass a Keras 3 implementation of it with "
+                              "--custom-objects FILE.py")
     if custom_objects_file is not None:
         hint = (f"{custom_objects_file} does not define {name!r}: add it there (a function, a class, or an entry "
                 "of its custom_objects dict)")
