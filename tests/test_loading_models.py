@@ -27,6 +27,7 @@ EXTRA = {
     "registered": ["--custom-objects", TFK / "custom_classes.py"],
     "lambda_layer": ["--unsafe"],
     "custom_fn.keras": ["--custom-objects", K3 / "custom_fns.py"],
+    "registered.keras": ["--custom-objects", K3 / "custom_classes.py"],
     "lambda.keras": ["--unsafe"],
 }
 _cache: dict[tuple, object] = {}
@@ -110,7 +111,8 @@ def test_tfkeras_bce_on_unbounded_outputs_is_keras3_exact_and_explained():
     assert "binary crossentropy" in legacy["message"] and "eps" in legacy["message"]
 
 
-K3_CASES = ["mse_str.h5", "sum_obj.h5", "custom_fn.keras", "lambda.keras", "sparse.keras", "onehot.keras"]
+K3_CASES = ["mse_str.h5", "sum_obj.h5", "custom_fn.keras", "registered.keras", "lambda.keras", "sparse.keras",
+            "onehot.keras"]
 
 
 @pytest.mark.parametrize("case", K3_CASES)

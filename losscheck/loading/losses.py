@@ -118,7 +118,11 @@ def _from_config(raw: dict, custom_objects: dict[str, Any]) -> Any:
             and class_name.split(">")[-1] not in custom_objects:
         _check_builtin_config(class_name, inner)
     if "module" in raw or class_name == "function":
-        obj = keras.saving.deserialize_keras_object(raw, custom_objects=custom_objects or None)
+        objects = dict(custom_objects)
+        for registered in (raw.get("registered_name"), raw.get("config")):  # "Package>Name" -> the user's Name
+            if isinstance(registered, str) and ">" in registered and registered.split(">")[-1] in objects:
+                objects.setdefault(registered, objects[registered.split(">")[-1]])
+        obj = keras.saving.deserialize_keras_object(raw, custom_objects=objects or None)
         return resolve_loss(obj, custom_objects)
     cfg = copy.deepcopy(raw.get("config") or {})
     if not isinstance(cfg, dict):

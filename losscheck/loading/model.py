@@ -134,15 +134,25 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
                                                safe_mode=not unsafe)
         except Exception as exc:
             error = exc
-            # tf.keras names registered objects "Package>Name": offer the user's "Name" under that name too
-            what = missing_custom_object(str(exc))
-            if not (what and ">" in what and what not in custom_objects and what.split(">")[-1] in custom_objects):
+            # registered objects are looked up as "Package>Name": offer the user's "Name" under that name too
+            if not _alias_registered(str(exc), custom_objects):
                 break
-            custom_objects[what] = custom_objects[what.split(">")[-1]]
     assert error is not None
     if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
     raise _load_error(path, error, custom_objects_file) from error
+
+
+def _alias_registered(text: str, custom_objects: dict[str, Any]) -> bool:
+    """If Keras missed "Package>Name" and the user's file defines Name, add the alias; True if added."""
+    names = re.findall(r"'registered_name': '([^']+)'", text)
+    what = missing_custom_object(text)
+    added = False
+    for name in ([what] if what else []) + names:
+        if ">" in name and name not in custom_objects and name.split(">")[-1] in custom_objects:
+            custom_objects[name] = custom_objects[name.split(">")[-1]]
+            added = True
+    return added
 
 
 def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objects: dict[str, Any], unsafe: bool,
