@@ -51,7 +51,7 @@ def _is_augmentation(layer) -> bool:
     return type(layer).__name__.startswith("Random") and "training" in _call_params(layer)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _call_params_of(cls: type) -> tuple[str, ...]:
     import inspect
 

@@ -120,7 +120,7 @@ def test_bn_moving_stats_untouched_by_probes():
     prober.training_pass(None)
     prober.training_pass("batchnorm")
     after = [np.array(v) for v in loaded.model.non_trainable_variables]
-    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_class_weight_fit_matches_keras():
