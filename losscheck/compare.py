@@ -149,8 +149,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         fam = prober.families
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
+        from losscheck.checks import inference_observers
+
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats])
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)])
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual

@@ -234,3 +234,28 @@ def test_inspect_lists_regularizers_and_training_layers():
     res = run_cli("inspect", fixture_files("frozen_bn_dropout")[0])
     assert res.code == 0
     assert "head_dropout" in res.stdout and "b_bn" in res.stdout and "Loss configuration" in res.stdout
+
+
+def test_batch_size_probe_on_large_data_uses_a_prefix(tmp_path):
+    """On more than 512 samples the second batch size runs on the first 512 only; both values are
+    Keras's own evaluate on those samples."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1000, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [0.5], [-1.0]])).astype("float32")
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    m.compile("sgd", keras.losses.MeanSquaredError(reduction="sum"))
+    m.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    res = run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--format", "json")
+    probe = res.json["reduction_trace"]["batch_size_probe"]
+    assert probe["samples"] == 512 and probe["batch_sizes"] == [32, 16]
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    at32 = model.evaluate(x[:512], y[:512], batch_size=32, verbose=0)
+    at16 = model.evaluate(x[:512], y[:512], batch_size=16, verbose=0)
+    assert probe["values"][0] == pytest.approx(at32, rel=1e-4)
+    assert probe["values"][1] == pytest.approx(at16, rel=1e-4)
+    f = finding(res, "batch-size-dependence")
+    assert "first 512 samples" in f["message"] and f["magnitude"] == pytest.approx(at16 / at32, rel=1e-4)

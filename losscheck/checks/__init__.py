@@ -4,6 +4,8 @@ from_logits mismatch, non-finite values, label smoothing, reduction trace.
 Hooks called by compare/inspect:
   static_checks(loaded)            -> findings that need no data (inspect and compare)
   data_checks(ctx)                 -> findings (+ report sections) that need data (compare)
+  inference_observers(loaded)      -> observers compare attaches to its one inference pass, so the
+                                      reduction trace and output ranges need no pass of their own
 
 One module per check (rank, batchsize, axis, logits, nonfinite, smoothing) plus the reduction trace.
 static_checks keeps its findings and probe results on the loaded model (common.memo) so that
@@ -80,6 +82,22 @@ def static_checks(loaded) -> list[Finding]:
     return found
 
 
+def inference_observers(loaded) -> list[Any]:
+    """The reduction-trace, output-range and per-batch observers, kept for data_checks."""
+    from losscheck.checks import logits
+    from losscheck.checks.batchsize import BatchLosses
+    from losscheck.checks.common import memo
+    from losscheck.checks.trace import TraceObserver
+
+    store = memo(loaded)
+    if "static" not in store:
+        static_checks(loaded)
+    outputs = store["outputs"]
+    observers = (TraceObserver(outputs), logits.LogitsObserver(outputs), BatchLosses())
+    store["observers"] = observers
+    return list(observers)
+
+
 def data_checks(ctx: CheckContext) -> list[Finding]:
     from losscheck.checks import batchsize, logits, nonfinite, smoothing
     from losscheck.checks.common import memo
@@ -107,10 +125,16 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
     if retry:
         out += _safely(errors, "loss-rank", _rank_on_data, ctx, retry, store, by_code) or []
 
-    # one more inference pass at the configured batch size: reduction trace and output ranges
-    trace = TraceObserver(outputs)
-    lg = logits.LogitsObserver(outputs)
-    inf = _safely(errors, "reduction trace", ctx.prober.inference_pass, [trace, lg])
+    # reduction trace and output ranges: observed on compare's inference pass when it attached them,
+    # else one more inference pass at the configured batch size
+    if "observers" in store:
+        trace, lg, batches = store["observers"]
+        inf = ctx.inference
+    else:
+        from losscheck.checks.batchsize import BatchLosses
+
+        trace, lg, batches = TraceObserver(outputs), logits.LogitsObserver(outputs), BatchLosses()
+        inf = _safely(errors, "reduction trace", ctx.prober.inference_pass, [trace, lg, batches])
     if inf is not None:
         for ol in lg.outputs:
             static = by_code.get("from-logits-mismatch", {}).get(ol.name, [])
@@ -118,7 +142,7 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
     for ol in outputs:
         smoothing.enrich(by_code.get("label-smoothing", {}).get(ol.name, []), ctx.inference.output_loss.get(ol.name))
 
-    probe = _safely(errors, "batch-size-dependence", batchsize.measure, ctx)
+    probe = _safely(errors, "batch-size-dependence", batchsize.measure, ctx, batches)
     if probe is not None:
         ranked = by_code.get("loss-rank", {})
         explained = {o: "loss-rank" for o in ranked}

@@ -4,8 +4,9 @@ mean_with_sample_weight it does; measure both values and report the ratio (and w
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from losscheck.findings import Finding
 
@@ -17,6 +18,7 @@ class BatchSizeProbe:
     value: float
     other_value: float
     per_output: dict[str, tuple[float, float]]  # output -> (at batch_size, at other)
+    samples: int | None = None  # measured on the first `samples` samples (None: all of them)
 
     @property
     def ratio(self) -> float:
@@ -24,6 +26,7 @@ class BatchSizeProbe:
 
     def as_section(self) -> dict:
         return {"batch_sizes": [self.batch_size, self.other_batch_size], "values": [self.value, self.other_value],
+                "samples": self.samples,
                 "ratio": self.ratio,
                 "per_output": {o: {"values": list(v), "ratio": v[1] / v[0] if v[0] else None}
                                for o, v in self.per_output.items()}}
@@ -37,7 +40,37 @@ def other_batch_size(batch_size: int, n: int) -> int | None:
     return 2 if n >= 2 else None
 
 
-def measure(ctx) -> BatchSizeProbe | None:
+#: The second batch size runs on at most this many samples (whole batches of both sizes): enough to
+#: show a dependence, cheap on large data.
+PROBE_SAMPLES = 512
+
+
+@dataclass
+class BatchLosses:
+    """Inference-pass observer: each batch's size, Keras total and reference per-output losses."""
+
+    batches: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
+
+    def __call__(self, b) -> None:
+        self.batches.append((b.n, b.total, dict(b.output_losses)))
+
+    def prefix(self, samples: int) -> tuple[float, dict[str, float]]:
+        """Batch-size-weighted total and per-output means over the first `samples` samples."""
+        seen, total, per = 0, 0.0, {}
+        for n, value, losses in self.batches:
+            if seen >= samples:
+                break
+            seen += n
+            total += n * value
+            for o, v in losses.items():
+                per[o] = per.get(o, 0.0) + n * v
+        return total / seen, {o: v / seen for o, v in per.items()}
+
+
+def measure(ctx, batches: BatchLosses | None = None) -> BatchSizeProbe | None:
+    """evaluate at the configured batch size and at half of it, on the same samples: all of them on
+    small data, else the first PROBE_SAMPLES (rounded to whole batches), the configured batch size's
+    values then coming from the batches compare's inference pass already measured."""
     from losscheck.probes import Prober
 
     n = ctx.data.n
@@ -45,9 +78,19 @@ def measure(ctx) -> BatchSizeProbe | None:
     b2 = other_batch_size(b1, n)
     if b2 is None or not math.isfinite(ctx.inference.evaluate):
         return None
-    other = Prober(ctx.loaded, ctx.data, b2, ctx.config.seed).inference_pass()
-    per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in ctx.inference.output_loss.items()}
-    return BatchSizeProbe(b1, b2, ctx.inference.evaluate, other.evaluate, per)
+    m = max(b1, (PROBE_SAMPLES // b1) * b1)
+    if batches is None or not batches.batches or m >= n:
+        other = Prober(ctx.loaded, ctx.data, b2, ctx.config.seed).inference_pass()
+        per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in ctx.inference.output_loss.items()}
+        return BatchSizeProbe(b1, b2, ctx.inference.evaluate, other.evaluate, per)
+    data = ctx.data
+    subset = dataclasses.replace(data, x=[a[:m] for a in data.x], y=[a[:m] for a in data.y],
+                                 sample_weight=None if data.sample_weight is None else data.sample_weight[:m],
+                                 _handle=None)
+    other = Prober(ctx.loaded, subset, b2, ctx.config.seed).inference_pass()
+    value, per_b1 = batches.prefix(m)
+    per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in per_b1.items()}
+    return BatchSizeProbe(b1, b2, value, other.evaluate, per, samples=m)
 
 
 def moved(a: float, b: float, rtol: float) -> bool:
@@ -82,8 +125,9 @@ def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reducti
     for o in rest:
         a, b = probe.per_output[o]
         why.append(f"output {o!r}: {a:.6g} -> {b:.6g} (x{b / a:.4g}; {causes[o]})" if a else f"output {o!r}")
+    on = f"the first {probe.samples} samples" if probe.samples else "the same data"
     msg = (f"The reported loss depends on the batch size: {probe.value:.6g} at batch {probe.batch_size}, "
-           f"{probe.other_value:.6g} at batch {probe.other_batch_size} on the same data and weights (ratio "
+           f"{probe.other_value:.6g} at batch {probe.other_batch_size} on {on} and weights (ratio "
            f"{probe.ratio:.4g}).")
     if why:
         msg += " Moving: " + "; ".join(why) + "."

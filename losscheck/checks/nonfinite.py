@@ -10,15 +10,17 @@ import numpy as np
 
 from losscheck.findings import Finding
 
-CHUNK = 4096
+CHUNK_BYTES = 16 * 2**20  # rows read at a time: about 16 MB, whatever the sample size
 
 
 def _first_bad(array: Any, n: int) -> tuple[int, tuple[int, ...], int, str] | None:
     """(sample, position within the sample, count of non-finite values, 'NaN'|'Inf') or None."""
     first = None
     count = 0
-    for start in range(0, n, CHUNK):
-        block = np.asarray(array[start:start + CHUNK])
+    row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * np.dtype(array.dtype).itemsize)
+    chunk = max(1, CHUNK_BYTES // row_bytes)
+    for start in range(0, n, chunk):
+        block = np.asarray(array[start:start + chunk])
         if block.dtype.kind not in "fc":
             return None
         bad = ~np.isfinite(block)
