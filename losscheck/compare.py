@@ -17,7 +17,8 @@ from losscheck.reference import EpochMean, output_batch_loss
 Progress = Callable[[str], None]
 
 DESCRIPTIONS = {
-    "fit_epoch": "what model.fit(..., epochs=1, shuffle=False) reports, run on a throwaway copy",
+    "fit_epoch": "what model.fit(..., epochs=1, shuffle=False) reports from the saved weights and optimizer "
+                 "state (every variable is restored afterwards; the file is never written)",
     "train_mode": "every layer in training behaviour, saved weights, no update (what a fit step measures first)",
     "train_mode_dropout_only": "only Dropout-family layers in training behaviour",
     "train_mode_batchnorm_only": "only BatchNormalization in training behaviour (batch statistics)",

@@ -1,6 +1,7 @@
 """Every pass that runs the model: the inference pass (evaluate + everything the numpy reference
 needs, in one compiled pass), the training-mode passes (all layers, or one family only), and the
-one-epoch fit on a throwaway copy. The only module that calls the model.
+one-epoch fit (on the loaded model, every variable restored afterwards). The only module that calls
+the model.
 
 Training-mode passes force `training` per layer by shadowing `layer.call` on the instance (works at
 any nesting depth, frozen bases included) and restore every non-trainable variable afterwards
@@ -522,7 +523,7 @@ class Prober:
 
 def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
     """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
-    on `model` (a throwaway copy)."""
+    on `model` (which it changes: see fit_epoch_restoring)."""
     keras.utils.set_random_seed(seed)
     if data.streamed:
         seq = _H5Sequence(data, batch_size, class_weight)
