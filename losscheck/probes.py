@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from losscheck._tf import keras, tf
-from losscheck.errors import UsageError
+from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
 from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
@@ -32,6 +32,45 @@ NOISE_TYPES: tuple[type, ...] = tuple(
     getattr(L, n) for n in ("GaussianNoise", "GaussianDropout", "AlphaDropout") if hasattr(L, n)
 )
 BN_TYPES: tuple[type, ...] = (L.BatchNormalization,)
+
+
+def _keras_reason(exc: Exception) -> str:
+    """The informative line of a TensorFlow runtime error (not 'Graph execution error:')."""
+    lines = [ln.strip() for ln in str(getattr(exc, "message", exc)).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "Graph execution error" not in ln and not ln.startswith(("Detected at node", "File "))]
+    return (useful or lines or [type(exc).__name__])[0][:300]
+
+
+def data_errors(method: Callable) -> Callable:
+    """Turn TensorFlow's InvalidArgumentError during a pass (data Keras itself cannot compute a loss on,
+    e.g. sample weights that do not broadcast to the loss's shape) into a one-line DataFileError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as exc:
+            data = kwargs.get("data") or next(
+                (a for a in args if isinstance(a, Dataset)), getattr(args[0], "data", None) if args else None)
+            reason = _keras_reason(exc)
+            path = getattr(data, "path", "data file")
+            sw = getattr(data, "sample_weight", None)
+            if sw is not None and "ncompatible shapes" in reason:
+                import re
+
+                m = re.search(r"\[(\d+(?:,\d+)+)\]", reason)  # the per-element loss shape of one batch
+                dims = m.group(1).split(",")[1:] if m else []
+                ones = "(n" + ", 1" * len(dims) + ")"
+                full = "(n" + "".join(f", {d}" for d in dims) + ")"
+                hint = (f"store sample_weight as {ones} or {full}" if dims
+                        else "store sample_weight with the loss's per-element shape")
+                raise DataFileError(path, f"Keras cannot apply sample_weight of shape {tuple(sw.shape)} to the loss "
+                                    f"({reason}): Keras 3 does not expand (n,) weights to a per-element loss",
+                                    hint) from exc
+            raise DataFileError(path, f"Keras cannot compute the loss on this data ({reason})",
+                                "check that x, y and sample_weight fit the model's inputs, outputs and loss") from exc
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,6 +402,7 @@ class Prober:
 
         return step
 
+    @data_errors
     def inference_pass(self, observers: list[Callable[[BatchResult], None]] = ()) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
@@ -448,6 +488,7 @@ class Prober:
         """
         return self.training_passes([family], class_weight, limit)[family]
 
+    @data_errors
     def training_passes(self, families: list[str | None], class_weight=None,
                         limit: int | None = None) -> dict[str | None, float]:
         """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data.
@@ -505,6 +546,7 @@ class Prober:
                     m.add(float(v), stop - start)
         return {f: m.value for f, m in zip(variants, means, strict=True)}
 
+    @data_errors
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
         """evaluate-like loss (all inference) with optional class weights and sample limit."""
         model = self.model
@@ -521,6 +563,7 @@ class Prober:
         return mean.value
 
 
+@data_errors
 def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
     """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
     on `model` (which it changes: see fit_epoch_restoring)."""
