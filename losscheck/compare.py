@@ -12,7 +12,7 @@ from losscheck import __version__
 from losscheck.attribution import Evidence, attribute
 from losscheck.config import Config
 from losscheck.findings import Figure, Finding, Report, filter_findings
-from losscheck.reference import EpochMean, output_batch_loss
+from losscheck.reference import EpochMean, output_batch_loss, prefix_mean
 
 Progress = Callable[[str], None]
 
@@ -90,17 +90,6 @@ def _probe_limit(cfg: Config, n: int) -> int | None:
         return None
     limit = math.ceil(cfg.probe_samples / cfg.batch_size) * cfg.batch_size
     return None if limit >= n else limit
-
-
-def _subset_mean(batch_totals: list[tuple[int, float]], limit: int) -> float:
-    mean = EpochMean()
-    seen = 0
-    for n, total in batch_totals:
-        if seen >= limit:
-            break
-        mean.add(total, n)
-        seen += n
-    return mean.value
 
 
 def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
@@ -193,7 +182,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             fit_steps=math.ceil(data.n / cfg.batch_size),
         )
         if limit is not None:
-            ev.subset_evaluate = _subset_mean(inf.batch_totals, limit)
+            ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
             if cw:
                 ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
         from losscheck.checks import CheckContext, data_checks, static_checks

@@ -283,6 +283,7 @@ class InferenceResult:
     output_loss: dict[str, float]  # exact dataset mean per output (n_b-weighted)
     output_loss_keras_log: dict[str, float]  # Keras's compiled per-output log: unweighted batch mean
     batch_totals: list[tuple[int, float]]  # (n_b, total_b)
+    batch_output_losses: list[dict[str, float]]  # per batch: output -> reference L_o,b
     manual_unsupported: list[str]
     n_batches: int
     # natural-numpy variants of the data loss (reference.variants.SemanticStats.summary()), or None
@@ -410,7 +411,8 @@ class Prober:
         ev, reg, manual = EpochMean(), EpochMean(), EpochMean()
         per_out = {o: EpochMean() for o in self.outputs if self.specs.get(o) is not None}
         per_out_log: dict[str, list[float]] = {o: [] for o in per_out}
-        batch_totals = []
+        batch_totals: list[tuple[int, float]] = []
+        batch_output_losses: list[dict[str, float]] = []
         unsupported: dict[str, str] = {}
         weights = self.loaded.loss_weights
         semantic = SemanticStats(self.specs, weights, self.outputs)
@@ -457,6 +459,7 @@ class Prober:
                     continue
                 per_out[o].add(losses_b[o], n)
                 per_out_log[o].append(losses_b[o])
+            batch_output_losses.append(losses_b)
             data_loss = sum(weights[o] * v for o, v in losses_b.items())
             manual.add(data_loss, n)
             res = BatchResult(start, stop, xs, ys, sw, out_np, lg_np, m_np, v_np, total, r, losses_b, data_loss,
@@ -472,6 +475,7 @@ class Prober:
             output_loss={o: m.value for o, m in per_out.items()},
             output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
             batch_totals=batch_totals,
+            batch_output_losses=batch_output_losses,
             manual_unsupported=sorted(unsupported),
             n_batches=nb,
             semantic=None if unsupported else semantic.summary(),

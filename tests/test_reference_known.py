@@ -324,3 +324,12 @@ def test_semantic_findings_clipping_to_infinity_and_mixed_precision():
     assert found["mixed-precision"].magnitude == pytest.approx(-4.0)
     assert ctx.sections["natural_numpy"]["unclipped"] is None
     assert "unexplained" not in found
+
+
+def test_prefix_mean_is_batch_weighted_over_leading_batches():
+    from losscheck.reference import prefix_mean
+
+    batches = [(4, 1.0), (4, 3.0), (2, 10.0)]
+    assert prefix_mean(batches, 4) == 1.0
+    assert prefix_mean(batches, 8) == 2.0  # (4*1 + 4*3) / 8
+    assert prefix_mean(batches, 100) == (4 * 1.0 + 4 * 3.0 + 2 * 10.0) / 10

@@ -83,9 +83,8 @@ def static_checks(loaded) -> list[Finding]:
 
 
 def inference_observers(loaded) -> list[Any]:
-    """The reduction-trace, output-range and per-batch observers, kept for data_checks."""
+    """The reduction-trace and output-range observers, kept for data_checks."""
     from losscheck.checks import logits
-    from losscheck.checks.batchsize import BatchLosses
     from losscheck.checks.common import memo
     from losscheck.checks.trace import TraceObserver
 
@@ -93,7 +92,7 @@ def inference_observers(loaded) -> list[Any]:
     if "static" not in store:
         static_checks(loaded)
     outputs = store["outputs"]
-    observers = (TraceObserver(outputs), logits.LogitsObserver(outputs), BatchLosses())
+    observers = (TraceObserver(outputs), logits.LogitsObserver(outputs))
     store["observers"] = observers
     return list(observers)
 
@@ -128,13 +127,11 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
     # reduction trace and output ranges: observed on compare's inference pass when it attached them,
     # else one more inference pass at the configured batch size
     if "observers" in store:
-        trace, lg, batches = store["observers"]
+        trace, lg = store["observers"]
         inf = ctx.inference
     else:
-        from losscheck.checks.batchsize import BatchLosses
-
-        trace, lg, batches = TraceObserver(outputs), logits.LogitsObserver(outputs), BatchLosses()
-        inf = _safely(errors, "reduction trace", ctx.prober.inference_pass, [trace, lg, batches])
+        trace, lg = TraceObserver(outputs), logits.LogitsObserver(outputs)
+        inf = _safely(errors, "reduction trace", ctx.prober.inference_pass, [trace, lg])
     if inf is not None:
         for ol in lg.outputs:
             static = by_code.get("from-logits-mismatch", {}).get(ol.name, [])
@@ -142,7 +139,7 @@ def data_checks(ctx: CheckContext) -> list[Finding]:
     for ol in outputs:
         smoothing.enrich(by_code.get("label-smoothing", {}).get(ol.name, []), ctx.inference.output_loss.get(ol.name))
 
-    probe = _safely(errors, "batch-size-dependence", batchsize.measure, ctx, batches)
+    probe = _safely(errors, "batch-size-dependence", batchsize.measure, ctx)
     if probe is not None:
         ranked = by_code.get("loss-rank", {})
         explained = {o: "loss-rank" for o in ranked}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from losscheck.findings import Finding
 
@@ -45,51 +45,33 @@ def other_batch_size(batch_size: int, n: int) -> int | None:
 PROBE_SAMPLES = 512
 
 
-@dataclass
-class BatchLosses:
-    """Inference-pass observer: each batch's size, Keras total and reference per-output losses."""
-
-    batches: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
-
-    def __call__(self, b) -> None:
-        self.batches.append((b.n, b.total, dict(b.output_losses)))
-
-    def prefix(self, samples: int) -> tuple[float, dict[str, float]]:
-        """Batch-size-weighted total and per-output means over the first `samples` samples."""
-        seen, total, per = 0, 0.0, {}
-        for n, value, losses in self.batches:
-            if seen >= samples:
-                break
-            seen += n
-            total += n * value
-            for o, v in losses.items():
-                per[o] = per.get(o, 0.0) + n * v
-        return total / seen, {o: v / seen for o, v in per.items()}
-
-
-def measure(ctx, batches: BatchLosses | None = None) -> BatchSizeProbe | None:
+def measure(ctx) -> BatchSizeProbe | None:
     """evaluate at the configured batch size and at half of it, on the same samples: all of them on
     small data, else the first PROBE_SAMPLES (rounded to whole batches), the configured batch size's
     values then coming from the batches compare's inference pass already measured."""
     from losscheck.probes import Prober
+    from losscheck.reference import prefix_mean
 
+    inf = ctx.inference
     n = ctx.data.n
     b1 = ctx.config.batch_size
     b2 = other_batch_size(b1, n)
-    if b2 is None or not math.isfinite(ctx.inference.evaluate):
+    if b2 is None or not math.isfinite(inf.evaluate):
         return None
     m = max(b1, (PROBE_SAMPLES // b1) * b1)
-    if batches is None or not batches.batches or m >= n:
+    if m >= n:
         other = Prober(ctx.loaded, ctx.data, b2, ctx.config.seed).inference_pass()
-        per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in ctx.inference.output_loss.items()}
-        return BatchSizeProbe(b1, b2, ctx.inference.evaluate, other.evaluate, per)
+        per = {o: (v, other.output_loss.get(o, math.nan)) for o, v in inf.output_loss.items()}
+        return BatchSizeProbe(b1, b2, inf.evaluate, other.evaluate, per)
     data = ctx.data
     subset = dataclasses.replace(data, x=[a[:m] for a in data.x], y=[a[:m] for a in data.y],
                                  sample_weight=None if data.sample_weight is None else data.sample_weight[:m],
                                  _handle=None)
     other = Prober(ctx.loaded, subset, b2, ctx.config.seed).inference_pass()
-    value, per_b1 = batches.prefix(m)
-    per = {o: (v, other.output_loss.get(o, float("nan"))) for o, v in per_b1.items()}
+    sizes = [size for size, _ in inf.batch_totals]
+    per = {o: (prefix_mean([(size, b.get(o, math.nan)) for size, b in zip(sizes, inf.batch_output_losses, strict=True)], m),
+               other.output_loss.get(o, math.nan)) for o in inf.output_loss}
+    value = prefix_mean(inf.batch_totals, m)
     return BatchSizeProbe(b1, b2, value, other.evaluate, per, samples=m)
 
 

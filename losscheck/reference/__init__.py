@@ -10,7 +10,7 @@ variants.py measures, on the same batches, what a plain numpy mean on predict() 
 instead (masks, weights, logits, clipping, mixed precision switched off one at a time).
 """
 
-from losscheck.reference.reduction import EpochMean, output_batch_loss, reduce_weighted
+from losscheck.reference.reduction import EpochMean, output_batch_loss, prefix_mean, reduce_weighted
 from losscheck.reference.specs import LossSpec
 
-__all__ = ["EpochMean", "LossSpec", "output_batch_loss", "reduce_weighted"]
+__all__ = ["EpochMean", "LossSpec", "output_batch_loss", "prefix_mean", "reduce_weighted"]

@@ -208,3 +208,13 @@ class EpochMean:
     @property
     def value(self) -> float:
         return self.total / self.count if self.count else 0.0
+
+
+def prefix_mean(batches: list[tuple[int, float]], samples: int) -> float:
+    """EpochMean over the leading batches (n_b, v_b) that cover the first `samples` samples."""
+    mean = EpochMean()
+    for n, value in batches:
+        if mean.count >= samples:
+            break
+        mean.add(value, n)
+    return mean.value
