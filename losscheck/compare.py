@@ -11,6 +11,7 @@ import numpy as np
 from losscheck import __version__
 from losscheck.attribution import Evidence, attribute
 from losscheck.config import Config
+from losscheck.errors import UsageError
 from losscheck.findings import Figure, Finding, Report, filter_findings
 from losscheck.reference import EpochMean, output_batch_loss, prefix_mean
 
@@ -27,6 +28,9 @@ DESCRIPTIONS = {
     "evaluate": "what model.evaluate(...) reports (total loss)",
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
+    "evaluate_val": "what val_loss / model.evaluate(...) on the validation data reports at the saved weights",
+    "fit_val": "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with the "
+               "weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
 }
 
 
@@ -129,29 +133,58 @@ def load_inputs(cfg: Config, progress: Progress):
     return loaded, data
 
 
-def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
+def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
+    """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
     from losscheck.probes import Prober, fit_epoch_restoring
 
+    history = None
+    if cfg.history_path is not None:
+        from losscheck.history import read_history
+
+        history = read_history(cfg.history_path)  # bad history files fail before anything is loaded
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    val, split_at = validation_data, None
     try:
+        if cfg.validation_split is not None:
+            from losscheck.validation import split_dataset
+
+            if val is not None or cfg.val_path is not None:
+                raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
+                                 "when validation_data is given); drop one")
+            data, val, split_at = split_dataset(data, cfg.validation_split)
+        elif val is None and cfg.val_path is not None:
+            from losscheck.loading.data import load_data
+
+            progress(f"reading {cfg.val_path}")
+            val = load_data(cfg.val_path, input_names(loaded.model), loaded.output_names, model=loaded)
         prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         fam = prober.families
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
 
+        classes_train = classes_val = None
+        if val is not None:
+            from losscheck.validation import SafeClassObserver
+
+            classes_train = SafeClassObserver(prober, data.n)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)])
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)] + ([classes_train] if classes_train else []))
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual
         figures["regularization"] = inf.regularization
+        inf_val = None
+        if val is not None:
+            progress("inference pass on the validation data")
+            val_prober = Prober(loaded, val, cfg.batch_size, cfg.seed)
+            classes_val = SafeClassObserver(val_prober, val.n)
+            inf_val = val_prober.inference_pass([classes_val])
+            figures["evaluate_val"] = inf_val.evaluate
         cw = cfg.class_weight
         if cw:
             if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
-                from losscheck.errors import UsageError
-
                 raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                                  "ValueError for that too); use per-output sample weights")
         limit = _probe_limit(cfg, data.n)
@@ -171,7 +204,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
                 figures[key] = passes[family]
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
-        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed)
+        fit_logs: dict[str, float] = {}
+        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
+        if "val_loss" in fit_logs:
+            figures["fit_val"] = fit_logs["val_loss"]
 
         ev = Evidence(
             figures=figures, rtol=cfg.rtol,
@@ -194,6 +230,25 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         findings += static_checks(loaded)
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
+        extra_sections: dict[str, Any] = {}
+        extra_notes: list[str] = []
+        if val is not None and inf_val is not None:
+            findings += _validation(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
+                                    classes_val, extra_sections, extra_notes)
+        if history is not None:
+            from losscheck.history import match
+
+            found = match(history, figures, cfg.rtol, val is not None)
+            extra_sections["history"] = found.section
+            extra_notes += found.notes
+            if found.mismatch:
+                from losscheck.findings import Severity
+
+                findings.append(Finding("history-mismatch", found.mismatch, between=(
+                    ("evaluate_val", "history") if val is not None else ("fit_epoch", "history")),
+                    advice="Evaluate the file's weights on the validation data fit used (same arrays, same split) "
+                           "and compare with the val_loss of the epoch you saved.",
+                    severity=Severity.INFO if found.mismatch_info else None))
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -205,11 +260,52 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.findings = findings
         report.sections["decomposition"] = decomposition(ev)
         report.sections.update(ctx.sections)
+        report.sections.update(extra_sections)
+        if val is not None:
+            report.header["data"]["validation"] = (
+                {"path": str(cfg.data_path), "samples": val.n, "validation_split": cfg.validation_split,
+                 "split_at": split_at} if split_at is not None
+                else {"path": str(getattr(val, "path", cfg.val_path)), "samples": val.n})
         report.sections["notes"] = list(loaded.notes) + (
-            [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else [])
+            [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else []
+        ) + extra_notes
         return report
     finally:
         data.close()
+        if val is not None and val is not validation_data:
+            val.close()
+
+
+def _validation(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train, classes_val,
+                sections: dict[str, Any], notes: list[str]) -> list[Finding]:
+    """The `validation` section (decomposition of fit_epoch - evaluate_val, per-class gap, split
+    profile) and the generalization-gap finding."""
+    from losscheck import validation as V
+
+    parts = V.decompose(figures, ev.base, inf_val.regularization)
+    classes = V.class_gap(classes_train.rows(inf) if classes_train else None,
+                          classes_val.rows(inf_val) if classes_val else None)
+    split_lines: list[str] = []
+    section: dict[str, Any] = {"samples": val.n, "regularization": inf_val.regularization}
+    if split_at is not None:
+        profiles, split_lines = V.split_profile(data, val)
+        section["split"] = {"fraction": cfg.validation_split, "split_at": split_at, "training_samples": data.n,
+                            "validation_samples": val.n, "targets": profiles}
+        notes.append(f"--validation-split {cfg.validation_split}: as Keras, the training part is rows 0..{split_at - 1} "
+                     f"and the validation part rows {split_at}..{split_at + val.n - 1}, taken before any shuffling "
+                     "(not a random sample)" + ("; " + "; ".join(split_lines) if split_lines else ""))
+    if parts:
+        section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
+                                    **parts}
+    if classes:
+        section["per_class_gap"] = classes
+    layer_names = [n for f in ("dropout", "batchnorm", "noise") for n in fam.names(f)]
+    text = V.sentence(figures, parts, layer_names)
+    if text:
+        section["why_val_lower"] = text
+        notes.append(text)
+    sections["validation"] = section
+    return V.generalization_finding(figures, parts, inf_val.regularization, classes, split_lines, cfg.rtol)
 
 
 def decomposition(ev: Evidence) -> dict[str, float]:

@@ -23,3 +23,6 @@ class Config:
     max_gap: float | None = None
     probe_samples: int | None = None
     progress: bool = False
+    val_path: Path | None = None  # --val: validation data file
+    validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
+    history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder

@@ -1,0 +1,96 @@
+"""--plot FILE.png|svg: the logged loss / val_loss curves (from --history) with the re-measured figures
+and the matched epoch marked, and a bar chart of the decomposition. matplotlib is an optional extra
+(`pip install losscheck[plot]`); drawn off-screen (Agg), from the report's plain data only."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from losscheck.errors import UsageError
+from losscheck.findings import Report
+
+EXTRA = "losscheck[plot]"
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--plot needs matplotlib, which is not installed; install the extra: pip install "
+                         f"'{EXTRA}' (or pip install matplotlib)") from None
+
+
+def _bars(report: Report) -> tuple[str, dict[str, float]]:
+    """The decomposition to draw: fit_epoch - evaluate_val when there is validation data, else the
+    compare decomposition's top-level rows."""
+    val = report.sections.get("validation") or {}
+    parts = dict(val.get("decomposition") or {})
+    if parts:
+        total = parts.pop("fit_epoch - evaluate_val", None)
+        title = "fit_epoch - evaluate_val" + (f" = {total:+.4g}" if total is not None else "")
+        return title, parts
+    dec = report.sections.get("decomposition") or {}
+    rows = {k.strip(): v for k, v in dec.items() if isinstance(v, (int, float))}
+    return "where the gaps come from", rows
+
+
+def figure_bytes(report: Report, fmt: str = "png") -> bytes:
+    """The chart as PNG or SVG bytes."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    hist: dict[str, Any] | None = report.sections.get("history")
+    fig = Figure(figsize=(11, 4.2) if hist else (6.5, 4.2), dpi=100)
+    axes = fig.subplots(1, 2) if hist else [fig.subplots(1, 1)]
+    figures = {k: f.value for k, f in report.figures.items()}
+    if hist:
+        ax = axes[0]
+        epochs = hist["epochs"]
+        ax.plot(epochs, [v if v is not None else float("nan") for v in hist["loss"]], "o-", label="logged loss")
+        if hist.get("val_loss"):
+            ax.plot(epochs, [v if v is not None else float("nan") for v in hist["val_loss"]], "s-",
+                    label="logged val_loss")
+        styles = {"evaluate": ("tab:blue", ":"), "evaluate_val": ("tab:orange", ":"), "fit_epoch": ("tab:green", "--")}
+        for name, (color, ls) in styles.items():
+            if name in figures:
+                ax.axhline(figures[name], color=color, ls=ls, lw=1.2, label=f"{name} (re-measured) {figures[name]:.4g}")
+        matched = hist.get("matched_epoch")
+        if matched is not None:
+            ax.axvline(matched, color="tab:red", lw=1.0, alpha=0.7, label=f"matched epoch {matched}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title("logged history" + ("" if matched is not None else " (no epoch matches)"))
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    title, parts = _bars(report)
+    names = [n for n in parts if parts[n] != 0]
+    values = [parts[n] for n in names]
+    colors = ["tab:red" if v > 0 else "tab:blue" for v in values]
+    ax.barh(range(len(names)), values, color=colors)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=0.8)
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:+.3g}", (v, i), fontsize=7, va="center", ha="left" if v >= 0 else "right",
+                    xytext=(3 if v >= 0 else -3, 0), textcoords="offset points")
+    ax.margins(x=0.3)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("contribution to the gap")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_plot(report: Report, path: Path) -> None:
+    fmt = path.suffix.lower().lstrip(".")
+    data = figure_bytes(report, fmt)
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write the chart ({exc.strerror}); choose another file") from exc
