@@ -135,13 +135,13 @@ def load_inputs(cfg: Config, progress: Progress):
 
 def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
     """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
-    from losscheck.probes import Prober, fit_epoch_restoring
-
     history = None
     if cfg.history_path is not None:
         from losscheck.history import read_history
 
-        history = read_history(cfg.history_path)  # bad history files fail before anything is loaded
+        history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
+    from losscheck.probes import Prober, fit_epoch_restoring
+
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
     val, split_at = validation_data, None

@@ -98,7 +98,8 @@ def _from_json(path: Path, text: str) -> History:
     try:
         raw = json.loads(text, parse_constant=lambda c: float(c))
     except (ValueError, RecursionError) as exc:
-        raise _bad(path, f"is not valid JSON ({str(exc)[:80]})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _bad(path, f"is not valid JSON ({first[:80]})") from None
     if isinstance(raw, dict) and isinstance(raw.get("history"), dict):
         raw = raw["history"]  # {"history": {...}, "params": ...}
     if not isinstance(raw, dict) or "loss" not in raw:

@@ -87,6 +87,24 @@ def figure_bytes(report: Report, fmt: str = "png") -> bytes:
     return buffer.getvalue()
 
 
+def embed_chart(report: Report, html: str) -> str:
+    """The HTML report with the --plot chart (PNG, inline) before </body>, when the report has a
+    validation or history section and matplotlib is installed; otherwise the HTML unchanged."""
+    if not (report.sections.get("validation") or report.sections.get("history")) or "</body>" not in html:
+        return html
+    try:
+        require_matplotlib()
+    except UsageError:
+        return html
+    import base64
+
+    data = base64.b64encode(figure_bytes(report, "png")).decode("ascii")
+    img = (f'<img alt="logged loss curves, re-measured figures and decomposition" '
+           f'src="data:image/png;base64,{data}" style="max-width:100%">\n')
+    at = html.rindex("</body>")
+    return html[:at] + img + html[at:]
+
+
 def write_plot(report: Report, path: Path) -> None:
     fmt = path.suffix.lower().lstrip(".")
     data = figure_bytes(report, fmt)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES, rel, run_cli
+from tests.conftest import FIXTURES, ROOT, rel, run_cli
 
 pytestmark = pytest.mark.keras
 VAL = FIXTURES / "val_lower"
@@ -45,6 +45,19 @@ def test_evaluate_val_equals_keras_evaluate_and_the_causes_add_up(tmp_path):
     assert rep["history"]["matched_epoch"] == len(logged["val_loss"])
     assert rep["history"]["loss"] == pytest.approx(logged["loss"], rel=1e-7)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _validate(rep)
+    # the README's worked example shows this run's numbers
+    readme = (ROOT / "README.md").read_text()
+    for key in ("evaluate_val", "fit_epoch", "evaluate"):
+        assert f"{fig[key]:.6g}" in readme, key
+
+
+def _validate(doc):
+    import jsonschema
+
+    from losscheck.report.json import load_schema
+
+    jsonschema.Draft202012Validator(load_schema()).validate(doc)
 
 
 def test_validation_split_reproduces_fit(tmp_path):
@@ -80,6 +93,7 @@ def test_validation_split_reproduces_fit(tmp_path):
     assert rel(fig["fit_val"], again.history["val_loss"][0]) < 1e-5
     assert rel(fig["fit_epoch"], again.history["loss"][0]) < 1e-5
     assert (tmp_path / "c.svg").read_text()[:200].lstrip().startswith("<?xml")
+    _validate(rep)
 
 
 def test_matched_epoch_for_end_and_best_checkpoint_and_three_log_formats(tmp_path):

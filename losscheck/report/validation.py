@@ -23,9 +23,10 @@ def _decomposition_rows(value: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _class_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
-    return [(str(r["class"]) if r["output"] in ("", None) else f"{r['class']} ({r['output']})",
-             _num(r.get("loss_train")), _num(r.get("loss_val")), _num(r["gap"], True))
-            for r in value.get("per_class_gap") or []]
+    rows = value.get("per_class_gap") or []
+    several = len({r["output"] for r in rows}) > 1
+    return [(f"{r['class']} ({r['output']})" if several else str(r["class"]),
+             _num(r.get("loss_train")), _num(r.get("loss_val")), _num(r["gap"], True)) for r in rows]
 
 
 def validation_table(value: dict[str, Any]):
