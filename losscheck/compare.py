@@ -297,6 +297,8 @@ def _validation(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classe
     if parts:
         section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
                                     **parts}
+        if ev.probe_samples is not None:
+            section["training_mode_samples"] = ev.probe_samples  # weight update and layers estimated on them
     if classes:
         section["per_class_gap"] = classes
     layer_names = [n for f in ("dropout", "batchnorm", "noise") for n in fam.names(f)]

@@ -31,9 +31,13 @@ def _bars(report: Report) -> tuple[str, dict[str, float]]:
         total = parts.pop("fit_epoch - evaluate_val", None)
         title = "fit_epoch - evaluate_val" + (f" = {total:+.4g}" if total is not None else "")
         return title, parts
-    dec = report.sections.get("decomposition") or {}
-    rows = {k.strip(): v for k, v in dec.items() if isinstance(v, (int, float))}
-    return "where the gaps come from", rows
+    dec = report.sections.get("decomposition")
+    if not isinstance(dec, dict):
+        return "where the gaps come from", {}
+    # top-level causes only (indented rows split them further); the first row is the total
+    rows = {k: v for k, v in dec.items() if isinstance(v, (int, float)) and not k.startswith(" ")}
+    total = rows.pop("fit_epoch - evaluate", None)
+    return "fit_epoch - evaluate" + (f" = {total:+.4g}" if total is not None else ""), rows
 
 
 def figure_bytes(report: Report, fmt: str = "png") -> bytes:
