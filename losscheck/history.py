@@ -309,9 +309,10 @@ def _val_mismatch(hist: History, val: list[float | None], target: float) -> str:
     known = [v for v in val if v is not None]
     near = _nearest(val, target)
     assert near is not None
-    rel = abs(val[near] - target) / max(abs(val[near]), 1e-12)  # type: ignore[operator]
+    nearest = float(val[near])  # type: ignore[arg-type]
+    rel = abs(nearest - target) / max(abs(nearest), 1e-12)
     head = (f"evaluate_val ({target:.6g}) matches no logged val_loss; the nearest is epoch {hist.epochs[near]}'s "
-            f"({val[near]:.6g}, {rel:.2%} off).")
+            f"({nearest:.6g}, {rel:.2%} off).")
     if target < min(known):
         why = ("It is lower than every logged val_loss: the weights are likely from after this history (training "
                "resumed, or a checkpoint of a later run), or this validation set is not the one fit used.")

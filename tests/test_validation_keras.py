@@ -145,6 +145,14 @@ def test_matched_epoch_for_end_and_best_checkpoint_and_three_log_formats(tmp_pat
     assert [o["format"] for o in others] == ["csv", "tensorboard"]
     strip = [{k: v for k, v in s.items() if k not in ("path", "format")} for s in (section, *others)]
     assert strip[0] == strip[1] == strip[2]
+    # a damaged event file is a one-line usage error, not a crash
+    bad = tmp_path / "bad_tb" / "train"
+    bad.mkdir(parents=True)
+    (bad / "events.out.tfevents.1.x").write_bytes(np.random.default_rng(0).bytes(300))
+    from losscheck.errors import UsageError
+
+    with pytest.raises(UsageError, match="cannot be read"):
+        read_history(tmp_path / "bad_tb")
     # a checkpoint whose epoch is not in the log: history-mismatch with the likely reason
     short = tmp_path / "short.json"
     short.write_text(json.dumps({"loss": hist.history["loss"][:1], "val_loss": hist.history["val_loss"][:1]}))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -17,7 +18,7 @@ def _num(v: Any, signed: bool = False) -> str:
     return f"{v:+.6g}" if signed else f"{v:.6g}"
 
 
-def _decomposition_rows(value: dict[str, Any]) -> list[tuple[str, str]]:
+def _decomposition_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
     dec = value.get("decomposition") or {}
     return [(("" if i == 0 else "  ") + k, _num(v, True)) for i, (k, v) in enumerate(dec.items())]
 
@@ -96,5 +97,5 @@ def history_markdown(value: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLE = {"validation": validation_table, "history": history_table}
-MARKDOWN = {"validation": validation_markdown, "history": history_markdown}
+TABLE: dict[str, Callable[[Any], Any]] = {"validation": validation_table, "history": history_table}
+MARKDOWN: dict[str, Callable[[Any], str]] = {"validation": validation_markdown, "history": history_markdown}
