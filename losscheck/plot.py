@@ -14,7 +14,30 @@ from losscheck.findings import Report
 EXTRA = "losscheck[plot]"
 
 
+def _keep_home_clean() -> None:
+    """matplotlib writes a config and font-cache folder (~/.config/matplotlib) on import when it has
+    none; losscheck writes nowhere but its outputs and the temp dir. Without one (and without
+    MPLCONFIGDIR), point matplotlib at a temporary folder removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    if os.path.isdir(os.path.join(config, "matplotlib")):
+        return
+    tmp = tempfile.mkdtemp(prefix="losscheck-mpl-")
+    os.environ["MPLCONFIGDIR"] = tmp
+    atexit.register(shutil.rmtree, tmp, True)
+
+
 def require_matplotlib() -> None:
+    import sys
+
+    if "matplotlib" not in sys.modules:
+        _keep_home_clean()
     try:
         import matplotlib  # noqa: F401
     except ImportError:
