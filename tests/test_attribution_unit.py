@@ -78,3 +78,24 @@ def test_frozen_batchnorm_note():
     assert "b_bn" in note and "inference mode" in note and "no cause" in note and "tf.keras" not in note
     legacy = frozen_batchnorm_note(["b_bn"], legacy=True)
     assert "tf.keras 2.x" in legacy and "tf.compat.v1" in legacy
+
+
+def test_figures_table_and_gaps_table_show_the_same_training_mode_gap():
+    """On a --probe-samples subset the figures table compares the subset figures with
+    evaluate_probe_subset, the same difference the gaps table shows (and names)."""
+    from losscheck.findings import Figure, Report
+    from losscheck.report.text import figure_rows, sig
+
+    figures = {"fit_epoch": 0.72, "train_mode": 0.69, "train_mode_batchnorm_only": 0.69,
+               "evaluate_probe_subset": 0.54, "evaluate": 0.59, "manual": 0.59, "regularization": 0.0}
+    ev = Evidence(dict(figures), probe_samples=16, families={"batchnorm": ["bn"]}, fit_steps=4)
+    report = Report("compare", {"model": {}})
+    subset = ("train_mode", "train_mode_batchnorm_only", "evaluate_probe_subset")
+    report.figures = {k: Figure(v, k, {"samples": 16} if k in subset else {}) for k, v in figures.items()}
+    shown = {name: (diff, desc) for name, _, diff, desc in figure_rows(report)}
+    rows = {r["name"]: r for r in decompose(ev)}
+    assert shown["train_mode"][0] == sig(rows["training-mode layers"]["value"], signed=True)
+    assert shown["train_mode_batchnorm_only"][0] == sig(rows["batchnorm"]["value"], signed=True)
+    assert "vs evaluate_probe_subset" in shown["train_mode"][1]
+    assert "train_mode - evaluate_probe_subset" in rows["training-mode layers"]["label"]
+    assert shown["evaluate_probe_subset"][0] == sig(0.54 - 0.59, signed=True)  # vs the full evaluate
