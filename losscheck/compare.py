@@ -210,10 +210,12 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.findings = findings
         report.sections["decomposition"] = finite_rows(ev.decomposition)
         report.sections.update(ctx.sections)
-        report.sections["notes"] = list(loaded.notes) + (
-            [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else []) + (
-            [frozen_batchnorm_note(ev.families["frozen_batchnorm"], loaded.info.legacy)]
-            if ev.families.get("frozen_batchnorm") else [])
+        notes = list(loaded.notes)
+        if inf.manual_unsupported:
+            notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
+        if ev.families.get("frozen_batchnorm"):
+            notes.append(frozen_batchnorm_note(ev.families["frozen_batchnorm"], loaded.info.legacy))
+        report.sections["notes"] = notes
         return report
     finally:
         data.close()
