@@ -181,3 +181,14 @@ def test_frozen_batchnorm_note():
     assert len(notes) == 1 and "frozen" in notes[0] and "inference mode" in notes[0]
     assert "no cause" in notes[0]
     assert not any("b_bn" in f["message"] for f in doc["findings"])
+
+
+def test_frozen_batchnorm_note_for_a_tfkeras_file():
+    """A tf.keras 2.x .h5 file with a frozen nested base: the note also says what tf.keras 2.x did."""
+    d = FIXTURES / "inputs_tfkeras"
+    res = run_cli("compare", d / "nested.h5", d / "nested.npz", "--format", "json", "--fail-on", "never")
+    assert res.code == 0, res.stderr
+    doc = res.json
+    notes = [n for n in doc["notes"] if "b_bn" in n]
+    assert len(notes) == 1 and "inference mode" in notes[0] and "tf.keras 2.x" in notes[0]
+    check_invariants(doc)
