@@ -107,14 +107,14 @@ def decompose(ev: Evidence) -> list[dict[str, Any]]:
             rows += [update, *parts]
     elif has_train:
         rows.append(_diff(fig, "train_mode", base_name, "training-mode layers", "training-mode layers", 0, None))
-    if has_train:
+    if has_train and base is not None:
         total = fig["train_mode"] - base
         families = [(family, key) for family, key in FAMILY_FIGURES if key in fig]
         if families:
             parent = "training-mode layers"
             for family, key in families:
                 rows.append(_diff(fig, key, base_name, family, family, layer_depth + 1, parent))
-            rest = total - sum(fig[key] - base for _, key in families)
+            rest = total - sum((fig[key] - base for _, key in families), 0.0)
             rows.append(_row("interaction", "interaction (not attributable to one family)" if len(families) > 1
                              else "other layers with a training behaviour", rest, layer_depth + 1, parent))
     if "manual" in fig and "evaluate" in fig:
@@ -213,10 +213,9 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
                f"its {ev.fit_steps} updates; at the saved weights the same training-mode loss is {fmt(fig[ref])} "
                f"({ref}): the weights changed during the epoch, which moves fit's figure by {delta:+.6g}.")
     else:
-        gap, layers = ev.row("fit_epoch - evaluate"), ev.row("training-mode layers")
-        weight = ev.row("class weight")
-        explained = layers["value"] + (weight["value"] if weight else 0.0)
-        msg = (f"fit_epoch - evaluate is {gap['value']:+.6g} on all samples; on the first {ev.probe_samples} "
+        gap = fig["fit_epoch"] - fig["evaluate"]
+        explained = fig[ref] - fig[ev.base_name]
+        msg = (f"fit_epoch - evaluate is {gap:+.6g} on all samples; on the first {ev.probe_samples} "
                f"samples, {ref} - {ev.base_name} ({fmt(fig[ref])} - {fmt(fig[ev.base_name])}) accounts for "
                f"{explained:+.6g}; the rest, {delta:+.6g}, is an estimate of how much the weight changes during the "
                f"epoch's {ev.fit_steps} updates move fit's figure (it also holds any difference between the subset "
