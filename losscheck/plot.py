@@ -54,13 +54,15 @@ def _bars(report: Report) -> tuple[str, dict[str, float]]:
         total = parts.pop("fit_epoch - evaluate_val", None)
         title = "fit_epoch - evaluate_val" + (f" = {total:+.4g}" if total is not None else "")
         return title, parts
-    dec = report.sections.get("decomposition")
-    if not isinstance(dec, dict):
+    rows = report.sections.get("decomposition")
+    if not isinstance(rows, list):
         return "where the gaps come from", {}
-    # top-level causes only (indented rows split them further); the first row is the total
-    rows = {k: v for k, v in dec.items() if isinstance(v, (int, float)) and not k.startswith(" ")}
-    total = rows.pop("fit_epoch - evaluate", None)
-    return "fit_epoch - evaluate" + (f" = {total:+.4g}" if total is not None else ""), rows
+    # the causes directly under fit_epoch - evaluate, or every top-level gap when there is no fit figure
+    total = next((r for r in rows if r.get("name") == "fit_epoch - evaluate"), None)
+    if total is not None:
+        parts = {r["label"]: r["value"] for r in rows if r.get("parent") == total["name"]}
+        return f"fit_epoch - evaluate = {total['value']:+.4g}", parts
+    return "where the gaps come from", {r["label"]: r["value"] for r in rows if r.get("depth") == 0}
 
 
 def figure_bytes(report: Report, fmt: str = "png") -> bytes:

@@ -216,21 +216,22 @@ def class_gap(train_rows, val_rows) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------
 # Decomposition, sentence, finding
 # ----------------------------------------------------------------------------------------------
-def decompose(fig: dict[str, float], base: float | None, reg_val: float) -> dict[str, float]:
-    """fit_epoch - evaluate_val split into its causes (see the module docstring); empty without fit_epoch."""
+def decompose(fig: dict[str, float], rows: list[dict[str, Any]], reg_val: float) -> dict[str, float]:
+    """fit_epoch - evaluate_val split into its causes (see the module docstring), reusing the rows of
+    the compare decomposition under `fit_epoch - evaluate` (weight update, class weight, training-mode
+    layers); empty without fit_epoch."""
     if "fit_epoch" not in fig or "evaluate_val" not in fig:
         return {}
     evaluate, ev_val = fig["evaluate"], fig["evaluate_val"]
-    cw_full = fig.get("evaluate_class_weighted", evaluate)
-    layers = fig["train_mode"] - base if "train_mode" in fig and base is not None else 0.0
+    below = {r["name"]: r["value"] for r in rows if r.get("parent") == "fit_epoch - evaluate"}
+    if not below:
+        below = {"weight update": fig["fit_epoch"] - evaluate}
+    out = {"weight update": 0.0, "training-mode layers": 0.0, "class weight": 0.0}
+    out.update(below)
     reg_train = fig.get("regularization", 0.0)
-    return {
-        "weight update": fig["fit_epoch"] - cw_full - layers,
-        "training-mode layers": layers,
-        "class weight": cw_full - evaluate,
-        "regularization": reg_train - reg_val,
-        "generalization gap": (evaluate - reg_train) - (ev_val - reg_val),
-    }
+    out["regularization"] = reg_train - reg_val
+    out["generalization gap"] = (evaluate - reg_train) - (ev_val - reg_val)
+    return out
 
 
 def sentence(fig: dict[str, float], parts: dict[str, float], layer_names: list[str]) -> str | None:
@@ -278,7 +279,11 @@ def generalization_finding(fig: dict[str, float], parts: dict[str, float], reg_v
         msg += f" Largest per-class contributions (training minus validation): {top}."
     if split_lines:
         msg += " The validation part is the last rows of the data, not a random sample: " + "; ".join(split_lines) + "."
-    return [Finding("generalization-gap", msg, magnitude=gap, between=("evaluate", "evaluate_val"),
+    # the penalties of weight regularizers are the same on both sets: the gap is then evaluate - evaluate_val
+    exact = abs(fig.get("regularization", 0.0) - reg_val) <= 1e-12 * max(abs(fig["evaluate"]), 1.0)
+    if exact:
+        gap = fig["evaluate"] - fig["evaluate_val"]
+    return [Finding("generalization-gap", msg, magnitude=gap, between=("evaluate", "evaluate_val") if exact else None,
                     advice="Judge over- or underfitting on evaluate of both sets at the same weights, not on fit's "
                            "running figure; with validation_split, shuffle the arrays once before fit if the last "
                            "rows are not representative.")]

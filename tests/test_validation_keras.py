@@ -59,11 +59,14 @@ def test_evaluate_val_equals_keras_evaluate_and_the_causes_add_up(tmp_path):
 
 
 def _validate(doc):
+    """The JSON schema, and the report invariants every compare report keeps."""
     import jsonschema
 
     from losscheck.report.json import load_schema
+    from tests.test_report_invariants import check_invariants
 
     jsonschema.Draft202012Validator(load_schema()).validate(doc)
+    check_invariants(doc)
 
 
 def test_validation_split_reproduces_fit(tmp_path):
