@@ -11,7 +11,6 @@ import numpy as np
 from losscheck import __version__
 from losscheck.attribution import Evidence, attribute
 from losscheck.config import Config
-from losscheck.errors import UsageError
 from losscheck.findings import Figure, Finding, Report, filter_findings
 from losscheck.reference import EpochMean, output_batch_loss
 
@@ -154,18 +153,11 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
     assert data is not None
     val, split_at = validation_data, None
     try:
-        if cfg.validation_split is not None:
-            from losscheck.validation import split_dataset
+        if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:
+            from losscheck.validation import validation_inputs
 
-            if val is not None or cfg.val_path is not None:
-                raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
-                                 "when validation_data is given); drop one")
-            data, val, split_at = split_dataset(data, cfg.validation_split)
-        elif val is None and cfg.val_path is not None:
-            from losscheck.loading.data import load_data
-
-            progress(f"reading {cfg.val_path}")
-            val = load_data(cfg.val_path, input_names(loaded.model), loaded.output_names, model=loaded)
+            data, val, split_at = validation_inputs(cfg, loaded, data, validation_data, input_names(loaded.model),
+                                                    progress)
         prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         fam = prober.families
         figures: dict[str, float] = {}
@@ -193,6 +185,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         cw = cfg.class_weight
         if cw:
             if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
+                from losscheck.errors import UsageError
+
                 raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                                  "ValueError for that too); use per-output sample weights")
         limit = _probe_limit(cfg, data.n)
@@ -238,22 +232,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
         if val is not None and inf_val is not None:
-            findings += _validation(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
-                                    classes_val, extra_sections, extra_notes)
+            from losscheck.validation import validation_report
+
+            findings += validation_report(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
+                                          classes_val, extra_sections, extra_notes)
         if history is not None:
             from losscheck.history import match
 
             found = match(history, figures, cfg.rtol, val is not None)
             extra_sections["history"] = found.section
             extra_notes += found.notes
-            if found.mismatch:
-                from losscheck.findings import Severity
-
-                findings.append(Finding(
-                    "history-mismatch", found.mismatch,
-                    advice="Evaluate the file's weights on the validation data fit used (same arrays, same split) "
-                           "and compare with the val_loss of the epoch you saved.",
-                    severity=Severity.INFO if found.mismatch_info else None))
+            findings += found.findings()
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -282,40 +271,6 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         data.close()
         if val is not None and val is not validation_data:
             val.close()
-
-
-def _validation(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train, classes_val,
-                sections: dict[str, Any], notes: list[str]) -> list[Finding]:
-    """The `validation` section (decomposition of fit_epoch - evaluate_val, per-class gap, split
-    profile) and the generalization-gap finding."""
-    from losscheck import validation as V
-
-    parts = V.decompose(figures, ev.decomposition, inf_val.regularization)
-    classes = V.class_gap(classes_train.rows(inf) if classes_train else None,
-                          classes_val.rows(inf_val) if classes_val else None)
-    split_lines: list[str] = []
-    section: dict[str, Any] = {"samples": val.n, "regularization": inf_val.regularization}
-    if split_at is not None:
-        profiles, split_lines = V.split_profile(data, val)
-        section["split"] = {"fraction": cfg.validation_split, "split_at": split_at, "training_samples": data.n,
-                            "validation_samples": val.n, "targets": profiles}
-        notes.append(f"--validation-split {cfg.validation_split}: as Keras, the training part is rows 0..{split_at - 1} "
-                     f"and the validation part rows {split_at}..{split_at + val.n - 1}, taken before any shuffling "
-                     "(not a random sample)" + ("; " + "; ".join(split_lines) if split_lines else ""))
-    if parts:
-        section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
-                                    **parts}
-        if ev.probe_samples is not None:
-            section["training_mode_samples"] = ev.probe_samples  # weight update and layers estimated on them
-    if classes:
-        section["per_class_gap"] = classes
-    layer_names = [n for f in ("dropout", "batchnorm", "noise") for n in fam.names(f)]
-    text = V.sentence(figures, parts, layer_names)
-    if text:
-        section["why_val_lower"] = text
-        notes.append(text)
-    sections["validation"] = section
-    return V.generalization_finding(figures, parts, inf_val.regularization, classes, split_lines, cfg.rtol)
 
 
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

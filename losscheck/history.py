@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import UsageError
+from losscheck.findings import Finding, Severity
 
 MAX_FILE_BYTES = 16 * 2**20  # a JSON or CSV history
 MAX_EVENT_BYTES = 256 * 2**20  # all event files of a TensorBoard folder together
@@ -238,6 +239,15 @@ class Match:
     mismatch: str | None = None  # the history-mismatch message
     mismatch_info: bool = False  # an expected mismatch (no validation data): info, not warning
     notes: list[str] = field(default_factory=list)
+
+    def findings(self) -> list[Finding]:
+        """history-mismatch when no epoch matched (info when no exact match was possible)."""
+        if not self.mismatch:
+            return []
+        return [Finding("history-mismatch", self.mismatch,
+                        advice="Evaluate the file's weights on the validation data fit used (same arrays, same "
+                               "split) and compare with the val_loss of the epoch you saved.",
+                        severity=Severity.INFO if self.mismatch_info else None)]
 
 
 def match(hist: History, figures: dict[str, float], rtol: float, has_val: bool) -> Match:

@@ -96,6 +96,22 @@ def split_dataset(data, fraction: float):
     return part(0, at, data._handle), part(at, n, None), at
 
 
+def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str], progress):
+    """(training data, validation data, split_at or None) for compare: --validation-split cuts DATA,
+    --val loads a file, `validation_data` is an already loaded Dataset (the Python API)."""
+    if cfg.validation_split is not None:
+        if validation_data is not None or cfg.val_path is not None:
+            raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
+                             "when validation_data is given); drop one")
+        return split_dataset(data, cfg.validation_split)
+    if validation_data is not None:
+        return data, validation_data, None
+    from losscheck.loading.data import load_data
+
+    progress(f"reading {cfg.val_path}")
+    return data, load_data(cfg.val_path, input_names, loaded.output_names, model=loaded), None
+
+
 # ----------------------------------------------------------------------------------------------
 # How the two parts differ
 # ----------------------------------------------------------------------------------------------
@@ -287,3 +303,36 @@ def generalization_finding(fig: dict[str, float], parts: dict[str, float], reg_v
                     advice="Judge over- or underfitting on evaluate of both sets at the same weights, not on fit's "
                            "running figure; with validation_split, shuffle the arrays once before fit if the last "
                            "rows are not representative.")]
+
+
+def validation_report(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train, classes_val,
+                sections: dict[str, Any], notes: list[str]) -> list[Finding]:
+    """Fill `sections["validation"]` (decomposition of fit_epoch - evaluate_val, per-class gap, split
+    profile) and `notes`; return the generalization-gap finding. `inf`/`inf_val`: the inference passes
+    on the training and validation data; `classes_*`: their SafeClassObservers."""
+    parts = decompose(figures, ev.decomposition, inf_val.regularization)
+    classes = class_gap(classes_train.rows(inf) if classes_train else None,
+                          classes_val.rows(inf_val) if classes_val else None)
+    split_lines: list[str] = []
+    section: dict[str, Any] = {"samples": val.n, "regularization": inf_val.regularization}
+    if split_at is not None:
+        profiles, split_lines = split_profile(data, val)
+        section["split"] = {"fraction": cfg.validation_split, "split_at": split_at, "training_samples": data.n,
+                            "validation_samples": val.n, "targets": profiles}
+        notes.append(f"--validation-split {cfg.validation_split}: as Keras, the training part is rows 0..{split_at - 1} "
+                     f"and the validation part rows {split_at}..{split_at + val.n - 1}, taken before any shuffling "
+                     "(not a random sample)" + ("; " + "; ".join(split_lines) if split_lines else ""))
+    if parts:
+        section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
+                                    **parts}
+        if ev.probe_samples is not None:
+            section["training_mode_samples"] = ev.probe_samples  # weight update and layers estimated on them
+    if classes:
+        section["per_class_gap"] = classes
+    layer_names = [n for f in ("dropout", "batchnorm", "noise") for n in fam.names(f)]
+    text = sentence(figures, parts, layer_names)
+    if text:
+        section["why_val_lower"] = text
+        notes.append(text)
+    sections["validation"] = section
+    return generalization_finding(figures, parts, inf_val.regularization, classes, split_lines, cfg.rtol)
