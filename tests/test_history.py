@@ -166,3 +166,33 @@ def test_html_report_embeds_the_chart():
 
     html = export_rich(_report_with_sections(), ".html")
     assert html.count("data:image/png;base64,") == 1 and html.index("<img") < html.index("</body>")
+
+
+def test_split_dataset_views_npz_and_h5_rows(tmp_path):
+    """--validation-split: the training part is rows [0, split_at), the validation part the rest,
+    read lazily from an h5 file (RowView), the same rows as numpy slicing."""
+    import h5py
+    import numpy as np
+
+    from losscheck.loading.data import Dataset
+    from losscheck.validation import RowView, split_dataset, split_profile
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(11, 3)).astype("float32"), rng.integers(0, 2, size=11)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["x"], f["y"] = x, y
+    f = h5py.File(tmp_path / "d.h5", "r")
+    try:
+        for xs, ys, streamed in ((x, y, False), (f["x"], f["y"], True)):
+            ds = Dataset(tmp_path / "d", [xs], [ys], None, ["x"], ["y"], streamed=streamed)
+            train, val, at = split_dataset(ds, 0.3)
+            assert at == 7 and (train.n, val.n) == (7, 4)
+            assert np.array_equal(np.asarray(train.slice(2, 7)[0][0]), x[2:7])
+            assert np.array_equal(np.asarray(val.slice(1, 4)[1][0]), y[8:11])
+            assert np.array_equal(np.asarray(val.x[0][:2]), x[7:9]) and val.x[0][-1].tolist() == x[-1].tolist()
+            assert isinstance(val.x[0], RowView) == streamed
+            profiles, lines = split_profile(train, val)
+            shares = profiles["y"]["validation"]["classes"]
+            assert abs(sum(shares.values()) - 1) < 1e-12 and "label balance" in lines[0]
+    finally:
+        f.close()

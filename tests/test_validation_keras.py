@@ -170,3 +170,33 @@ def test_matched_epoch_for_end_and_best_checkpoint_and_three_log_formats(tmp_pat
     (mismatch,) = [f for f in rep["findings"] if f["code"] == "history-mismatch"]
     side = "lower" if rep["figures"]["evaluate_val"]["value"] < hist.history["val_loss"][0] else "higher"
     assert mismatch["severity"] == "warning" and f"{side} than every logged val_loss" in mismatch["message"]
+
+
+@pytest.mark.slow
+def test_h5_data_gives_the_same_validation_figures(tmp_path):
+    """Streamed h5 data (read batch by batch, the split as lazy row views) reports what npz data does."""
+    import h5py
+
+    with np.load(VAL / "train.npz") as a, np.load(VAL / "val.npz") as b:
+        x, y = np.concatenate([a["x"], b["x"]]), np.concatenate([a["y"], b["y"]])
+        xv, yv = b["x"], b["y"]
+    np.savez(tmp_path / "all.npz", x=x, y=y)
+    with h5py.File(tmp_path / "all.h5", "w") as f:
+        f["x"], f["y"] = x, y
+    with h5py.File(tmp_path / "val.h5", "w") as f:
+        f["x"], f["y"] = xv, yv
+    model = VAL / "model.keras"
+
+    def figures(*args):
+        res = run_cli("compare", model, *args, "--format", "json")
+        assert res.code == 0, res.stderr
+        return {k: v["value"] for k, v in res.json["figures"].items()}
+
+    split_npz = figures(tmp_path / "all.npz", "--validation-split", "0.25")
+    split_h5 = figures(tmp_path / "all.h5", "--validation-split", "0.25")
+    for key in ("evaluate", "evaluate_val", "fit_epoch", "fit_val"):
+        assert rel(split_h5[key], split_npz[key]) < 1e-5, key
+    val_npz = figures(VAL / "train.npz", "--val", VAL / "val.npz")
+    val_h5 = figures(VAL / "train.npz", "--val", tmp_path / "val.h5")
+    for key in ("evaluate_val", "fit_val"):
+        assert rel(val_h5[key], val_npz[key]) < 1e-5, key
