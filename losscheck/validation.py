@@ -5,10 +5,12 @@ Figures (validation data V, training data T, saved weights W, the fit probe's en
   fit_val      = evaluate(W', V)         what fit(T, validation_data=V) logs as val_loss after the probe's
                                          epoch (= fit(validation_split=F)'s val_loss with --validation-split)
 
-Decomposition (every term a difference of measured figures, so they add up exactly):
-  fit_epoch - evaluate_val = weight update       fit_epoch - train_mode (estimated with --probe-samples)
-                           + training-mode layers train_mode - base (base: evaluate, class-weighted with cw)
-                           + class weight         evaluate_class_weighted - evaluate
+Decomposition (differences of measured figures, the weight update the remainder with --probe-samples;
+the terms add up exactly):
+  fit_epoch - evaluate_val = weight update       } the rows under `fit_epoch - evaluate` of the compare
+                           + class weight        } decomposition (attribution.decompose): fit_epoch -
+                           + training-mode layers} train_mode[_class_weighted], train_mode_class_weighted
+                                                   - train_mode, train_mode - evaluate
                            + regularization       penalties on T - penalties on V (weight penalties are the
                                                   same on both and cancel; activity penalties depend on data)
                            + generalization gap   data loss on T - data loss on V, same weights W
