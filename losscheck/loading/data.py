@@ -17,6 +17,7 @@ import numpy as np
 
 from losscheck.errors import DataFileError
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
+from losscheck.loading.h5_guard import outside_reference
 
 
 @dataclass
@@ -105,6 +106,16 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         text = str(exc)
         problem = "is truncated" if "truncated" in text else f"cannot be read as HDF5 ({_first_line(exc)})"
         raise DataFileError(path, problem, "the file is damaged; re-create it") from exc
+    try:
+        outside = outside_reference(handle)
+    except Exception as exc:
+        handle.close()
+        raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
+                            "the file is damaged; re-create it") from exc
+    if outside is not None:
+        handle.close()
+        raise DataFileError(path, outside,
+                            "store the arrays themselves in the file (h5py: f['x'] = array)")
     try:
         arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
     except Exception as exc:
