@@ -6,6 +6,7 @@ positional `x_0, x_1, ...` / `y_0, ...`. Optional `sample_weight` of shape (n,) 
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError
+from losscheck.loading.archive import ArchiveProblem, available_memory, check_archive
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
-from losscheck.loading.h5_guard import outside_reference
+from losscheck.loading.h5_guard import outside_reference, size_text
 
 
 @dataclass
@@ -60,10 +62,65 @@ class Dataset:
             self._handle = None
 
 
+#: an .npz is read whole: its arrays together may take at most this share of the available memory
+NPZ_MEMORY_SHARE = 0.5
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of an .npy member, from its header alone."""
+    from numpy.lib import format as npy
+
+    with zf.open(info) as fh:
+        major, _ = npy.read_magic(fh)
+        if major == 1:
+            shape, _, dtype = npy.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = npy.read_array_header_2_0(fh)
+        return tuple(int(d) for d in shape), dtype, fh.tell()
+
+
+def _check_npz(path: Path, remake: str) -> None:
+    """Before np.load reads a byte of data: the archive's headers are honest (archive.check_archive),
+    no array declares more bytes than its member holds, and all arrays fit in available memory."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_archive(zf, path.stat().st_size)
+            total = 0
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                key = info.filename[:-4]
+                try:
+                    shape, dtype, header = _npy_header(zf, info)
+                except ValueError:
+                    continue  # np.load names what is wrong with this member
+                if dtype.hasobject:
+                    raise DataFileError(path, f"array {key!r} holds Python objects (dtype=object), which losscheck "
+                                        "never unpickles", "save numeric arrays only")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if header + nbytes > info.file_size:
+                    raise DataFileError(path, f"array {key!r} declares shape {shape} ({size_text(nbytes)}) but its "
+                                        f"member holds {size_text(max(0, info.file_size - header))} of data "
+                                        "(truncated or forged)", remake)
+                total += nbytes
+    except (DataFileError, zipfile.BadZipFile, EOFError, zlib.error, OSError):
+        raise
+    except ArchiveProblem as exc:
+        raise DataFileError(path, f"the .npz archive is refused: {exc}", remake) from exc
+    avail = available_memory()
+    if total > NPZ_MEMORY_SHARE * avail:
+        raise DataFileError(path, f"its arrays need {size_text(total)} in memory, more than half of the "
+                            f"{size_text(avail)} available (an .npz is read whole)",
+                            "store the data as .h5, which losscheck reads batch by batch")
+
+
 def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
     remake = "re-create it with numpy.savez(path, x=..., y=...)"
     try:
+        _check_npz(path, remake)
         npz = np.load(path, allow_pickle=False, mmap_mode=None)
+    except DataFileError:
+        raise
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise DataFileError(path, "is not a valid .npz archive (truncated or corrupted)", remake) from exc
     except ValueError as exc:
