@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import struct
 import tempfile
@@ -73,6 +74,48 @@ def _bomb(what: str, declared: int, stored: int) -> str:
     return (f"{what} would unpack to {size_text(declared)} from {size_text(stored)} "
             f"({declared / max(stored, 1):.0f}:1, over the {MAX_RATIO}:1 accepted above "
             f"{size_text(MEMBER_FLOOR)}): a decompression bomb")
+
+
+class ObjectArray(ArchiveProblem):
+    """An .npy member holds Python objects (dtype=object): only pickle could read it."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"array {key!r} holds Python objects (dtype=object)")
+        self.key = key
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], Any, int]:
+    """(shape, dtype, header length) of an .npy member, from its header alone."""
+    from numpy.lib import format as npy
+
+    with zf.open(info) as fh:
+        major, _ = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+        shape, _, dtype = read(fh)
+        return tuple(int(d) for d in shape), dtype, fh.tell()
+
+
+def npy_members_size(zf: zipfile.ZipFile) -> int:
+    """Bytes the .npy members of a checked archive (an .npz) declare, from their headers alone (no
+    data read). Refuses a member whose header declares more data than the member holds (truncated,
+    or a forged shape) and object arrays (ObjectArray)."""
+    total = 0
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        key = info.filename[:-4]
+        try:
+            shape, dtype, header = _npy_header(zf, info)
+        except ValueError:
+            continue  # not an .npy header: np.load names what is wrong with this member
+        if dtype.hasobject:
+            raise ObjectArray(key)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if header + nbytes > info.file_size:
+            raise ArchiveProblem(f"array {key!r} declares shape {shape} ({size_text(nbytes)}) but its member "
+                                 f"holds {size_text(max(0, info.file_size - header))} of data (truncated or forged)")
+        total += nbytes
+    return total
 
 
 def read_member(zf: zipfile.ZipFile, name: str, cap: int) -> bytes:

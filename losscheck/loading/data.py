@@ -6,7 +6,6 @@ positional `x_0, x_1, ...` / `y_0, ...`. Optional `sample_weight` of shape (n,) 
 
 from __future__ import annotations
 
-import math
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -17,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError
-from losscheck.loading.archive import ArchiveProblem, available_memory, check_archive
+from losscheck.loading.archive import (
+    ArchiveProblem,
+    ObjectArray,
+    available_memory,
+    check_archive,
+    npy_members_size,
+)
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
 from losscheck.loading.h5_guard import outside_reference, size_text
 
@@ -66,45 +71,18 @@ class Dataset:
 NPZ_MEMORY_SHARE = 0.5
 
 
-def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, header length) of an .npy member, from its header alone."""
-    from numpy.lib import format as npy
-
-    with zf.open(info) as fh:
-        major, _ = npy.read_magic(fh)
-        if major == 1:
-            shape, _, dtype = npy.read_array_header_1_0(fh)
-        else:
-            shape, _, dtype = npy.read_array_header_2_0(fh)
-        return tuple(int(d) for d in shape), dtype, fh.tell()
-
-
 def _check_npz(path: Path, remake: str) -> None:
     """Before np.load reads a byte of data: the archive's headers are honest (archive.check_archive),
     no array declares more bytes than its member holds, and all arrays fit in available memory."""
     try:
         with zipfile.ZipFile(path) as zf:
             check_archive(zf, path.stat().st_size)
-            total = 0
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                key = info.filename[:-4]
-                try:
-                    shape, dtype, header = _npy_header(zf, info)
-                except ValueError:
-                    continue  # np.load names what is wrong with this member
-                if dtype.hasobject:
-                    raise DataFileError(path, f"array {key!r} holds Python objects (dtype=object), which losscheck "
-                                        "never unpickles", "save numeric arrays only")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if header + nbytes > info.file_size:
-                    raise DataFileError(path, f"array {key!r} declares shape {shape} ({size_text(nbytes)}) but its "
-                                        f"member holds {size_text(max(0, info.file_size - header))} of data "
-                                        "(truncated or forged)", remake)
-                total += nbytes
-    except (DataFileError, zipfile.BadZipFile, EOFError, zlib.error, OSError):
+            total = npy_members_size(zf)
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
         raise
+    except ObjectArray as exc:
+        raise DataFileError(path, f"array {exc.key!r} holds Python objects (dtype=object), which losscheck never "
+                            "unpickles", "save numeric arrays only") from exc
     except ArchiveProblem as exc:
         raise DataFileError(path, f"the .npz archive is refused: {exc}", remake) from exc
     avail = available_memory()
@@ -117,7 +95,10 @@ def _check_npz(path: Path, remake: str) -> None:
 def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
     remake = "re-create it with numpy.savez(path, x=..., y=...)"
     try:
-        _check_npz(path, remake)
+        if zipfile.is_zipfile(path):
+            _check_npz(path, remake)
+        elif read_head(path, "data file", DataFileError, 6) == b"\x93NUMPY":
+            raise DataFileError(path, "holds a single array, not named arrays", remake)
         npz = np.load(path, allow_pickle=False, mmap_mode=None)
     except DataFileError:
         raise

@@ -19,6 +19,7 @@ from losscheck.errors import ModelFileError
 from losscheck.loading.archive import (
     ArchiveProblem,
     check_archive,
+    npy_members_size,
     open_member_h5,
     read_member,
     verify_member,
@@ -173,6 +174,10 @@ def _read_keras_zip(path: Path) -> ModelFileInfo:
             # Stream the weights member through its CRC check: a damaged archive fails here, not later
             # inside Keras; memory stays at one chunk.
             head = verify_member(zf, "model.weights.h5") if "model.weights.h5" in names else b""
+            if not head and "model.weights.npz" in names:  # weights saved with weights_format="npz"
+                with zf.open("model.weights.npz") as member, zipfile.ZipFile(member) as inner:
+                    check_archive(inner, zf.getinfo("model.weights.npz").file_size)
+                    npy_members_size(inner)
         if head and not head.startswith(H5_SIGNATURE):
             raise ModelFileError(path, "the .keras archive's model.weights.h5 is not an HDF5 file (corrupted)",
                                  RESAVE_KERAS)
