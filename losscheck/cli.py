@@ -243,7 +243,9 @@ class StderrProgress:
             self._progress.start()
             self._started = True
         self._finish_current()
-        self._task = self._progress.add_task(str(msg), total=total)
+        from rich.markup import escape
+
+        self._task = self._progress.add_task(escape(for_terminal(msg)), total=total)  # paths: no markup, no ESC
 
     def advance(self, steps: float = 1) -> None:
         if self._task is not None:

@@ -167,3 +167,12 @@ def test_hostile_weights_inside_a_keras_archive_are_refused(tmp_path):
     res = run_cli("inspect", hostile)
     assert_refused(res, "hostile.keras", "optimizer/vars/99", "external file")
     assert SECRET.decode() not in res.stdout + res.stderr
+
+
+def test_h5_model_dataset_declaring_far_more_than_it_stores_is_refused(tmp_path):
+    """Keras reads a model's weights whole: a dataset of 1 GiB served from its fill value is a bomb."""
+    def huge(f):
+        f["model_weights"].create_dataset("huge", shape=(1 << 28,), dtype="float32", chunks=(1 << 16,))
+
+    res = run_cli("inspect", _copy_h5_model(tmp_path, huge))
+    assert_refused(res, "model.h5", "model_weights/huge", "declares 1 GiB", "bomb")
