@@ -128,11 +128,12 @@ def test_inspect_escapes_names_and_version(hostile_models, tmp_path):
     assert header["saved_by"].endswith(HOSTILE)  # exact: escaped once, by json.dumps
     assert "out" + NAME_TAIL in header["outputs"]
     html = tmp_path / "report.html"
-    res = run_cli("inspect", model, "--output", html, "--output", tmp_path / "report.md")
+    svg = tmp_path / "report.svg"
+    res = run_cli("inspect", model, "--output", html, "--output", svg, "--output", tmp_path / "report.md")
     assert res.code == 0, res.stderr
     assert_no_control(res.stdout + res.stderr)
-    page = html.read_text()
-    assert "<img" not in page and "\x1b" not in page
+    for page in (html.read_text(), svg.read_text()):
+        assert "<img" not in page and "\x1b" not in page
     assert_inert_markdown((tmp_path / "report.md").read_text())
 
 
