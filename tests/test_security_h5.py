@@ -176,3 +176,18 @@ def test_h5_model_dataset_declaring_far_more_than_it_stores_is_refused(tmp_path)
 
     res = run_cli("inspect", _copy_h5_model(tmp_path, huge))
     assert_refused(res, "model.h5", "model_weights/huge", "declares 1 GiB", "bomb")
+
+
+def test_compressed_chunks_too_large_to_unpack_are_refused(tmp_path):
+    """One gzip chunk of 512 MiB of zeros (~0.5 MB on disk) would be unpacked whole to read one row."""
+    import h5py
+
+    arrays = data_arrays()
+    n = len(arrays["x"])
+    path = tmp_path / "bigchunk.h5"
+    with h5py.File(path, "w") as f:
+        f["y"] = arrays["y"]
+        f.create_dataset("x", shape=(n, 4), dtype="float32", data=arrays["x"], chunks=(n, 4), compression="gzip")
+        f.create_dataset("spare", shape=(1 << 27,), dtype="float32", chunks=(1 << 27,), compression="gzip")
+    res = run_cli("compare", MODEL, path)
+    assert_refused(res, "bigchunk.h5", "'spare'", "chunks of 512 MiB")

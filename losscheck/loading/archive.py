@@ -6,6 +6,7 @@ what the file can hold:
     chunks can expand without bound in one call), none encrypted;
   - a stored member's declared size equals its stored size; no member's data ends past the archive;
     the stored sizes add up to no more than the archive (overlapping members are a bomb trick);
+  - at most MAX_MEMBERS members;
   - a member declaring more than MEMBER_FLOOR, or all members together more than TOTAL_FLOOR, must
     not expand more than MAX_RATIO x what is stored (Keras writes members stored, 1:1; DEFLATE of
     real data stays far below 100:1; a decompression bomb is ~1000:1).
@@ -32,6 +33,7 @@ from losscheck.loading.h5_guard import size_text
 MEMBER_FLOOR = 256 << 20
 TOTAL_FLOOR = 512 << 20
 MAX_RATIO = 100
+MAX_MEMBERS = 10_000  # a model archive holds a handful; an .npz one per array
 CHUNK = 1 << 20
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated", zipfile.ZIP_BZIP2: "bzip2",
             zipfile.ZIP_LZMA: "lzma"}
@@ -44,6 +46,8 @@ class ArchiveProblem(Exception):
 def check_archive(zf: zipfile.ZipFile, archive_size: int) -> None:
     """Refuse, before decompressing a byte, an archive whose headers cannot be honest (see module doc)."""
     infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ArchiveProblem(f"it holds {len(infos)} members (at most {MAX_MEMBERS} accepted)")
     stored = declared = 0
     for info in infos:
         name = info.filename

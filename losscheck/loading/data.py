@@ -153,7 +153,7 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
     if outside is not None:
         handle.close()
         raise DataFileError(path, outside,
-                            "store the arrays themselves in the file (h5py: f['x'] = array)")
+                            "re-create it with the arrays stored in the file itself (h5py: f['x'] = array)")
     try:
         arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
     except Exception as exc:

@@ -1,8 +1,9 @@
 """HDF5 files must not reach outside themselves. Before any dataset is read, the whole file is walked
 without following anything (h5py's low-level API): every link must be a hard link (no soft, external
 or user-defined links), and every dataset must keep its raw data in the file itself (no external
-storage, no virtual dataset). Optionally, a dataset that declares far more bytes than it stores
-(a shape or decompression bomb) is refused too: declared > floor and declared > ratio x stored.
+storage, no virtual dataset). A compressed dataset's chunks may hold at most CHUNK_CAP bytes (HDF5
+unpacks a whole chunk to read one row of it). Optionally, a dataset that declares far more bytes than
+it stores (a shape or decompression bomb) is refused too: declared > floor and declared > ratio x stored.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+CHUNK_CAP = 256 << 20
 _LINK_KINDS = {"soft": "a soft link", "external": "an external link"}
 
 
@@ -32,9 +34,11 @@ def _link_target(handle: Any, name: str) -> str:
     return ""
 
 
-def outside_reference(handle: Any, bomb_floor: int | None = None, bomb_ratio: float = 100.0) -> str | None:
-    """The first thing in an open h5py.File that reaches outside it (or, with `bomb_floor`, declares
-    far more than it stores), in words naming the dataset; None when the file is self-contained."""
+def outside_reference(handle: Any, bomb_floor: int | None = None, bomb_ratio: float = 100.0,
+                      chunk_cap: int = CHUNK_CAP) -> str | None:
+    """The first thing in an open h5py.File that reaches outside it (or unpacks to far more than it
+    stores: compressed chunks over `chunk_cap`; with `bomb_floor`, a dataset declaring far more than it
+    stores), in words naming the dataset; None when the file is self-contained."""
     from h5py import h5d, h5l, h5o
 
     found: list[str] = []
@@ -67,6 +71,11 @@ def outside_reference(handle: Any, bomb_floor: int | None = None, bomb_ratio: fl
             elif plist.get_layout() == h5d.VIRTUAL:
                 found.append(f"dataset {name!r} is a virtual dataset (its data lives in other datasets or files), "
                              "which losscheck never reads")
+            elif plist.get_layout() == h5d.CHUNKED and plist.get_nfilters() > 0 \
+                    and math.prod(plist.get_chunk()) * int(dset.dtype.itemsize) > chunk_cap:
+                chunk = math.prod(plist.get_chunk()) * int(dset.dtype.itemsize)
+                found.append(f"dataset {name!r} is compressed in chunks of {size_text(chunk)}, each unpacked whole to "
+                             f"read a single row (at most {size_text(chunk_cap)} accepted)")
             elif bomb_floor is not None:
                 declared = math.prod(int(d) for d in (dset.shape or ())) * int(dset.dtype.itemsize)
                 stored = int(dset.get_storage_size())
