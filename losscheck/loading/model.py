@@ -11,7 +11,6 @@ import contextlib
 import copy
 import hashlib
 import importlib.util
-import io
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
+from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
@@ -317,12 +317,12 @@ def _optimizer_values(info: ModelFileInfo) -> list[Any] | None:
     import numpy as np
 
     try:
+        # read_model_file_info walked these files first: no links, external storage or virtual datasets
         if info.format == "keras":
             with zipfile.ZipFile(info.path, "r") as zf:
                 if "model.weights.h5" not in zf.namelist():
                     return None
-                data = zf.read("model.weights.h5")
-            with h5py.File(io.BytesIO(data), "r") as f:
+            with open_member_h5(info.path, "model.weights.h5") as f:
                 if "optimizer/vars" not in f:
                     return None
                 group = f["optimizer/vars"]
