@@ -23,6 +23,10 @@ DESCRIPTIONS = {
     "train_mode_dropout_only": "only Dropout-family layers in training behaviour",
     "train_mode_batchnorm_only": "only BatchNormalization in training behaviour (batch statistics)",
     "train_mode_noise_only": "only noise/augmentation layers in training behaviour",
+    "train_mode_custom_only": "only the other layers whose call() takes `training` (custom layers) in training "
+                              "behaviour",
+    "evaluate_float32": "evaluate of an in-memory copy of the model with float32 dtype policies and the same "
+                        "weights",
     "evaluate_class_weighted": "evaluate with --class-weight applied as fit applies it",
     "evaluate": "what model.evaluate(...) reports (total loss)",
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
@@ -52,36 +56,105 @@ def regularized_layers(model) -> list[str]:
 
 
 class SampleWeightStats:
-    """Observer: the data loss with, without, and normalized by the sample weights."""
+    """Observer: the data loss with and without the sample weights, and normalized by them.
+
+    normalized, per batch: sum_o lw_o * sum(w*l_o*m) / sum(w*m) over the output's loss elements (w
+    broadcast to them as Keras's rank matching does, m the mask: 1 where no mask), batches weighted by
+    size like Keras's loss; what reduction="mean_with_sample_weight" reports. Keras's own figure
+    divides sum(w*l*m) by the count of unmasked elements instead."""
 
     def __init__(self, prober) -> None:
         self.prober = prober
         self.weighted, self.unweighted, self.normalized = EpochMean(), EpochMean(), EpochMean()
+        self.per_element = False  # more than one weight per sample (e.g. per pixel)
+        self.masked = False
 
     def __call__(self, b) -> None:
         if b.sample_weight is None:
             return
         p = self.prober
-        unweighted = 0.0
+        unweighted = normalized = 0.0
+        w = np.asarray(b.sample_weight, np.float64)
+        if w.size > b.n:
+            self.per_element = True
         for i, o in enumerate(p.outputs):
             spec = p.specs.get(o)
             if spec is None or o not in b.output_losses:
                 continue
-            unweighted += p.loaded.loss_weights[o] * output_batch_loss(
+            lw = p.loaded.loss_weights[o]
+            unweighted += lw * output_batch_loss(
                 spec, b.y[i], b.outputs[i], mask=b.masks[i], logits=b.logits[i], values=b.values[i])
-        # Keras divides sum(w*l) by the element count; normalizing by the weights instead means
-        # scaling by (number of weight entries) / sum(w): exact for (B,), (B,1) and (B,T) weights.
-        w = np.asarray(b.sample_weight, np.float64)
-        wsum = float(np.sum(w))
+            normalized += lw * weight_normalized(spec, b.y[i], b.outputs[i], w, b.masks[i], b.logits[i],
+                                                 b.values[i])
+            self.masked = self.masked or b.masks[i] is not None
         self.weighted.add(b.data_loss, b.n)
         self.unweighted.add(unweighted, b.n)
-        self.normalized.add(b.data_loss * w.size / wsum if wsum else 0.0, b.n)
+        self.normalized.add(normalized, b.n)
 
-    def summary(self) -> dict[str, float] | None:
+    def summary(self) -> dict[str, Any] | None:
         if not self.weighted.count:
             return None
         return {"weighted": self.weighted.value, "unweighted": self.unweighted.value,
-                "normalized": self.normalized.value}
+                "normalized": self.normalized.value, "per_element": self.per_element, "masked": self.masked}
+
+
+def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> float:
+    """sum(w*l*m) / sum(w*m) over one output's per-element losses l on one batch (0 when the weights
+    of the unmasked elements sum to 0)."""
+    from losscheck.reference.reduction import loss_values_and_mask, match_rank, merge_masks
+
+    if values is None:
+        values, own = loss_values_and_mask(spec, y, pred, logits)
+        mask = merge_masks(mask, own)
+    v = np.asarray(values, np.float64)
+    m = np.ones_like(v) if mask is None else match_rank(np.asarray(mask, np.float64), v)[0]
+    v, ww = match_rank(v, np.asarray(w, np.float64))
+    ww = np.broadcast_to(ww, v.shape) * np.broadcast_to(m.reshape(m.shape + (1,) * (v.ndim - m.ndim)), v.shape)
+    total = float(np.sum(ww))
+    return float(np.sum(v * ww)) / total if total else 0.0
+
+
+#: extra random draws for the spread of the random families' figures
+EXTRA_DRAWS = 2
+#: re-measure only when a size lies within this factor of the --rtol threshold (either side)
+NEAR = 10.0
+
+
+def random_spread(ev: Evidence, prober, passes: dict, class_weight, limit: int | None,
+                  progress: Progress) -> dict[str, float]:
+    """Standard deviation, over the main draw and EXTRA_DRAWS more, of each random family's effect
+    (train_mode_<family>_only - base, keyed by figure) and of the interaction (key "interaction"),
+    measured only when a random family exists and one of those sizes is near the threshold (so
+    whether it is reported could depend on the draw); {} otherwise (no extra pass)."""
+    fam = prober.families
+    random = [f for f in fam.STOCHASTIC if getattr(fam, f)]
+    base = ev.base
+    if not random or base is None or None not in passes:
+        return {}
+    present = [f for f in fam.NAMES if getattr(fam, f)]
+    threshold = ev.rtol * ev.scale
+
+    def sizes(values: dict) -> dict[str, float]:
+        out = {f"train_mode_{f}_only": values[f] - base for f in random if f in values}
+        out["interaction"] = (values[None] - base) - sum(values[f] - base for f in present if f in values)
+        return out
+
+    first = sizes(passes)
+    if not any(threshold / NEAR <= abs(v) <= threshold * NEAR for v in first.values()):
+        return {}
+    progress(f"training-mode passes with {EXTRA_DRAWS} more random draws (sizes near --rtol)")
+    variants = [None, *present]
+    draws = [first] + [sizes(prober.training_passes(variants, class_weight, limit, draw=k))
+                       for k in range(1, EXTRA_DRAWS + 1)]
+    return {key: float(np.std([d[key] for d in draws], ddof=1)) for key in first}
+
+
+def low_precision_facts(model, low: list) -> dict[str, Any]:
+    """The compute dtypes / policies of the low-precision layers and whether an output layer is one."""
+    outputs = {getattr(getattr(t, "_keras_history", None), "operation", None) for t in (model.outputs or [])}
+    policies = sorted({str(getattr(getattr(lyr, "dtype_policy", None), "name", lyr.compute_dtype)) for lyr in low})
+    out_layers = [lyr.name for lyr in low if lyr in outputs]
+    return {"policies": policies, "layers": [lyr.name for lyr in low], "output_layers": out_layers}
 
 
 def _probe_limit(cfg: Config, n: int) -> int | None:
@@ -156,8 +229,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
                                  "ValueError for that too); use per-output sample weights")
         limit = _probe_limit(cfg, data.n)
         progress("training-mode passes")
-        family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                       ("noise", "train_mode_noise_only"))
+        family_keys = tuple((f, f"train_mode_{f}_only") for f in fam.NAMES)
         # one compiled pass for all training-mode figures (the variants share their common layers); with
         # --class-weight it also gives the class-weighted inference loss, which shares the inference trunk
         variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if cw else [])
@@ -169,13 +241,21 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         for family, key in family_keys:
             if getattr(fam, family):
                 figures[key] = passes[family]
+        from losscheck.probes import low_precision_layers
+
+        low = low_precision_layers(loaded.model)
+        if low:
+            progress("inference pass of a float32 copy (mixed precision)")
+            f32 = prober.evaluate_float32()
+            if f32 is not None:
+                figures["evaluate_float32"] = f32
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
         figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed)
 
         ev = Evidence(
             figures=figures, rtol=cfg.rtol,
-            families={k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")},
+            families={k: fam.names(k) for k in (*fam.NAMES, "frozen_batchnorm")},
             regularized_layers=regularized_layers(loaded.model),
             class_weight=cw, sample_weight=sw_stats.summary(),
             probe_samples=limit,
@@ -185,6 +265,12 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
             if cw:
                 ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
+        ev.extra["overridden"] = dict(fam.overridden)
+        if low:
+            ev.extra["low_precision"] = low_precision_facts(loaded.model, low)
+        spread = random_spread(ev, prober, passes, cw, limit, progress)
+        if spread:
+            ev.extra["uncertainty"] = spread
         from losscheck.checks import CheckContext, data_checks, static_checks
         from losscheck.semantics import semantic_findings
 
@@ -230,13 +316,15 @@ def _decomposition(ev: Evidence) -> dict[str, float]:
         ref = "evaluate_class_weighted" if ev.class_weight else "evaluate"
         out[f"train_mode - {ref} (training-mode layers)"] = fig["train_mode"] - base
         for key, label in (("train_mode_dropout_only", "dropout"), ("train_mode_batchnorm_only", "batchnorm"),
-                           ("train_mode_noise_only", "noise")):
+                           ("train_mode_noise_only", "noise"), ("train_mode_custom_only", "custom")):
             if key in fig:
                 out[f"  {label}"] = fig[key] - base
         if "interaction" in ev.extra:
             out["  interaction (not attributable to one family)"] = ev.extra["interaction"]
     if ev.class_weight and "evaluate_class_weighted" in fig:
         out["class weight"] = fig["evaluate_class_weighted"] - fig["evaluate"]
+    if "evaluate_float32" in fig:
+        out["evaluate - evaluate_float32 (mixed precision)"] = fig["evaluate"] - fig["evaluate_float32"]
     if "manual" in fig:
         out["evaluate - manual"] = fig["evaluate"] - fig["manual"]
         out["  regularization"] = fig.get("regularization", 0.0)

@@ -36,6 +36,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "GaussianNoise / GaussianDropout / AlphaDropout or another layer with a `training` behaviour",
     ),
+    "interaction": (
+        Severity.INFO,
+        "training-mode layer families move the loss together by more than the sum of their separate effects",
+    ),
     "regularization": (
         Severity.INFO,
         "penalties (`model.losses`) are part of Keras's total but not of a numpy recomputation",
@@ -69,7 +73,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "probability-clipping": (Severity.INFO, "crossentropy clips probabilities to [eps, 1-eps]"),
     "label-smoothing": (Severity.INFO, "smoothed targets put a floor under the loss"),
-    "mixed-precision": (Severity.INFO, "the loss was computed in float16/bfloat16"),
+    "mixed-precision": (
+        Severity.INFO,
+        "the model computes in float16/bfloat16: its loss differs from the same weights computed in float32",
+    ),
     "legacy-keras": (Severity.INFO, "the file was saved by tf.keras 2.x, whose loss semantics differ where noted"),
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
@@ -88,6 +95,7 @@ class Finding:
     between: tuple[str, str] | None = None
     advice: str = ""
     severity: Severity | None = None
+    uncertainty: float | None = None  # spread (std) of the magnitude over random draws, when measured
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -96,7 +104,7 @@ class Finding:
             self.severity = CODES[self.code][0]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "code": self.code,
             "severity": str(self.severity),
             "message": self.message,
@@ -105,6 +113,9 @@ class Finding:
             "between": list(self.between) if self.between else None,
             "advice": self.advice,
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty
+        return out
 
 
 @dataclass
@@ -126,8 +137,10 @@ FIGURE_ORDER = (
     "train_mode_dropout_only",
     "train_mode_batchnorm_only",
     "train_mode_noise_only",
+    "train_mode_custom_only",
     "evaluate_class_weighted",
     "evaluate",
+    "evaluate_float32",
     "manual",
     "regularization",
 )
