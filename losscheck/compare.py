@@ -118,35 +118,47 @@ def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> flo
 EXTRA_DRAWS = 2
 #: re-measure only when a size lies within this factor of the --rtol threshold (either side)
 NEAR = 10.0
+#: the draws run on at most this many leading samples (whole batches); the spread is scaled to the
+#: samples of the main figures as 1/sqrt(samples)
+SPREAD_SAMPLES = 256
 
 
-def random_spread(ev: Evidence, prober, passes: dict, class_weight, limit: int | None,
+def random_spread(ev: Evidence, prober, passes: dict, inf, class_weight, limit: int | None,
                   progress: Progress) -> dict[str, float]:
-    """Standard deviation, over the main draw and EXTRA_DRAWS more, of each random family's effect
-    (train_mode_<family>_only - base, keyed by figure) and of the interaction (key "interaction"),
-    measured only when a random family exists and one of those sizes is near the threshold (so
-    whether it is reported could depend on the draw); {} otherwise (no extra pass)."""
+    """Standard deviation over 1 + EXTRA_DRAWS random draws of each random family's effect
+    (train_mode_<family>_only - base, keyed by figure) and of the interaction (key "interaction").
+    Measured only when a random family exists and one of those sizes is near the threshold (so
+    whether it is reported could depend on the draw), on the first SPREAD_SAMPLES samples; {}
+    otherwise, with no extra pass."""
     fam = prober.families
     random = [f for f in fam.STOCHASTIC if getattr(fam, f)]
-    base = ev.base
-    if not random or base is None or None not in passes:
+    if not random or ev.base is None or None not in passes:
         return {}
     present = [f for f in fam.NAMES if getattr(fam, f)]
     threshold = ev.rtol * ev.scale
 
-    def sizes(values: dict) -> dict[str, float]:
+    def sizes(values: dict, base: float) -> dict[str, float]:
         out = {f"train_mode_{f}_only": values[f] - base for f in random if f in values}
         out["interaction"] = (values[None] - base) - sum(values[f] - base for f in present if f in values)
         return out
 
-    first = sizes(passes)
-    if not any(threshold / NEAR <= abs(v) <= threshold * NEAR for v in first.values()):
+    if not any(threshold / NEAR <= abs(v) <= threshold * NEAR for v in sizes(passes, ev.base).values()):
         return {}
-    progress(f"training-mode passes with {EXTRA_DRAWS} more random draws (sizes near --rtol)")
-    variants = [None, *present]
-    draws = [first] + [sizes(prober.training_passes(variants, class_weight, limit, draw=k))
-                       for k in range(1, EXTRA_DRAWS + 1)]
-    return {key: float(np.std([d[key] for d in draws], ddof=1)) for key in first}
+    main = limit if limit is not None else prober.data.n
+    batch = prober.batch_size
+    sub = min(main, max(batch, math.ceil(SPREAD_SAMPLES / batch) * batch))
+    progress(f"training-mode passes with {EXTRA_DRAWS} more random draws on {sub} samples (sizes near --rtol)")
+    variants = [None, *present] + (["inference"] if class_weight else [])
+    draws = []
+    for k in range(EXTRA_DRAWS + 1):
+        if k == 0 and sub == main:
+            values = passes  # the main figures are this draw on these samples
+        else:
+            values = prober.training_passes(variants, class_weight, None if sub >= prober.data.n else sub, draw=k)
+        base = values["inference"] if class_weight else prefix_mean(inf.batch_totals, sub)
+        draws.append(sizes(values, base))
+    scale = math.sqrt(sub / main)
+    return {key: float(np.std([d[key] for d in draws], ddof=1)) * scale for key in draws[0]}
 
 
 def low_precision_facts(model, low: list) -> dict[str, Any]:
@@ -268,7 +280,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         ev.extra["overridden"] = dict(fam.overridden)
         if low:
             ev.extra["low_precision"] = low_precision_facts(loaded.model, low)
-        spread = random_spread(ev, prober, passes, cw, limit, progress)
+        spread = random_spread(ev, prober, passes, inf, cw, limit, progress)
         if spread:
             ev.extra["uncertainty"] = spread
         from losscheck.checks import CheckContext, data_checks, static_checks
