@@ -217,7 +217,7 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
         approx = ""
     if not ev.moves(delta):
         return []
-    random = ev.families.get("dropout") or ev.families.get("noise")
+    random = ev.families.get("dropout") or ev.families.get("noise") or ev.families.get("custom")
     msg = (f"fit reports {fmt(fig['fit_epoch'])}, the average of losses measured before each of its "
            f"{ev.fit_steps} updates; at the saved weights the same training-mode loss is {fmt(fig['train_mode'])}: "
            f"the weights changed during the epoch, which moves fit's figure by {delta:+.6g}{approx}.")

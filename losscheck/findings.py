@@ -73,10 +73,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "probability-clipping": (Severity.INFO, "crossentropy clips probabilities to [eps, 1-eps]"),
     "label-smoothing": (Severity.INFO, "smoothed targets put a floor under the loss"),
-    "mixed-precision": (
-        Severity.INFO,
-        "the model computes in float16/bfloat16: its loss differs from the same weights computed in float32",
-    ),
+    "mixed-precision": (Severity.INFO, "the loss was computed in float16/bfloat16"),
     "legacy-keras": (Severity.INFO, "the file was saved by tf.keras 2.x, whose loss semantics differ where noted"),
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
