@@ -144,17 +144,18 @@ def random_spread(ev: Evidence, prober, passes: dict, inf, class_weight, limit: 
 
     if not any(threshold / NEAR <= abs(v) <= threshold * NEAR for v in sizes(passes, ev.base).values()):
         return {}
+    main_batches = list(prober.last_batches)
     main = limit if limit is not None else prober.data.n
     batch = prober.batch_size
     sub = min(main, max(batch, math.ceil(SPREAD_SAMPLES / batch) * batch))
     progress(f"training-mode passes with {EXTRA_DRAWS} more random draws on {sub} samples (sizes near --rtol)")
     variants = [None, *present] + (["inference"] if class_weight else [])
+    # the first draw is the main pass's, on its leading batches
+    first = {f: prefix_mean([(n, b[f]) for n, b in main_batches], sub) for f in variants}
     draws = []
     for k in range(EXTRA_DRAWS + 1):
-        if k == 0 and sub == main:
-            values = passes  # the main figures are this draw on these samples
-        else:
-            values = prober.training_passes(variants, class_weight, None if sub >= prober.data.n else sub, draw=k)
+        values = first if k == 0 else prober.training_passes(variants, class_weight,
+                                                             None if sub >= prober.data.n else sub, draw=k)
         base = values["inference"] if class_weight else prefix_mean(inf.batch_totals, sub)
         draws.append(sizes(values, base))
     scale = math.sqrt(sub / main)

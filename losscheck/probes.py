@@ -385,6 +385,7 @@ class Prober:
         self.batch_size = batch_size
         self.seed = seed
         self.families = LayerFamilies.of(self.model)
+        self.last_batches: list[tuple[int, dict]] = []
         self.specs: dict[str, LossSpec | None] = loaded.specs
         self.outputs = loaded.output_names
 
@@ -636,11 +637,14 @@ class Prober:
                 return tf.stack(losses)
 
             means = [EpochMean() for _ in variants]
+            batches: list[tuple[int, dict]] = []
             for start, stop in self.data.batch_bounds(self.batch_size, limit):
                 xs, ys, sw = self._tensors(start, stop, class_weight)
                 values = step(_structure(xs), _structure(ys), sw).numpy()
                 for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
+                batches.append((stop - start, {f: float(v) for f, v in zip(variants, values, strict=True)}))
+        self.last_batches = batches  # (n_b, variant -> batch loss) of this pass, in order
         return {f: m.value for f, m in zip(variants, means, strict=True)}
 
     def evaluate_float32(self) -> float | None:
