@@ -451,3 +451,50 @@ def test_tfkeras_conv_transpose_and_separable_load(tmp_path):
     line = res.stderr.strip()
     assert len(line.splitlines()) == 1 and "groups=2" in line and "tf.keras" in line
     assert "saved with model.save()" not in line
+
+
+BLOCK = '''
+import keras
+
+
+class TransformerishBlock(keras.layers.Layer):
+    """keras-io style block: Dense + residual, with a Dropout it calls with the block's own `training`."""
+
+    def __init__(self, units=6, rate=0.4, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.rate = units, rate
+        self.dense = keras.layers.Dense(units, activation="relu")
+        self.drop = keras.layers.Dropout(rate)
+
+    def call(self, inputs, training=None):
+        return inputs + self.drop(self.dense(inputs), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "rate": self.rate}
+'''
+
+
+def test_custom_block_passing_training_to_its_dropout_is_not_counted_twice(tmp_path):
+    """A custom layer whose only training behaviour is a Dropout inside it: the Dropout is the cause
+    (its own family), the custom-layer figure holds it off and equals evaluate, nothing unexplained."""
+    import keras
+
+    (tmp_path / "block.py").write_text(BLOCK)
+    Block = _import(tmp_path / "block.py").TransformerishBlock
+    keras.utils.set_random_seed(81)
+    rng = np.random.default_rng(81)
+    model = keras.Sequential([keras.Input((6,)), Block(name="block"), keras.layers.Dense(1)])
+    model.compile("sgd", loss="mse")
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = x[:, :1] * 2
+    model.save(tmp_path / "blk.keras")
+    np.savez(tmp_path / "blk.npz", x=x, y=y)
+    out = _compare(tmp_path / "blk.keras", tmp_path / "blk.npz", "--custom-objects", tmp_path / "block.py")
+    fig = _figs(out)
+    loaded = keras.saving.load_model(tmp_path / "blk.keras", custom_objects={"TransformerishBlock": Block})
+    assert rel(fig["evaluate"], loaded.evaluate(x, y, batch_size=B, verbose=0)) < 1e-4
+    assert fig["train_mode_custom_only"] == pytest.approx(fig["evaluate"], rel=1e-6)
+    assert fig["train_mode"] == pytest.approx(fig["train_mode_dropout_only"], rel=1e-6)
+    assert rel(fig["train_mode"], fig["evaluate"]) > 1e-3
+    assert _by_code(out, "dropout") and not _by_code(out, "noise-layer") and not _by_code(out, "unexplained")
+    assert not _by_code(out, "interaction")
