@@ -210,7 +210,8 @@ def test_interaction_is_a_finding_and_findings_add_up(tmp_path):
         "train_mode_noise_only", "train_mode_dropout_only", "train_mode_batchnorm_only"))
     assert abs(keras_inter) > rtol * abs(ev)  # Keras itself shows the joint effect
     assert abs(inter["magnitude"] - keras_inter) < 4 * (inter["uncertainty"] + noise["uncertainty"])
-    assert out["decomposition"]["  interaction (not attributable to one family)"] == pytest.approx(inter["magnitude"])
+    [row] = [r for r in out["decomposition"] if r["name"] == "interaction"]
+    assert row["value"] == pytest.approx(inter["magnitude"]) and inter["between"] is None
     # the findings add up to the training-mode gap (up to families below the threshold)
     parts = {g["code"]: g["magnitude"] for g in out["findings"]
              if g["code"] in ("noise-layer", "dropout", "batchnorm-batch-stats", "interaction")}
