@@ -107,7 +107,8 @@ def loss_config_markdown(value: dict[str, Any]) -> str:
 
 FAMILY_TEXT = {"dropout": "Dropout family (active in fit only)", "batchnorm": "BatchNormalization (batch statistics "
                "in fit)", "frozen_batchnorm": "frozen BatchNormalization (moving statistics everywhere)",
-               "noise": "noise / augmentation (active in fit only)"}
+               "noise": "noise / augmentation (active in fit only)",
+               "custom": "other layers whose call() takes `training` (custom training behaviour)"}
 
 
 def training_layers_table(value: dict[str, list[str]]):
