@@ -84,12 +84,11 @@ class SampleWeightStats:
                 "normalized": self.normalized.value}
 
 
-def _probe_limit(cfg: Config, n: int) -> int | None:
+def _probe_limit(cfg: Config, data) -> int | None:
     """--probe-samples rounded up to whole batches (so the subset evaluate is exact), None for all."""
     if cfg.probe_samples is None:
         return None
-    limit = math.ceil(cfg.probe_samples / cfg.batch_size) * cfg.batch_size
-    return None if limit >= n else limit
+    return data.whole_batch_limit(cfg.probe_samples, cfg.batch_size)
 
 
 def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
@@ -109,7 +108,9 @@ def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
         },
     }
     if data is not None:
-        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": cfg.batch_size}
+        # a pipeline batches itself: its own batch size is the one every figure used
+        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
+        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
     return header
 
 
@@ -119,6 +120,8 @@ def load_inputs(cfg: Config, progress: Progress):
     from losscheck.loading.data import load_data
     from losscheck.loading.model import load_model
 
+    if cfg.inputs is not None:  # the Python API: an in-memory model and/or data
+        return cfg.inputs.load(cfg, progress)
     keras.utils.set_random_seed(cfg.seed)
     progress(f"loading {cfg.model_path}")
     loaded = load_model(cfg.model_path, custom_objects_file=cfg.custom_objects, loss=cfg.loss, unsafe=cfg.unsafe)
@@ -154,7 +157,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
                 raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                                  "ValueError for that too); use per-output sample weights")
-        limit = _probe_limit(cfg, data.n)
+        limit = _probe_limit(cfg, data)
         progress("training-mode passes")
         family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
                        ("noise", "train_mode_noise_only"))
@@ -179,13 +182,14 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             regularized_layers=regularized_layers(loaded.model),
             class_weight=cw, sample_weight=sw_stats.summary(),
             probe_samples=limit,
-            fit_steps=math.ceil(data.n / cfg.batch_size),
+            fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
         )
         if limit is not None:
             ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
             if cw:
                 ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
         from losscheck.checks import CheckContext, data_checks, static_checks
+        from losscheck.loading.sources import pipeline_findings
         from losscheck.semantics import semantic_findings
 
         ctx = CheckContext(loaded, data, prober, inf, cfg)
@@ -194,6 +198,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         findings += static_checks(loaded)
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
+        findings += pipeline_findings(data)
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -251,3 +256,8 @@ def legacy_findings(loaded) -> list[Finding]:
 
     message, advice = legacy_message(loaded)
     return [Finding("legacy-keras", message, advice=advice)]
+
+
+from losscheck._entry import make_callable  # noqa: E402
+
+make_callable(__name__, "compare")  # losscheck.compare(...) is the Python API's compare

@@ -33,8 +33,7 @@ def _activity_penalties(prober) -> list[dict[str, Any]]:
     model = prober.model
     layers = [model, *all_layers(model)]
     means = {id(lyr): EpochMean() for lyr in layers}
-    for start, stop in prober.data.batch_bounds(prober.batch_size):
-        xs, _ys, _sw = prober.data.slice(start, stop)
+    for start, stop, xs, _ys, _sw in prober.data.batches(prober.batch_size):
         model(_structure(xs), training=False)
         for layer in layers:
             own = layer._get_own_losses()

@@ -1,0 +1,283 @@
+"""Data that is not a file: in-memory arrays and input pipelines (tf.data.Dataset, keras PyDataset).
+
+Arrays become the same `Dataset` a .npz file gives. A pipeline becomes a `PipelineDataset`, which
+offers the Dataset interface the probes use (`batches`, `batch_bounds`, `slice`, `n`) by iterating
+the pipeline batch by batch, with the pipeline's own batching; it never holds more than the batch
+being processed (`slice` concatenates only the rows it was asked for).
+
+Every batch of a pipeline is `x`, `(x, y)` or `(x, y, sample_weight)` as Keras's fit accepts it; `x`
+and `y` are one array, a list/tuple in the model's input/output order, or a dict keyed by input /
+output names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losscheck.errors import DataFileError, UsageError
+from losscheck.loading.data import Dataset, _pick, _validate, check_against_model
+
+#: the first batches whose targets fingerprint a pass's order (shuffle detection)
+FINGERPRINT_BATCHES = 2
+
+
+def columns(value: Any, names: Sequence[str], what: str, where: str) -> list[Any]:
+    """One array per name from a single array, a list/tuple (positional) or a dict (by name)."""
+    names = list(names)
+    if isinstance(value, dict):
+        if len(names) == 1 and len(value) == 1:
+            return [next(iter(value.values()))]
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise UsageError(f"{where}: {what} is a dict with keys {sorted(map(str, value))}, but the model's "
+                             f"{what}s are named {names}; key it by those names")
+        return [value[n] for n in names]
+    if isinstance(value, (list, tuple)) and len(names) > 1:
+        if len(value) != len(names):
+            raise UsageError(f"{where}: {what} has {len(value)} entries but the model has {len(names)} {what}s "
+                             f"({names}); give one array per {what}, in order, or a dict keyed by name")
+        return list(value)
+    if isinstance(value, (list, tuple)) and len(value) == 1 and hasattr(value[0], "shape"):
+        return [value[0]]
+    return [value]
+
+
+def _numpy(value: Any) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def arrays_dataset(x: Any, y: Any, sample_weight: Any, input_names: Sequence[str],
+                   output_names: Sequence[str], loaded: Any = None, label: str = "<arrays>") -> Dataset:
+    """In-memory arrays (numpy, tensors, lists) as the Dataset a .npz gives, validated the same way."""
+    if x is None or y is None:
+        raise UsageError(f"{label}: pass both x and y (or data=(x, y[, sample_weight]))")
+    xs = [_numpy(a) for a in columns(x, input_names, "input", label)]
+    ys = [_numpy(a) for a in columns(y, output_names, "output", label)]
+    sw = None if sample_weight is None else _numpy(sample_weight)
+    if isinstance(sample_weight, (dict, list, tuple)) and len(output_names) > 1:
+        raise UsageError(f"{label}: one sample_weight array for all outputs is supported, not one per output")
+    ds = Dataset(Path(label), xs, ys, sw, list(input_names), list(output_names), streamed=False)
+    key = (lambda p, names, i: p if len(names) == 1 else f"{p}_{names[i]}")
+    ds.keys = ([key("x", input_names, i) for i in range(len(xs))], [key("y", output_names, i) for i in range(len(ys))])
+    named = dict(zip(ds.keys[0], xs, strict=True)) | dict(zip(ds.keys[1], ys, strict=True))
+    if sw is not None:
+        named["sample_weight"] = sw
+    _validate(ds, named)
+    if loaded is not None:
+        check_against_model(ds, loaded)
+    return ds
+
+
+def dict_dataset(arrays: dict[str, Any], input_names: Sequence[str], output_names: Sequence[str],
+                 loaded: Any = None, label: str = "<dict of arrays>") -> Dataset:
+    """A dict of arrays named as in a data file (`x`, `y`, `x_<input>`, `y_<output>`, positional
+    `x_0`..., optional `sample_weight`), as the Dataset that file would give."""
+    path = Path(label)
+    arrays = {str(k): _numpy(v) for k, v in arrays.items()}
+    x, x_keys = _pick(arrays, "x", input_names, path, "input")
+    y, y_keys = _pick(arrays, "y", output_names, path, "target")
+    unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
+    if unknown:
+        raise DataFileError(path, f"unknown key(s) {', '.join(repr(k) for k in unknown)}; this model reads "
+                            f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
+                            "name them as in losscheck's data-file contract")
+    ds = Dataset(path, x, y, arrays.get("sample_weight"), list(input_names), list(output_names), streamed=False)
+    ds.keys = (x_keys, y_keys)
+    _validate(ds, arrays)
+    if loaded is not None:
+        check_against_model(ds, loaded)
+    return ds
+
+
+def is_pipeline(value: Any) -> bool:
+    """A tf.data.Dataset or a keras.utils.PyDataset (checked without importing TensorFlow first)."""
+    if isinstance(value, (str, Path, tuple, list, dict, np.ndarray)):
+        return False
+    from losscheck._tf import keras, tf
+
+    return isinstance(value, (tf.data.Dataset, keras.utils.PyDataset))
+
+
+class PipelineDataset:
+    """A tf.data.Dataset or PyDataset seen through the Dataset interface, streamed batch by batch."""
+
+    streamed = True
+    pipeline = True
+
+    def __init__(self, source: Any, input_names: Sequence[str], output_names: Sequence[str],
+                 label: str | None = None) -> None:
+        from losscheck._tf import keras, tf
+
+        self.source = source
+        self.is_tf_data = isinstance(source, tf.data.Dataset)
+        self.path = Path(label or ("<tf.data.Dataset>" if self.is_tf_data else f"<{type(source).__name__}>"))
+        self.input_names, self.output_names = list(input_names), list(output_names)
+        self.x: list[Any] = []  # no whole arrays: see batches()
+        self.y: list[Any] = []
+        self.keys: tuple[list[str], list[str]] = ([], [])
+        self._sizes: list[int] | None = None
+        self.fingerprints: list[str] = []
+        if self.is_tf_data:
+            card = int(source.cardinality())
+            if card == int(tf.data.INFINITE_CARDINALITY):
+                raise UsageError(f"{self.path}: the dataset is infinite (repeat() without a count); pass a finite "
+                                 "one, e.g. dataset.take(steps)")
+        else:
+            if not isinstance(source, keras.utils.PyDataset):
+                raise UsageError(f"{self.path}: not a tf.data.Dataset or keras.utils.PyDataset")
+            if self._num_batches() is None:
+                raise UsageError(f"{self.path}: the PyDataset has no length (infinite); give it a __len__")
+        first = next(self._elements(), None)
+        if first is None:
+            raise DataFileError(self.path, "yields no batches", "pass a pipeline with at least one batch")
+        _xs, _ys, sw = self._split(first)
+        self.has_sample_weight = sw is not None
+
+    # -- iteration -----------------------------------------------------------------------------
+    def _num_batches(self) -> int | None:
+        n = getattr(self.source, "num_batches", None)
+        if n is None:
+            try:
+                n = len(self.source)
+            except TypeError:
+                return None
+        return None if n is None else int(n)
+
+    def _elements(self) -> Iterator[Any]:
+        if self.is_tf_data:
+            yield from iter(self.source)
+        else:
+            for i in range(self._num_batches() or 0):
+                yield self.source[i]
+
+    def _split(self, element: Any) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+        from losscheck._tf import keras
+
+        if isinstance(element, list):
+            element = tuple(element)
+        if not isinstance(element, tuple) or not 2 <= len(element) <= 3:
+            raise DataFileError(self.path, "yields batches without targets; each batch must be (x, y) or "
+                                "(x, y, sample_weight)", "map the pipeline to (inputs, targets) pairs")
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(element)
+        if y is None:
+            raise DataFileError(self.path, "yields batches whose targets are None", "map it to (inputs, targets)")
+        where = str(self.path)
+        xs = [_numpy(a) for a in columns(x, self.input_names, "input", where)]
+        ys = [_numpy(a) for a in columns(y, self.output_names, "output", where)]
+        if isinstance(sw, (dict, list, tuple)):
+            if len(sw) != 1:
+                raise UsageError(f"{where}: one sample_weight array per batch is supported, not one per output")
+            sw = next(iter(sw.values())) if isinstance(sw, dict) else sw[0]
+        return xs, ys, None if sw is None else _numpy(sw)
+
+    def batches(self, batch_size: int | None = None, limit: int | None = None
+                ) -> Iterator[tuple[int, int, list[np.ndarray], list[np.ndarray], np.ndarray | None]]:
+        """(start, stop, xs, ys, sample_weight) per batch of the pipeline (its own batch size; the
+        argument is ignored), up to the first batch that reaches `limit` samples. A full pass records
+        the batch sizes; every pass records the fingerprint of its first batches' targets."""
+        start, sizes = 0, []
+        digest = hashlib.sha1()
+        for i, element in enumerate(self._elements()):
+            xs, ys, sw = self._split(element)
+            n = int(xs[0].shape[0]) if xs[0].ndim else 1
+            if i < FINGERPRINT_BATCHES:
+                for a in ys:
+                    digest.update(np.ascontiguousarray(a).tobytes())
+                if i == FINGERPRINT_BATCHES - 1:
+                    self.fingerprints.append(digest.hexdigest())
+            yield start, start + n, xs, ys, sw
+            sizes.append(n)
+            start += n
+            if limit is not None and start >= limit:
+                return
+        if len(sizes) < FINGERPRINT_BATCHES:
+            self.fingerprints.append(digest.hexdigest())
+        self._sizes = sizes
+
+    @property
+    def sizes(self) -> list[int]:
+        if self._sizes is None:
+            for _ in self.batches():
+                pass
+        assert self._sizes is not None
+        return self._sizes
+
+    @property
+    def n(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def batch_size(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def sample_weight(self) -> Any:
+        """Only whether there are sample weights (`is not None`); the values come with each batch."""
+        return True if self.has_sample_weight else None
+
+    def batch_bounds(self, batch_size: int | None = None, limit: int | None = None) -> Iterator[tuple[int, int]]:
+        start = 0
+        for n in self.sizes:
+            if limit is not None and start >= limit:
+                return
+            yield start, start + n
+            start += n
+
+    def whole_batch_limit(self, samples: int, batch_size: int | None = None) -> int | None:
+        """`samples` rounded up to the end of a batch; None when that is all the data."""
+        stop = 0
+        for n in self.sizes:
+            stop += n
+            if stop >= samples:
+                break
+        return None if stop >= self.n else stop
+
+    def slice(self, start: int, stop: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+        """Rows start:stop, read by iterating the pipeline up to them."""
+        parts: list[tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]] = []
+        for b0, b1, xs, ys, sw in self.batches(limit=stop):
+            lo, hi = max(start, b0) - b0, min(stop, b1) - b0
+            if lo < hi:
+                parts.append(([a[lo:hi] for a in xs], [a[lo:hi] for a in ys], None if sw is None else sw[lo:hi]))
+        if not parts:
+            raise DataFileError(self.path, f"has no rows {start}:{stop}", "check the pipeline")
+        xs = [np.concatenate([p[0][i] for p in parts]) for i in range(len(parts[0][0]))]
+        ys = [np.concatenate([p[1][i] for p in parts]) for i in range(len(parts[0][1]))]
+        sw = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+        return xs, ys, sw
+
+    def keras_input(self) -> Any:
+        """What model.fit receives: the pipeline itself."""
+        return self.source
+
+    def order_changed(self) -> bool:
+        """Whether passes over the pipeline gave its batches in different orders (it shuffles): the
+        passes so far, plus one more look at the first batches."""
+        for _ in itertools.islice(self.batches(), FINGERPRINT_BATCHES):
+            pass
+        return len(set(self.fingerprints)) > 1
+
+    def close(self) -> None:
+        pass
+
+
+def pipeline_findings(data: Any) -> list[Any]:
+    """`shuffled-data` when a pipeline gave different orders on different passes."""
+    if not getattr(data, "pipeline", False) or not data.order_changed():
+        return []
+    from losscheck.findings import Finding
+
+    return [Finding(
+        "shuffled-data",
+        f"The data pipeline {data.path} gives its samples in a different order on each pass (it shuffles): "
+        "fit_epoch, the training-mode figures and evaluate each averaged differently composed batches, so "
+        "batch-dependent effects (a partial last batch, BatchNormalization batch statistics, masks, sample "
+        "weights) differ between them as well.",
+        advice="For an exact comparison pass the pipeline without .shuffle() (or with "
+               "reshuffle_each_iteration=False); shuffle only the training pipeline.")]
