@@ -125,6 +125,7 @@ class Figure:
 
 #: Figure order in every report.
 FIGURE_ORDER = (
+    "fit_logged",
     "fit_epoch",
     "train_mode",
     "train_mode_dropout_only",
@@ -134,6 +135,7 @@ FIGURE_ORDER = (
     "evaluate",
     "manual",
     "regularization",
+    "val_loss_logged",
 )
 
 
