@@ -73,9 +73,18 @@ class _Inputs:
         if not self.needs_data:
             return loaded, None
         progress(f"reading {cfg.data_path}")
+        if callable(self.data) and not is_data_object(self.data):  # a function that builds the data
+            self.data = self.data()
         data = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
                          input_names(loaded.model), loaded.output_names)
         return loaded, data
+
+
+def is_data_object(value: Any) -> bool:
+    """A pipeline object (which may be callable, as a Keras layer is not): not a data-building function."""
+    from losscheck.loading.sources import is_pipeline
+
+    return is_pipeline(value)
 
 
 def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str]):

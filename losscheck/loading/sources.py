@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from losscheck.errors import DataFileError, UsageError
+from losscheck.errors import DataFileError, LosscheckError, UsageError
 from losscheck.loading.data import Dataset, _pick, _validate, check_against_model
 
 #: the first batches whose targets fingerprint a pass's order (shuffle detection)
@@ -151,7 +152,18 @@ class PipelineDataset:
 
     def _elements(self) -> Iterator[Any]:
         if self.is_tf_data:
-            yield from iter(self.source)
+            from losscheck._tf import tf
+
+            iterator = iter(self.source)
+            while True:
+                try:
+                    element = next(iterator)
+                except StopIteration:
+                    return
+                except tf.errors.OpError as exc:  # a damaged record, a parse function failing on one
+                    raise DataFileError(self.path, f"the pipeline failed while reading ({type(exc).__name__}: "
+                                        f"{_first_line(exc)})", "check the files and the parse function") from exc
+                yield element
         else:
             for i in range(self._num_batches() or 0):
                 yield self.source[i]
@@ -281,3 +293,106 @@ def pipeline_findings(data: Any) -> list[Any]:
         "weights) differ between them as well.",
         advice="For an exact comparison pass the pipeline without .shuffle() (or with "
                "reshuffle_each_iteration=False); shuffle only the training pipeline.")]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line's pipelines: DATA as FILE.py:FUNC, or a folder of TFRecord files with --parse
+# ----------------------------------------------------------------------------------------------
+_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def is_function_spec(text: str) -> bool:
+    return _SPEC.match(text) is not None
+
+
+def import_function(spec: str, what: str) -> Any:
+    """FILE.py:NAME -> the object NAME of that file, imported as --custom-objects files are (no
+    bytecode written beside it; its folder importable)."""
+    import importlib.util
+    import sys
+
+    m = _SPEC.match(spec)
+    if m is None:
+        raise UsageError(f"{what} {spec!r}: expected FILE.py:FUNCTION")
+    path, name = Path(m.group("file")), m.group("name")
+    if not path.is_file():
+        raise UsageError(f"{path}: {what} file not found; give FILE.py:FUNCTION with an existing .py file")
+    module_name = f"losscheck_data_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise UsageError(f"{path}: cannot be imported as Python; pass a .py file")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.dont_write_bytecode = True
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
+        sys.modules[module_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException as exc:
+            sys.modules.pop(module_name, None)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise UsageError(f"{path}: importing the {what} file failed: {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from exc
+    obj = getattr(module, name, None)
+    if not callable(obj):
+        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        raise UsageError(f"{path}: {what} names {name!r}, which the file does not define as a function; "
+                         f"defined: {', '.join(defined) or 'nothing public'}")
+    return obj
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def function_data(spec: str) -> Any:
+    """DATA FILE.py:FUNC: what FUNC() returns (arrays tuple, dict of arrays, tf.data.Dataset, PyDataset)."""
+    fn = import_function(spec, "DATA")
+    try:
+        return fn()
+    except LosscheckError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise UsageError(f"{spec}: calling the data function failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+
+
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".tfrecord.gz", ".tfrecords.gz", ".tfrec.gz")
+
+
+def tfrecord_files(folder: Path) -> list[Path]:
+    """The TFRecord files of a folder, in name order (files named *.tfrecord*/*.tfrec*, else every file)."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: --parse reads a folder of TFRecord files, and this is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    named = [p for p in files if p.name.lower().endswith(TFRECORD_SUFFIXES)]
+    files = named or files
+    if not files:
+        raise UsageError(f"{folder}: the folder holds no TFRecord files")
+    return files
+
+
+def tfrecord_data(folder: Path, parse: str, batch_size: int) -> Any:
+    """A folder of TFRecord files, each serialized example mapped by the --parse function to (x, y[,
+    sample_weight]), batched by --batch-size, in file order, never shuffled."""
+    from losscheck._tf import tf
+
+    fn = import_function(parse, "--parse")
+    files = tfrecord_files(Path(folder))
+    compressed = {p.name.lower().endswith(".gz") for p in files}
+    if len(compressed) > 1:
+        raise UsageError(f"{folder}: mixes GZIP-compressed (.gz) and plain TFRecord files; use one kind")
+    ds = tf.data.TFRecordDataset([str(p) for p in files], compression_type="GZIP" if True in compressed else "")
+    try:
+        ds = ds.map(fn)
+    except Exception as exc:
+        raise UsageError(f"--parse {parse}: the function cannot map a serialized example ({type(exc).__name__}: "
+                         f"{_first_line(exc)}); it receives one scalar string tensor and returns (x, y) or "
+                         "(x, y, sample_weight)") from exc
+    return ds.batch(batch_size)
