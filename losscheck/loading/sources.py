@@ -53,6 +53,11 @@ def _numpy(value: Any) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
+def _keys(prefix: str, names: Sequence[str]) -> list[str]:
+    """The data-file names of in-memory arrays (for messages): `x`, or `x_<name>` for several."""
+    return [prefix] if len(names) == 1 else [f"{prefix}_{n}" for n in names]
+
+
 def arrays_dataset(x: Any, y: Any, sample_weight: Any, input_names: Sequence[str],
                    output_names: Sequence[str], loaded: Any = None, label: str = "<arrays>") -> Dataset:
     """In-memory arrays (numpy, tensors, lists) as the Dataset a .npz gives, validated the same way."""
@@ -64,8 +69,7 @@ def arrays_dataset(x: Any, y: Any, sample_weight: Any, input_names: Sequence[str
     if isinstance(sample_weight, (dict, list, tuple)) and len(output_names) > 1:
         raise UsageError(f"{label}: one sample_weight array for all outputs is supported, not one per output")
     ds = Dataset(Path(label), xs, ys, sw, list(input_names), list(output_names), streamed=False)
-    key = (lambda p, names, i: p if len(names) == 1 else f"{p}_{names[i]}")
-    ds.keys = ([key("x", input_names, i) for i in range(len(xs))], [key("y", output_names, i) for i in range(len(ys))])
+    ds.keys = (_keys("x", input_names), _keys("y", output_names))
     named = dict(zip(ds.keys[0], xs, strict=True)) | dict(zip(ds.keys[1], ys, strict=True))
     if sw is not None:
         named["sample_weight"] = sw
