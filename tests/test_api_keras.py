@@ -346,3 +346,36 @@ def test_shuffling_pipeline_is_detected():
     first = next(fixed.batches())
     second = list(fixed.batches())[1]
     np.testing.assert_array_equal(rows[0], np.concatenate([first[2][0][30:], second[2][0][:8]]))
+
+
+@pytest.mark.slow
+def test_cli_image_directory_pipeline(tmp_path):
+    """DATA FILE.py:FUNC returning keras.utils.image_dataset_from_directory: stdout stays the JSON report
+    (the function's "Found N files" goes to stderr), evaluate equals Keras's on the same pipeline."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(12):
+            keras.utils.save_img(tmp_path / "images" / label / f"{i}.png",
+                                 rng.integers(0, 255, size=(8, 8, 3)).astype("uint8"))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "images_fn.py").write_text(textwrap.dedent(f"""
+        import keras
+
+        def images():
+            return keras.utils.image_dataset_from_directory({str(tmp_path / "images")!r}, image_size=(8, 8),
+                                                             batch_size=10, shuffle=False)
+    """))
+    res = run_cli("compare", tmp_path / "model.keras", f"{tmp_path / 'images_fn.py'}:images", "--format", "json")
+    assert res.code in (0, 1), res.stderr
+    assert res.json["data"] == {"path": f"{tmp_path / 'images_fn.py'}:images", "samples": 24, "batch_size": 10}
+    dataset = keras.utils.image_dataset_from_directory(tmp_path / "images", image_size=(8, 8), batch_size=10,
+                                                       shuffle=False)
+    assert rel(res.json["figures"]["evaluate"]["value"], model.evaluate(dataset, verbose=0)) <= 1e-6
+    assert "shuffled-data" not in {f["code"] for f in res.json["findings"]}

@@ -12,9 +12,11 @@ output names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -313,7 +315,6 @@ def import_function(spec: str, what: str) -> Any:
     """FILE.py:NAME -> the object NAME of that file, imported as --custom-objects files are (no
     bytecode written beside it; its folder importable)."""
     import importlib.util
-    import sys
 
     m = _SPEC.match(spec)
     if m is None:
@@ -334,7 +335,8 @@ def import_function(spec: str, what: str) -> Any:
             sys.path.append(folder)
         sys.modules[module_name] = module
         try:
-            loader_spec.loader.exec_module(module)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is the report's
+                loader_spec.loader.exec_module(module)
         except BaseException as exc:
             sys.modules.pop(module_name, None)
             if isinstance(exc, KeyboardInterrupt):
@@ -358,7 +360,10 @@ def function_data(spec: str) -> Any:
     """DATA FILE.py:FUNC: what FUNC() returns (arrays tuple, dict of arrays, tf.data.Dataset, PyDataset)."""
     fn = import_function(spec, "DATA")
     try:
-        return fn()
+        # what the function prints (e.g. image_dataset_from_directory's "Found N files") goes to stderr:
+        # stdout is the report's
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn()
     except LosscheckError:
         raise
     except BaseException as exc:
@@ -394,7 +399,8 @@ def tfrecord_data(folder: Path, parse: str, batch_size: int) -> Any:
         raise UsageError(f"{folder}: mixes GZIP-compressed (.gz) and plain TFRecord files; use one kind")
     ds = tf.data.TFRecordDataset([str(p) for p in files], compression_type="GZIP" if True in compressed else "")
     try:
-        ds = ds.map(fn)
+        with contextlib.redirect_stdout(sys.stderr):  # the function is traced now; stdout is the report's
+            ds = ds.map(fn)
     except Exception as exc:
         raise UsageError(f"--parse {parse}: the function cannot map a serialized example ({type(exc).__name__}: "
                          f"{_first_line(exc)}); it receives one scalar string tensor and returns (x, y) or "
