@@ -249,6 +249,17 @@ def class_weight_sample_weights(y: np.ndarray, class_weight: dict[int, float]) -
     return np.array([class_weight.get(int(c), 1.0) for c in labels.reshape(-1)], dtype="float32")
 
 
+def data_batches(data, batch_size: int, limit: int | None = None):
+    """(start, stop, xs, ys, sample_weight) per batch: the data's own `batches` (a pipeline streams
+    them), else rows sliced by `batch_bounds` (any object with `slice` and `batch_bounds`)."""
+    batches = getattr(data, "batches", None)
+    if batches is not None:
+        yield from batches(batch_size, limit)
+        return
+    for start, stop in data.batch_bounds(batch_size, limit):
+        yield (start, stop, *data.slice(start, stop))
+
+
 @dataclass
 class BatchResult:
     """One batch of the inference pass, as numpy."""
@@ -309,7 +320,7 @@ class Prober:
     def _batches(self, limit: int | None = None, class_weight=None):
         """(start, stop, xs, ys, sample_weight) per batch; with class_weight, the sample weights fit
         derives from it."""
-        for start, stop, xs, ys, sw in self.data.batches(self.batch_size, limit):
+        for start, stop, xs, ys, sw in data_batches(self.data, self.batch_size, limit):
             if class_weight:
                 if sw is not None:
                     raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
