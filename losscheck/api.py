@@ -90,7 +90,14 @@ def is_data_object(value: Any) -> bool:
 def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str]):
     """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset)."""
     from losscheck.loading.data import load_data
-    from losscheck.loading.sources import PipelineDataset, arrays_dataset, dict_dataset, is_pipeline
+    from losscheck.loading.sources import (
+        PipelineDataset,
+        arrays_dataset,
+        dict_dataset,
+        function_data,
+        is_function_spec,
+        is_pipeline,
+    )
 
     if data is not None and (x is not None or y is not None):
         raise UsageError("pass either data= or x=/y=, not both")
@@ -101,6 +108,8 @@ def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs
         return arrays_dataset(x, y, sample_weight, inputs, outputs, loaded)
     if sample_weight is not None:
         raise UsageError("sample_weight= goes with x=/y=; with data=, put the weights in the data")
+    if _is_path(data) and is_function_spec(str(data)):  # FILE.py:FUNC, as on the command line
+        data = function_data(str(data))
     if _is_path(data):
         return load_data(Path(data), inputs, outputs, model=loaded)
     if isinstance(data, (tuple, list)):
@@ -167,8 +176,24 @@ def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, n
 
 
 @contextlib.contextmanager
+def _python_random_kept():
+    """Python's and NumPy's random state as they were: taken before anything imports TensorFlow, whose
+    first import draws from Python's."""
+    import random
+
+    import numpy as np
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
 def _guard(model: Any):
-    """The in-memory model, and always the process's random state, left as they were."""
+    """The in-memory model, and always TensorFlow's and Keras's random state, left as they were."""
     from losscheck.loading.memory import preserved, random_state_preserved
 
     with preserved(model) if model is not None else random_state_preserved():
@@ -185,12 +210,13 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     of arrays keyed as in a data file, a tf.data.Dataset or a keras.utils.PyDataset; or pass x=, y=."""
     from losscheck.compare import run_compare
 
-    cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
-                         class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
-                         probe_samples=probe_samples, unsafe=unsafe, fail_on=fail_on, max_gap=max_gap,
-                         select=select, ignore=ignore)
-    with _guard(model):
-        return run_compare(cfg, progress or (lambda _m: None))
+    with _python_random_kept():
+        cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
+                             class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
+                             probe_samples=probe_samples, unsafe=unsafe, fail_on=fail_on, max_gap=max_gap,
+                             select=select, ignore=ignore)
+        with _guard(model):
+            return run_compare(cfg, progress or (lambda _m: None))
 
 
 def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = None, sample_weight: Any = None,
@@ -204,11 +230,12 @@ def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = N
     mode = PER.get(per, per)
     if mode not in PER.values():
         raise UsageError(f"per must be one of {', '.join(PER)}, not {per!r}")
-    cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
-                         custom_objects=custom_objects, loss=loss, rtol=rtol, unsafe=unsafe, fail_on=fail_on,
-                         select=select, ignore=ignore)
-    with _guard(model):
-        return run_breakdown(cfg, mode, int(top), progress or (lambda _m: None))
+    with _python_random_kept():
+        cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
+                             custom_objects=custom_objects, loss=loss, rtol=rtol, unsafe=unsafe, fail_on=fail_on,
+                             select=select, ignore=ignore)
+        with _guard(model):
+            return run_breakdown(cfg, mode, int(top), progress or (lambda _m: None))
 
 
 def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None, unsafe: bool = False,
@@ -218,7 +245,8 @@ def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None,
     `losscheck inspect MODEL` reports."""
     from losscheck.inspect import run_inspect
 
-    cfg, model = _config(model_or_path, None, None, None, None, False, custom_objects=custom_objects, loss=loss,
-                         unsafe=unsafe, fail_on=fail_on, select=select, ignore=ignore)
-    with _guard(model):
-        return run_inspect(cfg, progress or (lambda _m: None))
+    with _python_random_kept():
+        cfg, model = _config(model_or_path, None, None, None, None, False, custom_objects=custom_objects,
+                             loss=loss, unsafe=unsafe, fail_on=fail_on, select=select, ignore=ignore)
+        with _guard(model):
+            return run_inspect(cfg, progress or (lambda _m: None))

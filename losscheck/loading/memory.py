@@ -95,8 +95,9 @@ def random_state_preserved() -> Iterator[None]:
     generator = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
     generator_state = None if generator is None else np.array(generator.state)
     ctx = context.context()
-    tf_seed = ctx._seed
-    tf_rng = None if ctx._rng is None else ctx._rng.getstate()
+    tf_seed = getattr(ctx, "_seed", None)
+    rng = getattr(ctx, "_rng", None)  # absent until a global seed is first set
+    tf_rng = None if rng is None else rng.getstate()
     try:
         yield
     finally:
@@ -108,7 +109,7 @@ def random_state_preserved() -> Iterator[None]:
             generator.state.assign(generator_state)
         ctx._seed = tf_seed
         if tf_rng is None:
-            ctx._rng = None
+            ctx.__dict__.pop("_rng", None)
         else:
             ctx._rng = random.Random()
             ctx._rng.setstate(tf_rng)
