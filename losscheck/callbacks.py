@@ -111,12 +111,14 @@ class LossCheck(keras.callbacks.Callback):
         findings = [_as_logged(f) for f in attribute(ev)] + pipeline_findings(data)
         report = Report("callback", build_header(cfg, loaded, data), fail_on=cfg.fail_on)
         from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
+        from losscheck.compare import SUBSET_FIGURES
 
         descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
         for key, value in figures.items():
-            extra = {"samples": ev.probe_samples} if ev.probe_samples and key.startswith("train_mode") else {}
+            extra = {"samples": ev.probe_samples} if ev.probe_samples and key in SUBSET_FIGURES else {}
             report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
         report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        report.sections["decomposition"] = decomposition_rows(ev)
         report.sections["epoch"] = epoch
         report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
         notes = [n for n in loaded.notes if "fit_epoch" not in n]
@@ -138,9 +140,8 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
     """The figures at the current weights (one inference pass, one combined training-mode pass) plus
     the logged ones, and the Evidence the attribution rules read (fit_logged in fit_epoch's place)."""
     from losscheck.attribution import Evidence
-    from losscheck.compare import SampleWeightStats, regularized_layers
+    from losscheck.compare import SampleWeightStats, _probe_limit, regularized_layers
     from losscheck.probes import Prober
-    from losscheck.reference import prefix_mean
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
     fam = prober.families
@@ -154,18 +155,19 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
         figures["manual"] = inf.manual
     figures["regularization"] = inf.regularization
     cw = cfg.class_weight
-    limit = None if cfg.probe_samples is None else data.whole_batch_limit(cfg.probe_samples, cfg.batch_size)
+    limit = _probe_limit(cfg, data.n)
     family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
                    ("noise", "train_mode_noise_only"))
-    variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if cw else [])
-    passes = prober.training_passes(variants, cw, limit)
+    variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
+    passes, weighted = prober.training_passes_weighted(variants, cw, limit)
     if cw:
-        figures["evaluate_class_weighted"] = (passes["inference"] if limit is None
-                                              else prober.inference_loss(class_weight=cw))
+        figures["train_mode_class_weighted"] = weighted[None]
     figures["train_mode"] = passes[None]
     for family, key in family_keys:
         if getattr(fam, family):
             figures[key] = passes[family]
+    if limit is not None:
+        figures["evaluate_probe_subset"] = passes["inference"]
     if "val_loss" in logs and _is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
     evidence_figures = {("fit_epoch" if k == "fit_logged" else k): v for k, v in figures.items()
@@ -175,21 +177,38 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
                   regularized_layers=regularized_layers(loaded.model), class_weight=cw,
                   sample_weight=sw_stats.summary(), probe_samples=limit,
                   fit_steps=len(list(data.batch_bounds(cfg.batch_size))))
-    if limit is not None:
-        ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
-        if cw:
-            ev.subset_evaluate_cw = passes["inference"]
     return figures, ev
+
+
+def _logged(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    return (text.replace("fit_epoch", "fit_logged").replace("at the saved weights", "at the epoch's final weights")
+            .replace("fit reports", "fit logged"))
 
 
 def _as_logged(finding: Any) -> Any:
     """A compare finding reworded for the callback: fit's figure is the logged one, and the weights
     are the epoch's final weights, not saved ones."""
     if finding.between:
-        finding.between = tuple("fit_logged" if b == "fit_epoch" else b for b in finding.between)
-    finding.message = (finding.message.replace("at the saved weights", "at the epoch's final weights")
-                       .replace("fit reports", "fit logged"))
+        finding.between = tuple(_logged(b) for b in finding.between)
+    finding.message = _logged(finding.message)
     return finding
+
+
+def decomposition_rows(ev: Any) -> list[dict[str, Any]]:
+    """compare's gap decomposition with fit_logged in fit_epoch's place."""
+    from losscheck.compare import finite_rows
+
+    rows = []
+    for row in finite_rows(ev.decomposition):
+        row = dict(row)
+        for key in ("name", "label", "parent"):
+            row[key] = _logged(row.get(key))
+        if row.get("between"):
+            row["between"] = [_logged(b) for b in row["between"]]
+        rows.append(row)
+    return rows
 
 
 def summary(report: Report) -> str:

@@ -29,6 +29,9 @@ def _report(fail_on: str = "error") -> Report:
     report.figures["fit_epoch"] = Figure(0.75, "fit & co")
     report.findings = [Finding("dropout", "layer <script>alert(1)</script> & more", magnitude=0.25,
                                subject="drop<1>", advice="a < b")]
+    report.sections["decomposition"] = [
+        {"name": "gap", "label": "fit_epoch - evaluate", "value": 0.25, "depth": 0, "parent": None, "between": None},
+        {"name": "w", "label": "weight <update>", "value": 0.25, "depth": 1, "parent": "gap", "between": None}]
     return report
 
 
@@ -42,7 +45,8 @@ def test_html_is_a_readable_escaped_table():
     html = _report()._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html and "drop&lt;1&gt;" in html
     assert "a &lt; b" in html and "evaluate &lt;b&gt;" in html and "fit &amp; co" in html
-    assert html.count("<table") == 2 and "<code>fit_epoch</code>" in html and "+0.25" in html
+    assert "&nbsp;&nbsp;weight &lt;update&gt;" in html
+    assert html.count("<table") == 3 and "<code>fit_epoch</code>" in html and "+0.25" in html
     assert "{" not in html  # not raw JSON
 
 

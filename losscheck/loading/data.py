@@ -59,11 +59,6 @@ class Dataset:
         for start, stop in self.batch_bounds(batch_size, limit):
             yield (start, stop, *self.slice(start, stop))
 
-    def whole_batch_limit(self, samples: int, batch_size: int) -> int | None:
-        """`samples` rounded up to whole batches; None when that is all the data."""
-        limit = -(-samples // batch_size) * batch_size
-        return None if limit >= self.n else limit
-
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()

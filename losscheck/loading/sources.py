@@ -197,8 +197,8 @@ class PipelineDataset:
     def batches(self, batch_size: int | None = None, limit: int | None = None
                 ) -> Iterator[tuple[int, int, list[np.ndarray], list[np.ndarray], np.ndarray | None]]:
         """(start, stop, xs, ys, sample_weight) per batch of the pipeline (its own batch size; the
-        argument is ignored), up to the first batch that reaches `limit` samples. A full pass records
-        the batch sizes; every pass records the fingerprint of its first batches' targets."""
+        argument is ignored), for the first `limit` samples (the last batch cut there). A full pass
+        records the batch sizes; every pass records the fingerprint of its first batches' targets."""
         start, sizes = 0, []
         digest = hashlib.sha1()
         for i, element in enumerate(self._elements()):
@@ -209,7 +209,13 @@ class PipelineDataset:
                     digest.update(np.ascontiguousarray(a).tobytes())
                 if i == FINGERPRINT_BATCHES - 1:
                     self.fingerprints.append(digest.hexdigest())
-            yield start, start + n, xs, ys, sw
+            if limit is not None and start + n >= limit:
+                cut = limit - start
+                yield start, limit, [a[:cut] for a in xs], [a[:cut] for a in ys], None if sw is None else sw[:cut]
+                if start + n > limit:
+                    return
+            else:
+                yield start, start + n, xs, ys, sw
             sizes.append(n)
             start += n
             if limit is not None and start >= limit:
@@ -244,17 +250,8 @@ class PipelineDataset:
         for n in self.sizes:
             if limit is not None and start >= limit:
                 return
-            yield start, start + n
+            yield start, start + n if limit is None else min(start + n, limit)
             start += n
-
-    def whole_batch_limit(self, samples: int, batch_size: int | None = None) -> int | None:
-        """`samples` rounded up to the end of a batch; None when that is all the data."""
-        stop = 0
-        for n in self.sizes:
-            stop += n
-            if stop >= samples:
-                break
-        return None if stop >= self.n else stop
 
     def slice(self, start: int, stop: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
         """Rows start:stop, read by iterating the pipeline up to them."""

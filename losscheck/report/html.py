@@ -43,9 +43,9 @@ def render_html(report: Report) -> str:
     decomposition = report.sections.get("decomposition")
     if decomposition:
         parts.append(f"<details><summary>Where the gaps come from</summary><table {_TABLE}>")
-        for label, value in decomposition.items():
-            indent = "&nbsp;&nbsp;" * ((len(label) - len(label.lstrip(" "))) // 2)
-            parts.append(_row([indent + escape(label.strip()), escape(sig(value, signed=True))],
+        for row in decomposition:
+            indent = "&nbsp;&nbsp;" * int(row.get("depth", 0))
+            parts.append(_row([indent + escape(str(row["label"])), escape(sig(row["value"], signed=True))],
                               aligns=("left", "right")))
         parts.append("</table></details>")
     if report.findings:
