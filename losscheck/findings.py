@@ -106,6 +106,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "non-finite": "count",
     "class-dilution": "ratio",
     "unexplained": "gap",
+    "shuffled-data": None,
 }
 
 
