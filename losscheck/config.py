@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,5 @@ class Config:
     val_path: Path | None = None  # --val: validation data file
     validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
     history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder
+    # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
+    inputs: Any = None

@@ -105,6 +105,9 @@ def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str]
         if validation_data is not None or cfg.val_path is not None:
             raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
                              "when validation_data is given); drop one")
+        if getattr(data, "pipeline", False):
+            raise UsageError("--validation-split needs array data (an .npz or .h5 file), as fit's validation_split "
+                             "does (Keras raises ValueError for datasets and generators); pass --val instead")
         return split_dataset(data, cfg.validation_split)
     if validation_data is not None:
         return data, validation_data, None
