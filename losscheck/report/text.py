@@ -14,6 +14,16 @@ def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
     return text
 
 
+def plural(count: object, word: str, many: str | None = None) -> str:
+    """'1 batch', '2 batches', '0 samples': the count and the word in agreement (`many` when the plural
+    is not word + s/es)."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{count} {many}"
+
+
 def percent(value: float) -> str:
     """A relative size as a percentage with 3 significant digits (0.1234 -> '12.3%')."""
     return f"{value * 100:.3g}%"
@@ -23,7 +33,8 @@ def verdict(report: Report) -> str:
     """One line: OK/FAIL with the exit code, the findings by severity, and why it passes or fails."""
     counts = {s: sum(1 for f in report.findings if f.severity == s) for s in Severity}
     code = report.exit_code()
-    parts = [f"{counts[s]} {s}" for s in (Severity.ERROR, Severity.WARNING, Severity.INFO) if counts[s]]
+    parts = [plural(counts[s], str(s), "info" if s == Severity.INFO else None)
+             for s in (Severity.ERROR, Severity.WARNING, Severity.INFO) if counts[s]]
     reasons = [", ".join(parts) if parts else "no findings"]
     failing = len(report.failing_findings())
     if report.fail_on == "never":
@@ -59,7 +70,7 @@ def header_lines(report: Report, code: Callable[[object], str] = str) -> list[st
     data = report.header.get("data")
     lines = [f"model {code(model.get('path'))} (saved by {model.get('saved_by')})"]
     if data:
-        lines.append(f"data {code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
+        lines.append(f"data {code(data['path'])}: {plural(data['samples'], 'sample')}, batch {data['batch_size']}")
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}
