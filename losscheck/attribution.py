@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 
 @dataclass
@@ -99,7 +100,7 @@ def rule_family(family: str) -> Callable[[Evidence], list[Finding]]:
             msg += (f" Frozen BN layers ({_names(ev.families['frozen_batchnorm'])}) stay on moving statistics "
                     "in fit (Keras 3) and are not part of this.")
         if ev.probe_samples is not None:
-            msg += f" Measured on the first {ev.probe_samples} samples."
+            msg += f" Measured on the first {plural(ev.probe_samples, 'sample')}."
         subject = layers[0] if len(layers) == 1 else None
         return [Finding(code, msg, magnitude=delta, subject=subject, between=(key, "evaluate"), advice=advice)]
 
@@ -133,7 +134,7 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
     if ev.probe_samples is not None and ev.base is not None:
         # train_mode is on a subset: compare the effects, not the values
         delta = (fig["fit_epoch"] - fig.get("evaluate_class_weighted", fig["evaluate"])) - (fig["train_mode"] - ev.base)
-        approx = f" (estimated: training-mode passes ran on the first {ev.probe_samples} samples)"
+        approx = f" (estimated: training-mode passes ran on the first {plural(ev.probe_samples, 'sample')})"
     else:
         delta = fig["fit_epoch"] - fig["train_mode"]
         approx = ""
@@ -141,7 +142,7 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
         return []
     random = ev.families.get("dropout") or ev.families.get("noise")
     msg = (f"fit reports {fmt(fig['fit_epoch'])}, the average of losses measured before each of its "
-           f"{ev.fit_steps} updates; at the saved weights the same training-mode loss is {fmt(fig['train_mode'])}: "
+           f"{plural(ev.fit_steps, 'update')}; at the saved weights the same training-mode loss is {fmt(fig['train_mode'])}: "
            f"the weights changed during the epoch, which moves fit's figure by {delta:+.6g}{approx}.")
     if random:
         msg += " With random layers this also includes the different random draws of fit."

@@ -484,3 +484,10 @@ def test_section_tables_registered_by_commands_are_folded_not_cut(monkeypatch):
 
     needed = Counter("".join(report.sections["wide_section"][0]) + "x" * 120)
     assert not needed - Counter(text), "characters lost"  # cells fold across lines, none dropped
+
+
+def test_no_singular_count_with_a_plural_noun_in_any_golden():
+    nouns = "batches|samples|updates|warnings|errors|values|elements|classes|rows|outputs|channels|layers"
+    for path in sorted(GOLDEN.iterdir()):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert not re.search(rf"(?<![\d.])1 ({nouns})\b", text), path.name
