@@ -92,7 +92,10 @@ def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
 
 
 def _class_cell(r: dict[str, Any], key: str, fmt: Any) -> str:
-    return "" if r.get(key) is None else fmt(r[key])
+    """A row's value; n/a where the JSON has null (e.g. precision of a class never predicted)."""
+    if key not in r:
+        return ""
+    return "n/a" if r[key] is None else fmt(r[key])
 
 
 def _class_title(rows: list[dict[str, Any]]) -> str:
