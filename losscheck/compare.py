@@ -12,18 +12,21 @@ from losscheck import __version__
 from losscheck.attribution import Evidence, attribute
 from losscheck.config import Config
 from losscheck.findings import Figure, Finding, Report, filter_findings
-from losscheck.reference import EpochMean, output_batch_loss, prefix_mean
+from losscheck.reference import EpochMean, output_batch_loss
 
 Progress = Callable[[str], None]
 
 DESCRIPTIONS = {
     "fit_epoch": "what model.fit(..., epochs=1, shuffle=False) reports from the saved weights and optimizer "
                  "state (every variable is restored afterwards; the file is never written)",
-    "train_mode": "every layer in training behaviour, saved weights, no update (what a fit step measures first)",
+    "train_mode_class_weighted": "train_mode with --class-weight applied as fit applies it",
+    "train_mode": "every layer in training behaviour, saved weights, no update, no class weight (what a fit step "
+                  "measures first)",
     "train_mode_dropout_only": "only Dropout-family layers in training behaviour",
     "train_mode_batchnorm_only": "only BatchNormalization in training behaviour (batch statistics)",
     "train_mode_noise_only": "only noise/augmentation layers in training behaviour",
-    "evaluate_class_weighted": "evaluate with --class-weight applied as fit applies it",
+    "evaluate_probe_subset": "what model.evaluate(...) reports on the --probe-samples subset (what the "
+                             "training-mode figures are compared with)",
     "evaluate": "what model.evaluate(...) reports (total loss)",
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
@@ -84,12 +87,17 @@ class SampleWeightStats:
                 "normalized": self.normalized.value}
 
 
+#: Figures measured on the --probe-samples subset only.
+SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", "train_mode_dropout_only", "train_mode_batchnorm_only",
+                  "train_mode_noise_only", "evaluate_probe_subset")
+
+
 def _probe_limit(cfg: Config, n: int) -> int | None:
-    """--probe-samples rounded up to whole batches (so the subset evaluate is exact), None for all."""
-    if cfg.probe_samples is None:
+    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
+    smaller), None for all samples."""
+    if cfg.probe_samples is None or cfg.probe_samples >= n:
         return None
-    limit = math.ceil(cfg.probe_samples / cfg.batch_size) * cfg.batch_size
-    return None if limit >= n else limit
+    return cfg.probe_samples
 
 
 def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
@@ -158,17 +166,18 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         progress("training-mode passes")
         family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
                        ("noise", "train_mode_noise_only"))
-        # one compiled pass for all training-mode figures (the variants share their common layers); with
-        # --class-weight it also gives the class-weighted inference loss, which shares the inference trunk
-        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if cw else [])
-        passes = prober.training_passes(variants, cw, limit)
+        # one compiled pass for all training-mode figures (the variants share their common layers); on a
+        # --probe-samples subset it also gives evaluate on that subset, which shares the inference trunk
+        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
+        passes, weighted = prober.training_passes_weighted(variants, cw, limit)
         if cw:
-            figures["evaluate_class_weighted"] = (passes["inference"] if limit is None
-                                                  else prober.inference_loss(class_weight=cw))
+            figures["train_mode_class_weighted"] = weighted[None]
         figures["train_mode"] = passes[None]
         for family, key in family_keys:
             if getattr(fam, family):
                 figures[key] = passes[family]
+        if limit is not None:
+            figures["evaluate_probe_subset"] = passes["inference"]
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
         figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed)
@@ -181,10 +190,6 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             probe_samples=limit,
             fit_steps=math.ceil(data.n / cfg.batch_size),
         )
-        if limit is not None:
-            ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
-            if cw:
-                ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
         from losscheck.checks import CheckContext, data_checks, static_checks
         from losscheck.semantics import semantic_findings
 
@@ -199,49 +204,44 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
         for key, value in figures.items():
             extra = {}
-            if limit is not None and key.startswith("train_mode"):
+            if limit is not None and key in SUBSET_FIGURES:
                 extra["samples"] = limit
             report.figures[key] = Figure(float(value), DESCRIPTIONS.get(key, key), extra)
         report.findings = findings
-        report.sections["decomposition"] = decomposition(ev)
+        report.sections["decomposition"] = finite_rows(ev.decomposition)
         report.sections.update(ctx.sections)
-        report.sections["notes"] = list(loaded.notes) + (
-            [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else [])
+        notes = list(loaded.notes)
+        if inf.manual_unsupported:
+            notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
+        if ev.families.get("frozen_batchnorm"):
+            notes.append(frozen_batchnorm_note(ev.families["frozen_batchnorm"], loaded.info.legacy))
+        report.sections["notes"] = notes
         return report
     finally:
         data.close()
 
 
-def decomposition(ev: Evidence) -> dict[str, float]:
-    """The explicit split of the gaps, for the report (non-finite entries left out: the non-finite
-    finding says where NaN/Inf came from)."""
-    return {k: v for k, v in _decomposition(ev).items() if math.isfinite(v)}
+def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decomposition rows for the report, without any top-level gap (and its rows below) that holds a
+    non-finite value: the non-finite finding says where NaN/Inf came from."""
+    groups: list[list[dict[str, Any]]] = []
+    for row in rows:
+        if row["depth"] == 0:
+            groups.append([])
+        if groups:
+            groups[-1].append(row)
+    return [row for group in groups if all(math.isfinite(r["value"]) for r in group) for row in group]
 
 
-def _decomposition(ev: Evidence) -> dict[str, float]:
-    fig = ev.figures
-    out: dict[str, float] = {}
-    if "fit_epoch" in fig:
-        out["fit_epoch - evaluate"] = fig["fit_epoch"] - fig["evaluate"]
-    if "fit_epoch" in fig and "train_mode" in fig and ev.probe_samples is None:
-        out["fit_epoch - train_mode (weight update)"] = fig["fit_epoch"] - fig["train_mode"]
-    base = ev.base
-    if base is not None and "train_mode" in fig:
-        ref = "evaluate_class_weighted" if ev.class_weight else "evaluate"
-        out[f"train_mode - {ref} (training-mode layers)"] = fig["train_mode"] - base
-        for key, label in (("train_mode_dropout_only", "dropout"), ("train_mode_batchnorm_only", "batchnorm"),
-                           ("train_mode_noise_only", "noise")):
-            if key in fig:
-                out[f"  {label}"] = fig[key] - base
-        if "interaction" in ev.extra:
-            out["  interaction (not attributable to one family)"] = ev.extra["interaction"]
-    if ev.class_weight and "evaluate_class_weighted" in fig:
-        out["class weight"] = fig["evaluate_class_weighted"] - fig["evaluate"]
-    if "manual" in fig:
-        out["evaluate - manual"] = fig["evaluate"] - fig["manual"]
-        out["  regularization"] = fig.get("regularization", 0.0)
-        out["  residual"] = ev.extra.get("manual_residual", fig["evaluate"] - fig["manual"] - fig.get("regularization", 0.0))
-    return out
+def frozen_batchnorm_note(layers: list[str], legacy: bool) -> str:
+    """Why frozen BatchNormalization layers are no cause of a gap (and what tf.keras 2.x did)."""
+    shown = ", ".join(layers[:6]) + (f" and {len(layers) - 6} more" if len(layers) > 6 else "")
+    text = (f"BatchNormalization layers {shown} are frozen (trainable=False): Keras 3 runs them in inference "
+            "mode (moving statistics, never updated) in fit as in evaluate, so they are no cause of a gap here.")
+    if legacy:
+        text += (" tf.keras 2.x, which saved this file, did the same for a frozen BatchNormalization; only "
+                 "TF1-style (tf.compat.v1) BatchNormalization used batch statistics in fit when frozen.")
+    return text
 
 
 def legacy_findings(loaded) -> list[Finding]:

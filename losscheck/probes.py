@@ -495,7 +495,18 @@ class Prober:
     @data_errors
     def training_passes(self, families: list[str | None], class_weight=None,
                         limit: int | None = None) -> dict[str | None, float]:
-        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data.
+        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data;
+        the loss of every variant with `class_weight` applied when it is given."""
+        plain, weighted = self.training_passes_weighted(families, class_weight, limit)
+        return weighted if class_weight else plain
+
+    @data_errors
+    def training_passes_weighted(self, families: list[str | None], class_weight=None, limit: int | None = None
+                                 ) -> tuple[dict[str | None, float], dict[str | None, float]]:
+        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the first
+        `limit` samples (all when None), batched as fit batches them: (unweighted, class-weighted),
+        each {variant: epoch mean}; the class-weighted dict is empty without `class_weight`. Both come
+        from the same forward pass of a variant, so they differ only by the weights.
 
         Each batch runs every variant in one traced step. Layer calls are memoized within the trace
         (same layer, same input tensors, same effective `training`, same forced layers below it), so
@@ -509,6 +520,7 @@ class Prober:
         model = self.model
         variants = list(dict.fromkeys(families))
         forced = {f: [] if f in (None, "inference") else list(getattr(self.families, f)) for f in variants}
+        weighted = bool(class_weight)
         keras.utils.set_random_seed(self.seed)
         seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
                     for sg in getattr(layer, "_seed_generators", None) or []}
@@ -518,7 +530,7 @@ class Prober:
             seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
 
             @tf.function(reduce_retracing=True)
-            def step(x, y, sw):
+            def step(x, y, sw, cw):
                 calls.reset()
                 t_values = [tf.identity(v.value) for v in trainable]
                 n_values = [tf.identity(v.value) for v in non_trainable]
@@ -530,8 +542,11 @@ class Prober:
                     with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
-                    # a reduction="none" loss is a vector: Keras's tracker records its mean (§2.1)
-                    losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                        # a reduction="none" loss is a vector: Keras's tracker records its mean
+                        losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                        if cw is not None:
+                            loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=cw, training=outer)
+                            losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
                     for i, var in seeds:
                         new = scope.get_current_value(var)
                         if new is not None and new is not n_values[i]:
@@ -542,13 +557,17 @@ class Prober:
                         var.assign(advanced[i])
                 return tf.stack(losses)
 
-            means = [EpochMean() for _ in variants]
+            width = 2 if weighted else 1
+            means = [EpochMean() for _ in range(width * len(variants))]
             for start, stop in self.data.batch_bounds(self.batch_size, limit):
-                xs, ys, sw = self._tensors(start, stop, class_weight)
-                values = step(_structure(xs), _structure(ys), sw).numpy()
+                xs, ys, sw = self._tensors(start, stop)
+                cw = self._tensors(start, stop, class_weight)[2] if weighted else None
+                values = step(_structure(xs), _structure(ys), sw, cw).numpy()
                 for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
-        return {f: m.value for f, m in zip(variants, means, strict=True)}
+        plain = {f: means[width * i].value for i, f in enumerate(variants)}
+        cw_means = {f: means[width * i + 1].value for i, f in enumerate(variants)} if weighted else {}
+        return plain, cw_means
 
     @data_errors
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:

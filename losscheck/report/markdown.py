@@ -7,7 +7,7 @@ checked, the figures table, where the gaps come from, the findings with their se
 from __future__ import annotations
 
 from losscheck.findings import Finding, Report
-from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
+from losscheck.report.text import figure_rows, header_lines, magnitude_text, sig, verdict, where
 
 
 def _cell(text: object) -> str:
@@ -24,7 +24,7 @@ def _code(text: object) -> str:
 
 
 def _finding(f: Finding) -> list[str]:
-    mag = "" if f.magnitude is None else f" ({sig(f.magnitude, 4, signed=True)})"
+    mag = "" if f.magnitude is None else f" ({magnitude_text(f)})"
     head = f"- **{f.severity}** {_code(f.code)}{mag}: {f.message.strip()}"
     lines = [head.replace("\n", " ")]
     about = where(f, _code)
@@ -52,9 +52,9 @@ def render_markdown(report: Report) -> str:
     if decomposition:
         lines += ["<details><summary>Where the gaps come from</summary>", "",
                   "| gap | size |", "|---|---:|"]
-        for label, value in decomposition.items():
-            indent = "&nbsp;&nbsp;" * ((len(label) - len(label.lstrip(" "))) // 2)
-            lines.append(f"| {indent}{_cell(label.strip())} | {sig(value, signed=True)} |")
+        for row in decomposition:
+            indent = "&nbsp;&nbsp;" * int(row.get("depth", 0))
+            lines.append(f"| {indent}{_cell(row['label'])} | {sig(row['value'], signed=True)} |")
         lines += ["", "</details>", ""]
     from losscheck.report.sections import MARKDOWN
 

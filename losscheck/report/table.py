@@ -15,7 +15,15 @@ from rich.text import Text
 
 from losscheck.findings import Finding, Report, Severity
 from losscheck.report.layout import Col, FitTable
-from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
+from losscheck.report.text import (
+    decomposition_label,
+    figure_rows,
+    header_lines,
+    magnitude_text,
+    sig,
+    verdict,
+    where,
+)
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -71,7 +79,7 @@ def build_renderables(report: Report) -> list:
     decomposition = report.sections.get("decomposition")
     if decomposition:
         out.append(FitTable("Where the gaps come from", [Col("gap"), Col("size", "right", wrap=False)],
-                            [(label, sig(value, signed=True)) for label, value in decomposition.items()]))
+                            [(decomposition_label(row), sig(row["value"], signed=True)) for row in decomposition]))
     from losscheck.report.sections import TABLE
 
     for key, value in report.sections.items():
@@ -79,7 +87,7 @@ def build_renderables(report: Report) -> list:
             out.append(_never_cut(TABLE[key](value)))
     if report.findings:
         rows = [(Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else ""), item.code,
-                 sig(item.magnitude, 4, signed=True), finding_body(item)) for item in report.findings]
+                 magnitude_text(item), finding_body(item)) for item in report.findings]
         out.append(FitTable("Findings", [Col("severity", wrap=False), Col("code", wrap=False),
                                          Col("size", "right", wrap=False), Col("what happened, and what to do", comfort=32)],
                             rows, key=0, expand=True, lines=True, heavy=True))

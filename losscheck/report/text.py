@@ -24,6 +24,28 @@ def plural(count: object, word: str, many: str | None = None) -> str:
     return f"{count} {many}"
 
 
+def magnitude_text(finding: Finding, digits: int = 4) -> str:
+    """A finding's size with its unit: a gap signed (+0.1912), a ratio x1.003, a count '3 values', a
+    floor 'floor 0.3251'; '' without a magnitude."""
+    value, kind = finding.magnitude, finding.magnitude_kind
+    if value is None:
+        return ""
+    if kind == "ratio":
+        return f"x{value:.{digits}g}"
+    if kind == "count":
+        n = int(round(value))
+        unit = finding.unit or "value"
+        return plural(n, unit)
+    if kind == "floor":
+        return f"floor {value:.{digits}g}"
+    return sig(value, digits, signed=True)
+
+
+def decomposition_label(row: dict) -> str:
+    """A gap row's text, indented two spaces per level."""
+    return "  " * int(row.get("depth", 0)) + str(row["label"])
+
+
 def percent(value: float) -> str:
     """A relative size as a percentage with 3 significant digits (0.1234 -> '12.3%')."""
     return f"{value * 100:.3g}%"
@@ -50,16 +72,21 @@ def verdict(report: Report) -> str:
 
 
 def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """(name, value, difference, description) per figure. A figure measured on the --probe-samples
+    subset is compared with evaluate on that subset (evaluate_probe_subset), and says so."""
     ev = report.figures.get("evaluate")
+    subset = report.figures.get("evaluate_probe_subset")
     rows = []
     for name, fig in report.ordered_figures():
-        if ev is None or name in ("evaluate", "regularization"):
+        ref = subset if subset is not None and "samples" in fig.extra and name != "evaluate_probe_subset" else ev
+        if ref is None or name in ("evaluate", "regularization"):
             diff = ""
         else:
-            diff = sig(fig.value - ev.value, signed=True)
+            diff = sig(fig.value - ref.value, signed=True)
         desc = fig.description
         if "samples" in fig.extra:
-            desc += f" (first {fig.extra['samples']} samples)"
+            desc += f" (first {fig.extra['samples']} samples" + (
+                "; vs evaluate_probe_subset)" if ref is subset and ref is not None else ")")
         rows.append((name, sig(fig.value), diff, desc))
     return rows
 
