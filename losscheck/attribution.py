@@ -6,6 +6,9 @@ of two figures shown in the report, or the remainder, so the rows add up to thei
                        + (train_mode_class_weighted - train_mode)       class weight (only with --class-weight)
                        + (train_mode - base)                             training-mode layers
   train_mode - base    = sum over families (train_mode_<family>_only - base) + interaction (the rest)
+      families: dropout, batchnorm, noise, custom; interaction > rtol with >= 2 families => interaction,
+      with fewer => unexplained
+  evaluate - evaluate_float32                                            mixed precision (low-precision models)
   evaluate - manual    = regularization + residual                       residual > rtol => unexplained
 base is `evaluate`, or `evaluate_probe_subset` when the training-mode figures ran on the first
 --probe-samples samples; then the weight update is the remainder (an estimate) and has no figure pair.
@@ -24,7 +27,7 @@ from losscheck.findings import Finding
 from losscheck.report.text import plural
 
 FAMILY_FIGURES = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                  ("noise", "train_mode_noise_only"))
+                  ("noise", "train_mode_noise_only"), ("custom", "train_mode_custom_only"))
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Evidence:
 
     figures: dict[str, float]
     rtol: float = 1e-4
-    families: dict[str, list[str]] = field(default_factory=dict)  # dropout, batchnorm, frozen_batchnorm, noise
+    families: dict[str, list[str]] = field(default_factory=dict)  # dropout, batchnorm, frozen_batchnorm, noise, custom
     regularized_layers: list[str] = field(default_factory=list)
     class_weight: dict[int, float] | None = None
     sample_weight: dict[str, float] | None = None  # {"unweighted": .., "normalized": .., "weighted": ..}
@@ -118,6 +121,8 @@ def decompose(ev: Evidence) -> list[dict[str, Any]]:
             rest = total - sum((fig[key] - base for _, key in families), 0.0)
             rows.append(_row("interaction", "interaction (not attributable to one family)" if len(families) > 1
                              else "other layers with a training behaviour", rest, layer_depth + 1, parent))
+    if "evaluate_float32" in fig and "evaluate" in fig:
+        rows.append(_diff(fig, "evaluate", "evaluate_float32", "mixed precision", "mixed precision", 0, None))
     if "manual" in fig and "evaluate" in fig:
         gap = fig["evaluate"] - fig["manual"]
         reg = fig.get("regularization", 0.0)
@@ -156,7 +161,40 @@ FAMILY_TEXT = {
         "Layers with a training-only behaviour ({layers}) change the training-mode loss by {delta}",
         "These layers (noise, augmentation) are active only in fit; evaluate sees the clean model.",
     ),
+    "custom": (
+        "noise-layer",
+        "Layers whose call() takes `training` ({layers}) behave differently in training: with only them in "
+        "training mode the loss differs from evaluate's by {delta}",
+        "Such a layer (e.g. a sampling layer that draws in training and returns the mean otherwise) runs its "
+        "training branch only in fit; evaluate and predict see its inference branch.",
+    ),
 }
+FAMILIES = tuple(FAMILY_TEXT)
+FAMILY_LABEL = {"dropout": "Dropout", "batchnorm": "BatchNormalization", "noise": "noise/augmentation",
+                "custom": "custom training-mode layers"}
+
+
+def _spread(ev: Evidence, key: str) -> float | None:
+    return (ev.extra.get("uncertainty") or {}).get(key)
+
+
+def _pm(u: float | None) -> str:
+    return "" if u is None else f" (± {u:.2g}, std over 3 random draws)"
+
+
+def _overridden_note(ev: Evidence, layers: list[str]) -> str:
+    """Why layers inside a nested model called with training=False still train in fit."""
+    over: dict[str, str] = ev.extra.get("overridden") or {}
+    mine = [name for name in layers if name in over]
+    if not mine:
+        return ""
+    bases = sorted({over[name] for name in mine})
+    which = ", ".join(repr(b) for b in bases)
+    return (f" {_names(mine)} sit{'s' if len(mine) == 1 else ''} in nested model{'s' if len(bases) > 1 else ''} "
+            f"{which}, called with training=False in the saved graph: Keras 3 ignores that flag when fit calls the "
+            "model with training=True (tf.keras 2 honoured it), so in fit they run in training mode.")
+
+
 
 
 def _subset(ev: Evidence) -> str:
@@ -174,10 +212,18 @@ def rule_family(family: str) -> Callable[[Evidence], list[Finding]]:
         if not ev.moves(delta):
             return []
         code, text, advice = FAMILY_TEXT[family]
+        u = _spread(ev, key)
         msg = text.format(layers=_names(layers), delta=f"{delta:+.6g}") + (
-            f" ({key} {fmt(ev.figures[key])} - {base} {fmt(ev.figures[base])}).") + _subset(ev)
+            f" ({key} {fmt(ev.figures[key])} - {base} {fmt(ev.figures[base])}){_pm(u)}.")
+        note = _overridden_note(ev, layers)
+        msg += note + _subset(ev)
+        if note and family == "batchnorm":
+            advice = ("To keep these BN layers on their moving statistics in fit, freeze them (trainable=False on "
+                      "the BN layers or the nested model): Keras 3 keeps frozen BN in inference mode, while "
+                      "base(x, training=False) alone no longer does. " + advice)
         subject = layers[0] if len(layers) == 1 else None
-        return [Finding(code, msg, magnitude=delta, subject=subject, between=(key, base), advice=advice)]
+        return [Finding(code, msg, magnitude=delta, subject=subject, between=(key, base), advice=advice,
+                        uncertainty=u)]
 
     return rule
 
@@ -188,17 +234,55 @@ def rule_interaction(ev: Evidence) -> list[Finding]:
     if total is None:
         return []
     residual = row["value"] if row is not None else total["value"]
-    present = sum(1 for f in ("dropout", "batchnorm", "noise") if ev.families.get(f))
-    if present >= 2 or not ev.moves(residual):
+    present = [f for f in FAMILIES if ev.families.get(f)]
+    if not ev.moves(residual):
         return []
+    if len(present) >= 2 and row is not None:
+        u = _spread(ev, "interaction")
+        parts = {r["name"]: r["value"] for r in ev.decomposition if r["parent"] == "training-mode layers"}
+        separately = ", ".join(f"{FAMILY_LABEL[f]} {parts[f]:+.6g}" for f in present if f in parts)
+        together = sum(parts.get(f, 0.0) for f in present)
+        msg = (f"All training-mode layers together change the loss by {total['value']:+.6g} (train_mode - "
+               f"{ev.base_name}), but one family at a time by {together:+.6g} ({separately}): {residual:+.6g}"
+               f"{_pm(u)} appears only when they are in training mode together.")
+        if "batchnorm" in present:
+            others = [FAMILY_LABEL[f] for f in present if f != "batchnorm"]
+            msg += (f" With BatchNormalization on batch statistics, what {' and '.join(others)} do to the "
+                    "activations also changes the statistics BN normalizes with, so the effects do not add up.")
+        return [Finding("interaction", msg + _subset(ev), magnitude=residual, uncertainty=u,
+                        advice="Read each family's size as its effect with the others in inference mode; the "
+                               "training-mode gap is their sum plus this interaction.")]
     return [Finding("unexplained",
                     f"Training-mode loss differs from {ev.base_name} by {total['value']:+.6g}, of which "
-                    f"{residual:+.6g} is not caused by any Dropout, BatchNormalization or noise layer losscheck "
-                    "knows." + _subset(ev),
+                    f"{residual:+.6g} is not caused by any Dropout, BatchNormalization, noise or other layer whose "
+                    "call() takes `training`." + _subset(ev),
                     magnitude=residual,
                     between=None if row is not None else tuple(total["between"]),
-                    advice="A custom layer probably behaves differently when training=True; check layers whose "
-                           "call() takes a `training` argument.")]
+                    advice="A layer changes its behaviour in training without a `training` argument (e.g. it reads "
+                           "a global flag); please report this with the model.")]
+
+
+def rule_mixed_precision(ev: Evidence) -> list[Finding]:
+    fig = ev.figures
+    if "evaluate_float32" not in fig or "evaluate" not in fig:
+        return []
+    delta = fig["evaluate"] - fig["evaluate_float32"]
+    if not ev.moves(delta):
+        return []
+    facts = ev.extra.get("low_precision") or {}
+    policies = ", ".join(facts.get("policies") or ["float16/bfloat16"])
+    layers = facts.get("layers") or []
+    outs = facts.get("output_layers") or []
+    where = f" including the output layer{'s' if len(outs) > 1 else ''} {_names(outs)}" if outs else ""
+    rel = abs(delta) / ev.scale
+    msg = (f"The model computes in {policies} ({len(layers)} layer{'s' if len(layers) != 1 else ''}{where}): "
+           f"evaluate gives {fmt(fig['evaluate'])}, an in-memory copy with float32 dtype policies and the same "
+           f"weights gives {fmt(fig['evaluate_float32'])} ({delta:+.6g}, {rel:.2%}). Keras computes the loss in "
+           "float32, but on the low-precision outputs.")
+    advice = ("Give the output layer (at least its final activation) dtype='float32', as the Keras mixed-precision "
+              "guide advises, so the loss sees float32 outputs; what remains is the precision of the model itself.")
+    return [Finding("mixed-precision", msg, magnitude=delta, subject=outs[0] if len(outs) == 1 else None,
+                    between=("evaluate", "evaluate_float32"), advice=advice)]
 
 
 def rule_weight_update(ev: Evidence) -> list[Finding]:
@@ -208,7 +292,7 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
         return []
     delta = row["value"]
     ref = ev.fit_reference
-    random = ev.families.get("dropout") or ev.families.get("noise")
+    random = ev.families.get("dropout") or ev.families.get("noise") or ev.families.get("custom")
     if row["between"]:
         msg = (f"fit reports {fmt(fig['fit_epoch'])} (fit_epoch), the average of losses measured before each of "
                f"its {plural(ev.fit_steps, 'update')}; at the saved weights the same training-mode loss is {fmt(fig[ref])} "
@@ -251,12 +335,27 @@ def rule_sample_weight(ev: Evidence) -> list[Finding]:
     delta = sw["weighted"] - sw["unweighted"]
     if not ev.moves(delta):
         return []
+    masked = bool(sw.get("masked"))
+    if sw.get("per_element"):
+        what = ("sample_weight holds one weight per loss element (e.g. per pixel): it multiplies each element's "
+                "loss and Keras divides by the number of " + ("unmasked " if masked else "")
+                + "loss elements (pixels or positions, not samples), not by the sum of weights")
+        numpy = "sum(w*l)/(number of " + ("unmasked " if masked else "") + "elements)"
+    elif masked:
+        what = ("sample_weight multiplies each sample's loss elements and Keras divides by the number of unmasked "
+                "elements, not by the sum of their weights")
+        numpy = "sum(w*l*m)/sum(m)"
+    else:
+        what = ("sample_weight multiplies each sample's loss and Keras divides by the number of samples, not by "
+                "the sum of weights")
+        numpy = "sum(w*l)/N"
+    over = " over the unmasked elements" if masked else ""
     return [Finding("sample-weight",
-                    f"sample_weight multiplies each sample's loss and Keras divides by the number of samples, not by "
-                    f"the sum of weights: the data loss is {fmt(sw['weighted'])}, unweighted it would be "
-                    f"{fmt(sw['unweighted'])} ({delta:+.6g}), normalized by the weights {fmt(sw['normalized'])}.",
+                    f"{what}: the data loss is {fmt(sw['weighted'])}, unweighted it would be "
+                    f"{fmt(sw['unweighted'])} ({delta:+.6g}), normalized by the weights (sum(w*l)/sum(w){over}, per batch) "
+                    f"{fmt(sw['normalized'])}.",
                     magnitude=delta,
-                    advice="To reproduce Keras in numpy use sum(w*l)/N per batch; use reduction="
+                    advice=f"To reproduce Keras in numpy use {numpy} per batch; use reduction="
                            "'mean_with_sample_weight' if you want sum(w*l)/sum(w).")]
 
 
@@ -294,7 +393,9 @@ RULES: list[Callable[[Evidence], list[Finding]]] = [
     rule_family("dropout"),
     rule_family("batchnorm"),
     rule_family("noise"),
+    rule_family("custom"),
     rule_interaction,
+    rule_mixed_precision,
     rule_class_weight,
     rule_regularization,
     rule_sample_weight,

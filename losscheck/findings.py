@@ -36,6 +36,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "GaussianNoise / GaussianDropout / AlphaDropout or another layer with a `training` behaviour",
     ),
+    "interaction": (
+        Severity.INFO,
+        "training-mode layer families move the loss together by more than the sum of their separate effects",
+    ),
     "regularization": (
         Severity.INFO,
         "penalties (`model.losses`) are part of Keras's total but not of a numpy recomputation",
@@ -85,6 +89,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "dropout": "gap",
     "batchnorm-batch-stats": "gap",
     "noise-layer": "gap",
+    "interaction": "gap",
     "regularization": "gap",
     "class-weight": "gap",
     "sample-weight": "gap",
@@ -121,6 +126,7 @@ class Finding:
     advice: str = ""
     severity: Severity | None = None
     unit: str | None = None
+    uncertainty: float | None = None  # spread (std) of the magnitude over random draws, when measured
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -134,7 +140,7 @@ class Finding:
         return None if self.magnitude is None else MAGNITUDE_KINDS.get(self.code)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "code": self.code,
             "severity": str(self.severity),
             "message": self.message,
@@ -144,6 +150,9 @@ class Finding:
             "between": list(self.between) if self.between else None,
             "advice": self.advice,
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty
+        return out
 
 
 @dataclass
@@ -166,8 +175,10 @@ FIGURE_ORDER = (
     "train_mode_dropout_only",
     "train_mode_batchnorm_only",
     "train_mode_noise_only",
+    "train_mode_custom_only",
     "evaluate_probe_subset",
     "evaluate",
+    "evaluate_float32",
     "manual",
     "regularization",
 )

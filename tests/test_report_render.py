@@ -432,7 +432,7 @@ def test_markdown_tables_are_well_formed():
         cells = {len(re.split(r"(?<!\\)\|", r)) for r in rows}
         assert len(cells) == 1, block  # every row has the same number of (unescaped) cells
     assert "\\|" in md  # the pipe in a finding message is escaped...
-    assert "[bold]not markup[/bold]" in md  # ...and nothing else is lost
+    assert "\\[bold\\]not markup\\[/bold\\]" in md  # ...brackets escaped (no link syntax), nothing lost
     assert "- **error** `unexplained`" in md and "- **warning** `batchnorm-batch-stats`" in md
 
 

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import hashlib
 import importlib.util
-import io
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
+from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
@@ -143,7 +143,7 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
     newer = newer_keras_error(info, error)
     if newer is not None:
         raise newer from error
-    raise _load_error(path, error, custom_objects_file) from error
+    raise _load_error(path, error, custom_objects_file, legacy=info.legacy) from error
 
 
 def _version(text: object) -> tuple[int, ...]:
@@ -185,7 +185,7 @@ def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objec
         raise ModelFileError(info.path, f"Keras 3 cannot rebuild this tf.keras model: {why}",
                              "rebuild the model in Keras 3 and load the weights into it") from exc
     except Exception as err:
-        raise _load_error(info.path, err, custom_objects_file) from err
+        raise _load_error(info.path, err, custom_objects_file, legacy=info.legacy) from err
     note = ("the tf.keras model config was adapted for Keras 3 in memory, without changing what it computes: "
             f"{'; '.join(dropped)}")
     if note not in info.load_notes:
@@ -229,7 +229,8 @@ def missing_object_error(path: Path, what: str, custom_objects_file: Path | None
     return ModelFileError(path, f"{where}uses the custom object {what!r}, which is not available", hint)
 
 
-def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = None) -> ModelFileError:
+def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = None,
+                legacy: bool = False) -> ModelFileError:
     if isinstance(exc, LosscheckError):
         return exc  # type: ignore[return-value]
     text = str(exc)
@@ -249,6 +250,10 @@ def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = N
     if isinstance(exc, OSError) or "unable to" in low or "synchronously" in low or "truncated" in low:
         return ModelFileError(path, f"the model's weights cannot be read: the file is damaged ({type(exc).__name__}: "
                               f"{first[:200]})", "re-save the model with model.save('model.keras')")
+    if legacy:  # a well-formed tf.keras file that Keras 3 cannot rebuild: not a saving mistake
+        return ModelFileError(path, f"Keras 3 cannot rebuild this tf.keras 2.x model ({type(exc).__name__}: "
+                              f"{first[:300]})", "rebuild the architecture in Keras 3 code and load the file's "
+                              "weights into it with model.load_weights(FILE)")
     return ModelFileError(path, f"Keras could not load the model ({type(exc).__name__}: {first[:300]})",
                           "check that it was saved with model.save() by Keras 3 or tf.keras 2.x")
 
@@ -338,12 +343,12 @@ def _optimizer_values(info: ModelFileInfo) -> list[Any] | None:
     import numpy as np
 
     try:
+        # read_model_file_info walked these files first: no links, external storage or virtual datasets
         if info.format == "keras":
             with zipfile.ZipFile(info.path, "r") as zf:
                 if "model.weights.h5" not in zf.namelist():
                     return None
-                data = zf.read("model.weights.h5")
-            with h5py.File(io.BytesIO(data), "r") as f:
+            with open_member_h5(info.path, "model.weights.h5") as f:
                 if "optimizer/vars" not in f:
                     return None
                 group = f["optimizer/vars"]

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from losscheck.report.layout import Col, FitTable
 from losscheck.report.text import plural, sig
+from losscheck.text_safety import prose_for_markdown as _md
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 BAR_WIDTH = 24
@@ -157,7 +158,8 @@ def markdown_per_class(rows: list[dict[str, Any]]) -> str:
              "| " + " | ".join(heads) + " | share of loss |",
              "|" + "|".join("---" if k in ("output", "class", "kind") else "---:" for k, _, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(_class_cell(r, k, fmt) for k, _, fmt in cols) + f" | {_md_bar(r.get('share'))} |")
+        lines.append("| " + " | ".join(_md(_class_cell(r, k, fmt)) for k, _, fmt in cols)
+                     + f" | {_md_bar(r.get('share'))} |")
     legend = _class_legend(cols)
     if legend:
         lines += ["", legend]
@@ -192,7 +194,7 @@ def markdown_per_output(rows: list[dict[str, Any]]) -> str:
     lines = ["**Loss per output**", "", "| " + " | ".join(n for n, _ in cols) + " | share of total |",
              "|" + "|".join("---" if n == "output" else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
+        lines.append("| " + " | ".join(_md(fn(r)) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -211,7 +213,8 @@ def markdown_regularization(reg: dict[str, Any]) -> str:
     if reg.get("layers"):
         lines += ["", "| layer | kind | penalty | share |", "|---|---|---:|---:|"]
         for r in reg["layers"]:
-            lines.append(f"| {r.get('layer') or '-'} | {r['kind']} | {sig(r['penalty'])} | {_pct(r.get('share'))} |")
+            lines.append(f"| {_md(r.get('layer') or '-')} | {_md(r['kind'])} | {sig(r['penalty'])} | "
+                         f"{_pct(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -228,8 +231,8 @@ def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
     lines = [f"**The {plural(len(rows), 'worst sample', 'worst samples')}**", "", "| rank | index | loss | target | prediction |",
              "|---:|---:|---:|---|---|"]
     for i, r in enumerate(rows, 1):
-        tgt = str(r.get("target", "")).replace("|", "\\|")
-        pred = str(r.get("prediction", "")).replace("|", "\\|")
+        tgt = _md(r.get("target", ""))
+        pred = _md(r.get("prediction", ""))
         lines.append(f"| {i} | {r['index']} | {_num(r['loss'], 5)} | {tgt} | {pred} |")
     return "\n".join(lines)
 
@@ -283,7 +286,7 @@ def table_identity(text: str) -> Text:
 
 
 def markdown_identity(text: str) -> str:
-    return "How the rows add up: " + text.replace("\n", "; ")
+    return "How the rows add up: " + _md(text.replace("\n", "; "))
 
 
 TABLE_RENDERERS = {

@@ -91,18 +91,20 @@ def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def header_lines(report: Report, code: Callable[[object], str] = str) -> list[str]:
-    """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths."""
+def header_lines(report: Report, code: Callable[[object], str] = str,
+                 text: Callable[[object], str] = str) -> list[str]:
+    """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths,
+    `text` escapes the rest of what came from the files (see losscheck/text_safety.py)."""
     model = report.header.get("model", {})
     data = report.header.get("data")
-    lines = [f"model {code(model.get('path'))} (saved by {model.get('saved_by')})"]
+    lines = [f"model {code(model.get('path'))} (saved by {text(model.get('saved_by'))})"]
     if data:
         lines.append(f"data {code(data['path'])}: {plural(data['samples'], 'sample')}, batch {data['batch_size']}")
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}
         lines.append("loss: " + "; ".join(
-            f"{o}: {spec}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
+            f"{text(o)}: {text(spec)}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
             for o, spec in losses.items()))
     return lines
 
