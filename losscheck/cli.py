@@ -106,8 +106,30 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         loss=kw["loss"], class_weight=_class_weight(kw.get("class_weight")), unsafe=kw["unsafe"], seed=kw["seed"],
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
-        progress=_stderr_tty(),
+        progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
     )
+
+
+def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
+    """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
+    PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
+    function called at load time. None for a data file."""
+    from losscheck.loading.sources import function_data, is_function_spec, tfrecord_data
+
+    if data is None:
+        return None
+    if parse is not None:
+        if not is_function_spec(parse):
+            raise UsageError(f"--parse {parse!r}: expected FILE.py:FUNCTION (a function mapping one serialized "
+                             "example to (x, y) or (x, y, sample_weight))")
+        factory = functools.partial(tfrecord_data, data, parse, batch_size)
+    elif is_function_spec(str(data)):
+        factory = functools.partial(function_data, str(data))
+    else:
+        return None
+    from losscheck.api import _Inputs
+
+    return _Inputs(None, factory, None, None, None, {}, True)
 
 
 def _stdout_tty() -> bool:
@@ -335,11 +357,18 @@ def main() -> None:
     """
 
 
+PARSE_OPTION = click.option(
+    "--parse", metavar="FILE.py:FUNC",
+    help="DATA is a folder of TFRecord files: FUNC maps one serialized example to (x, y) or (x, y, sample_weight); "
+         "batched by --batch-size, in file order.")
+
+
 @main.command(short_help="Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @common_options
 @fit_options
+@PARSE_OPTION
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
@@ -357,6 +386,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
 @click.option("--per-sample", "mode", flag_value="per_sample", help="The worst samples and the distribution.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows for --per-sample.")
 @common_options
+@PARSE_OPTION
 @guarded
 def breakdown(model: Path, data: Path, mode: str | None, top: int, progress: Callable[[str], None], **kw: Any):
     """Where the loss comes from: per class, per output or per sample, adding back up to evaluate."""

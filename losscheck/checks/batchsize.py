@@ -53,6 +53,8 @@ def measure(ctx) -> BatchSizeProbe | None:
     from losscheck.probes import Prober
     from losscheck.reference import prefix_mean
 
+    if getattr(ctx.data, "pipeline", False):  # a pipeline has one batching: its own
+        return None
     inf = ctx.inference
     n = ctx.data.n
     b1 = ctx.config.batch_size

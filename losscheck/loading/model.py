@@ -385,12 +385,14 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
         return False
 
 
-def load_model(path: Path, *, custom_objects_file: Path | None = None, loss: str | None = None,
-               unsafe: bool = False) -> LoadedModel:
-    """Load and compile. Raises ModelFileError/UsageError with one-line messages."""
+def load_model(path: Path, *, custom_objects_file: Path | None = None, loss: Any = None,
+               unsafe: bool = False, custom_objects: dict[str, Any] | None = None) -> LoadedModel:
+    """Load and compile. `loss`: --loss's SPEC, or (Python API) a Keras loss object or function;
+    `custom_objects`: objects given in memory, besides those of `custom_objects_file`. Raises
+    ModelFileError/UsageError with one-line messages."""
     info = read_model_file_info(Path(path))
-    custom_objects = import_custom_objects(custom_objects_file)
-    loss_arg = _loss_override(loss, custom_objects) if loss else None
+    custom_objects = {**import_custom_objects(custom_objects_file), **(custom_objects or {})}
+    loss_arg = (_loss_override(loss, custom_objects) if isinstance(loss, str) else loss) if loss is not None else None
     if loss_arg is None and info.compile_config_problem:
         raise ModelFileError(info.path, info.compile_config_problem,
                              "pass the loss you train with, e.g. --loss mse, to use the model anyway")
