@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rich import box
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
+
+from losscheck.report.layout import Col, FitTable
 
 
 def _num(v: Any, signed: bool = False) -> str:
@@ -34,41 +34,32 @@ def validation_table(value: dict[str, Any]):
     parts: list[Any] = []
     rows = _decomposition_rows(value)
     if rows:
-        t = Table(title="Training vs validation: fit_epoch - evaluate_val", box=box.SIMPLE, title_justify="left")
-        t.add_column("cause", overflow="fold")
-        t.add_column("size", justify="right", overflow="fold")
-        for row in rows:
-            t.add_row(*row)
-        parts.append(t)
+        parts.append(FitTable("Training vs validation: fit_epoch - evaluate_val",
+                              [Col("cause"), Col("size", "right", wrap=False)], rows))
     classes = _class_rows(value)
     if classes:
-        c = Table(title="Generalization gap per class (contribution on training minus on validation data)",
-                  box=box.SIMPLE, title_justify="left")
-        for name in ("class", "loss (train)", "loss (val)", "gap"):
-            c.add_column(name, justify="left" if name == "class" else "right", overflow="fold")
-        for row in classes:
-            c.add_row(*row)
-        parts.append(c)
+        parts.append(FitTable("Generalization gap per class (contribution on the training minus on the validation "
+                              "data)", [Col("class", wrap=False), Col("loss (train)", "right", wrap=False),
+                                        Col("loss (val)", "right", wrap=False), Col("gap", "right", wrap=False)],
+                              classes))
     return Group(*parts) if parts else Text("")
 
 
 def history_table(value: dict[str, Any]):
-    t = Table(title=f"Logged history ({value.get('format')}: {value.get('path')}); matched epoch: "
-                    f"{value.get('matched_epoch') if value.get('matched_epoch') is not None else 'none'}",
-              box=box.SIMPLE, title_justify="left")
-    t.add_column("epoch", justify="right")
-    t.add_column("loss", justify="right")
-    t.add_column("val_loss", justify="right")
-    t.add_column("", overflow="fold")
+    matched = value.get("matched_epoch")
     val = value.get("val_loss")
+    rows = []
     for i, epoch in enumerate(value.get("epochs") or []):
         mark = []
-        if epoch == value.get("matched_epoch"):
+        if epoch == matched:
             mark.append("← the model's weights")
         if epoch == value.get("best_epoch"):
             mark.append("lowest val_loss")
-        t.add_row(str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(mark))
-    return t
+        rows.append((str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(mark)))
+    return FitTable(f"Logged history ({value.get('format')}: {value.get('path')}); matched epoch: "
+                    f"{matched if matched is not None else 'none'}",
+                    [Col("epoch", "right", wrap=False), Col("loss", "right", wrap=False),
+                     Col("val_loss", "right", wrap=False), Col("")], rows)
 
 
 def validation_markdown(value: dict[str, Any]) -> str:
