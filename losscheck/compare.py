@@ -141,8 +141,16 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
 
+        from losscheck.metrics.observe import MetricsObserver
+        from losscheck.metrics.targets import TargetsObserver
+
+        metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)])
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs],
+                                    metrics=True)
+        if inf.metrics_error:
+            loaded.notes.append(inf.metrics_error + "; they are left out")
+            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual
@@ -194,6 +202,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         findings += static_checks(loaded)
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
+        from losscheck.metrics.findings import metric_findings
+
+        findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
+        findings += targets_obs.findings()
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -205,6 +217,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.findings = findings
         report.sections["decomposition"] = decomposition(ev)
         report.sections.update(ctx.sections)
+        metrics_section = metrics_obs.section(inf.metrics)
+        if metrics_section:
+            report.sections["metrics"] = metrics_section
         report.sections["notes"] = list(loaded.notes) + (
             [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else [])
         return report

@@ -74,6 +74,26 @@ CODES: dict[str, tuple[Severity, str]] = {
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
     "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
+    "metric-vs-loss": (
+        Severity.INFO,
+        "a metric with the loss's name differs from the loss (penalties, sample weights, loss weights, masks)",
+    ),
+    "metric-batch-mean": (
+        Severity.INFO,
+        "a metric function returns one value per batch: Keras averages batch values, not the dataset value",
+    ),
+    "metric-threshold": (
+        Severity.WARNING,
+        "an accuracy/precision-type metric thresholds logits (or values outside [0, 1]) as probabilities",
+    ),
+    "target-shape": (
+        Severity.INFO,
+        "targets Keras reshapes or broadcasts: (n,) vs (n, 1) in numpy, class indices vs one-hot outputs",
+    ),
+    "target-range": (
+        Severity.WARNING,
+        "targets outside the loss's domain ([0, 1], non-negative, rows summing to 1)",
+    ),
 }
 
 
