@@ -32,6 +32,11 @@ def _from_keras2(raw: dict, custom_objects: dict[str, Any]) -> Any:
     if name == "MeanMetricWrapper" and isinstance(cfg.get("fn"), str):
         fn_name = cfg["fn"]
         fn = custom_objects.get(fn_name) or keras.metrics.get(_KERAS2_ALIASES.get(fn_name, fn_name))
+        if isinstance(fn, type):
+            fn = fn()
+        if isinstance(fn, keras.metrics.Metric):  # Keras 3 maps a built-in function name to a Metric
+            fn.name = cfg.get("name") or fn_name
+            return fn
         return keras.metrics.MeanMetricWrapper(fn, name=cfg.get("name") or fn_name)
     if not isinstance(cls, type):
         raise LookupError(raw["class_name"])
