@@ -140,7 +140,6 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
-
         from losscheck.metrics.observe import MetricsObserver
         from losscheck.metrics.targets import TargetsObserver
 

@@ -217,7 +217,10 @@ def test_target_range(tmp_path, case):
 
 def test_healthy_fixtures_get_none_of_the_new_codes():
     try:
-        from test_compare_keras import SCENARIOS, compare_json  # the module pytest imported: its cache is shared
+        from test_compare_keras import (  # the module pytest imported: its cache is shared
+            SCENARIOS,
+            compare_json,
+        )
     except ImportError:  # pragma: no cover
         from tests.test_compare_keras import SCENARIOS, compare_json
     for name in sorted(SCENARIOS):

@@ -104,8 +104,8 @@ def _threshold(obs: MetricsObserver, track, kv: float, rtol: float) -> Finding |
     e = track.entry
     lo, hi = obs.ranges.get(e.output, (0.0, 1.0))
     act = obs.activations.get(e.output)
-    if act in ("sigmoid", "softmax") or (lo >= 0.0 and hi <= 1.0):
-        return None
+    if act in ("sigmoid", "softmax") or (lo >= 0.0 and hi <= 1.0) or not obs.binary_targets.get(e.output, False):
+        return None  # probabilities already, or not a classification output (regression targets)
     alt = track.alt.result()
     if not isinstance(alt, (int, float)):
         return None

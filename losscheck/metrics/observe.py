@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from losscheck.metrics.compiled import CompiledMetric, compiled_metrics
-from losscheck.reference.metrics import THRESHOLD_KINDS, MetricSpec, accumulator, confusion_counts, metric_values
+from losscheck.reference.metrics import (
+    THRESHOLD_KINDS,
+    MetricSpec,
+    accumulator,
+    confusion_counts,
+    metric_values,
+)
 
 #: largest y + prediction bytes kept per output to compute a per-batch metric on the whole dataset
 KEEP_BYTES = 256 * 1024 * 1024
@@ -57,6 +63,7 @@ class MetricsObserver:
         self.tracks: list[MetricTrack] | None = None
         self.ranges: dict[str, list[float]] = {}
         self.masked: set[str] = set()
+        self.binary_targets: dict[str, bool] = {}  # every target is 0 or 1 (a classification output)
         self.activations = _activations(loaded)
 
     def _start(self) -> list[MetricTrack]:
@@ -76,6 +83,9 @@ class MetricsObserver:
         for i, o in enumerate(self.outputs):
             if i < len(b.masks) and b.masks[i] is not None:
                 self.masked.add(o)
+            if self.binary_targets.get(o, True):
+                y = np.asarray(b.y[i])
+                self.binary_targets[o] = bool(np.all((y == 0) | (y == 1)))
             p = b.outputs[i]
             if p is not None and np.size(p) and np.issubdtype(np.asarray(p).dtype, np.floating):
                 with np.errstate(all="ignore"):
