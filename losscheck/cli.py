@@ -20,6 +20,7 @@ from losscheck import __version__
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
 from losscheck.findings import CODES
+from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -59,7 +60,11 @@ def common_options(f: Callable) -> Callable:
                      help="Python file whose public functions/classes (or `custom_objects` dict) are needed to load."),
         click.option("--loss", "loss", metavar="SPEC",
                      help="Loss to use when the file has none, or to override it: a Keras loss name or FILE.py:NAME."),
-        click.option("--unsafe", is_flag=True, help="Allow deserializing Lambda layers (runs Python bytecode)."),
+        click.option("--unsafe", is_flag=True,
+                     help="Turn off Keras's safe mode as a whole (only for files you trust): Lambda layers' Python "
+                          "bytecode is deserialized and run, and whatever else safe mode blocks is allowed (e.g. a "
+                          "StringLookup vocabulary file named in the model's config is read, a TFSMLayer loads a "
+                          "SavedModel from disk)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random effect."),
         click.option("--rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True,
                      help="Relative tolerance under which two figures count as equal."),
@@ -101,8 +106,30 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         loss=kw["loss"], class_weight=_class_weight(kw.get("class_weight")), unsafe=kw["unsafe"], seed=kw["seed"],
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
-        progress=_stderr_tty(),
+        progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
     )
+
+
+def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
+    """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
+    PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
+    function called at load time. None for a data file."""
+    from losscheck.loading.sources import function_data, is_function_spec, tfrecord_data
+
+    if data is None:
+        return None
+    if parse is not None:
+        if not is_function_spec(parse):
+            raise UsageError(f"--parse {parse!r}: expected FILE.py:FUNCTION (a function mapping one serialized "
+                             "example to (x, y) or (x, y, sample_weight))")
+        factory = functools.partial(tfrecord_data, data, parse, batch_size)
+    elif is_function_spec(str(data)):
+        factory = functools.partial(function_data, str(data))
+    else:
+        return None
+    from losscheck.api import _Inputs
+
+    return _Inputs(None, factory, None, None, None, {}, True)
 
 
 def _stdout_tty() -> bool:
@@ -238,7 +265,9 @@ class StderrProgress:
             self._progress.start()
             self._started = True
         self._finish_current()
-        self._task = self._progress.add_task(str(msg), total=total)
+        from rich.markup import escape
+
+        self._task = self._progress.add_task(escape(for_terminal(msg)), total=total)  # paths: no markup, no ESC
 
     def advance(self, steps: float = 1) -> None:
         if self._task is not None:
@@ -302,7 +331,7 @@ def guarded(command: Callable) -> Callable:
         except LosscheckError as exc:
             if kw.get("debug"):
                 traceback.print_exc()
-            click.echo(f"losscheck: error: {exc.message}", err=True)
+            click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
             code = EXIT_ERROR
         except KeyboardInterrupt:
             click.echo("losscheck: interrupted", err=True)
@@ -310,7 +339,7 @@ def guarded(command: Callable) -> Callable:
         except Exception as exc:  # internal error: still exit 2 with one line
             if kw.get("debug"):
                 traceback.print_exc()
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = for_terminal((str(exc).strip().splitlines() or [""])[0][:300])
             click.echo(f"losscheck: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
                        "traceback and please report it)", err=True)
             code = EXIT_ERROR
@@ -328,11 +357,18 @@ def main() -> None:
     """
 
 
+PARSE_OPTION = click.option(
+    "--parse", metavar="FILE.py:FUNC",
+    help="DATA is a folder of TFRecord files: FUNC maps one serialized example to (x, y) or (x, y, sample_weight); "
+         "batched by --batch-size, in file order.")
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @common_options
 @fit_options
+@PARSE_OPTION
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
@@ -350,6 +386,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
 @click.option("--per-sample", "mode", flag_value="per_sample", help="The worst samples and the distribution.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows for --per-sample.")
 @common_options
+@PARSE_OPTION
 @guarded
 def breakdown(model: Path, data: Path, mode: str | None, top: int, progress: Callable[[str], None], **kw: Any):
     """Where the loss comes from: per class, per output or per sample, adding back up to evaluate."""

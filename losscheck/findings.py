@@ -36,6 +36,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "GaussianNoise / GaussianDropout / AlphaDropout or another layer with a `training` behaviour",
     ),
+    "interaction": (
+        Severity.INFO,
+        "training-mode layer families move the loss together by more than the sum of their separate effects",
+    ),
     "regularization": (
         Severity.INFO,
         "penalties (`model.losses`) are part of Keras's total but not of a numpy recomputation",
@@ -74,6 +78,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
     "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
+    "shuffled-data": (
+        Severity.INFO,
+        "the data pipeline gives a different order on each pass, so the figures average differently composed batches",
+    ),
     "metric-vs-loss": (
         Severity.INFO,
         "a metric with the loss's name differs from the loss (penalties, sample weights, loss weights, masks)",
@@ -97,9 +105,48 @@ CODES: dict[str, tuple[Severity, str]] = {
 }
 
 
+#: What a finding's magnitude is, per code: "gap" (a difference of two losses, in loss units),
+#: "ratio" (one quantity over another), "count" (how many of something) or "floor" (a lower bound of
+#: the loss); None for codes that never carry a magnitude.
+MAGNITUDE_KINDS: dict[str, str | None] = {
+    "weight-update": "gap",
+    "dropout": "gap",
+    "batchnorm-batch-stats": "gap",
+    "noise-layer": "gap",
+    "interaction": "gap",
+    "regularization": "gap",
+    "class-weight": "gap",
+    "sample-weight": "gap",
+    "mask": "gap",
+    "partial-batch": "gap",
+    "loss-rank": "ratio",
+    "batch-size-dependence": "ratio",
+    "channels-first-axis": None,
+    "from-logits-mismatch": "gap",
+    "logits-shortcut": "gap",
+    "probability-clipping": "gap",
+    "label-smoothing": "floor",
+    "mixed-precision": "gap",
+    "legacy-keras": None,
+    "non-finite": "count",
+    "class-dilution": "ratio",
+    "unexplained": "gap",
+    "shuffled-data": None,
+    "metric-vs-loss": "gap",
+    "metric-batch-mean": "gap",
+    "metric-threshold": "gap",
+    "target-shape": "gap",
+    "target-range": "count",
+}
+
+
 @dataclass
 class Finding:
-    """One explained (or unexplained) cause, with its measured size."""
+    """One explained (or unexplained) cause, with its measured size.
+
+    `between` names the two figures whose difference (a - b) is `magnitude` exactly, or is None when
+    the magnitude is not such a difference (a remainder, a count, a ratio). `unit` is what a count
+    counts (singular noun, e.g. "value"); the kind comes from MAGNITUDE_KINDS."""
 
     code: str
     message: str
@@ -108,6 +155,8 @@ class Finding:
     between: tuple[str, str] | None = None
     advice: str = ""
     severity: Severity | None = None
+    unit: str | None = None
+    uncertainty: float | None = None  # spread (std) of the magnitude over random draws, when measured
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -115,16 +164,25 @@ class Finding:
         if self.severity is None:
             self.severity = CODES[self.code][0]
 
+    @property
+    def magnitude_kind(self) -> str | None:
+        """gap / ratio / count / floor, or None when there is no magnitude."""
+        return None if self.magnitude is None else MAGNITUDE_KINDS.get(self.code)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "code": self.code,
             "severity": str(self.severity),
             "message": self.message,
             "magnitude": self.magnitude,
+            "magnitude_kind": self.magnitude_kind,
             "subject": self.subject,
             "between": list(self.between) if self.between else None,
             "advice": self.advice,
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty
+        return out
 
 
 @dataclass
@@ -141,15 +199,20 @@ class Figure:
 
 #: Figure order in every report.
 FIGURE_ORDER = (
+    "fit_logged",
     "fit_epoch",
+    "train_mode_class_weighted",
     "train_mode",
     "train_mode_dropout_only",
     "train_mode_batchnorm_only",
     "train_mode_noise_only",
-    "evaluate_class_weighted",
+    "train_mode_custom_only",
+    "evaluate_probe_subset",
     "evaluate",
+    "evaluate_float32",
     "manual",
     "regularization",
+    "val_loss_logged",
 )
 
 
@@ -196,10 +259,53 @@ class Report:
         threshold = Severity.parse(self.fail_on)
         return [f for f in self.findings if f.severity is not None and f.severity >= threshold]
 
-    def exit_code(self) -> int:
-        """0: nothing at or above --fail-on and no --max-gap breach; 1 otherwise. (2 is the CLI's, for
-        errors: a Report never carries it.)"""
-        return 1 if self.gap_exceeded() or self.failing_findings() else 0
+    @property
+    def exit_code(self) -> ExitCode:
+        """0: nothing at or above fail_on and no max_gap breach; 1 otherwise. (2 is the CLI's, for
+        errors: a Report never carries it.) An int that may also be called: `report.exit_code` and
+        `report.exit_code()` are the same number."""
+        return ExitCode(1 if self.gap_exceeded() or self.failing_findings() else 0)
+
+    # -- the Python API's views ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `--format json` report, as a dict."""
+        from losscheck.report.json import report_dict
+
+        return report_dict(self)
+
+    def to_json(self) -> str:
+        from losscheck.report.json import render_json
+
+        return render_json(self)
+
+    def to_markdown(self) -> str:
+        from losscheck.report.markdown import render_markdown
+
+        return render_markdown(self)
+
+    def to_table(self, width: int = 100, color: bool = False) -> str:
+        from losscheck.report.table import render_table
+
+        return render_table(self, width=width, color=color)
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+
+        from losscheck.report.table import build_renderables
+
+        return Group(*build_renderables(self))
+
+    def _repr_html_(self) -> str:
+        from losscheck.report.html import render_html
+
+        return render_html(self)
+
+
+class ExitCode(int):
+    """An exit code (0 or 1) that is also callable, returning itself."""
+
+    def __call__(self) -> int:
+        return int(self)
 
 
 def relative_gap(a: float, b: float) -> float:
