@@ -232,6 +232,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    dropped_metrics = None
     try:
         prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         fam = prober.families
@@ -247,7 +248,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
                                     metrics=True)
         if inf.metrics_error:
             loaded.notes.append(inf.metrics_error + "; they are left out")
-            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs
+            dropped_metrics = loaded.model._compile_metrics
+            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs; put back below
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual
@@ -338,6 +340,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.sections["notes"] = notes
         return report
     finally:
+        if dropped_metrics is not None:
+            loaded.model._compile_metrics = dropped_metrics
         data.close()
 
 
