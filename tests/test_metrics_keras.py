@@ -242,3 +242,39 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
     assert _close(inf2.metrics["peak"], expected)
     after = [np.array(v) for v in loaded.model._compile_metrics.variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_breakdown_per_class_metric_values(tmp_path):
+    """breakdown --per-class: per-class accuracy, IoU and precision equal Keras's metrics restricted to
+    that class (accuracy on the samples of the class, IoU/Precision with target_class_ids/class_id)."""
+    keras = _keras()
+    from losscheck.breakdown import run_breakdown
+    from losscheck.config import Config
+
+    model, x, y, loss = _family_model("sparse", n=90, seed=7)
+    model.compile("sgd", loss, metrics=["accuracy", keras.metrics.MeanIoU(num_classes=3, sparse_y_pred=False)])
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    report = run_breakdown(Config(model_path=tmp_path / "model.keras", data_path=tmp_path / "data.npz"), "per_class")
+    rows = {r["class"]: r for r in report.sections["per_class_metrics"]}
+    p = model.predict(x, verbose=0)
+    for c in range(3):
+        acc = keras.metrics.SparseCategoricalAccuracy()
+        acc.update_state(y[y == c], p[y == c])
+        iou = keras.metrics.IoU(num_classes=3, target_class_ids=[c], sparse_y_pred=False)
+        iou.update_state(y, p)
+        assert _close(rows[c]["accuracy"], float(acc.result())), c
+        assert _close(rows[c]["mean_io_u"], float(iou.result())), c
+    assert set(report.sections["metrics"]) == {"accuracy", "mean_io_u"}
+
+    bmodel, bx, by, bloss = _family_model("binary", n=60, seed=8)
+    bmodel.compile("sgd", bloss, metrics=[keras.metrics.Precision()])
+    bmodel.save(tmp_path / "b.keras")
+    np.savez(tmp_path / "b.npz", x=bx, y=by)
+    report = run_breakdown(Config(model_path=tmp_path / "b.keras", data_path=tmp_path / "b.npz"), "per_class")
+    rows = {r["class"]: r for r in report.sections["per_class_metrics"]}
+    bp = bmodel.predict(bx, verbose=0)
+    for c in range(3):
+        prec = keras.metrics.Precision(class_id=c)
+        prec.update_state(by, bp)
+        assert _close(rows[c]["precision"], float(prec.result())), c

@@ -34,7 +34,8 @@ def to_probabilities(p: np.ndarray, activation: str | None) -> np.ndarray:
     p = np.asarray(p, np.float64)
     if activation == "tanh":
         return (p + 1.0) / 2.0
-    return np.exp(-np.logaddexp(0.0, -p))
+    with np.errstate(invalid="ignore"):
+        return np.exp(-np.logaddexp(0.0, -p))
 
 
 @dataclass
