@@ -226,3 +226,20 @@ def test_healthy_fixtures_get_none_of_the_new_codes():
     for name in sorted(SCENARIOS):
         res, _, _ = compare_json(name)
         assert not {f["code"] for f in res.json["findings"]} & NEW_CODES, name
+
+
+def test_metric_vs_loss_loss_weight(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(9)
+    model = _dense(keras, 3, 1)
+    model.compile("sgd", "mse", loss_weights=2.5, metrics=["mse"])
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = rng.normal(size=(64, 1)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    expected = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    report = _Inference(tmp_path / "model.keras", tmp_path / "data.npz")
+    (f,) = _codes(report, "metric-vs-loss")
+    assert rel(f.magnitude, expected["loss"] - expected["mse"]) < 1e-4
+    assert "loss weight 2.5" in f.message and "sample weights" not in f.message
