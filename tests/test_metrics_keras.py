@@ -252,7 +252,8 @@ def test_breakdown_per_class_metric_values(tmp_path):
     from losscheck.config import Config
 
     model, x, y, loss = _family_model("sparse", n=90, seed=7)
-    model.compile("sgd", loss, metrics=["accuracy", keras.metrics.MeanIoU(num_classes=3, sparse_y_pred=False)])
+    model.compile("sgd", loss, metrics=["accuracy", keras.metrics.MeanIoU(num_classes=3, sparse_y_pred=False,
+                                                                           name="mean_io_u")])
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
     report = run_breakdown(Config(model_path=tmp_path / "model.keras", data_path=tmp_path / "data.npz"), "per_class")
@@ -268,7 +269,7 @@ def test_breakdown_per_class_metric_values(tmp_path):
     assert set(report.sections["metrics"]) == {"accuracy", "mean_io_u"}
 
     bmodel, bx, by, bloss = _family_model("binary", n=60, seed=8)
-    bmodel.compile("sgd", bloss, metrics=[keras.metrics.Precision()])
+    bmodel.compile("sgd", bloss, metrics=[keras.metrics.Precision(name="precision")])
     bmodel.save(tmp_path / "b.keras")
     np.savez(tmp_path / "b.npz", x=bx, y=by)
     report = run_breakdown(Config(model_path=tmp_path / "b.keras", data_path=tmp_path / "b.npz"), "per_class")
