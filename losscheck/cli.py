@@ -363,7 +363,7 @@ PARSE_OPTION = click.option(
          "batched by --batch-size, in file order.")
 
 
-@main.command()
+@main.command(short_help="Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @common_options
@@ -378,7 +378,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
     return run_compare(cfg, progress)
 
 
-@main.command()
+@main.command(short_help="Where the loss comes from: per class, output or sample, adding back up to evaluate.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--per-class", "mode", flag_value="per_class", help="Loss per class (channel or true class).")
@@ -398,7 +398,7 @@ def breakdown(model: Path, data: Path, mode: str | None, top: int, progress: Cal
     return run_breakdown(cfg, mode, top, progress)
 
 
-@main.command()
+@main.command(short_help="Loss configuration, layers that act differently in training, regularizers; no data needed.")
 @click.argument("model", type=click.Path(path_type=Path))
 @common_options
 @guarded

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 CHUNK_BYTES = 16 * 2**20  # rows read at a time: about 16 MB, whatever the sample size
 
@@ -145,7 +146,7 @@ def locate_in_model(ctx, start: int, stop: int) -> Finding | None:
         if bad.any():
             row = int(np.argwhere(bad)[0][0]) if v.ndim else 0
             return Finding("non-finite", f"The inputs are finite, but layer {name!r} outputs non-finite values "
-                           f"first (sample {start + row}, {int(bad.sum())} values in the batch {start}-{stop - 1}).",
+                           f"first (sample {start + row}, {plural(int(bad.sum()), 'value')} in the batch {start}-{stop - 1}).",
                            subject=name, magnitude=float(bad.sum()),
                            advice="Check that layer's operation (log/sqrt/division of non-positive values, "
                                   "overflow in exp) or its weights.")
