@@ -232,15 +232,24 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    dropped_metrics = None
     try:
         prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         fam = prober.families
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
+        from losscheck.metrics.observe import MetricsObserver
+        from losscheck.metrics.targets import TargetsObserver
 
+        metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)])
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs],
+                                    metrics=True)
+        if inf.metrics_error:
+            loaded.notes.append(inf.metrics_error + "; they are left out")
+            dropped_metrics = loaded.model._compile_metrics
+            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs; put back below
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual
@@ -305,6 +314,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
         findings += pipeline_findings(data)
+        from losscheck.metrics.findings import metric_findings
+
+        findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
+        findings += targets_obs.findings()
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -316,6 +329,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.findings = findings
         report.sections["decomposition"] = finite_rows(ev.decomposition)
         report.sections.update(ctx.sections)
+        metrics_section = metrics_obs.section(inf.metrics)
+        if metrics_section:
+            report.sections["metrics"] = metrics_section
         notes = list(loaded.notes)
         if inf.manual_unsupported:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
@@ -324,6 +340,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.sections["notes"] = notes
         return report
     finally:
+        if dropped_metrics is not None:
+            loaded.model._compile_metrics = dropped_metrics
         data.close()
 
 

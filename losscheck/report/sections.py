@@ -29,3 +29,10 @@ from losscheck.checks.render import TABLE as _CHECKS_TABLE  # noqa: E402
 
 TABLE.update(_CHECKS_TABLE)
 MARKDOWN.update(_CHECKS_MD)
+
+# compiled metrics: metrics, per_class_metrics
+from losscheck.metrics.render import MARKDOWN as _METRICS_MD  # noqa: E402
+from losscheck.metrics.render import TABLE as _METRICS_TABLE  # noqa: E402
+
+TABLE.update(_METRICS_TABLE)
+MARKDOWN.update(_METRICS_MD)
