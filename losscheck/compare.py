@@ -242,6 +242,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
     val, split_at = validation_data, None
+    dropped_metrics = None
     try:
         if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:
             from losscheck.validation import validation_inputs
@@ -253,14 +254,23 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
+        from losscheck.metrics.observe import MetricsObserver
+        from losscheck.metrics.targets import TargetsObserver
 
         classes_train = classes_val = None
         if val is not None:
             from losscheck.validation import SafeClassObserver
 
             classes_train = SafeClassObserver(prober, data.n)
+        metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded)] + ([classes_train] if classes_train else []))
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs]
+                                    + ([classes_train] if classes_train else []),
+                                    metrics=True)
+        if inf.metrics_error:
+            loaded.notes.append(inf.metrics_error + "; they are left out")
+            dropped_metrics = loaded.model._compile_metrics
+            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs; put back below
         figures["evaluate"] = inf.evaluate
         if inf.manual is not None:
             figures["manual"] = inf.manual
@@ -335,6 +345,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
         findings += pipeline_findings(data)
+        from losscheck.metrics.findings import metric_findings
+
+        findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
+        findings += targets_obs.findings()
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
         if val is not None and inf_val is not None:
@@ -366,6 +380,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
                 {"path": str(cfg.data_path), "samples": val.n, "validation_split": cfg.validation_split,
                  "split_at": split_at} if split_at is not None
                 else {"path": str(getattr(val, "path", cfg.val_path)), "samples": val.n})
+        metrics_section = metrics_obs.section(inf.metrics)
+        if metrics_section:
+            report.sections["metrics"] = metrics_section
         notes = list(loaded.notes)
         if inf.manual_unsupported:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
@@ -374,6 +391,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         report.sections["notes"] = notes + extra_notes
         return report
     finally:
+        if dropped_metrics is not None:
+            loaded.model._compile_metrics = dropped_metrics
         data.close()
         if val is not None and val is not validation_data:
             val.close()

@@ -90,6 +90,26 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "the data pipeline gives a different order on each pass, so the figures average differently composed batches",
     ),
+    "metric-vs-loss": (
+        Severity.INFO,
+        "a metric with the loss's name differs from the loss (penalties, sample weights, loss weights, masks)",
+    ),
+    "metric-batch-mean": (
+        Severity.INFO,
+        "a metric function returns one value per batch: Keras averages batch values, not the dataset value",
+    ),
+    "metric-threshold": (
+        Severity.WARNING,
+        "an accuracy/precision-type metric thresholds logits (or values outside [0, 1]) as probabilities",
+    ),
+    "target-shape": (
+        Severity.INFO,
+        "targets Keras reshapes or broadcasts: (n,) vs (n, 1) in numpy, class indices vs one-hot outputs",
+    ),
+    "target-range": (
+        Severity.WARNING,
+        "targets outside the loss's domain ([0, 1], non-negative, rows summing to 1)",
+    ),
 }
 
 
@@ -122,6 +142,11 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "generalization-gap": "gap",
     "history-mismatch": None,
     "shuffled-data": None,
+    "metric-vs-loss": "gap",
+    "metric-batch-mean": "gap",
+    "metric-threshold": "gap",
+    "target-shape": "gap",
+    "target-range": "count",
 }
 
 

@@ -385,6 +385,8 @@ class InferenceResult:
     # natural-numpy variants of the data loss (reference.variants.SemanticStats.summary()), or None
     semantic: dict[str, Any] | None = None
     manual_errors: dict[str, str] = field(default_factory=dict)  # output -> why manual is missing
+    metrics: dict[str, Any] | None = None  # compiled metrics as evaluate(return_dict=True) names them
+    metrics_error: str | None = None  # why the compiled metrics could not be measured
 
 
 class Prober:
@@ -420,11 +422,12 @@ class Prober:
         return self.loaded.losses.get(output)
 
     # -- inference -----------------------------------------------------------------------------
-    def _inference_step(self, sample, with_weights: bool):
+    def _inference_step(self, sample, with_weights: bool, compile_metrics=None):
         """One compiled pass step: Keras's own total loss (what evaluate's test_step computes) plus what
         the reference needs, from the same forward pass. The signature has a None batch dimension, as
         Keras's data adapter gives its step function. Resolves "crossentropy"/"ce" losses into
-        self.specs while tracing, from the symbolic shapes (as compile() does)."""
+        self.specs while tracing, from the symbolic shapes (as compile() does). With `compile_metrics`
+        (the model's CompileMetrics) the step also updates them, as evaluate's test_step does."""
         model = self.model
         outputs = self.outputs
         losses = [self._loss_fn(o) for o in outputs]
@@ -440,6 +443,8 @@ class Prober:
         def fn(x, y, sw=None):
             pred = model(x, training=False)
             total = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
+            if compile_metrics is not None:
+                compile_metrics.update_state(y, pred, sample_weight=sw)
             # a "none" reduction gives a vector: Keras's loss tracker records its mean
             total = tf.reduce_mean(tf.cast(total, tf.float32))
             extra = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in model.losses]
@@ -506,10 +511,15 @@ class Prober:
         return step
 
     @data_errors
-    def inference_pass(self, observers: list[Callable[[BatchResult], None]] = ()) -> InferenceResult:
+    def inference_pass(self, observers: list[Callable[[BatchResult], None]] = (),
+                       metrics: bool = False) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
-        semantic findings explain (reference.variants)."""
+        semantic findings explain (reference.variants). metrics=True: the compiled metrics too, as
+        evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored)."""
+        from losscheck.metrics.compiled import KerasMetrics
+
+        keras_metrics = KerasMetrics(self.model) if metrics else None
         ev, reg, manual = EpochMean(), EpochMean(), EpochMean()
         per_out = {o: EpochMean() for o in self.outputs if self.specs.get(o) is not None}
         per_out_log: dict[str, list[float]] = {o: [] for o in per_out}
@@ -525,7 +535,8 @@ class Prober:
             xs, ys = [_floatx(a) for a in xs], [_floatx(a) for a in ys]
             sw = None if sw is None else _floatx(sw)
             if step is None:
-                step = self._inference_step((xs, ys, sw), sw is not None)
+                cm = None if keras_metrics is None else keras_metrics.begin(_structure(xs), _structure(ys), sw)
+                step = self._inference_step((xs, ys, sw), sw is not None, cm)
             total, r, preds, logits, masks, values, vmasks, raws, acts = step(_structure(xs), _structure(ys), sw)
             n = stop - start
             nb += 1
@@ -569,6 +580,7 @@ class Prober:
                 semantic(res)
             for obs in observers:
                 obs(res)
+        metric_values = None if keras_metrics is None else keras_metrics.end()
         return InferenceResult(
             evaluate=ev.value,
             regularization=reg.value,
@@ -581,6 +593,8 @@ class Prober:
             n_batches=nb,
             semantic=None if unsupported else semantic.summary(),
             manual_errors=dict(unsupported),
+            metrics=metric_values,
+            metrics_error=None if keras_metrics is None else keras_metrics.error,
         )
 
     # -- training-mode passes ------------------------------------------------------------------

@@ -43,13 +43,19 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         elif mode == "per_sample":
             observer = SampleObserver(prober, data.n, top)
         observers = [observer] if observer is not None else []
+        metrics_obs = None
+        if mode == "per_class":
+            from losscheck.metrics.observe import MetricsObserver
+
+            metrics_obs = MetricsObserver(loaded, per_class=True)
+            observers.append(metrics_obs)
         advance = getattr(progress, "advance", None)
         if advance is not None:  # the CLI's progress protocol: (msg, total=) then advance()
             progress("inference pass (evaluate + per-element losses)", total=-(-data.n // cfg.batch_size))
             observers.append(lambda _b: advance())
         else:
             progress("inference pass (evaluate + per-element losses)")
-        inf = prober.inference_pass(observers)
+        inf = prober.inference_pass(observers, metrics=metrics_obs is not None)
         if inf.manual is None:
             raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "
                              "losscheck needs their per-element values")
@@ -60,6 +66,12 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         if mode == "per_class":
             report.sections.update(class_section(observer, inf))
             findings = class_findings(report.sections["per_class"], report.sections["total"], len(observer.outputs))
+            assert metrics_obs is not None
+            rows = metrics_obs.per_class_rows()
+            if rows:
+                report.sections["per_class_metrics"] = rows
+            if inf.metrics:
+                report.sections["metrics"] = metrics_obs.section(inf.metrics)
         elif mode == "per_output":
             from losscheck.breakdown.regularization import regularization_by_layer
 

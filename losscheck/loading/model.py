@@ -505,12 +505,21 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
                 weights[o] = 1.0 if w is None else _float_weight(w, info)
     optimizer = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
     compile_losses = [losses[o] for o in outputs]
+    from losscheck.metrics.loading import resolve_metrics
+
+    metric_args = {key: resolve_metrics(cc.get(key), custom_objects, notes, key)
+                   for key in ("metrics", "weighted_metrics")}
+    compile_args = {"optimizer": optimizer, "loss": compile_losses if len(outputs) > 1 else compile_losses[0],
+                    "loss_weights": [weights[o] for o in outputs] if len(outputs) > 1 else weights[outputs[0]]}
     try:
-        model.compile(
-            optimizer=optimizer,
-            loss=compile_losses if len(outputs) > 1 else compile_losses[0],
-            loss_weights=[weights[o] for o in outputs] if len(outputs) > 1 else weights[outputs[0]],
-        )
+        try:
+            model.compile(**compile_args, **{k: v for k, v in metric_args.items() if v is not None})
+        except Exception as exc:
+            if all(v is None for v in metric_args.values()):
+                raise
+            notes.append(f"the file's metrics could not be compiled ({type(exc).__name__}: {_first_line(exc)[:120]}); "
+                         "they are left out")
+            model.compile(**compile_args)
     except Exception as exc:
         raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {_first_line(exc)})",
                              "pass --loss to give the loss explicitly") from exc

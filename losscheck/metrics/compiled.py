@@ -1,0 +1,185 @@
+"""The model's compiled metrics: their names as Keras logs them, the output each measures, whether
+sample weights apply (`weighted_metrics`), what losscheck recomputes for each, and Keras's own values.
+
+Keras's values come from the model's own CompileMetrics updated inside the inference pass, exactly as
+`evaluate`'s test_step updates them (`compute_metrics` -> `_compile_metrics.update_state(y, y_pred,
+sample_weight)`); its variables are saved before the pass and restored after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from losscheck.reference.metrics import MetricSpec, supported
+
+
+@dataclass
+class CompiledMetric:
+    """One compiled metric. spec None: not recomputed (reason says why)."""
+
+    name: str
+    metric: Any
+    output: str
+    index: int
+    weighted: bool
+    spec: MetricSpec | None
+    reason: str | None
+    label: str  # class or function name
+
+    @property
+    def fn(self) -> Any:
+        return getattr(self.metric, "_fn", None)
+
+    @property
+    def custom_function(self) -> bool:
+        fn = self.fn
+        return fn is not None and not str(getattr(fn, "__module__", "")).startswith("keras.")
+
+
+def _builtin(obj: Any) -> bool:
+    return str(getattr(type(obj), "__module__", "")).startswith("keras.src.metrics")
+
+
+def _thresholds(value: Any) -> list[float]:
+    return [float(x) for x in np.atleast_1d(np.asarray(value, dtype=np.float64)).tolist()]
+
+
+def metric_spec(m: Any) -> tuple[MetricSpec | None, str | None, str]:
+    """(MetricSpec, None, label) for a metric numpy recomputes, else (None, reason, label)."""
+    from losscheck._tf import keras
+
+    fn = getattr(m, "_fn", None)
+    if isinstance(m, keras.metrics.MeanMetricWrapper) and fn is not None:
+        module = str(getattr(fn, "__module__", ""))
+        name = getattr(fn, "__name__", type(fn).__name__)
+        options = dict(getattr(m, "_fn_kwargs", {}) or {})
+        kind = None
+        if module.startswith("keras.src.metrics"):
+            kind = f"fn:{name}"
+        elif module.startswith("keras.src.losses"):
+            kind = f"loss:{name}"
+        if kind is not None and supported(kind):
+            return MetricSpec(kind, options), None, name
+        if kind is None:
+            return None, f"custom metric function {name!r}: losscheck cannot recompute the user's own code", name
+        return None, f"{name} is not recomputed by losscheck", name
+    cls = type(m).__name__
+    if not _builtin(m):
+        return None, f"custom Metric class {cls!r}: losscheck cannot recompute the user's own code", cls
+    o: dict[str, Any] = {}
+    if cls in ("Precision", "Recall"):
+        o = {"thresholds": _thresholds(m.thresholds), "top_k": m.top_k, "class_id": m.class_id}
+    elif cls in ("TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives"):
+        o = {"thresholds": _thresholds(m.thresholds)}
+    elif cls == "AUC":
+        lw = getattr(m, "label_weights", None)
+        o = {"thresholds": _thresholds(m._thresholds), "thresholds_distributed_evenly": bool(m._thresholds_distributed_evenly),
+             "curve": m.curve.value, "summation_method": m.summation_method.value, "multi_label": bool(m.multi_label),
+             "label_weights": None if lw is None else np.asarray(lw).tolist(), "from_logits": bool(m._from_logits)}
+    elif cls in ("PrecisionAtRecall", "RecallAtPrecision", "SensitivityAtSpecificity", "SpecificityAtSensitivity"):
+        o = {"thresholds": _thresholds(m.thresholds), "value": float(m.value), "class_id": m.class_id}
+    elif cls in ("IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"):
+        o = {"num_classes": int(m.num_classes), "target_class_ids": list(m.target_class_ids),
+             "ignore_class": m.ignore_class, "sparse_y_true": m.sparse_y_true, "sparse_y_pred": m.sparse_y_pred,
+             "axis": m.axis, "threshold": getattr(m, "threshold", None), "dtype": str(m.dtype)}
+    elif cls in ("FBetaScore", "F1Score"):
+        o = {"average": m.average, "beta": float(m.beta), "threshold": m.threshold}
+    elif cls == "R2Score":
+        o = {"class_aggregation": m.class_aggregation, "num_regressors": int(m.num_regressors)}
+    spec = MetricSpec(cls, o)
+    if not supported(cls):
+        return None, f"{cls} is not recomputed by losscheck", cls
+    return spec, None, cls
+
+
+def compiled_metrics(model: Any, outputs: list[str]) -> list[CompiledMetric]:
+    """Every compiled metric of a built CompileMetrics, named as its result() names them."""
+    cm = getattr(model, "_compile_metrics", None)
+    if cm is None or not getattr(cm, "built", False):
+        return []
+    out: list[CompiledMetric] = []
+    counters: dict[str, int] = {}
+
+    def add(name: str, m: Any, index: int, weighted: bool) -> None:
+        spec, reason, label = metric_spec(m)
+        output = outputs[index] if index < len(outputs) else str(index)
+        out.append(CompiledMetric(name, m, output, index, weighted, spec, reason, label))
+
+    for index, mls in enumerate(cm._flat_metrics):
+        if not mls:
+            continue
+        for m in mls.metrics:
+            name = f"{mls.output_name}_{m.name}" if mls.output_name else m.name
+            if name not in counters:
+                counters[name] = 1
+            else:
+                i = counters[name]
+                counters[name] += 1
+                name = f"{name}_{i}"
+            add(name, m, index, False)
+    for index, mls in enumerate(cm._flat_weighted_metrics):
+        if not mls:
+            continue
+        for m in mls.metrics:
+            name = f"{mls.output_name}_{m.name}" if mls.output_name else m.name
+            if name not in counters:
+                counters[name] = 1
+            else:
+                name = f"weighted_{m.name}"
+                if mls.output_name:
+                    name = f"{mls.output_name}_{name}"
+                if name not in counters:
+                    counters[name] = 1
+                else:
+                    i = counters[name]
+                    counters[name] += 1
+                    name = f"{name}_{i}"
+            add(name, m, index, True)
+    return out
+
+
+class KerasMetrics:
+    """The model's CompileMetrics around one pass: built (as evaluate builds it), state saved and reset
+    before, values read and state restored after."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.cm = getattr(model, "_compile_metrics", None)
+        self.snapshot: list[tuple[Any, np.ndarray]] = []
+        self.error: str | None = None
+
+    def begin(self, x: Any, y: Any, sw: Any) -> Any:
+        """Build and reset; returns the CompileMetrics to update in the step, or None (no metrics, or
+        they cannot be built for this data: `error` says why)."""
+        cm = self.cm
+        if cm is None:
+            return None
+        try:
+            if not cm.built:
+                self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
+            self.snapshot = [(v, np.array(v)) for v in cm.variables]
+            cm.reset_state()
+        except Exception as exc:  # noqa: BLE001 - a metric Keras cannot build must not stop the loss analysis
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            self.error = f"the compiled metrics cannot be built for this data ({type(exc).__name__}: {first})"
+            return None
+        return cm
+
+    def end(self) -> dict[str, Any]:
+        """{name: float or list} as evaluate(return_dict=True) gives them; restores the saved state."""
+        cm = self.cm
+        if cm is None or not cm.built:
+            return {}
+        try:
+            return {k: _plain(v) for k, v in cm.result().items()}
+        finally:
+            for var, value in self.snapshot:
+                var.assign(value)
+
+
+def _plain(value: Any) -> Any:
+    arr = np.asarray(value, dtype=np.float64)
+    return float(arr) if arr.shape == () else arr.tolist()

@@ -1,0 +1,174 @@
+"""target-shape and target-range: the targets as Keras takes them versus what they mean, and the
+number the user's own numpy arithmetic gives. An observer on the inference pass (no pass of its own).
+
+target-shape:
+  - y of shape (n,) against an output of shape (n, 1) (or the reverse): Keras expands/squeezes y to the
+    output's rank, but numpy's `np.mean((y - p)**2)` broadcasts to an (n, n) matrix. The naive figure
+    is mean_ij (y_i - p_j)^2 = mean(y^2) - 2 mean(y) mean(p) + mean(p^2), accumulated per batch.
+  - class indices (n,) / (n, 1) against a (n, C) output with an element-wise loss (MSE, BCE, ...):
+    Keras broadcasts the index against every class without complaint; the right figure is the same
+    loss on one-hot targets.
+target-range:
+  - targets outside [0, 1] for binary crossentropy / focal / Dice / Tversky;
+  - negative targets for KL divergence / Poisson / MSLE (clipped to eps or giving negative losses);
+  - rows that do not sum to 1 for categorical crossentropy / KL divergence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from losscheck.findings import Finding, Severity
+from losscheck.reference import EpochMean, output_batch_loss
+from losscheck.reference.reduction import loss_values_and_mask
+
+UNIT_RANGE_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "dice", "tversky"})
+NON_NEGATIVE_KINDS = frozenset({"kl_divergence", "poisson", "mean_squared_logarithmic_error"})
+DISTRIBUTION_KINDS = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence"})
+SPARSE_KINDS = frozenset({"sparse_categorical_crossentropy", "categorical_generalized_cross_entropy"})
+ROW_TOLERANCE = 1e-3
+
+
+@dataclass
+class OutputTargets:
+    """Sums kept for one output."""
+
+    naive: list[float] = field(default_factory=lambda: [0.0] * 6)  # n, sum y, sum y^2, sum p, sum p^2, sum (y-p)^2
+    flat: bool = False  # y (n,) vs output (n, 1), or the reverse
+    indices: bool = False  # class indices against a (n, C) output with an element-wise loss
+    one_hot: EpochMean = field(default_factory=EpochMean)
+    keras: EpochMean = field(default_factory=EpochMean)
+    classes: int = 0
+    values: int = 0
+    out_of_range: int = 0
+    y_min: float = np.inf
+    y_max: float = -np.inf
+    rows: int = 0
+    bad_rows: int = 0
+    row_min: float = np.inf
+    row_max: float = -np.inf
+    negative_losses: int = 0
+    loss_min: float = np.inf
+
+
+class TargetsObserver:
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.outputs = list(loaded.output_names)
+        self.stats: dict[str, OutputTargets] = {}
+        self.errors: dict[str, str] = {}
+
+    def __call__(self, b: Any) -> None:
+        specs = self.loaded.specs
+        for i, o in enumerate(self.outputs):
+            spec = specs.get(o)
+            if spec is None or spec.kind == "custom" or o in self.errors:
+                continue
+            try:
+                self._update(o, spec, b, i)
+            except Exception as exc:  # noqa: BLE001 - a shape this check cannot follow: no finding
+                self.errors[o] = f"{type(exc).__name__}: {exc}"
+
+    def _update(self, o: str, spec: Any, b: Any, i: int) -> None:
+        st = self.stats.setdefault(o, OutputTargets())
+        y = np.asarray(b.y[i], np.float64)
+        p = np.asarray(b.outputs[i], np.float64)
+        # (n,) against (n, 1), either way round: numpy broadcasts y - p to (n, n)
+        if (y.ndim == 1 and p.ndim == 2 and p.shape[1] == 1) or (p.ndim == 1 and y.ndim == 2 and y.shape[1] == 1):
+            st.flat = True
+            yv, pv = y.reshape(-1), p.reshape(-1)
+            for k, v in enumerate((yv.size, yv.sum(), (yv ** 2).sum(), pv.sum(), (pv ** 2).sum(),
+                                   ((yv - pv) ** 2).sum())):
+                st.naive[k] += float(v)
+        classes = p.shape[-1] if p.ndim >= 2 else 1
+        index_like = (y.ndim == p.ndim - 1) or (y.ndim == p.ndim and y.shape[-1] == 1)
+        if (classes > 1 and index_like and spec.kind not in SPARSE_KINDS
+                and np.all(y == np.round(y)) and y.size and y.min() >= 0 and y.max() < classes):
+            st.indices, st.classes = True, classes
+            labels = (y[..., 0] if y.ndim == p.ndim else y).astype(np.int64)
+            onehot = np.eye(classes)[labels]
+            st.one_hot.add(output_batch_loss(spec, onehot, p, sample_weight=b.sample_weight, mask=b.masks[i]), b.n)
+            st.keras.add(b.output_losses.get(o, np.nan), b.n)
+        kind = spec.kind
+        if kind in UNIT_RANGE_KINDS or kind in NON_NEGATIVE_KINDS:
+            bad = (y < 0) | (y > 1) if kind in UNIT_RANGE_KINDS else (y < 0)
+            st.values += int(y.size)
+            st.out_of_range += int(bad.sum())
+            if y.size:
+                st.y_min, st.y_max = min(st.y_min, float(y.min())), max(st.y_max, float(y.max()))
+        if kind in DISTRIBUTION_KINDS and y.ndim >= 2 and y.shape[-1] > 1 and y.shape == p.shape:
+            sums = y.sum(axis=-1).reshape(-1)
+            bad = np.abs(sums - 1.0) > ROW_TOLERANCE
+            st.rows += int(sums.size)
+            st.bad_rows += int(bad.sum())
+            if sums.size:
+                st.row_min, st.row_max = min(st.row_min, float(sums.min())), max(st.row_max, float(sums.max()))
+        if st.out_of_range or st.bad_rows:
+            values, _ = loss_values_and_mask(spec, y, p, b.logits[i])
+            values = np.asarray(values, np.float64)
+            st.negative_losses += int((values < 0).sum())
+            if values.size:
+                st.loss_min = min(st.loss_min, float(np.nanmin(values)))
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        specs = self.loaded.specs
+        for o, st in self.stats.items():
+            label = specs[o].label
+            if st.flat and st.naive[0]:
+                n, sy, sy2, sp, sp2, se = st.naive
+                naive = sy2 / n - 2.0 * (sy / n) * (sp / n) + sp2 / n
+                right = se / n
+                out.append(Finding(
+                    "target-shape",
+                    f"Output {o!r} has shape (n, 1) and its targets (n,) (or the reverse). Keras matches their ranks "
+                    f"before the loss; numpy does not: np.mean((y - p)**2) on predict() output broadcasts to an "
+                    f"(n, n) matrix and gives {naive:.6g}, while the squared error per sample averages to "
+                    f"{right:.6g}.",
+                    magnitude=naive - right, subject=o, between=("naive numpy", "manual"),
+                    advice="reshape first: np.mean((y.reshape(-1) - p.reshape(-1))**2), or store y with the "
+                           "output's shape (n, 1)"))
+            if st.indices and st.one_hot.count:
+                k, r = st.keras.value, st.one_hot.value
+                out.append(Finding(
+                    "target-shape",
+                    f"Output {o!r} has {st.classes} classes but its targets are class indices, and its loss "
+                    f"{label} is element-wise: Keras broadcasts each index against all {st.classes} outputs "
+                    f"without complaint and reports {k:.6g}; on one-hot targets the same loss is {r:.6g}.",
+                    magnitude=k - r, subject=o, between=("evaluate", "one-hot targets"),
+                    severity=Severity.WARNING,
+                    advice="one-hot encode the targets (keras.utils.to_categorical), or use "
+                           "sparse_categorical_crossentropy with class indices"))
+            if st.out_of_range:
+                kind = specs[o].kind
+                if kind in UNIT_RANGE_KINDS:
+                    what = (f"targets outside [0, 1] (range [{st.y_min:.4g}, {st.y_max:.4g}])", "it is no longer "
+                            "minimal at p = y and can be negative")
+                    advice = "scale the targets to [0, 1] (or use a regression loss for unbounded targets)"
+                else:
+                    clip = {"kl_divergence": "KL divergence clips targets to [1e-7, 1], so negative targets count as "
+                                             "zero", "mean_squared_logarithmic_error": "MSLE clips targets at 1e-7, "
+                                             "so negative targets count as zero",
+                            "poisson": "the Poisson loss -y log p then rewards small predictions"}[kind]
+                    what = (f"negative targets (minimum {st.y_min:.4g})", clip)
+                    advice = "these losses need non-negative targets: shift or rescale them, or use MSE/MAE"
+                neg = (f"; {st.negative_losses} per-element loss values are negative (minimum {st.loss_min:.4g})"
+                       if st.negative_losses else "")
+                out.append(Finding(
+                    "target-range",
+                    f"Output {o!r} ({label}) has {st.out_of_range} of {st.values} {what[0]}: {what[1]}{neg}. "
+                    "Keras computes the loss without complaint.",
+                    magnitude=float(st.out_of_range), subject=o, advice=advice))
+            if st.bad_rows:
+                neg = (f"; {st.negative_losses} per-element loss values are negative" if st.negative_losses else "")
+                out.append(Finding(
+                    "target-range",
+                    f"Output {o!r} ({label}): {st.bad_rows} of {st.rows} target rows do not sum to 1 (sums in "
+                    f"[{st.row_min:.4g}, {st.row_max:.4g}]): the crossentropy scales with each row's sum and is no "
+                    f"longer comparable across samples{neg}.",
+                    magnitude=float(st.bad_rows), subject=o,
+                    advice="normalize each target row to sum to 1 (one-hot or a probability distribution)"))
+        return out
