@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import math
@@ -102,7 +103,8 @@ def check_loss(spec: str | None, custom_objects: Path | None) -> None:
         return
     if spec.endswith(".py") or ":" in spec:
         raise UsageError(f"--loss {spec!r}: use FILE.py:NAME for a loss defined in your own file")
-    close = sorted(n for n in known if n.lower().replace("_", "") == spec.lower().replace("_", ""))
+    lower = sorted(n for n in known if n == n.lower())
+    close = difflib.get_close_matches(spec.lower(), lower, n=1, cutoff=0.8)
     hint = f"did you mean {close[0]}? " if close else ""
     raise UsageError(f"--loss: {spec!r} is not a Keras loss name; {hint}give one such as mse, mae, "
                      "binary_crossentropy, categorical_crossentropy, or FILE.py:NAME")

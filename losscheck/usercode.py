@@ -78,7 +78,8 @@ def _user_frames(exc: BaseException) -> list[tuple[str, int, str]]:
 
 def _reason(exc: BaseException) -> str:
     """The last informative line of an error (TensorFlow puts the real one last, after the stack)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = str(exc).split("Arguments received by", 1)[0]  # Keras appends the call's arguments
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("•")]
     lines = [ln for ln in lines if not ln.startswith(("File ", "Detected at node", "Graph execution error"))
              and ln not in ("in user code:",)]
     text = lines[-1] if lines else type(exc).__name__

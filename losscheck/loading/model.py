@@ -144,6 +144,9 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
             if not _alias_registered(str(exc), custom_objects):
                 break
     assert error is not None
+    theirs = usercode.explain(error)  # the user's custom layer (or other object) raised while Keras built it
+    if theirs is not None:
+        raise theirs from error
     if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
     raise _load_error(path, error, custom_objects_file) from error
