@@ -41,6 +41,15 @@ def register_loss(name: str, output: str) -> None:
         outputs.append(output)
 
 
+def loss_names() -> str:
+    """The user's losses in use, e.g. "loss 'focal' (output 'Y')", or '' when every loss is Keras's."""
+    if not _LOSSES:
+        return ""
+    shown = [f"{name!r} (output{'s' if len(outs) > 1 else ''} {', '.join(repr(o) for o in outs)})"
+             for name, outs in _LOSSES.items()]
+    return ("loss " if len(shown) == 1 else "losses ") + ", ".join(shown)
+
+
 @contextlib.contextmanager
 def no_hard_exit() -> Iterator[None]:
     """While the block runs, os._exit raises UserCodeExit instead of ending the process unannounced."""

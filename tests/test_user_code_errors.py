@@ -204,3 +204,20 @@ def test_a_nan_figure_without_a_finding_still_fails(monkeypatch, tmp_path):
     result = run_cli("compare", "m.keras", "d.npz", "--format", "json")
     assert result.code == 1
     assert [f["code"] for f in result.json["findings"] if f["severity"] == "error"] == ["non-finite"]
+
+
+@pytest.mark.keras
+def test_a_loss_that_fails_only_when_it_runs_is_named_as_a_suspect(tmp_path, work):
+    """An index out of range inside the graph fails at run time: TensorFlow's InvalidArgumentError does
+    not say which op failed, so the line names both suspects: the data and the user's loss."""
+    (tmp_path / "gather.py").write_text(textwrap.dedent('''
+        import keras
+
+
+        def gather_loss(y_true, y_pred):
+            index = keras.ops.cast(keras.ops.max(keras.ops.abs(y_true)) * 0 + 5, "int32")
+            return keras.ops.mean(keras.ops.take_along_axis(y_pred, keras.ops.reshape(index, (1, 1)) +
+                                  keras.ops.zeros_like(y_pred, dtype="int32"), axis=1))
+    '''))
+    one_line(run_cli("compare", work / "model.keras", work / "data.npz", "--loss", f"{tmp_path / 'gather.py'}:gather_loss"),
+             "data.npz", "is not in [0, 1)", "your own loss 'gather_loss' (output 'Y')")

@@ -482,7 +482,7 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
         fn = getattr(loss, "fn", None)
         for obj in (fn, loss):
             name = getattr(obj, "__name__", None) or type(obj).__name__
-            if obj is not None and not str(getattr(obj, "__module__", "")).startswith("keras"):
+            if obj is not None and not str(getattr(obj, "__module__", "")).startswith(("keras", "tensorflow", "tf_keras")):
                 usercode.register_loss(name, out)
     _smoke_test(model, outputs, losses, info)
     raw_weights = cc.get("loss_weights") if loss_arg is None else None
