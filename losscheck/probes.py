@@ -62,7 +62,6 @@ def data_errors(method: Callable) -> Callable:
             path = getattr(data, "path", "data file")
             sw = getattr(data, "sample_weight", None)
             if sw is not None and "ncompatible shapes" in reason:
-
                 m = re.search(r"\[(\d+(?:,\d+)+)\]", reason)  # the per-element loss shape of one batch
                 dims = m.group(1).split(",")[1:] if m else []
                 ones = "(n" + ", 1" * len(dims) + ")"
