@@ -43,7 +43,10 @@ def small_model(folder: Path) -> tuple[Path, Path]:
     return folder / "model.keras", folder / "data.npz"
 
 
-@pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 2, "interrupted")])
+@pytest.mark.parametrize("signum, code, word", [
+    (signal.SIGTERM, 143, "terminated"),
+    pytest.param(signal.SIGINT, 2, "interrupted", marks=pytest.mark.slow),  # the in-process Ctrl-C test below is fast
+])
 def test_a_signal_mid_run_cleans_up_and_says_so(tmp_path, signum, code, word):
     work, tmp, home = tmp_path / "work", tmp_path / "tmp", tmp_path / "home"
     for d in (work, tmp, home):
