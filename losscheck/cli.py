@@ -57,13 +57,18 @@ def _one_line(exc: click.ClickException) -> OneLineUsageError:
     return OneLineUsageError(text)
 
 
+#: click's "no arguments: show the help" signal, which stays click's (the help is the answer)
+_KEEP = (OneLineUsageError,) + tuple(
+    cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
+
+
 class OneLineGroup(click.Group):
     """The `losscheck` group: parsing errors of the group and its commands become one line, exit 2."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
             return super().make_context(*args, **kwargs)
-        except OneLineUsageError:
+        except _KEEP:
             raise
         except click.ClickException as exc:
             raise _one_line(exc) from exc
@@ -71,7 +76,7 @@ class OneLineGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except OneLineUsageError:
+        except _KEEP:
             raise
         except click.ClickException as exc:
             raise _one_line(exc) from exc

@@ -66,6 +66,8 @@ def test_help_is_still_clicks_help():
     result = run_cli("compare", "--help")
     assert result.code == 0 and result.stdout.startswith("Usage: ")
     assert "--per-class" in run_cli("breakdown", "--help").stdout
+    bare = run_cli()  # no command: click shows the whole help, not a one-line squash of it
+    assert "Commands:" in bare.stdout + bare.stderr and "losscheck: error" not in bare.stderr
 
 
 @pytest.mark.parametrize("value, needles", [
