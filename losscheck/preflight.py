@@ -114,6 +114,8 @@ def class_weight_file(value: str | None) -> Path | None:
     """The file a --class-weight value names, when it is not inline JSON."""
     if not value or value.lstrip().startswith("{"):
         return None
+    if os.path.lexists(value):
+        return Path(value)
     try:
         json.loads(value)
         return None  # JSON, just not an object: reported by parse_class_weight
