@@ -20,6 +20,7 @@ from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
 from losscheck.findings import CODES
+from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
@@ -101,7 +102,11 @@ def common_options(f: Callable) -> Callable:
                      help="Python file whose public functions/classes (or `custom_objects` dict) are needed to load."),
         click.option("--loss", "loss", metavar="SPEC",
                      help="Loss to use when the file has none, or to override it: a Keras loss name or FILE.py:NAME."),
-        click.option("--unsafe", is_flag=True, help="Allow deserializing Lambda layers (runs Python bytecode)."),
+        click.option("--unsafe", is_flag=True,
+                     help="Turn off Keras's safe mode as a whole (only for files you trust): Lambda layers' Python "
+                          "bytecode is deserialized and run, and whatever else safe mode blocks is allowed (e.g. a "
+                          "StringLookup vocabulary file named in the model's config is read, a TFSMLayer loads a "
+                          "SavedModel from disk)."),
         click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
                      help="Seed for every random effect."),
         click.option("--rtol", type=FiniteFloat(min=0), default=1e-4, show_default=True,
@@ -301,7 +306,9 @@ class StderrProgress:
             self._progress.start()
             self._started = True
         self._finish_current()
-        self._task = self._progress.add_task(str(msg), total=total)
+        from rich.markup import escape
+
+        self._task = self._progress.add_task(escape(for_terminal(msg)), total=total)  # paths: no markup, no ESC
 
     def advance(self, steps: float = 1) -> None:
         if self._task is not None:
@@ -366,7 +373,7 @@ def guarded(command: Callable) -> Callable:
         except LosscheckError as exc:
             if kw.get("debug"):
                 traceback.print_exc()
-            click.echo(f"losscheck: error: {exc.message}", err=True)
+            click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
             code = EXIT_ERROR
         except KeyboardInterrupt:
             if interrupts.received() == interrupts.signal.SIGTERM:
@@ -378,16 +385,16 @@ def guarded(command: Callable) -> Callable:
         except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
             if kw.get("debug"):
                 traceback.print_exc()
-            click.echo(f"losscheck: error: {usercode.exited(exc).message}", err=True)
+            click.echo(f"losscheck: error: {for_terminal(usercode.exited(exc).message)}", err=True)
             code = EXIT_ERROR
         except Exception as exc:  # the user's code failed, or an internal error: exit 2 with one line
             if kw.get("debug"):
                 traceback.print_exc()
             theirs = usercode.explain(exc)
             if theirs is not None:
-                click.echo(f"losscheck: error: {theirs.message}", err=True)
+                click.echo(f"losscheck: error: {for_terminal(theirs.message)}", err=True)  # quotes their message
                 sys.exit(EXIT_ERROR)
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = for_terminal((str(exc).strip().splitlines() or [""])[0][:300])
             click.echo(f"losscheck: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
                        "traceback and please report it)", err=True)
             code = EXIT_ERROR

@@ -19,11 +19,18 @@ Progress = Callable[[str], None]
 DESCRIPTIONS = {
     "fit_epoch": "what model.fit(..., epochs=1, shuffle=False) reports from the saved weights and optimizer "
                  "state (every variable is restored afterwards; the file is never written)",
-    "train_mode": "every layer in training behaviour, saved weights, no update (what a fit step measures first)",
+    "train_mode_class_weighted": "train_mode with --class-weight applied as fit applies it",
+    "train_mode": "every layer in training behaviour, saved weights, no update, no class weight (what a fit step "
+                  "measures first)",
     "train_mode_dropout_only": "only Dropout-family layers in training behaviour",
     "train_mode_batchnorm_only": "only BatchNormalization in training behaviour (batch statistics)",
     "train_mode_noise_only": "only noise/augmentation layers in training behaviour",
-    "evaluate_class_weighted": "evaluate with --class-weight applied as fit applies it",
+    "train_mode_custom_only": "only the other layers whose call() takes `training` (custom layers) in training "
+                              "behaviour",
+    "evaluate_float32": "evaluate of an in-memory copy of the model with float32 dtype policies and the same "
+                        "weights",
+    "evaluate_probe_subset": "what model.evaluate(...) reports on the --probe-samples subset (what the "
+                             "training-mode figures are compared with)",
     "evaluate": "what model.evaluate(...) reports (total loss)",
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
@@ -52,44 +59,131 @@ def regularized_layers(model) -> list[str]:
 
 
 class SampleWeightStats:
-    """Observer: the data loss with, without, and normalized by the sample weights."""
+    """Observer: the data loss with and without the sample weights, and normalized by them.
+
+    normalized, per batch: sum_o lw_o * sum(w*l_o*m) / sum(w*m) over the output's loss elements (w
+    broadcast to them as Keras's rank matching does, m the mask: 1 where no mask), batches weighted by
+    size like Keras's loss; what reduction="mean_with_sample_weight" reports. Keras's own figure
+    divides sum(w*l*m) by the count of unmasked elements instead."""
 
     def __init__(self, prober) -> None:
         self.prober = prober
         self.weighted, self.unweighted, self.normalized = EpochMean(), EpochMean(), EpochMean()
+        self.per_element = False  # more than one weight per sample (e.g. per pixel)
+        self.masked = False
 
     def __call__(self, b) -> None:
         if b.sample_weight is None:
             return
         p = self.prober
-        unweighted = 0.0
+        unweighted = normalized = 0.0
+        w = np.asarray(b.sample_weight, np.float64)
+        if w.size > b.n:
+            self.per_element = True
         for i, o in enumerate(p.outputs):
             spec = p.specs.get(o)
             if spec is None or o not in b.output_losses:
                 continue
-            unweighted += p.loaded.loss_weights[o] * output_batch_loss(
+            lw = p.loaded.loss_weights[o]
+            unweighted += lw * output_batch_loss(
                 spec, b.y[i], b.outputs[i], mask=b.masks[i], logits=b.logits[i], values=b.values[i])
-        # Keras divides sum(w*l) by the element count; normalizing by the weights instead means
-        # scaling by (number of weight entries) / sum(w): exact for (B,), (B,1) and (B,T) weights.
-        w = np.asarray(b.sample_weight, np.float64)
-        wsum = float(np.sum(w))
+            normalized += lw * weight_normalized(spec, b.y[i], b.outputs[i], w, b.masks[i], b.logits[i],
+                                                 b.values[i])
+            self.masked = self.masked or b.masks[i] is not None
         self.weighted.add(b.data_loss, b.n)
         self.unweighted.add(unweighted, b.n)
-        self.normalized.add(b.data_loss * w.size / wsum if wsum else 0.0, b.n)
+        self.normalized.add(normalized, b.n)
 
-    def summary(self) -> dict[str, float] | None:
+    def summary(self) -> dict[str, Any] | None:
         if not self.weighted.count:
             return None
         return {"weighted": self.weighted.value, "unweighted": self.unweighted.value,
-                "normalized": self.normalized.value}
+                "normalized": self.normalized.value, "per_element": self.per_element, "masked": self.masked}
+
+
+def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> float:
+    """sum(w*l*m) / sum(w*m) over one output's per-element losses l on one batch (0 when the weights
+    of the unmasked elements sum to 0)."""
+    from losscheck.reference.reduction import loss_values_and_mask, match_rank, merge_masks
+
+    if values is None:
+        values, own = loss_values_and_mask(spec, y, pred, logits)
+        mask = merge_masks(mask, own)
+    v = np.asarray(values, np.float64)
+    m = np.ones_like(v) if mask is None else match_rank(np.asarray(mask, np.float64), v)[0]
+    v, ww = match_rank(v, np.asarray(w, np.float64))
+    ww = np.broadcast_to(ww, v.shape) * np.broadcast_to(m.reshape(m.shape + (1,) * (v.ndim - m.ndim)), v.shape)
+    total = float(np.sum(ww))
+    return float(np.sum(v * ww)) / total if total else 0.0
+
+
+#: Figures measured on the --probe-samples subset only.
+SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", "train_mode_dropout_only", "train_mode_batchnorm_only",
+                  "train_mode_noise_only", "train_mode_custom_only", "evaluate_probe_subset")
+
+
+#: extra random draws for the spread of the random families' figures
+EXTRA_DRAWS = 2
+#: re-measure only when a size lies within this factor of the --rtol threshold (either side)
+NEAR = 10.0
+#: the draws run on at most this many leading samples (whole batches); the spread is scaled to the
+#: samples of the main figures as 1/sqrt(samples)
+SPREAD_SAMPLES = 256
+
+
+def random_spread(ev: Evidence, prober, passes: dict, main_batches: list, inf, limit: int | None,
+                  progress: Progress) -> dict[str, float]:
+    """Standard deviation over 1 + EXTRA_DRAWS random draws of each random family's effect
+    (train_mode_<family>_only - base, keyed by figure) and of the interaction (key "interaction").
+    Measured only when a random family exists and one of those sizes is near the threshold (so
+    whether it is reported could depend on the draw), on the first SPREAD_SAMPLES samples; {}
+    otherwise, with no extra pass."""
+    fam = prober.families
+    random = [f for f in fam.STOCHASTIC if getattr(fam, f)]
+    if not random or ev.base is None or None not in passes:
+        return {}
+    present = [f for f in fam.NAMES if getattr(fam, f)]
+    threshold = ev.rtol * ev.scale
+
+    def sizes(values: dict, base: float) -> dict[str, float]:
+        out = {f"train_mode_{f}_only": values[f] - base for f in random if f in values}
+        out["interaction"] = (values[None] - base) - sum(values[f] - base for f in present if f in values)
+        return out
+
+    if not any(threshold / NEAR <= abs(v) <= threshold * NEAR for v in sizes(passes, ev.base).values()):
+        return {}
+    main = limit if limit is not None else prober.data.n
+    batch = prober.batch_size
+    whole = (main // batch) * batch  # whole batches, so the inference pass's batches give the base
+    sub = min(whole, math.ceil(SPREAD_SAMPLES / batch) * batch) if whole else main
+    progress(f"training-mode passes with {EXTRA_DRAWS} more random draws on {sub} samples (sizes near --rtol)")
+    variants = [None, *present]
+    # the first draw is the main pass's, on its leading batches
+    first = {f: prefix_mean([(n, b[f]) for n, b in main_batches], sub) for f in variants}
+    draws = []
+    for k in range(EXTRA_DRAWS + 1):
+        values = first if k == 0 else prober.training_passes(variants, None, None if sub >= prober.data.n else sub,
+                                                             draw=k)
+        base = ev.base if sub == main else prefix_mean(inf.batch_totals, sub)
+        draws.append(sizes(values, base))
+    scale = math.sqrt(sub / main)
+    return {key: float(np.std([d[key] for d in draws], ddof=1)) * scale for key in draws[0]}
+
+
+def low_precision_facts(model, low: list) -> dict[str, Any]:
+    """The compute dtypes / policies of the low-precision layers and whether an output layer is one."""
+    outputs = {getattr(getattr(t, "_keras_history", None), "operation", None) for t in (model.outputs or [])}
+    policies = sorted({str(getattr(getattr(lyr, "dtype_policy", None), "name", lyr.compute_dtype)) for lyr in low})
+    out_layers = [lyr.name for lyr in low if lyr in outputs]
+    return {"policies": policies, "layers": [lyr.name for lyr in low], "output_layers": out_layers}
 
 
 def _probe_limit(cfg: Config, n: int) -> int | None:
-    """--probe-samples rounded up to whole batches (so the subset evaluate is exact), None for all."""
-    if cfg.probe_samples is None:
+    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
+    smaller), None for all samples."""
+    if cfg.probe_samples is None or cfg.probe_samples >= n:
         return None
-    limit = math.ceil(cfg.probe_samples / cfg.batch_size) * cfg.batch_size
-    return None if limit >= n else limit
+    return cfg.probe_samples
 
 
 def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
@@ -156,35 +250,46 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
                                  "ValueError for that too); use per-output sample weights")
         limit = _probe_limit(cfg, data.n)
         progress("training-mode passes")
-        family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                       ("noise", "train_mode_noise_only"))
-        # one compiled pass for all training-mode figures (the variants share their common layers); with
-        # --class-weight it also gives the class-weighted inference loss, which shares the inference trunk
-        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if cw else [])
-        passes = prober.training_passes(variants, cw, limit)
+        family_keys = tuple((f, f"train_mode_{f}_only") for f in fam.NAMES)
+        # one compiled pass for all training-mode figures (the variants share their common layers); on a
+        # --probe-samples subset it also gives evaluate on that subset, which shares the inference trunk
+        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
+        passes, weighted = prober.training_passes_weighted(variants, cw, limit)
         if cw:
-            figures["evaluate_class_weighted"] = (passes["inference"] if limit is None
-                                                  else prober.inference_loss(class_weight=cw))
+            figures["train_mode_class_weighted"] = weighted[None]
         figures["train_mode"] = passes[None]
         for family, key in family_keys:
             if getattr(fam, family):
                 figures[key] = passes[family]
+        if limit is not None:
+            figures["evaluate_probe_subset"] = passes["inference"]
+        main_batches = list(prober.last_batches)
+        from losscheck.probes import low_precision_layers
+
+        low = low_precision_layers(loaded.model)
+        if low:
+            progress("inference pass of a float32 copy (mixed precision)")
+            f32 = prober.evaluate_float32()
+            if f32 is not None:
+                figures["evaluate_float32"] = f32
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
         figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed)
 
         ev = Evidence(
             figures=figures, rtol=cfg.rtol,
-            families={k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")},
+            families={k: fam.names(k) for k in (*fam.NAMES, "frozen_batchnorm")},
             regularized_layers=regularized_layers(loaded.model),
             class_weight=cw, sample_weight=sw_stats.summary(),
             probe_samples=limit,
             fit_steps=math.ceil(data.n / cfg.batch_size),
         )
-        if limit is not None:
-            ev.subset_evaluate = prefix_mean(inf.batch_totals, limit)
-            if cw:
-                ev.subset_evaluate_cw = passes["inference"]  # on the same first `limit` samples
+        ev.extra["overridden"] = dict(fam.overridden)
+        if low:
+            ev.extra["low_precision"] = low_precision_facts(loaded.model, low)
+        spread = random_spread(ev, prober, passes, main_batches, inf, limit, progress)
+        if spread:
+            ev.extra["uncertainty"] = spread
         from losscheck.checks import CheckContext, data_checks, static_checks
         from losscheck.semantics import semantic_findings
 
@@ -199,49 +304,44 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
         for key, value in figures.items():
             extra = {}
-            if limit is not None and key.startswith("train_mode"):
+            if limit is not None and key in SUBSET_FIGURES:
                 extra["samples"] = limit
             report.figures[key] = Figure(float(value), DESCRIPTIONS.get(key, key), extra)
         report.findings = findings
-        report.sections["decomposition"] = decomposition(ev)
+        report.sections["decomposition"] = finite_rows(ev.decomposition)
         report.sections.update(ctx.sections)
-        report.sections["notes"] = list(loaded.notes) + (
-            [f"manual is not computed for outputs {inf.manual_unsupported}"] if inf.manual_unsupported else [])
+        notes = list(loaded.notes)
+        if inf.manual_unsupported:
+            notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
+        if ev.families.get("frozen_batchnorm"):
+            notes.append(frozen_batchnorm_note(ev.families["frozen_batchnorm"], loaded.info.legacy))
+        report.sections["notes"] = notes
         return report
     finally:
         data.close()
 
 
-def decomposition(ev: Evidence) -> dict[str, float]:
-    """The explicit split of the gaps, for the report (non-finite entries left out: the non-finite
-    finding says where NaN/Inf came from)."""
-    return {k: v for k, v in _decomposition(ev).items() if math.isfinite(v)}
+def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decomposition rows for the report, without any top-level gap (and its rows below) that holds a
+    non-finite value: the non-finite finding says where NaN/Inf came from."""
+    groups: list[list[dict[str, Any]]] = []
+    for row in rows:
+        if row["depth"] == 0:
+            groups.append([])
+        if groups:
+            groups[-1].append(row)
+    return [row for group in groups if all(math.isfinite(r["value"]) for r in group) for row in group]
 
 
-def _decomposition(ev: Evidence) -> dict[str, float]:
-    fig = ev.figures
-    out: dict[str, float] = {}
-    if "fit_epoch" in fig:
-        out["fit_epoch - evaluate"] = fig["fit_epoch"] - fig["evaluate"]
-    if "fit_epoch" in fig and "train_mode" in fig and ev.probe_samples is None:
-        out["fit_epoch - train_mode (weight update)"] = fig["fit_epoch"] - fig["train_mode"]
-    base = ev.base
-    if base is not None and "train_mode" in fig:
-        ref = "evaluate_class_weighted" if ev.class_weight else "evaluate"
-        out[f"train_mode - {ref} (training-mode layers)"] = fig["train_mode"] - base
-        for key, label in (("train_mode_dropout_only", "dropout"), ("train_mode_batchnorm_only", "batchnorm"),
-                           ("train_mode_noise_only", "noise")):
-            if key in fig:
-                out[f"  {label}"] = fig[key] - base
-        if "interaction" in ev.extra:
-            out["  interaction (not attributable to one family)"] = ev.extra["interaction"]
-    if ev.class_weight and "evaluate_class_weighted" in fig:
-        out["class weight"] = fig["evaluate_class_weighted"] - fig["evaluate"]
-    if "manual" in fig:
-        out["evaluate - manual"] = fig["evaluate"] - fig["manual"]
-        out["  regularization"] = fig.get("regularization", 0.0)
-        out["  residual"] = ev.extra.get("manual_residual", fig["evaluate"] - fig["manual"] - fig.get("regularization", 0.0))
-    return out
+def frozen_batchnorm_note(layers: list[str], legacy: bool) -> str:
+    """Why frozen BatchNormalization layers are no cause of a gap (and what tf.keras 2.x did)."""
+    shown = ", ".join(layers[:6]) + (f" and {len(layers) - 6} more" if len(layers) > 6 else "")
+    text = (f"BatchNormalization layers {shown} are frozen (trainable=False): Keras 3 runs them in inference "
+            "mode (moving statistics, never updated) in fit as in evaluate, so they are no cause of a gap here.")
+    if legacy:
+        text += (" tf.keras 2.x, which saved this file, did the same for a frozen BatchNormalization; only "
+                 "TF1-style (tf.compat.v1) BatchNormalization used batch statistics in fit when frozen.")
+    return text
 
 
 def legacy_findings(loaded) -> list[Finding]:

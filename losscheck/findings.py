@@ -36,6 +36,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "GaussianNoise / GaussianDropout / AlphaDropout or another layer with a `training` behaviour",
     ),
+    "interaction": (
+        Severity.INFO,
+        "training-mode layer families move the loss together by more than the sum of their separate effects",
+    ),
     "regularization": (
         Severity.INFO,
         "penalties (`model.losses`) are part of Keras's total but not of a numpy recomputation",
@@ -77,9 +81,42 @@ CODES: dict[str, tuple[Severity, str]] = {
 }
 
 
+#: What a finding's magnitude is, per code: "gap" (a difference of two losses, in loss units),
+#: "ratio" (one quantity over another), "count" (how many of something) or "floor" (a lower bound of
+#: the loss); None for codes that never carry a magnitude.
+MAGNITUDE_KINDS: dict[str, str | None] = {
+    "weight-update": "gap",
+    "dropout": "gap",
+    "batchnorm-batch-stats": "gap",
+    "noise-layer": "gap",
+    "interaction": "gap",
+    "regularization": "gap",
+    "class-weight": "gap",
+    "sample-weight": "gap",
+    "mask": "gap",
+    "partial-batch": "gap",
+    "loss-rank": "ratio",
+    "batch-size-dependence": "ratio",
+    "channels-first-axis": None,
+    "from-logits-mismatch": "gap",
+    "logits-shortcut": "gap",
+    "probability-clipping": "gap",
+    "label-smoothing": "floor",
+    "mixed-precision": "gap",
+    "legacy-keras": None,
+    "non-finite": "count",
+    "class-dilution": "ratio",
+    "unexplained": "gap",
+}
+
+
 @dataclass
 class Finding:
-    """One explained (or unexplained) cause, with its measured size."""
+    """One explained (or unexplained) cause, with its measured size.
+
+    `between` names the two figures whose difference (a - b) is `magnitude` exactly, or is None when
+    the magnitude is not such a difference (a remainder, a count, a ratio). `unit` is what a count
+    counts (singular noun, e.g. "value"); the kind comes from MAGNITUDE_KINDS."""
 
     code: str
     message: str
@@ -88,6 +125,8 @@ class Finding:
     between: tuple[str, str] | None = None
     advice: str = ""
     severity: Severity | None = None
+    unit: str | None = None
+    uncertainty: float | None = None  # spread (std) of the magnitude over random draws, when measured
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -95,16 +134,25 @@ class Finding:
         if self.severity is None:
             self.severity = CODES[self.code][0]
 
+    @property
+    def magnitude_kind(self) -> str | None:
+        """gap / ratio / count / floor, or None when there is no magnitude."""
+        return None if self.magnitude is None else MAGNITUDE_KINDS.get(self.code)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "code": self.code,
             "severity": str(self.severity),
             "message": self.message,
             "magnitude": self.magnitude,
+            "magnitude_kind": self.magnitude_kind,
             "subject": self.subject,
             "between": list(self.between) if self.between else None,
             "advice": self.advice,
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty
+        return out
 
 
 @dataclass
@@ -122,12 +170,15 @@ class Figure:
 #: Figure order in every report.
 FIGURE_ORDER = (
     "fit_epoch",
+    "train_mode_class_weighted",
     "train_mode",
     "train_mode_dropout_only",
     "train_mode_batchnorm_only",
     "train_mode_noise_only",
-    "evaluate_class_weighted",
+    "train_mode_custom_only",
+    "evaluate_probe_subset",
     "evaluate",
+    "evaluate_float32",
     "manual",
     "regularization",
 )

@@ -68,6 +68,8 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
     report = Report("inspect", build_header(cfg, loaded), fail_on=cfg.fail_on)
     report.sections["loss_config"] = loss_config(loaded)
     report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
+    if fam.custom:
+        report.sections["training_layers"]["custom"] = fam.names("custom")
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["regularizers"] = regularizers(loaded.model)
     progress("static loss checks")

@@ -96,8 +96,30 @@ def _has_internal_dropout(layer) -> bool:
     )
 
 
+#: built-in random augmentation layers whose names do not start with "Random"
+AUGMENTATION_NAMES = frozenset({"AugMix", "CutMix", "MixUp", "RandAugment", "Solarization"})
+#: built-in layers whose `training` behaviour no other family covers (SpectralNormalization updates
+#: its power-iteration vectors; wrappers run foreign code that may read `training`)
+TRAINING_BUILTINS = frozenset({"SpectralNormalization", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper"})
+
+
 def _is_augmentation(layer) -> bool:
-    return type(layer).__name__.startswith("Random") and "training" in _call_params(layer)
+    name = type(layer).__name__
+    return (name.startswith("Random") or name in AUGMENTATION_NAMES) and "training" in _call_params(layer)
+
+
+def _is_keras_builtin(layer) -> bool:
+    return type(layer).__module__.split(".")[0] in ("keras", "tf_keras")
+
+
+def _has_custom_training(layer) -> bool:
+    """A layer outside the known families whose call() takes `training`: a user-defined layer (not a
+    nested model), a Lambda whose function takes it, or one of TRAINING_BUILTINS."""
+    if isinstance(layer, keras.Model) or "training" not in _call_params(layer):
+        return False
+    if isinstance(layer, L.Lambda):
+        return bool(getattr(layer, "_fn_expects_training_arg", False))
+    return not _is_keras_builtin(layer) or type(layer).__name__ in TRAINING_BUILTINS
 
 
 @functools.cache
@@ -122,6 +144,14 @@ class LayerFamilies:
     batchnorm: list[Any] = field(default_factory=list)  # trainable BN: batch statistics in fit
     frozen_batchnorm: list[Any] = field(default_factory=list)  # trainable=False: inference mode even in fit
     noise: list[Any] = field(default_factory=list)
+    custom: list[Any] = field(default_factory=list)  # other layers whose call() takes `training`
+    # layers of the families above inside a nested model called with training=False in the saved graph,
+    # which Keras overrides in fit: layer name -> nested model name (see overridden_training_false)
+    overridden: dict[str, str] = field(default_factory=dict)
+
+    #: families whose training behaviour draws random numbers (or may: custom layers)
+    STOCHASTIC = ("dropout", "noise", "custom")
+    NAMES = ("dropout", "batchnorm", "noise", "custom")
 
     @staticmethod
     def of(model) -> LayerFamilies:
@@ -136,10 +166,57 @@ class LayerFamilies:
                 fam.dropout.append(layer)
             elif isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
                 fam.noise.append(layer)
+            elif _has_custom_training(layer):
+                fam.custom.append(layer)
+        fam.overridden = overridden_training_false(model)
         return fam
+
+    def known(self) -> list[Any]:
+        """The layers of the dropout, batchnorm and noise families."""
+        return [*self.dropout, *self.batchnorm, *self.noise]
 
     def names(self, family: str) -> list[str]:
         return [lyr.name for lyr in getattr(self, family)]
+
+
+@functools.cache
+def keras_overrides_training_false() -> bool:
+    """Does this Keras run a nested model called as `base(x, training=False)` in training mode when the
+    outer call (fit) passes training=True? Keras 3.15 does (its functional graph replaces the stored
+    argument by the outer one); tf.keras 2 did not. Measured on a two-layer model."""
+    inner_in = keras.Input((64,))
+    inner = keras.Model(inner_in, L.Dropout(0.5)(inner_in))
+    outer_in = keras.Input((64,))
+    outer = keras.Model(outer_in, inner(outer_in, training=False))
+    out = np.asarray(outer(np.ones((4, 64), "float32"), training=True))
+    return bool(np.any(out != 1.0))
+
+
+def overridden_training_false(model) -> dict[str, str]:
+    """Layers with a training behaviour (Dropout, trainable BatchNormalization, noise, augmentation)
+    inside a nested model whose call in a functional graph stores training=False, when this Keras
+    overrides that flag in fit: layer name -> the nested model's name. Empty when it does not."""
+    found: dict[str, str] = {}
+
+    def visit(container) -> None:
+        for child in getattr(container, "layers", None) or []:
+            if not isinstance(child, keras.Model):
+                continue
+            nodes = getattr(child, "_inbound_nodes", None) or []
+            flagged = any(getattr(getattr(n, "arguments", None), "kwargs", {}).get("training") is False for n in nodes)
+            if flagged:
+                for layer in all_layers(child):
+                    trains = (isinstance(layer, BN_TYPES) and layer.trainable) or (
+                        isinstance(layer, DROPOUT_TYPES) and float(getattr(layer, "rate", 0) or 0) > 0) or (
+                        isinstance(layer, NOISE_TYPES) or _is_augmentation(layer) or _has_internal_dropout(layer))
+                    if trains:
+                        found.setdefault(layer.name, child.name)
+            visit(child)
+
+    visit(model)
+    if found and not keras_overrides_training_false():
+        return {}
+    return found
 
 
 @contextlib.contextmanager
@@ -180,13 +257,17 @@ class _VariantCalls:
         self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=True, recursive=True)}
                        for lyr in self.layers}
         self.forced: set[int] = set()
+        self.off: set[int] = set()
         self.cache: dict[tuple, tuple] = {}
 
     def reset(self) -> None:
         self.cache = {}
 
-    def force(self, layers: list[Any]) -> None:
+    def force(self, layers: list[Any], off: list[Any] = ()) -> None:
+        """`layers` run with training=True, `off` with training=False (even when a layer around them
+        passes its own `training` on), every other layer as the outer call says."""
         self.forced = {id(lyr) for lyr in layers}
+        self.off = {id(lyr) for lyr in off} - self.forced
 
     def __enter__(self) -> _VariantCalls:
         for layer in self.layers:
@@ -206,10 +287,13 @@ class _VariantCalls:
         def call(*args, **kwargs):
             if me in self.forced:
                 kwargs["training"] = True
+            elif me in self.off:
+                kwargs["training"] = False
             key = None if stateful else _call_key(args, kwargs)
             if key is None:
                 return original(*args, **kwargs)
-            key = (me, key, frozenset(self.forced & self.inside[me]))
+            inside = self.inside[me]
+            key = (me, key, frozenset(self.forced & inside), frozenset(self.off & inside))
             hit = self.cache.get(key)
             if hit is not None:
                 return hit[0]
@@ -310,6 +394,7 @@ class Prober:
         self.batch_size = batch_size
         self.seed = seed
         self.families = LayerFamilies.of(self.model)
+        self.last_batches: list[tuple[int, dict]] = []
         self.specs: dict[str, LossSpec | None] = loaded.specs
         self.outputs = loaded.output_names
 
@@ -496,15 +581,28 @@ class Prober:
         """The loss a fit step measures before its update, averaged over batches as Keras does.
 
         family None: model(x, training=True) (every layer in training behaviour);
-        family "dropout"/"batchnorm"/"noise": only that family forced to training, the rest inference;
+        family "dropout"/"batchnorm"/"noise"/"custom": only that family forced to training, the rest
+        inference ("custom": the layers of the other families inside a custom layer are held at
+        training=False, so a block that passes `training` on to its Dropout is measured without it);
         "inference": no layer forced (what `inference_loss` gives).
         """
         return self.training_passes([family], class_weight, limit)[family]
 
     @data_errors
-    def training_passes(self, families: list[str | None], class_weight=None,
-                        limit: int | None = None) -> dict[str | None, float]:
-        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data.
+    def training_passes(self, families: list[str | None], class_weight=None, limit: int | None = None,
+                        draw: int = 0) -> dict[str | None, float]:
+        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the data;
+        the loss of every variant with `class_weight` applied when it is given."""
+        plain, weighted = self.training_passes_weighted(families, class_weight, limit, draw)
+        return weighted if class_weight else plain
+
+    @data_errors
+    def training_passes_weighted(self, families: list[str | None], class_weight=None, limit: int | None = None,
+                                 draw: int = 0) -> tuple[dict[str | None, float], dict[str | None, float]]:
+        """Several training-mode figures (see `training_pass`) from ONE compiled pass over the first
+        `limit` samples (all when None), batched as fit batches them: (unweighted, class-weighted),
+        each {variant: epoch mean}; the class-weighted dict is empty without `class_weight`. Both come
+        from the same forward pass of a variant, so they differ only by the weights.
 
         Each batch runs every variant in one traced step. Layer calls are memoized within the trace
         (same layer, same input tensors, same effective `training`, same forced layers below it), so
@@ -513,21 +611,29 @@ class Prober:
         in its own Keras StatelessScope starting from the same variable values, so none sees another's
         state updates (BatchNormalization moving statistics are never written) and every variant draws
         the same random numbers it would draw in a pass of its own; the seed states then advance once
-        per batch, as in a separate pass. Figures are identical to separate passes.
+        per batch, as in a separate pass. Figures are identical to separate passes. `draw` > 0 shifts
+        every seed: other random draws, for the spread of the random layers' figures.
         """
         model = self.model
         variants = list(dict.fromkeys(families))
         forced = {f: [] if f in (None, "inference") else list(getattr(self.families, f)) for f in variants}
-        keras.utils.set_random_seed(self.seed)
+        held_off = self.families.known()
+        weighted = bool(class_weight)
+        keras.utils.set_random_seed(self.seed + draw)
         seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
                     for sg in getattr(layer, "_seed_generators", None) or []}
         with _VariantCalls(model) as calls, forced_training(model, [], True):
             trainable = list(model.trainable_variables)
             non_trainable = list(model.non_trainable_variables)
             seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
+            if draw:  # other random draws: shift every layer's seed (restored with the other variables)
+                for _, var in seeds:
+                    state = np.array(var)
+                    state.flat[0] = state.flat[0] + 7919 * draw
+                    var.assign(state)
 
             @tf.function(reduce_retracing=True)
-            def step(x, y, sw):
+            def step(x, y, sw, cw):
                 calls.reset()
                 t_values = [tf.identity(v.value) for v in trainable]
                 n_values = [tf.identity(v.value) for v in non_trainable]
@@ -535,12 +641,15 @@ class Prober:
                 losses, advanced = [], {}
                 for f in variants:
                     outer = f is None
-                    calls.force(forced[f])
+                    calls.force(forced[f], held_off if f == "custom" else ())
                     with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
-                    # a reduction="none" loss is a vector: Keras's tracker records its mean (§2.1)
-                    losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                        # a reduction="none" loss is a vector: Keras's tracker records its mean
+                        losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                        if cw is not None:
+                            loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=cw, training=outer)
+                            losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
                     for i, var in seeds:
                         new = scope.get_current_value(var)
                         if new is not None and new is not n_values[i]:
@@ -551,13 +660,31 @@ class Prober:
                         var.assign(advanced[i])
                 return tf.stack(losses)
 
-            means = [EpochMean() for _ in variants]
+            width = 2 if weighted else 1
+            means = [EpochMean() for _ in range(width * len(variants))]
+            batches: list[tuple[int, dict]] = []
             for start, stop in self.data.batch_bounds(self.batch_size, limit):
-                xs, ys, sw = self._tensors(start, stop, class_weight)
-                values = step(_structure(xs), _structure(ys), sw).numpy()
+                xs, ys, sw = self._tensors(start, stop)
+                cw = self._tensors(start, stop, class_weight)[2] if weighted else None
+                values = step(_structure(xs), _structure(ys), sw, cw).numpy()
                 for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
-        return {f: m.value for f, m in zip(variants, means, strict=True)}
+                batches.append((stop - start, {f: float(values[width * i]) for i, f in enumerate(variants)}))
+        self.last_batches = batches  # (n_b, variant -> unweighted batch loss) of this pass, in order
+        plain = {f: means[width * i].value for i, f in enumerate(variants)}
+        cw_means = {f: means[width * i + 1].value for i, f in enumerate(variants)} if weighted else {}
+        return plain, cw_means
+
+    def evaluate_float32(self) -> float | None:
+        """evaluate (all data) of an in-memory copy of the model whose dtype policies are all float32,
+        with the same weights and losses; None when the model computes in float32 anyway or cannot
+        be copied (see float32_copy)."""
+        if not low_precision_layers(self.model):
+            return None
+        copy = float32_copy(self.loaded)
+        if copy is None:
+            return None
+        return Prober(copy, self.data, self.batch_size, self.seed).inference_loss()
 
     @data_errors
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
@@ -574,6 +701,58 @@ class Prober:
             xs, ys, sw = self._tensors(start, stop, class_weight)
             mean.add(float(np.mean(step(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
+
+
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+def low_precision_layers(model) -> list[Any]:
+    """Layers that compute in float16/bfloat16 (a mixed_float16/mixed_bfloat16 policy, global or per layer)."""
+    return [lyr for lyr in all_layers(model) if str(getattr(lyr, "compute_dtype", "")) in LOW_PRECISION]
+
+
+def _float32_policies(node: Any) -> Any:
+    """The serialized config with every low-precision or mixed dtype policy replaced by "float32"."""
+    if isinstance(node, list):
+        return [_float32_policies(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "dtype" and isinstance(value, dict) and "DTypePolicy" in str(value.get("class_name", "")):
+            name = str((value.get("config") or {}).get("name", ""))
+            out[key] = "float32" if ("mixed" in name or name in LOW_PRECISION) else value
+        elif key == "dtype" and isinstance(value, str) and ("mixed" in value or value in LOW_PRECISION):
+            out[key] = "float32"
+        else:
+            out[key] = _float32_policies(value)
+    return out
+
+
+def float32_copy(loaded):
+    """A new model from the loaded one's config with float32 policies, the loaded weights (variables of
+    mixed policies are float32 already) and the same losses, compiled without optimizer; the loaded
+    model is not touched. None when the config does not rebuild (e.g. a subclassed model without
+    get_config) or the weights do not fit."""
+    import dataclasses
+
+    model = loaded.model
+    try:
+        config = _float32_policies(keras.saving.serialize_keras_object(model))
+        with keras.saving.custom_object_scope(dict(loaded.custom_objects or {})):
+            copy = keras.saving.deserialize_keras_object(config, safe_mode=not loaded.unsafe)
+        copy.set_weights([np.asarray(w, np.float32) if np.asarray(w).dtype.kind == "f" else np.asarray(w)
+                          for w in model.get_weights()])
+        outputs = loaded.output_names
+        losses = [loaded.losses.get(o) for o in outputs]
+        weights = [loaded.loss_weights.get(o, 1.0) for o in outputs]
+        copy.compile(loss=losses if len(outputs) > 1 else losses[0],
+                     loss_weights=weights if len(outputs) > 1 else weights[0])
+    except Exception:  # noqa: BLE001 - the float32 figure is optional: no copy, no figure
+        return None
+    if low_precision_layers(copy):
+        return None
+    return dataclasses.replace(loaded, model=copy)
 
 
 @data_errors

@@ -1,12 +1,13 @@
 """Why a user's natural numpy computation (a plain mean of the loss formula on predict() output, no
 weights, no masks) differs from Keras's number: masks, the logits shortcut, probability clipping and
-mixed precision (issue 3). Sample weights are explained by attribution.rule_sample_weight.
+mixed precision. Sample weights are explained by attribution.rule_sample_weight.
 
 The probe measures the chain of variants in its inference pass (losscheck.reference.variants); each
 finding is one link of the chain, reported only when it moves the loss by more than rtol * |evaluate|.
 
 Hook called by compare: semantic_findings(ctx) -> list[Finding] (ctx: losscheck.checks.CheckContext).
-Adds the section "natural_numpy" (the chain's figures) to ctx.sections.
+Adds the section "natural_numpy" (the chain's figures) to ctx.sections. Those are not report figures,
+so the findings carry no `between` pair; each message states the two values its magnitude separates.
 """
 
 from __future__ import annotations
@@ -70,8 +71,7 @@ def semantic_findings(ctx) -> list[Finding]:
                 f"divides each batch by its own count of unmasked elements: {_fmt(g['no_weights'])} "
                 f"(without sample weights), while a plain mean over every element gives {_fmt(g['no_masks'])} "
                 f"({delta:+.6g}).",
-                magnitude=delta, subject=_subject(masked), between=("manual", "natural_numpy"),
-                advice="To reproduce it, take sum(loss*mask)/sum(mask) per batch (mask = the output's "
+                magnitude=delta, subject=_subject(masked), advice="To reproduce it, take sum(loss*mask)/sum(mask) per batch (mask = the output's "
                        "_keras_mask from model(x, training=False)) and average the batch values weighted by "
                        "batch size; predict() drops the mask.",
             ))
@@ -87,8 +87,7 @@ def semantic_findings(ctx) -> list[Finding]:
                 f"cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(g['no_masks'])}, while the "
                 f"same loss on predict() probabilities (clipped to [1e-7, 1-1e-7]) gives "
                 f"{_fmt(g['probabilities'])} ({delta:+.6g}).",
-                magnitude=delta, subject=_subject(shortcut), between=("manual", "natural_numpy"),
-                advice="Compute the loss from the logits (a model without the final activation and "
+                magnitude=delta, subject=_subject(shortcut), advice="Compute the loss from the logits (a model without the final activation and "
                        "from_logits=True, or log-softmax/log-sigmoid in numpy); saturated probabilities "
                        "cannot reproduce Keras's value.",
             ))
@@ -107,8 +106,7 @@ def semantic_findings(ctx) -> list[Finding]:
                 f"Keras computes the crossentropy of {_which(clipped, n_out)} from probabilities clipped to "
                 f"[1e-7, 1-1e-7] ({count} predicted values lie outside): {_fmt(g['no_masks'])}, while "
                 f"{what}.",
-                magnitude=gap, subject=_subject(clipped), between=("manual", "natural_numpy"),
-                advice="Clip with np.clip(p, 1e-7, 1 - 1e-7) as Keras does to reproduce it; to get the "
+                magnitude=gap, subject=_subject(clipped), advice="Clip with np.clip(p, 1e-7, 1 - 1e-7) as Keras does to reproduce it; to get the "
                        "unclipped loss, output logits and use from_logits=True.",
             ))
 
@@ -126,8 +124,7 @@ def semantic_findings(ctx) -> list[Finding]:
                     f"before the loss, so the loss sees {dtype}-rounded probabilities and loses the logits "
                     f"shortcut: {_fmt(g['keras'])}, against {_fmt(ref)} with the activation computed in full "
                     f"precision from the same logits ({delta:+.6g}).",
-                    magnitude=delta, subject=_subject(low), between=("manual", "natural_numpy"),
-                    advice="Give the final activation dtype='float32' (e.g. Activation('softmax', "
+                    magnitude=delta, subject=_subject(low), advice="Give the final activation dtype='float32' (e.g. Activation('softmax', "
                            "dtype='float32')) so the loss gets float32 probabilities and their logits.",
                 ))
     return findings

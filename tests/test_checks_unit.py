@@ -53,8 +53,9 @@ def test_batch_size_rule():
     assert f.subject == "out" and "reduction=\"sum\"" in f.advice and "adds its per-sample losses" in f.message
     [f] = batchsize.check(summed, 1e-4, {}, {"out": "sum_over_batch_size"}, frozenset({"out"}))
     assert "own count of unmasked elements" in f.message and "normalizes per batch" in f.advice
-    # already reported by loss-rank for that output: not reported twice
-    assert batchsize.check(summed, 1e-4, {"out": "loss-rank"}, {"out": "sum_over_batch_size"}) == []
+    # a loss-rank output: the dependence is still reported (--select batch-size-dependence), loss-rank named
+    [f] = batchsize.check(summed, 1e-4, {"out": "loss-rank"}, {"out": "sum_over_batch_size"})
+    assert f.code == "batch-size-dependence" and "see loss-rank" in f.message and "loss-rank" in f.advice
     nan = _probe(float("nan"), 5.0, {"out": (math.nan, 5.0)})
     assert batchsize.check(nan, 1e-4, {}, {"out": "sum"}) == []
 

@@ -143,11 +143,26 @@ def test_class_weight_fit_matches_keras():
     assert {"class-weight", "batchnorm-batch-stats"} <= codes
     assert not codes & {"dropout", "noise-layer", "unexplained"}
     cw = next(f for f in out["findings"] if f["code"] == "class-weight")
-    assert abs(cw["magnitude"] - (fig["evaluate_class_weighted"] - fig["evaluate"])) < 1e-9
+    assert abs(cw["magnitude"] - (fig["train_mode_class_weighted"] - fig["train_mode"])) < 1e-9
+    assert cw["between"] == ["train_mode_class_weighted", "train_mode"]
+    # train_mode_class_weighted is the class-weighted loss of training-mode forward passes at the saved
+    # weights (what fit's steps measure before updating), batch means weighted by batch size
+    import numpy as np
+
+    fresh = keras.saving.load_model(model_path)
+    x, y = arrays["x"], arrays["y"]
+    total = 0.0
+    for start in range(0, len(x), 32):
+        xb, yb = x[start:start + 32], y[start:start + 32]
+        weights = np.where(yb.reshape(-1) == 1, 5.0, 1.0).astype("float32")
+        loss = fresh.compute_loss(xb, yb, fresh(xb, training=True), sample_weight=weights)
+        total += float(loss) * len(xb)
+    assert rel(fig["train_mode_class_weighted"], total / len(x)) < 1e-5
 
 
 def test_probe_samples_reported_and_subset_consistent():
     model_path, data_path = fixture_files("bn_classifier")
     out = run_cli("compare", model_path, data_path, "--probe-samples", "40", "--format", "json").json
-    assert out["figures"]["train_mode"]["samples"] == 64  # rounded up to whole batches
+    assert out["figures"]["train_mode"]["samples"] == 40  # exactly: batches of 32 and 8
+    assert out["figures"]["evaluate_probe_subset"]["samples"] == 40
     assert "samples" not in out["figures"]["evaluate"]

@@ -44,7 +44,7 @@ def compare_report(**kw) -> Report:
     }
     r.findings = [
         Finding("unexplained", "evaluate and manual differ by 3.1e-05 relative, which no cause accounts for.",
-                magnitude=2.13e-4, between=("evaluate", "manual"),
+                magnitude=2.13e-4,
                 advice="Rerun with --debug; check custom losses for a reduction of their own."),
         Finding("batchnorm-batch-stats", "BatchNormalization (bn_1) uses batch statistics in training: "
                 "+0.0159 between train_mode_batchnorm_only and evaluate.", magnitude=0.0159123,
@@ -56,16 +56,24 @@ def compare_report(**kw) -> Report:
         Finding("probability-clipping", "crossentropy clips probabilities to [eps, 1-eps] | [bold]not markup[/bold]",
                 magnitude=None, advice="Use `from_logits=True` on a\nlogits output."),
     ]
-    r.sections["decomposition"] = {
-        "fit_epoch - evaluate": 0.9122517,
-        "fit_epoch - train_mode (weight update)": -0.2162691,
-        "train_mode - evaluate (training-mode layers)": 1.1285208,
-        "  dropout": 1.1285208,
-        "  batchnorm": 0.0159032,
-        "evaluate - manual": 2.0e-07,
-        "  regularization": 0.0,
-        "  residual": 2.0e-07,
-    }
+    r.sections["decomposition"] = [
+        {"name": "fit_epoch - evaluate", "label": "fit_epoch - evaluate", "value": 0.9122517, "depth": 0,
+         "parent": None, "between": ["fit_epoch", "evaluate"]},
+        {"name": "weight update", "label": "fit_epoch - train_mode (weight update)", "value": -0.2162691, "depth": 1,
+         "parent": "fit_epoch - evaluate", "between": ["fit_epoch", "train_mode"]},
+        {"name": "training-mode layers", "label": "train_mode - evaluate (training-mode layers)", "value": 1.1285208,
+         "depth": 1, "parent": "fit_epoch - evaluate", "between": ["train_mode", "evaluate"]},
+        {"name": "dropout", "label": "train_mode_dropout_only - evaluate (dropout)", "value": 1.1285208, "depth": 2,
+         "parent": "training-mode layers", "between": ["train_mode_dropout_only", "evaluate"]},
+        {"name": "batchnorm", "label": "train_mode_batchnorm_only - evaluate (batchnorm)", "value": 0.0159032,
+         "depth": 2, "parent": "training-mode layers", "between": ["train_mode_batchnorm_only", "evaluate"]},
+        {"name": "evaluate - manual", "label": "evaluate - manual", "value": 2.0e-07, "depth": 0, "parent": None,
+         "between": ["evaluate", "manual"]},
+        {"name": "regularization", "label": "regularization (the figure)", "value": 0.0, "depth": 1,
+         "parent": "evaluate - manual", "between": None},
+        {"name": "residual", "label": "residual", "value": 2.0e-07, "depth": 1, "parent": "evaluate - manual",
+         "between": None},
+    ]
     r.sections["notes"] = ["optimizer state was not in the file; fit_epoch starts from a fresh optimizer"]
     return r
 
@@ -143,8 +151,8 @@ def test_table_at_80_columns_keeps_every_word():
         expected += [f.code, str(f.severity), *f.message.split(), *f.advice.split()]
         expected += [f.subject] if f.subject else []
         expected += list(f.between or ())
-    for label in report.sections["decomposition"]:
-        expected += label.split()
+    for row in report.sections["decomposition"]:
+        expected += row["label"].split()
     expected += report.sections["notes"][0].split()
     expected += ["7.79758", "+0.912252", "6.88533", "+0.0159", "+1.129", "+0.000213"]  # values, sizes
     missing = [w for w in expected if not re.search(r"(?<!\S)" + re.escape(w) + r"(?=[\s;,:]|$)", joined)]
@@ -202,7 +210,7 @@ def test_markdown_tables_are_well_formed():
         cells = {len(re.split(r"(?<!\\)\|", r)) for r in rows}
         assert len(cells) == 1, block  # every row has the same number of (unescaped) cells
     assert "\\|" in md  # the pipe in a finding message is escaped...
-    assert "[bold]not markup[/bold]" in md  # ...and nothing else is lost
+    assert "\\[bold\\]not markup\\[/bold\\]" in md  # ...brackets escaped (no link syntax), nothing lost
     assert "- **error** `unexplained`" in md and "- **warning** `batchnorm-batch-stats`" in md
 
 
@@ -264,3 +272,37 @@ def test_section_tables_registered_by_commands_are_folded_not_cut(monkeypatch):
 
     needed = Counter("".join(report.sections["wide_section"][0]) + "x" * 120)
     assert not needed - Counter(text), "characters lost"  # cells fold across lines, none dropped
+
+
+@pytest.mark.parametrize("code, magnitude, shown", [
+    ("batch-size-dependence", 1.0031, "x1.003"),
+    ("loss-rank", 32.0, "x32"),
+    ("non-finite", 1.0, "1 value"),
+    ("non-finite", 3.0, "3 values"),
+    ("label-smoothing", 0.3250829, "floor 0.3251"),
+    ("dropout", 1.1285207, "+1.129"),
+])
+def test_magnitudes_show_their_unit(code, magnitude, shown):
+    """A ratio is x..., a count is 'N values' (never '+1'), a floor says so, a gap is signed."""
+    from losscheck.findings import MAGNITUDE_KINDS
+
+    report = clean_report()
+    report.findings = [Finding(code, f"message for {code}", magnitude=magnitude)]
+    assert report.findings[0].to_json()["magnitude_kind"] == MAGNITUDE_KINDS[code]
+    table = render(report, "table", width=100, color=False)
+    md = render(report, "markdown")
+    assert re.search(r"(?<![\w.+])" + re.escape(shown) + r"(?![\w.])", table), table
+    assert f"`{code}` ({shown})" in md
+    if MAGNITUDE_KINDS[code] == "count":
+        assert "+1" not in table and "+3" not in table and "+1" not in md
+
+
+def test_every_code_has_a_magnitude_kind():
+    from losscheck.findings import MAGNITUDE_KINDS
+
+    assert set(MAGNITUDE_KINDS) == set(CODES)
+    assert set(MAGNITUDE_KINDS.values()) <= {"gap", "ratio", "count", "floor", None}
+    for code in CODES:
+        f = Finding(code, "m", magnitude=1.0)
+        assert f.to_json()["magnitude_kind"] == MAGNITUDE_KINDS[code]
+        assert Finding(code, "m").to_json()["magnitude_kind"] is None

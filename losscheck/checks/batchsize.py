@@ -94,15 +94,14 @@ def cause(reduction: str | None, masked: bool, weighted: bool) -> str:
 
 def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reductions: dict[str, str],
           masked: frozenset[str] = frozenset(), weighted: bool = False) -> list[Finding]:
-    """explained: outputs whose dependence another finding (loss-rank) already reports -> its code;
+    """explained: outputs whose loss function another finding (loss-rank) shows to reduce over the
+    batch -> its code (named as the cause; the dependence is still reported here, measured);
     masked: outputs that carry a Keras mask; weighted: the data has sample weights."""
     if not moved(probe.value, probe.other_value, rtol):
         return []
-    movers = [o for o, (a, b) in probe.per_output.items() if moved(a, b, rtol)]
-    if movers and all(o in explained for o in movers):
-        return []
-    rest = [o for o in movers if o not in explained]
-    causes = {o: cause(reductions.get(o), o in masked, weighted) for o in rest}
+    rest = [o for o, (a, b) in probe.per_output.items() if moved(a, b, rtol)]
+    causes = {o: (f"its loss function reduces over the batch axis (see {explained[o]})" if o in explained
+                  else cause(reductions.get(o), o in masked, weighted)) for o in rest}
     why = []
     for o in rest:
         a, b = probe.per_output[o]
@@ -116,6 +115,9 @@ def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reducti
     if any(reductions.get(o) == "sum" for o in rest):
         advice = ('reduction="sum" adds the per-sample losses of each batch, so the loss (and the gradient scale) '
                   'grows with the batch size; use the default reduction="sum_over_batch_size".')
+    elif rest and all(o in explained for o in rest):
+        advice = ("The loss function mixes the samples of a batch (see loss-rank): return one value per sample "
+                  "and let Keras average, then the loss no longer depends on the batch size.")
     elif rest and all(causes[o].startswith(("masked", "mean_with")) for o in rest):
         advice = ("This is how Keras normalizes per batch; compare losses only at one batch size (and "
                   "without shuffling), or weight batches by their valid count yourself.")

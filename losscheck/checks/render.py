@@ -11,6 +11,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from losscheck.text_safety import prose_for_markdown as _md
+
 
 def _shape(shape: Any) -> str:
     if shape is None:
@@ -67,10 +69,10 @@ def trace_markdown(value: dict[str, Any]) -> str:
     lines = [f"**Reduction trace** (batch {value.get('batch_size')}, {value.get('batches')} batches; values are means "
              "over the data)", "", "| output | step | operation | shape | value |", "|---|---|---|---|---:|"]
     for row in _trace_rows(value):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+        lines.append("| " + " | ".join(_md(c) for c in row) + " |")
     line = _probe_line(value)
     if line:
-        lines += ["", line]
+        lines += ["", _md(line)]
     return "\n".join(lines)
 
 
@@ -99,13 +101,14 @@ def loss_config_table(value: dict[str, Any]):
 def loss_config_markdown(value: dict[str, Any]) -> str:
     lines = ["**Loss configuration**", "", "| " + " | ".join(CONFIG_HEAD) + " |", "|" + "---|" * len(CONFIG_HEAD)]
     for row in _config_rows(value):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+        lines.append("| " + " | ".join(_md(c) for c in row) + " |")
     return "\n".join(lines)
 
 
 FAMILY_TEXT = {"dropout": "Dropout family (active in fit only)", "batchnorm": "BatchNormalization (batch statistics "
                "in fit)", "frozen_batchnorm": "frozen BatchNormalization (moving statistics everywhere)",
-               "noise": "noise / augmentation (active in fit only)"}
+               "noise": "noise / augmentation (active in fit only)",
+               "custom": "other layers whose call() takes `training` (custom training behaviour)"}
 
 
 def training_layers_table(value: dict[str, list[str]]):
@@ -120,7 +123,7 @@ def training_layers_table(value: dict[str, list[str]]):
 def training_layers_markdown(value: dict[str, list[str]]) -> str:
     lines = ["**Training-dependent layers**", "", "| family | layers |", "|---|---|"]
     for fam, names in value.items():
-        lines.append(f"| {FAMILY_TEXT.get(fam, fam)} | {', '.join(names) if names else 'none'} |")
+        lines.append(f"| {_md(FAMILY_TEXT.get(fam, fam))} | {_md(', '.join(names) if names else 'none')} |")
     return "\n".join(lines)
 
 
@@ -141,7 +144,7 @@ def regularizers_table(value: list[dict[str, Any]]):
 def regularizers_markdown(value: list[dict[str, Any]]) -> str:
     lines = ["**Regularizers**", "", "| layer | on | regularizer | in the loss |", "|---|---|---|---|"]
     for row in _reg_rows(value):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+        lines.append("| " + " | ".join(_md(c) for c in row) + " |")
     return "\n".join(lines)
 
 
@@ -150,7 +153,7 @@ def notes_table(value: list[str]):
 
 
 def notes_markdown(value: list[str]) -> str:
-    return "\n".join(f"- note: {n}" for n in value)
+    return "\n".join(f"- note: {_md(n)}" for n in value)
 
 
 TABLE = {"reduction_trace": trace_table, "loss_config": loss_config_table, "training_layers": training_layers_table,

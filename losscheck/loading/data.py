@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError
+from losscheck.loading.archive import (
+    ArchiveProblem,
+    ObjectArray,
+    available_memory,
+    check_archive,
+    npy_members_size,
+)
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
+from losscheck.loading.h5_guard import outside_reference, size_text
 
 
 @dataclass
@@ -59,10 +67,41 @@ class Dataset:
             self._handle = None
 
 
+#: an .npz is read whole: its arrays together may take at most this share of the available memory
+NPZ_MEMORY_SHARE = 0.5
+
+
+def _check_npz(path: Path, remake: str) -> None:
+    """Before np.load reads a byte of data: the archive's headers are honest (archive.check_archive),
+    no array declares more bytes than its member holds, and all arrays fit in available memory."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_archive(zf, path.stat().st_size)
+            total = npy_members_size(zf)
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
+        raise
+    except ObjectArray as exc:
+        raise DataFileError(path, f"array {exc.key!r} holds Python objects (dtype=object), which losscheck never "
+                            "unpickles", "save numeric arrays only") from exc
+    except ArchiveProblem as exc:
+        raise DataFileError(path, f"the .npz archive is refused: {exc}", remake) from exc
+    avail = available_memory()
+    if total > NPZ_MEMORY_SHARE * avail:
+        raise DataFileError(path, f"its arrays need {size_text(total)} in memory, more than half of the "
+                            f"{size_text(avail)} available (an .npz is read whole)",
+                            "store the data as .h5, which losscheck reads batch by batch")
+
+
 def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
     remake = "re-create it with numpy.savez(path, x=..., y=...)"
     try:
+        if zipfile.is_zipfile(path):
+            _check_npz(path, remake)
+        elif read_head(path, "data file", DataFileError, 6) == b"\x93NUMPY":
+            raise DataFileError(path, "holds a single array, not named arrays", remake)
         npz = np.load(path, allow_pickle=False, mmap_mode=None)
+    except DataFileError:
+        raise
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise DataFileError(path, "is not a valid .npz archive (truncated or corrupted)", remake) from exc
     except ValueError as exc:
@@ -108,6 +147,16 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         text = str(exc)
         problem = "is truncated" if "truncated" in text else f"cannot be read as HDF5 ({_first_line(exc)})"
         raise DataFileError(path, problem, "the file is damaged; re-create it") from exc
+    try:
+        outside = outside_reference(handle)
+    except Exception as exc:
+        handle.close()
+        raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
+                            "the file is damaged; re-create it") from exc
+    if outside is not None:
+        handle.close()
+        raise DataFileError(path, outside,
+                            "re-create it with the arrays stored in the file itself (h5py: f['x'] = array)")
     try:
         arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
     except Exception as exc:

@@ -18,6 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from losscheck.errors import ModelFileError
+from losscheck.loading.archive import (
+    ArchiveProblem,
+    check_archive,
+    npy_members_size,
+    open_member_h5,
+    read_member,
+    verify_member,
+)
+from losscheck.loading.h5_guard import outside_reference
+
+#: a weights dataset declaring more than this and over 100x what it stores is a bomb (Keras reads
+#: weights whole into memory)
+WEIGHTS_BOMB_FLOOR = 256 << 20
+#: config.json / metadata.json of a .keras archive: a model's configuration is a few MB at most
+CONFIG_CAP = 64 << 20
 
 H5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -148,33 +163,47 @@ RESAVE_H5 = "re-save the model with model.save('model.h5') or model.save('model.
 
 
 def _read_keras_zip(path: Path) -> ModelFileInfo:
+    outside = None
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = set(zf.namelist())
             if names and all(n.endswith(".npy") for n in names):
                 raise ModelFileError(path, "is an .npz data file, not a model file",
                                      "pass the model first, then the data: losscheck compare MODEL DATA")
+            check_archive(zf, path.stat().st_size)
             if "config.json" not in names:
                 raise ModelFileError(path, "the .keras archive has no config.json (not a Keras 3 model archive, "
                                      f"members: {', '.join(sorted(names)[:5]) or 'none'})", RESAVE_KERAS)
-            config = json.loads(zf.read("config.json"))
-            meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
+            config = json.loads(read_member(zf, "config.json", CONFIG_CAP))
+            meta = json.loads(read_member(zf, "metadata.json", CONFIG_CAP)) if "metadata.json" in names else {}
             if "model.weights.h5" not in names and "model.weights.npz" not in names:
                 raise ModelFileError(path, "the .keras archive has no model.weights.h5 (incomplete archive)",
                                      RESAVE_KERAS)
-            # Read the weights member fully: a damaged archive fails here (CRC), not later inside Keras.
-            weights = zf.read("model.weights.h5") if "model.weights.h5" in names else b""
+            # Stream the weights member through its CRC check: a damaged archive fails here, not later
+            # inside Keras; memory stays at one chunk.
+            head = verify_member(zf, "model.weights.h5") if "model.weights.h5" in names else b""
+            if not head and "model.weights.npz" in names:  # weights saved with weights_format="npz"
+                with zf.open("model.weights.npz") as member, zipfile.ZipFile(member) as inner:
+                    check_archive(inner, zf.getinfo("model.weights.npz").file_size)
+                    npy_members_size(inner)
+        if head and not head.startswith(H5_SIGNATURE):
+            raise ModelFileError(path, "the .keras archive's model.weights.h5 is not an HDF5 file (corrupted)",
+                                 RESAVE_KERAS)
+        if head:
+            with open_member_h5(path, "model.weights.h5") as weights:
+                outside = outside_reference(weights, bomb_floor=WEIGHTS_BOMB_FLOOR)
     except ModelFileError:
         raise
+    except ArchiveProblem as exc:
+        raise ModelFileError(path, f"the .keras archive is refused: {exc}", RESAVE_KERAS) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(path, f"the .keras archive is damaged or truncated ({type(exc).__name__}: "
                              f"{_first_line(exc)})", RESAVE_KERAS) from exc
-    except Exception as exc:  # anything else zipfile/json raise on a corrupted archive
+    except Exception as exc:  # anything else zipfile/json/h5py raise on a corrupted archive
         raise ModelFileError(path, f"the .keras archive cannot be read ({type(exc).__name__}: {_first_line(exc)})",
                              RESAVE_KERAS) from exc
-    if weights and not weights.startswith(H5_SIGNATURE):
-        raise ModelFileError(path, "the .keras archive's model.weights.h5 is not an HDF5 file (corrupted)",
-                             RESAVE_KERAS)
+    if outside is not None:
+        raise ModelFileError(path, f"the .keras archive's model.weights.h5: {outside}", RESAVE_KERAS)
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError(path, "config.json in the .keras archive is not a model configuration", RESAVE_KERAS)
     version = meta.get("keras_version") if isinstance(meta, dict) else None
@@ -212,8 +241,11 @@ def _read_h5(path: Path) -> ModelFileInfo:
             attrs = {k: f.attrs[k] for k in ("model_config", "training_config", "keras_version", "layer_names")
                      if k in f.attrs}
             keys = set(f.keys())
+            outside = outside_reference(f, bomb_floor=WEIGHTS_BOMB_FLOOR)
     except Exception as exc:  # OSError, or KeyError/RuntimeError from a damaged file
         raise ModelFileError(path, _h5_open_problem(exc), RESAVE_H5) from exc
+    if outside is not None:
+        raise ModelFileError(path, outside, RESAVE_H5)
     if "model_config" not in attrs:
         if "layer_names" in attrs or {"layers", "vars"} & keys or "model_weights" in keys:
             raise ModelFileError(path, "holds only weights (saved with save_weights), no model architecture",

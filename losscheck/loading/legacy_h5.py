@@ -192,7 +192,9 @@ def load_patched(path: Path, first_error: Exception, custom_objects: dict[str, A
             try:
                 with saving_options.keras_option_scope(use_legacy_config=True), \
                         serialization_lib.SafeModeScope(safe_mode):
-                    model = legacy_saving_utils.model_from_config(config, custom_objects=custom_objects)
+                    # Keras's deserialization may change the config it is given: it gets a copy
+                    model = legacy_saving_utils.model_from_config(copy.deepcopy(config),
+                                                                  custom_objects=custom_objects)
                     legacy_h5_format.load_weights_from_hdf5_group(f["model_weights"], model)
                 done = [f"left out {', '.join(sorted(dropped))}"] if dropped else []
                 if moved:

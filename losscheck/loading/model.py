@@ -11,7 +11,6 @@ import contextlib
 import copy
 import hashlib
 import importlib.util
-import io
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ from typing import Any
 from losscheck import interrupts, usercode
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
+from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
@@ -149,7 +149,7 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
         raise theirs from error
     if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
-    raise _load_error(path, error, custom_objects_file) from error
+    raise _load_error(path, error, custom_objects_file, legacy=info.legacy) from error
 
 
 def _alias_registered(text: str, custom_objects: dict[str, Any]) -> bool:
@@ -173,7 +173,7 @@ def _load_h5_without_leftovers(info: ModelFileInfo, exc: Exception, custom_objec
         raise ModelFileError(info.path, f"Keras 3 cannot rebuild this tf.keras model: {why}",
                              "rebuild the model in Keras 3 and load the weights into it") from exc
     except Exception as err:
-        raise _load_error(info.path, err, custom_objects_file) from err
+        raise _load_error(info.path, err, custom_objects_file, legacy=info.legacy) from err
     note = ("the tf.keras model config was adapted for Keras 3 in memory, without changing what it computes: "
             f"{'; '.join(dropped)}")
     if note not in info.load_notes:
@@ -217,7 +217,8 @@ def missing_object_error(path: Path, what: str, custom_objects_file: Path | None
     return ModelFileError(path, f"{where}uses the custom object {what!r}, which is not available", hint)
 
 
-def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = None) -> ModelFileError:
+def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = None,
+                legacy: bool = False) -> ModelFileError:
     if isinstance(exc, LosscheckError):
         return exc  # type: ignore[return-value]
     text = str(exc)
@@ -237,6 +238,10 @@ def _load_error(path: Path, exc: Exception, custom_objects_file: Path | None = N
     if isinstance(exc, OSError) or "unable to" in low or "synchronously" in low or "truncated" in low:
         return ModelFileError(path, f"the model's weights cannot be read: the file is damaged ({type(exc).__name__}: "
                               f"{first[:200]})", "re-save the model with model.save('model.keras')")
+    if legacy:  # a well-formed tf.keras file that Keras 3 cannot rebuild: not a saving mistake
+        return ModelFileError(path, f"Keras 3 cannot rebuild this tf.keras 2.x model ({type(exc).__name__}: "
+                              f"{first[:300]})", "rebuild the architecture in Keras 3 code and load the file's "
+                              "weights into it with model.load_weights(FILE)")
     return ModelFileError(path, f"Keras could not load the model ({type(exc).__name__}: {first[:300]})",
                           "check that it was saved with model.save() by Keras 3 or tf.keras 2.x")
 
@@ -329,12 +334,12 @@ def _optimizer_values(info: ModelFileInfo) -> list[Any] | None:
     import numpy as np
 
     try:
+        # read_model_file_info walked these files first: no links, external storage or virtual datasets
         if info.format == "keras":
             with zipfile.ZipFile(info.path, "r") as zf:
                 if "model.weights.h5" not in zf.namelist():
                     return None
-                data = zf.read("model.weights.h5")
-            with h5py.File(io.BytesIO(data), "r") as f:
+            with open_member_h5(info.path, "model.weights.h5") as f:
                 if "optimizer/vars" not in f:
                     return None
                 group = f["optimizer/vars"]

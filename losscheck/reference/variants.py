@@ -41,7 +41,7 @@ class OutputFacts:
 
     masked: bool = False  # a Keras mask or the loss's own mask was present
     masked_fraction: list[float] = field(default_factory=lambda: [0.0, 0.0])  # masked, total elements
-    logits_used: bool = False  # Keras computed the crossentropy from the cached logits
+    logits_used: bool = False  # Keras computed a from_logits=False crossentropy from the cached logits
     clipped: bool = False  # Keras computed a crossentropy from probabilities
     clip_active: int = 0  # probabilities outside [eps, 1 - eps] where Keras clipped
     low_precision: str | None = None  # float16 / bfloat16 output dtype
@@ -110,7 +110,8 @@ class SemanticStats:
         if builtin and spec.kind in formulas.CLIPPING_KINDS:
             used = spec.kind in LOGITS_SHORTCUT_KINDS and uses_logits(spec, y, _f64(p), logits)
             if used:
-                facts.logits_used = True
+                # with from_logits=True the shortcut is a from-logits mismatch (checks.logits reports it)
+                facts.logits_used = not spec.option("from_logits", False)
                 out["probabilities"] = f(sample_weight=None, mask=None, loss_mask=False, logits_mode="never")
             elif not (spec.option("from_logits", False) and spec.kind in LOGITS_SHORTCUT_KINDS):
                 facts.clipped = True  # from_logits crossentropies never clip (the focal CCE does)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from losscheck.report.text import sig
+from losscheck.text_safety import prose_for_markdown as _md
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 BAR_WIDTH = 24
@@ -102,7 +103,7 @@ def markdown_per_class(rows: list[dict[str, Any]]) -> str:
     lines = ["**Loss per class**" + (f" ({caption})" if caption else ""), "", "| " + " | ".join(n for n, _ in cols) + " | share of loss |",
              "|" + "|".join("---" if n in ("output", "class") else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
+        lines.append("| " + " | ".join(_md(fn(r)) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -138,7 +139,7 @@ def markdown_per_output(rows: list[dict[str, Any]]) -> str:
     lines = ["**Loss per output**", "", "| " + " | ".join(n for n, _ in cols) + " | share of total |",
              "|" + "|".join("---" if n == "output" else "---:" for n, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fn(r) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
+        lines.append("| " + " | ".join(_md(fn(r)) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -160,7 +161,8 @@ def markdown_regularization(reg: dict[str, Any]) -> str:
     if reg.get("layers"):
         lines += ["", "| layer | kind | penalty | share |", "|---|---|---:|---:|"]
         for r in reg["layers"]:
-            lines.append(f"| {r.get('layer') or '-'} | {r['kind']} | {sig(r['penalty'])} | {_pct(r.get('share'))} |")
+            lines.append(f"| {_md(r.get('layer') or '-')} | {_md(r['kind'])} | {sig(r['penalty'])} | "
+                         f"{_pct(r.get('share'))} |")
     return "\n".join(lines)
 
 
@@ -181,8 +183,8 @@ def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
     lines = [f"**The {len(rows)} worst samples**", "", "| rank | index | loss | target | prediction |",
              "|---:|---:|---:|---|---|"]
     for i, r in enumerate(rows, 1):
-        tgt = str(r.get("target", "")).replace("|", "\\|")
-        pred = str(r.get("prediction", "")).replace("|", "\\|")
+        tgt = _md(r.get("target", ""))
+        pred = _md(r.get("prediction", ""))
         lines.append(f"| {i} | {r['index']} | {_num(r['loss'], 5)} | {tgt} | {pred} |")
     return "\n".join(lines)
 
@@ -240,7 +242,7 @@ def table_identity(text: str) -> Text:
 
 
 def markdown_identity(text: str) -> str:
-    return "How the rows add up: " + text.replace("\n", "; ")
+    return "How the rows add up: " + _md(text.replace("\n", "; "))
 
 
 TABLE_RENDERERS = {

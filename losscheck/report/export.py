@@ -14,8 +14,10 @@ MONOCHROME = TerminalTheme((255, 255, 255), _BLACK, [_BLACK] * 8, [_BLACK] * 8)
 
 def export_rich(report: Report, suffix: str, width: int = 100, color: bool = True) -> str:
     """The same renderables as --format table, as a standalone HTML page or SVG image."""
+    from losscheck.report import for_display
+
     console = make_console(width, color=True, record=True)
-    for item in build_renderables(report):
+    for item in build_renderables(for_display(report)):
         console.print(item)
     title = f"losscheck {report.command}"
     theme = DEFAULT_TERMINAL_THEME if color else MONOCHROME

@@ -7,31 +7,37 @@ checked, the figures table, where the gaps come from, the findings with their se
 from __future__ import annotations
 
 from losscheck.findings import Finding, Report
-from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
+from losscheck.report.text import figure_rows, header_lines, magnitude_text, sig, verdict, where
+from losscheck.text_safety import code_span, for_markdown, prose_for_markdown
+
+# Every string that may come from a file (names, versions, paths, messages quoting them) goes through
+# for_markdown or code_span (losscheck/text_safety.py): no HTML, link or control character of a file
+# ever reaches a pull-request comment.
 
 
 def _cell(text: object) -> str:
-    """Text safe inside a table cell: no pipe, no line break."""
-    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+    """Text safe inside a table cell: escaped, pipes included; line breaks become <br>."""
+    return "<br>".join(prose_for_markdown(line) for line in str(text).replace("\r", "").split("\n"))
 
 
 def _code(text: object) -> str:
-    """Inline code that survives backticks in the text."""
-    s = str(text)
-    fence = "``" if "`" in s else "`"
-    pad = " " if s.startswith("`") or s.endswith("`") else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
+    """Inline code that survives backticks (and HTML or link syntax) in the text."""
+    return code_span(text)
+
+
+def _code_cell(text: object) -> str:
+    return code_span(text, table=True)
 
 
 def _finding(f: Finding) -> list[str]:
-    mag = "" if f.magnitude is None else f" ({sig(f.magnitude, 4, signed=True)})"
-    head = f"- **{f.severity}** {_code(f.code)}{mag}: {f.message.strip()}"
-    lines = [head.replace("\n", " ")]
+    mag = "" if f.magnitude is None else f" ({magnitude_text(f)})"
+    head = f"- **{f.severity}** {_code(f.code)}{mag}: {prose_for_markdown(f.message.strip())}"
+    lines = [head]
     about = where(f, _code)
     if about:
         lines.append("  " + about)
     if f.advice:
-        lines.append("  → " + f.advice.strip().replace("\n", " "))
+        lines.append("  → " + prose_for_markdown(f.advice.strip()))
     # consecutive lines of a list item need a hard break to stay separate lines
     return [line + ("  " if i < len(lines) - 1 else "") for i, line in enumerate(lines)]
 
@@ -39,22 +45,22 @@ def _finding(f: Finding) -> list[str]:
 def render_markdown(report: Report) -> str:
     mark = "❌" if report.exit_code() else "✅"
     lines = [f"### {mark} losscheck {report.command}: {verdict(report)}", ""]
-    head = header_lines(report, _code)
+    head = header_lines(report, _code, for_markdown)
     lines += [line + ("  " if i < len(head) - 1 else "") for i, line in enumerate(head)]
     lines.append("")
     rows = figure_rows(report)
     if rows:
         lines += ["| figure | value | vs evaluate | what it is |", "|---|---:|---:|---|"]
         for name, value, diff, desc in rows:
-            lines.append(f"| {_code(name)} | {value} | {diff} | {_cell(desc)} |")
+            lines.append(f"| {_code_cell(name)} | {value} | {diff} | {_cell(desc)} |")
         lines.append("")
     decomposition = report.sections.get("decomposition")
     if decomposition:
         lines += ["<details><summary>Where the gaps come from</summary>", "",
                   "| gap | size |", "|---|---:|"]
-        for label, value in decomposition.items():
-            indent = "&nbsp;&nbsp;" * ((len(label) - len(label.lstrip(" "))) // 2)
-            lines.append(f"| {indent}{_cell(label.strip())} | {sig(value, signed=True)} |")
+        for row in decomposition:
+            indent = "&nbsp;&nbsp;" * int(row.get("depth", 0))
+            lines.append(f"| {indent}{_cell(row['label'])} | {sig(row['value'], signed=True)} |")
         lines += ["", "</details>", ""]
     from losscheck.report.sections import MARKDOWN
 
@@ -70,7 +76,7 @@ def render_markdown(report: Report) -> str:
         lines += ["No findings.", ""]
     notes = report.sections.get("notes") or []
     for note in notes:
-        lines.append(f"> note: {str(note).strip()}".replace("\n", " "))
+        lines.append(f"> note: {prose_for_markdown(str(note).strip())}")
     if notes:
         lines.append("")
     return "\n".join(lines)

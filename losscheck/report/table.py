@@ -14,7 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from losscheck.findings import Finding, Report, Severity
-from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
+from losscheck.report.text import (
+    decomposition_label,
+    figure_rows,
+    header_lines,
+    magnitude_text,
+    sig,
+    verdict,
+    where,
+)
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -81,8 +89,8 @@ def build_renderables(report: Report) -> list:
         d = _table("Where the gaps come from", box.SIMPLE)
         d.add_column("gap", overflow="fold")
         d.add_column("size", justify="right", overflow="fold", min_width=8)
-        for label, value in decomposition.items():
-            d.add_row(label, sig(value, signed=True))
+        for row in decomposition:
+            d.add_row(decomposition_label(row), sig(row["value"], signed=True))
         out.append(d)
     from losscheck.report.sections import TABLE
 
@@ -97,7 +105,7 @@ def build_renderables(report: Report) -> list:
         f.add_column("what happened, and what to do", ratio=1, overflow="fold", min_width=20)
         for item in report.findings:
             sev = Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else "")
-            f.add_row(sev, item.code, sig(item.magnitude, 4, signed=True), finding_body(item))
+            f.add_row(sev, item.code, magnitude_text(item), finding_body(item))
         out.append(f)
     else:
         out.append(Text("No findings."))

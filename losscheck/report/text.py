@@ -14,6 +14,28 @@ def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
     return text
 
 
+def magnitude_text(finding: Finding, digits: int = 4) -> str:
+    """A finding's size with its unit: a gap signed (+0.1912), a ratio x1.003, a count '3 values', a
+    floor 'floor 0.3251'; '' without a magnitude."""
+    value, kind = finding.magnitude, finding.magnitude_kind
+    if value is None:
+        return ""
+    if kind == "ratio":
+        return f"x{value:.{digits}g}"
+    if kind == "count":
+        n = int(round(value))
+        unit = finding.unit or "value"
+        return f"{n} {unit}{'' if n == 1 else 's'}"
+    if kind == "floor":
+        return f"floor {value:.{digits}g}"
+    return sig(value, digits, signed=True)
+
+
+def decomposition_label(row: dict) -> str:
+    """A gap row's text, indented two spaces per level."""
+    return "  " * int(row.get("depth", 0)) + str(row["label"])
+
+
 def percent(value: float) -> str:
     """A relative size as a percentage with 3 significant digits (0.1234 -> '12.3%')."""
     return f"{value * 100:.3g}%"
@@ -39,32 +61,39 @@ def verdict(report: Report) -> str:
 
 
 def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """(name, value, difference, description) per figure. A figure measured on the --probe-samples
+    subset is compared with evaluate on that subset (evaluate_probe_subset), and says so."""
     ev = report.figures.get("evaluate")
+    subset = report.figures.get("evaluate_probe_subset")
     rows = []
     for name, fig in report.ordered_figures():
-        if ev is None or name in ("evaluate", "regularization"):
+        ref = subset if subset is not None and "samples" in fig.extra and name != "evaluate_probe_subset" else ev
+        if ref is None or name in ("evaluate", "regularization"):
             diff = ""
         else:
-            diff = sig(fig.value - ev.value, signed=True)
+            diff = sig(fig.value - ref.value, signed=True)
         desc = fig.description
         if "samples" in fig.extra:
-            desc += f" (first {fig.extra['samples']} samples)"
+            desc += f" (first {fig.extra['samples']} samples" + (
+                "; vs evaluate_probe_subset)" if ref is subset and ref is not None else ")")
         rows.append((name, sig(fig.value), diff, desc))
     return rows
 
 
-def header_lines(report: Report, code: Callable[[object], str] = str) -> list[str]:
-    """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths."""
+def header_lines(report: Report, code: Callable[[object], str] = str,
+                 text: Callable[[object], str] = str) -> list[str]:
+    """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths,
+    `text` escapes the rest of what came from the files (see losscheck/text_safety.py)."""
     model = report.header.get("model", {})
     data = report.header.get("data")
-    lines = [f"model {code(model.get('path'))} (saved by {model.get('saved_by')})"]
+    lines = [f"model {code(model.get('path'))} (saved by {text(model.get('saved_by'))})"]
     if data:
         lines.append(f"data {code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}
         lines.append("loss: " + "; ".join(
-            f"{o}: {spec}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
+            f"{text(o)}: {text(spec)}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
             for o, spec in losses.items()))
     return lines
 
