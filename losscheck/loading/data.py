@@ -176,17 +176,10 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
 
 
 def _h5_not_a_dataset(handle: Any, key: str) -> str:
-    """Why the root member `key` is not a dataset losscheck can read: a dangling link, a group, ..."""
+    """Why the root member `key` is not a dataset losscheck can read: a group, ... (links are refused
+    before this, by loading.h5_guard)."""
     import h5py
 
-    link = handle.get(key, getlink=True)
-    if isinstance(link, h5py.SoftLink):
-        try:
-            target = handle.get(key)
-        except Exception:  # noqa: BLE001 - h5py raises KeyError/OSError/RuntimeError for broken links
-            target = None
-        if target is None:
-            return f"{key!r} is a link to {link.path!r}, which does not exist in the file"
     try:
         obj = handle.get(key)
     except Exception as exc:  # noqa: BLE001
