@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 FAMILY_FIGURES = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
                   ("noise", "train_mode_noise_only"), ("custom", "train_mode_custom_only"))
@@ -197,7 +198,7 @@ def _overridden_note(ev: Evidence, layers: list[str]) -> str:
 
 
 def _subset(ev: Evidence) -> str:
-    return f" Measured on the first {ev.probe_samples} samples." if ev.probe_samples is not None else ""
+    return f" Measured on the first {plural(ev.probe_samples, 'sample')}." if ev.probe_samples is not None else ""
 
 
 def rule_family(family: str) -> Callable[[Evidence], list[Finding]]:
@@ -294,15 +295,15 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
     random = ev.families.get("dropout") or ev.families.get("noise") or ev.families.get("custom")
     if row["between"]:
         msg = (f"fit reports {fmt(fig['fit_epoch'])} (fit_epoch), the average of losses measured before each of "
-               f"its {ev.fit_steps} updates; at the saved weights the same training-mode loss is {fmt(fig[ref])} "
+               f"its {plural(ev.fit_steps, 'update')}; at the saved weights the same training-mode loss is {fmt(fig[ref])} "
                f"({ref}): the weights changed during the epoch, which moves fit's figure by {delta:+.6g}.")
     else:
         gap = fig["fit_epoch"] - fig["evaluate"]
         explained = fig[ref] - fig[ev.base_name]
-        msg = (f"fit_epoch - evaluate is {gap:+.6g} on all samples; on the first {ev.probe_samples} "
-               f"samples, {ref} - {ev.base_name} ({fmt(fig[ref])} - {fmt(fig[ev.base_name])}) accounts for "
+        msg = (f"fit_epoch - evaluate is {gap:+.6g} on all samples; on the first "
+               f"{plural(ev.probe_samples, 'sample')}, {ref} - {ev.base_name} ({fmt(fig[ref])} - {fmt(fig[ev.base_name])}) accounts for "
                f"{explained:+.6g}; the rest, {delta:+.6g}, is an estimate of how much the weight changes during the "
-               f"epoch's {ev.fit_steps} updates move fit's figure (it also holds any difference between the subset "
+               f"epoch's {plural(ev.fit_steps, 'update')} move fit's figure (it also holds any difference between the subset "
                "and the whole data).")
     if random:
         msg += " With random layers this also includes the different random draws of fit."

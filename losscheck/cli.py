@@ -162,8 +162,30 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         loss=kw["loss"], class_weight=class_weight, unsafe=kw["unsafe"], seed=kw["seed"],
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
-        progress=_stderr_tty(),
+        progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
     )
+
+
+def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
+    """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
+    PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
+    function called at load time. None for a data file."""
+    from losscheck.loading.sources import function_data, is_function_spec, tfrecord_data
+
+    if data is None:
+        return None
+    if parse is not None:
+        if not is_function_spec(parse):
+            raise UsageError(f"--parse {parse!r}: expected FILE.py:FUNCTION (a function mapping one serialized "
+                             "example to (x, y) or (x, y, sample_weight))")
+        factory = functools.partial(tfrecord_data, data, parse, batch_size)
+    elif is_function_spec(str(data)):
+        factory = functools.partial(function_data, str(data))
+    else:
+        return None
+    from losscheck.api import _Inputs
+
+    return _Inputs(None, factory, None, None, None, {}, True)
 
 
 def _stdout_tty() -> bool:
@@ -412,11 +434,18 @@ def main() -> None:
     """
 
 
-@main.command()
+PARSE_OPTION = click.option(
+    "--parse", metavar="FILE.py:FUNC",
+    help="DATA is a folder of TFRecord files: FUNC maps one serialized example to (x, y) or (x, y, sample_weight); "
+         "batched by --batch-size, in file order.")
+
+
+@main.command(short_help="Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @common_options
 @fit_options
+@PARSE_OPTION
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
@@ -426,7 +455,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
     return run_compare(cfg, progress)
 
 
-@main.command()
+@main.command(short_help="Where the loss comes from: per class, output or sample, adding back up to evaluate.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--per-class", is_flag=True, help="Loss per class (channel or true class).")
@@ -434,6 +463,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
 @click.option("--per-sample", is_flag=True, help="The worst samples and the distribution.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows for --per-sample.")
 @common_options
+@PARSE_OPTION
 @guarded
 def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sample: bool, top: int,
               progress: Callable[[str], None], **kw: Any):
@@ -452,7 +482,7 @@ def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sa
     return run_breakdown(cfg, mode, top, progress)
 
 
-@main.command()
+@main.command(short_help="Loss configuration, layers that act differently in training, regularizers; no data needed.")
 @click.argument("model", type=click.Path(path_type=Path))
 @common_options
 @guarded

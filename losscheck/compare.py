@@ -203,7 +203,9 @@ def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
         },
     }
     if data is not None:
-        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": cfg.batch_size}
+        # a pipeline batches itself: its own batch size is the one every figure used
+        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
+        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
     return header
 
 
@@ -213,6 +215,8 @@ def load_inputs(cfg: Config, progress: Progress):
     from losscheck.loading.data import load_data
     from losscheck.loading.model import load_model
 
+    if cfg.inputs is not None:  # the Python API: an in-memory model and/or data
+        return cfg.inputs.load(cfg, progress)
     keras.utils.set_random_seed(cfg.seed)
     progress(f"loading {cfg.model_path}")
     loaded = load_model(cfg.model_path, custom_objects_file=cfg.custom_objects, loss=cfg.loss, unsafe=cfg.unsafe)
@@ -282,7 +286,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             regularized_layers=regularized_layers(loaded.model),
             class_weight=cw, sample_weight=sw_stats.summary(),
             probe_samples=limit,
-            fit_steps=math.ceil(data.n / cfg.batch_size),
+            fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
         )
         ev.extra["overridden"] = dict(fam.overridden)
         if low:
@@ -291,6 +295,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         if spread:
             ev.extra["uncertainty"] = spread
         from losscheck.checks import CheckContext, data_checks, static_checks
+        from losscheck.loading.sources import pipeline_findings
         from losscheck.semantics import semantic_findings
 
         ctx = CheckContext(loaded, data, prober, inf, cfg)
@@ -299,6 +304,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         findings += static_checks(loaded)
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
+        findings += pipeline_findings(data)
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -351,3 +357,8 @@ def legacy_findings(loaded) -> list[Finding]:
 
     message, advice = legacy_message(loaded)
     return [Finding("legacy-keras", message, advice=advice)]
+
+
+from losscheck._entry import make_callable  # noqa: E402
+
+make_callable(__name__, "compare")  # losscheck.compare(...) is the Python API's compare

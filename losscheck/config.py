@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,5 @@ class Config:
     max_gap: float | None = None
     probe_samples: int | None = None
     progress: bool = False
+    # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
+    inputs: Any = None

@@ -78,6 +78,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
     "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
+    "shuffled-data": (
+        Severity.INFO,
+        "the data pipeline gives a different order on each pass, so the figures average differently composed batches",
+    ),
 }
 
 
@@ -107,6 +111,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "non-finite": "count",
     "class-dilution": "ratio",
     "unexplained": "gap",
+    "shuffled-data": None,
 }
 
 
@@ -169,6 +174,7 @@ class Figure:
 
 #: Figure order in every report.
 FIGURE_ORDER = (
+    "fit_logged",
     "fit_epoch",
     "train_mode_class_weighted",
     "train_mode",
@@ -181,6 +187,7 @@ FIGURE_ORDER = (
     "evaluate_float32",
     "manual",
     "regularization",
+    "val_loss_logged",
 )
 
 
@@ -227,10 +234,53 @@ class Report:
         threshold = Severity.parse(self.fail_on)
         return [f for f in self.findings if f.severity is not None and f.severity >= threshold]
 
-    def exit_code(self) -> int:
-        """0: nothing at or above --fail-on and no --max-gap breach; 1 otherwise. (2 is the CLI's, for
-        errors: a Report never carries it.)"""
-        return 1 if self.gap_exceeded() or self.failing_findings() else 0
+    @property
+    def exit_code(self) -> ExitCode:
+        """0: nothing at or above fail_on and no max_gap breach; 1 otherwise. (2 is the CLI's, for
+        errors: a Report never carries it.) An int that may also be called: `report.exit_code` and
+        `report.exit_code()` are the same number."""
+        return ExitCode(1 if self.gap_exceeded() or self.failing_findings() else 0)
+
+    # -- the Python API's views ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the `--format json` report, as a dict."""
+        from losscheck.report.json import report_dict
+
+        return report_dict(self)
+
+    def to_json(self) -> str:
+        from losscheck.report.json import render_json
+
+        return render_json(self)
+
+    def to_markdown(self) -> str:
+        from losscheck.report.markdown import render_markdown
+
+        return render_markdown(self)
+
+    def to_table(self, width: int = 100, color: bool = False) -> str:
+        from losscheck.report.table import render_table
+
+        return render_table(self, width=width, color=color)
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+
+        from losscheck.report.table import build_renderables
+
+        return Group(*build_renderables(self))
+
+    def _repr_html_(self) -> str:
+        from losscheck.report.html import render_html
+
+        return render_html(self)
+
+
+class ExitCode(int):
+    """An exit code (0 or 1) that is also callable, returning itself."""
+
+    def __call__(self) -> int:
+        return int(self)
 
 
 def relative_gap(a: float, b: float) -> float:

@@ -80,3 +80,8 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
     report.sections["notes"] = notes
     report.findings = filter_findings(legacy_findings(loaded) + findings, cfg.select, cfg.ignore)
     return report
+
+
+from losscheck._entry import make_callable  # noqa: E402
+
+make_callable(__name__, "inspect")  # losscheck.inspect(...) is the Python API's inspect

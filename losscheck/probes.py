@@ -57,11 +57,12 @@ def data_errors(method: Callable) -> Callable:
             if theirs is not None:
                 raise theirs from exc
             data = kwargs.get("data") or next(
-                (a for a in args if isinstance(a, Dataset)), getattr(args[0], "data", None) if args else None)
+                (a for a in args if isinstance(a, Dataset) or getattr(a, "pipeline", False)),
+                getattr(args[0], "data", None) if args else None)
             reason = _keras_reason(exc)
             path = getattr(data, "path", "data file")
             sw = getattr(data, "sample_weight", None)
-            if sw is not None and "ncompatible shapes" in reason:
+            if sw is not None and hasattr(sw, "shape") and "ncompatible shapes" in reason:
                 m = re.search(r"\[(\d+(?:,\d+)+)\]", reason)  # the per-element loss shape of one batch
                 dims = m.group(1).split(",")[1:] if m else []
                 ones = "(n" + ", 1" * len(dims) + ")"
@@ -341,6 +342,17 @@ def class_weight_sample_weights(y: np.ndarray, class_weight: dict[int, float]) -
     return np.array([class_weight.get(int(c), 1.0) for c in labels.reshape(-1)], dtype="float32")
 
 
+def data_batches(data, batch_size: int, limit: int | None = None):
+    """(start, stop, xs, ys, sample_weight) per batch: the data's own `batches` (a pipeline streams
+    them), else rows sliced by `batch_bounds` (any object with `slice` and `batch_bounds`)."""
+    batches = getattr(data, "batches", None)
+    if batches is not None:
+        yield from batches(batch_size, limit)
+        return
+    for start, stop in data.batch_bounds(batch_size, limit):
+        yield (start, stop, *data.slice(start, stop))
+
+
 @dataclass
 class BatchResult:
     """One batch of the inference pass, as numpy."""
@@ -399,14 +411,19 @@ class Prober:
         self.outputs = loaded.output_names
 
     # -- helpers -------------------------------------------------------------------------------
-    def _tensors(self, start: int, stop: int, class_weight=None):
-        xs, ys, sw = self.data.slice(start, stop)
-        if class_weight:
-            if sw is not None:
-                raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
-                                 "(Keras raises ValueError for that too); drop one of them")
-            sw = class_weight_sample_weights(ys[0], class_weight)
-        return xs, ys, sw
+    def _batches(self, limit: int | None = None, class_weight=None):
+        """(start, stop, xs, ys, sample_weight) per batch; with class_weight, the sample weights fit
+        derives from it."""
+        for start, stop, xs, ys, sw in data_batches(self.data, self.batch_size, limit):
+            yield start, stop, xs, ys, (self._class_weighted(ys, sw, class_weight) if class_weight else sw)
+
+    @staticmethod
+    def _class_weighted(ys, sw, class_weight):
+        """The sample weights fit derives from class_weight (Keras refuses both at once)."""
+        if sw is not None:
+            raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
+                             "(Keras raises ValueError for that too); drop one of them")
+        return class_weight_sample_weights(ys[0], class_weight)
 
     def _loss_fn(self, output: str):
         return self.loaded.losses.get(output)
@@ -512,8 +529,7 @@ class Prober:
         semantic = SemanticStats(self.specs, weights, self.outputs)
         nb = 0
         step = None
-        for start, stop in self.data.batch_bounds(self.batch_size):
-            xs, ys, sw = self._tensors(start, stop)
+        for start, stop, xs, ys, sw in self._batches():
             # Keras's array adapter casts every float array (x, y, sample_weight) to floatx
             xs, ys = [_floatx(a) for a in xs], [_floatx(a) for a in ys]
             sw = None if sw is None else _floatx(sw)
@@ -663,9 +679,8 @@ class Prober:
             width = 2 if weighted else 1
             means = [EpochMean() for _ in range(width * len(variants))]
             batches: list[tuple[int, dict]] = []
-            for start, stop in self.data.batch_bounds(self.batch_size, limit):
-                xs, ys, sw = self._tensors(start, stop)
-                cw = self._tensors(start, stop, class_weight)[2] if weighted else None
+            for start, stop, xs, ys, sw in self._batches(limit):
+                cw = self._class_weighted(ys, sw, class_weight) if weighted else None
                 values = step(_structure(xs), _structure(ys), sw, cw).numpy()
                 for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
@@ -697,8 +712,7 @@ class Prober:
             return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
 
         mean = EpochMean()
-        for start, stop in self.data.batch_bounds(self.batch_size, limit):
-            xs, ys, sw = self._tensors(start, stop, class_weight)
+        for start, stop, xs, ys, sw in self._batches(limit, class_weight):
             mean.add(float(np.mean(step(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
 
@@ -760,7 +774,9 @@ def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: in
     """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
     on `model` (which it changes: see fit_epoch_restoring)."""
     keras.utils.set_random_seed(seed)
-    if data.streamed:
+    if getattr(data, "pipeline", False):  # fit consumes the pipeline itself, with its own batching
+        history = model.fit(data.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0)
+    elif data.streamed:
         seq = _H5Sequence(data, batch_size, class_weight)
         history = model.fit(seq, epochs=1, shuffle=False, verbose=0)
     else:

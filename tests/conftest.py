@@ -14,6 +14,23 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run the tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out tests marked `slow` unless asked for: --run-slow, LOSSCHECK_RUN_SLOW=1, or a -m
+    expression that names `slow` (e.g. -m slow). A -m without it (e.g. -m "not keras") keeps them out."""
+    if config.getoption("--run-slow") or os.environ.get("LOSSCHECK_RUN_SLOW") == "1":
+        return
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 def fixture_files(name: str) -> tuple[Path, Path]:
     d = FIXTURES / name
     model = next(p for p in sorted(d.iterdir()) if p.name.startswith("model."))

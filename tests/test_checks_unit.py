@@ -73,7 +73,7 @@ TRACE = {"batch_size": 32, "batches": 3,
 
 def test_trace_renderers():
     md = trace_markdown(TRACE)
-    assert "| out: mse | element-wise values | (y_pred - y_true)^2 | (32, 4) | 0.5 |" in md
+    assert "| out: mse (sum_over_batch_size) | element-wise values | (y_pred - y_true)^2 | (32, 4) | 0.5 |" in md
     assert "| model | reported | reported value | () | n/a |" in md
     assert "at batch 16: 0.75 (ratio 1;" in md
     from rich.console import Console

@@ -91,12 +91,128 @@ def clean_report() -> Report:
     return r
 
 
+SEG_TRACE = {
+    "batch_size": 32, "batches": 2,
+    "outputs": {"mask": {"loss": "binary_crossentropy", "reduction": "sum_over_batch_size", "steps": [
+        {"step": "element-wise values", "operation": "-[y log p + (1 - y) log(1 - p)] (from the cached "
+         "pre-activation logits)", "shape": [32, 12, 12, 5], "value": 0.0503438},
+        {"step": "loss function", "operation": "mean over the last axis (axis -1, size 5)", "shape": [32, 12, 12],
+         "value": 0.0503438},
+        {"step": "reduction", "operation": "sum / 4608 values = mean over the batch (and positions)", "shape": [],
+         "value": 0.0503438},
+        {"step": "loss weight", "operation": "x loss weight 1", "shape": [], "value": 0.0503438}]}},
+    "total": [{"step": "penalties", "operation": "+ penalties (model.losses: regularizers, add_loss)", "shape": [],
+               "value": 0.0503438},
+              {"step": "reported", "operation": "reported value (evaluate: batch means weighted by batch size)",
+               "shape": [], "value": 0.0503438}],
+    "batch_size_probe": {"batch_sizes": [32, 16], "values": [0.0503438, 0.0503438], "samples": None, "ratio": 1.0},
+}
+
+
+def seg_compare_report() -> Report:
+    """compare on a segmentation model: the reduction trace and a loss name longer than a narrow column."""
+    r = Report("compare", {**HEADER, "model": {**HEADER["model"], "losses": {"mask": "binary_crossentropy"}}})
+    r.figures = {"fit_epoch": Figure(0.0503109, "what model.fit(..., epochs=1, shuffle=False) reports"),
+                 "evaluate": Figure(0.0503438, "what model.evaluate(...) reports (total loss)"),
+                 "manual": Figure(0.0503438, "losscheck's numpy recomputation of the data loss")}
+    r.sections["reduction_trace"] = SEG_TRACE
+    r.findings = [Finding("weight-update", "fit reports 0.0503109, the average of losses measured before each of "
+                          "its 2 updates; the weights changed during the epoch.", magnitude=-3.287e-5,
+                          between=("fit_epoch", "train_mode"), advice="Call evaluate after fit.")]
+    return r
+
+
+def logits_compare_report() -> Report:
+    """A loss label as long as a narrow terminal's column: the trace and findings stack."""
+    r = seg_compare_report()
+    label = "CategoricalCrossentropy(from_logits=True)"
+    trace = {**SEG_TRACE, "outputs": {"probs": {**SEG_TRACE["outputs"]["mask"], "loss": label}}}
+    r.sections["reduction_trace"] = trace
+    r.findings.append(Finding("from-logits-mismatch", f"Output 'probs' ends in a softmax, but its loss, {label}, "
+                              "treats them as logits.", magnitude=0.008679, subject="probs",
+                              advice="Use from_logits=False with the softmax output."))
+    return r
+
+
+def inspect_full_report() -> Report:
+    """inspect with every section: loss configuration (eight columns), training layers, regularizers."""
+    header = {k: v for k, v in HEADER.items() if k != "data"}
+    r = Report("inspect", header)
+    r.sections["loss_config"] = {
+        "reg": {"loss": "mse", "kind": "mean_squared_error", "reduction": "sum_over_batch_size", "options": {},
+                "loss_weight": 0.5, "output_shape": [None, 1], "final_activation": "linear", "feature_axis": None},
+        "cls": {"loss": "binary_crossentropy", "kind": "binary_crossentropy", "reduction": "sum_over_batch_size",
+                "options": {"from_logits": False, "label_smoothing": 0.1}, "loss_weight": 2.0,
+                "output_shape": [None, 16, 16, 3], "final_activation": "sigmoid", "feature_axis": -1}}
+    r.sections["training_layers"] = {"dropout": ["head_dropout"], "batchnorm": [], "frozen_batchnorm": ["bn_1", "bn_2"],
+                                     "noise": []}
+    r.sections["regularizers"] = [
+        {"layer": "l2_dense", "attribute": "kernel", "regularizer": "L2(l2=0.05)", "counted": True},
+        {"layer": "frozen_conv", "attribute": "kernel", "regularizer": "L1L2(l1=0.01, l2=0.01)", "counted": False}]
+    r.findings = [Finding("legacy-keras", "The file was saved by tf.keras 2.15.", advice="Figures are Keras 3's.")]
+    return r
+
+
+def _channel_row(c: int, loss: float, prevalence: float, recall: float) -> dict:
+    return {"output": "mask", "class": c, "kind": "channel", "loss": loss, "count": 7200, "share": loss / 0.2517,
+            "contribution": loss / 5, "weight": 0.2, "prevalence": prevalence, "positives": int(7200 * prevalence),
+            "loss_positives": 2 * loss, "loss_negatives": loss / 2, "share_from_positives": 0.5, "recall": recall,
+            "precision": 0.99, "iou": recall * 0.99}
+
+
+def per_class_report() -> Report:
+    """breakdown --per-class on channel classes: every JSON column, precision included."""
+    r = Report("breakdown", HEADER)
+    r.figures = {"evaluate": Figure(0.0503438, "what model.evaluate(...) reports (total loss)")}
+    r.sections["total"] = 0.0503438
+    r.sections["per_class"] = [_channel_row(0, 0.0365, 0.506, 0.989), _channel_row(1, 0.0357, 0.309, 0.988),
+                               _channel_row(4, 0.1015, 0.0197, 0.0)]
+    r.sections["identity"] = "mask: loss = mean over the 5 channels of the channel losses"
+    return r
+
+
+def per_output_report() -> Report:
+    r = Report("breakdown", HEADER)
+    r.sections["total"] = 3.9042889
+    r.sections["per_output"] = [
+        {"output": "reg", "loss": 4.58536, "weight": 0.5, "weighted": 2.29268, "share": 0.587, "keras_log": 5.02988,
+         "keras_log_difference": 0.445},
+        {"output": "cls", "loss": 0.805805, "weight": 2.0, "weighted": 1.61161, "share": 0.413,
+         "keras_log": 0.80577, "keras_log_difference": -3.12e-05}]
+    r.sections["regularization"] = {"total": 0.322975, "share": 0.293, "layers": [
+        {"layer": "l2_dense", "kind": "weights", "penalty": 0.293935, "share": 0.267},
+        {"layer": "act_reg", "kind": "activity", "penalty": 0.0290401, "share": 0.0264}]}
+    return r
+
+
+def per_sample_report() -> Report:
+    r = Report("breakdown", HEADER)
+    r.sections["per_sample"] = [
+        {"index": 30, "loss": 0.0805194, "target": "positives per channel [84, 33, 94, 20, 8] of 144",
+         "prediction": "predicted positives [85, 33, 94, 20, 0]"},
+        {"index": 25, "loss": 0.0694930, "target": "positives per channel [68, 40, 94, 28, 6] of 144",
+         "prediction": "predicted positives [67, 41, 94, 28, 0]"}]
+    r.sections["distribution"] = {
+        "count": 1, "mean": 0.05, "std": 0.0, "min": 0.05, "max": 0.05, "quantiles": {"p50": 0.05},
+        "histogram": {"scale": "linear", "edges": [0.04, 0.05, 0.06], "counts": [0, 1]}}
+    return r
+
+
 CASES = {
     "compare": (compare_report, {}),
     "compare_fail_max_gap": (compare_report, {"fail_on": "never", "max_gap": 0.05}),
     "inspect": (inspect_report, {}),
     "clean": (clean_report, {}),
+    "seg_compare": (seg_compare_report, {}),
+    "logits_compare": (logits_compare_report, {}),
+    "inspect_full": (inspect_full_report, {}),
+    "per_class": (per_class_report, {}),
+    "per_output": (per_output_report, {}),
+    "per_sample": (per_sample_report, {}),
 }
+#: the markdown goldens cover the compare/inspect report shapes (table goldens cover all)
+MARKDOWN_CASES = ("compare", "compare_fail_max_gap", "inspect", "clean")
+WIDTHS = (80, 100, 160)
 
 
 def _build(name: str) -> Report:
@@ -116,14 +232,120 @@ def _golden(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8"), f"{name} differs from the golden file"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_table_golden_at_80_columns(case):
-    _golden(f"{case}.table.txt", render(_build(case), "table", width=80, color=False))
+def test_table_golden(case, width):
+    _golden(f"{case}.table.{width}.txt", render(_build(case), "table", width=width, color=False))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", MARKDOWN_CASES)
 def test_markdown_golden(case):
     _golden(f"{case}.md", render(_build(case), "markdown"))
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _report_words(report: Report) -> set[str]:
+    """Every word of the JSON report's text that the table shows: figures, findings, the sections that
+    have a table renderer, the model/data paths and losses."""
+    from losscheck.report.json import report_dict
+    from losscheck.report.sections import TABLE
+
+    data = report_dict(report)
+    # magnitude_kind is shown as the size's unit (+0.1, x1.003, 3 values, floor 0.3), not as a word
+    findings = [{k: v for k, v in f.items() if k != "magnitude_kind"} for f in data["findings"]]
+    texts = _strings(data.get("figures")) + list(data.get("figures") or {}) + _strings(findings)
+    texts += _strings({k: v for k, v in data.items() if k in TABLE}) + _strings(data.get("notes"))
+    texts += [data["model"]["path"], *_strings(data["model"].get("losses"))]
+    texts += [data["data"]["path"]] if data.get("data") else []
+    return {w for t in texts for w in t.split()}
+
+
+def _headers(report: Report) -> list[str]:
+    """Every column header of every FitTable the report renders."""
+    from rich.console import Group
+
+    from losscheck.report.layout import FitTable
+    from losscheck.report.table import build_renderables
+
+    out: list[str] = []
+
+    def walk(item):
+        if isinstance(item, FitTable):
+            out.extend(c.header for c in item.cols)
+        elif isinstance(item, Group):
+            for child in item.renderables:
+                walk(child)
+
+    for item in build_renderables(report):
+        walk(item)
+    return out
+
+
+@pytest.mark.parametrize("width", (60, *WIDTHS))
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_table_fits_and_splits_no_word(case, width):
+    """At every width: no line is wider than the terminal, every word of the report (any shorter than
+    the width) is whole on one line, and every column header is shown."""
+    report = _build(case)
+    text = render(report, "table", width=width, color=False)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    split = sorted(w for w in _report_words(report) if len(w) <= width and not any(w in line for line in lines))
+    assert not split, f"split or lost at {width} columns: {split}\n{text}"
+    headers = _headers(report)
+    assert headers
+    for header in headers:
+        for word in header.split():
+            assert any(re.search(r"(?<!\S)" + re.escape(word) + r"(?!\S)", line) for line in lines), (header, text)
+
+
+@pytest.mark.parametrize("case", ["seg_compare", "inspect_full", "per_class"])
+def test_wide_tables_stay_short_at_80_columns(case):
+    """A wide table splits into parts or stacks instead of squeezing a column to a sliver."""
+    text = render(_build(case), "table", width=80, color=False)
+    assert len(text.splitlines()) < 90
+    assert not re.search(r"^\s*\S\s*$", text, flags=re.M)  # no one-character column
+
+
+def test_per_class_shows_every_json_column():
+    report = per_class_report()
+    headers = set(_headers(report))
+    from losscheck.report.breakdown import CLASS_FIELDS
+
+    for key in report.sections["per_class"][0]:
+        if key in ("output", "kind"):  # the same on every row: in the title
+            continue
+        assert CLASS_FIELDS[key][0] in headers, key
+    text = " ".join(render(report, "table", width=160).split())
+    assert "prec." in text and "99%" in text
+    assert "Loss per class (output mask, channels)" in text
+    md = render(report, "markdown")
+    assert "| prec. |" in md or " prec. |" in md
+
+
+def test_counts_agree_with_their_nouns():
+    from losscheck.report.text import plural
+
+    assert plural(1, "batch") == "1 batch" and plural(2, "batch") == "2 batches"
+    assert plural(1, "sample") == "1 sample" and plural(0, "sample") == "0 samples"
+    report = seg_compare_report()
+    report.sections["reduction_trace"] = {**SEG_TRACE, "batches": 1}
+    report.findings.append(Finding("batchnorm-batch-stats", "two", magnitude=1.0))
+    report.findings.append(Finding("batchnorm-batch-stats", "three", magnitude=1.0))
+    for fmt in ("table", "markdown"):
+        text = " ".join(render(report, fmt, width=100).split())
+        assert "1 batch;" in text and "1 batches" not in text
+        assert "2 warnings" in text and "2 warning," not in text
+    assert "1 sample," in " ".join(render(per_sample_report(), "table", width=100).split())
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -272,6 +494,13 @@ def test_section_tables_registered_by_commands_are_folded_not_cut(monkeypatch):
 
     needed = Counter("".join(report.sections["wide_section"][0]) + "x" * 120)
     assert not needed - Counter(text), "characters lost"  # cells fold across lines, none dropped
+
+
+def test_no_singular_count_with_a_plural_noun_in_any_golden():
+    nouns = "batches|samples|updates|warnings|errors|values|elements|classes|rows|outputs|channels|layers"
+    for path in sorted(GOLDEN.iterdir()):
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert not re.search(rf"(?<![\d.])1 ({nouns})\b", text), path.name
 
 
 @pytest.mark.parametrize("code, magnitude, shown", [

@@ -78,3 +78,8 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         return report
     finally:
         data.close()
+
+
+from losscheck._entry import make_callable  # noqa: E402
+
+make_callable(__name__, "breakdown")  # losscheck.breakdown(...) is the Python API's breakdown

@@ -28,13 +28,12 @@ def _weight_penalties(model) -> list[dict[str, Any]]:
 
 
 def _activity_penalties(prober) -> list[dict[str, Any]]:
-    from losscheck.probes import _structure, all_layers
+    from losscheck.probes import _structure, all_layers, data_batches
 
     model = prober.model
     layers = [model, *all_layers(model)]
     means = {id(lyr): EpochMean() for lyr in layers}
-    for start, stop in prober.data.batch_bounds(prober.batch_size):
-        xs, _ys, _sw = prober.data.slice(start, stop)
+    for start, stop, xs, _ys, _sw in data_batches(prober.data, prober.batch_size):
         model(_structure(xs), training=False)
         for layer in layers:
             own = layer._get_own_losses()

@@ -9,6 +9,7 @@ import numpy as np
 
 from losscheck.breakdown.decompose import ChannelStats, ClassStats, channel_rows, class_rows
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 #: a class is "wrong" below this recall / IoU (element-wise) or recall (sample-wise)
 WRONG_BELOW = 0.5
@@ -126,7 +127,7 @@ def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> 
             minority = (r.get("prevalence") or 0.0) < 1.0 / max(n_classes[o], 2)
             if not (rec < WRONG_BELOW and minority and r["loss"] >= DILUTION_FACTOR * mean):
                 continue
-            msg = (f"class {k} (output {o}) is badly predicted: recall {_pct(rec)} ({r['count']} samples, "
+            msg = (f"class {k} (output {o}) is badly predicted: recall {_pct(rec)} ({plural(r['count'], 'sample')}, "
                    f"{_pct(r['prevalence'])} of the data). Its samples lose {r['loss']:.4g} on average, "
                    f"{r['loss'] / mean:.3g}x the output's mean loss {mean:.4g}, but they weigh only "
                    f"{_pct(r['weight'])} in the mean, so the mean dilutes the failure (the class makes up "
@@ -189,7 +190,7 @@ def output_findings(rows: list[dict[str, Any]], rtol: float, n: int, batch_size:
         diff = log - r["loss"]
         if abs(diff) <= rtol * max(abs(r["loss"]), 1e-12):
             continue
-        why = (f"the last of the {nb} batches has {last} samples instead of {batch_size}" if last else
+        why = (f"the last of the {nb} batches has {plural(last, 'sample')} instead of {batch_size}" if last else
                "the batches differ in size")
         findings.append(Finding(
             "partial-batch",

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 
 @dataclass
@@ -52,6 +53,8 @@ def measure(ctx) -> BatchSizeProbe | None:
     from losscheck.probes import Prober
     from losscheck.reference import prefix_mean
 
+    if getattr(ctx.data, "pipeline", False):  # a pipeline has one batching: its own
+        return None
     inf = ctx.inference
     n = ctx.data.n
     b1 = ctx.config.batch_size
@@ -106,7 +109,7 @@ def check(probe: BatchSizeProbe, rtol: float, explained: dict[str, str], reducti
     for o in rest:
         a, b = probe.per_output[o]
         why.append(f"output {o!r}: {a:.6g} -> {b:.6g} (x{b / a:.4g}; {causes[o]})" if a else f"output {o!r}")
-    on = f"the first {probe.samples} samples" if probe.samples else "the same data"
+    on = f"the first {plural(probe.samples, 'sample')}" if probe.samples else "the same data"
     msg = (f"The reported loss depends on the batch size: {probe.value:.6g} at batch {probe.batch_size}, "
            f"{probe.other_value:.6g} at batch {probe.other_batch_size} on {on} and weights (ratio "
            f"{probe.ratio:.4g}).")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 CHUNK_BYTES = 16 * 2**20  # rows read at a time: about 16 MB, whatever the sample size
 
@@ -62,6 +63,8 @@ def data_findings(data, evaluate: float | None = None) -> list[Finding]:
                 magnitude=float(count), subject=key,
                 advice=f"Clean or drop sample {sample} (and the others: np.argwhere(~np.isfinite({key}))) before "
                        "training; Keras does not skip non-finite samples."))
+    if getattr(data, "pipeline", False):
+        return _pipeline_findings(data, evaluate)
     if data.sample_weight is not None:
         hit = _first_bad(data.sample_weight, data.n)
         if hit is not None:
@@ -69,6 +72,28 @@ def data_findings(data, evaluate: float | None = None) -> list[Finding]:
                                magnitude=float(hit[2]), subject="sample_weight",
                                advice="Give every sample a finite weight (0 to ignore it)."))
     return out
+
+
+def _pipeline_findings(data, evaluate: float | None) -> list[Finding]:
+    """A pipeline is scanned (one more pass) only when the loss is non-finite: the first batch with a
+    non-finite input, target or sample weight."""
+    if evaluate is None or math.isfinite(evaluate):
+        return []
+    for start, _stop, xs, ys, sw in data.batches():
+        named = [(f"input {n!r}", a) for n, a in zip(data.input_names, xs, strict=False)]
+        named += [(f"target {n!r}", a) for n, a in zip(data.output_names, ys, strict=False)]
+        named += [] if sw is None else [("sample_weight", sw)]
+        for what, a in named:
+            a = np.asarray(a)
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                row = int(np.argwhere(~np.isfinite(a))[0][0]) if a.ndim else 0
+                return [Finding("non-finite", f"The pipeline's {what} holds NaN or Inf at sample {start + row}; "
+                                f"the batch that contains it gives a non-finite loss, so evaluate ({evaluate}), fit "
+                                "and the numpy reference are all non-finite.", magnitude=float((~np.isfinite(a)).sum()),
+                                subject=what.split(" ")[-1].strip("'"),
+                                advice="Clean or drop the non-finite samples in the pipeline (e.g. a filter on "
+                                       "tf.math.is_finite); Keras does not skip them.")]
+    return []
 
 
 def weight_findings(model) -> list[Finding]:
@@ -121,7 +146,7 @@ def locate_in_model(ctx, start: int, stop: int) -> Finding | None:
         if bad.any():
             row = int(np.argwhere(bad)[0][0]) if v.ndim else 0
             return Finding("non-finite", f"The inputs are finite, but layer {name!r} outputs non-finite values "
-                           f"first (sample {start + row}, {int(bad.sum())} values in the batch {start}-{stop - 1}).",
+                           f"first (sample {start + row}, {plural(int(bad.sum()), 'value')} in the batch {start}-{stop - 1}).",
                            subject=name, magnitude=float(bad.sum()),
                            advice="Check that layer's operation (log/sqrt/division of non-positive values, "
                                   "overflow in exp) or its weights.")

@@ -18,6 +18,7 @@ import numpy as np
 from losscheck.checks.common import OutputLoss, is_keras_builtin, loss_function, loss_name
 from losscheck.checks.graph import shape_text
 from losscheck.findings import Finding
+from losscheck.report.text import plural
 
 SIZES = (1, 7, 32)
 
@@ -286,7 +287,7 @@ def finding(ol: OutputLoss, r: RankProbe) -> Finding:
         parts.append("Keras's mean over all elements is unchanged, but sample weights and masks broadcast against "
                      "the wrong axis.")
     else:
-        parts.append(f"Keras divides by the {int(np.prod(got))} elements it gets, not by the batch size.")
+        parts.append(f"Keras divides by the {plural(int(np.prod(got)), 'element')} it gets, not by the batch size.")
     if r.slice_fixes:
         advice = (f"Slice with {r.slice_fixes[0]}" + "".join(f" (and {fix})" for fix in r.slice_fixes[1:])
                   + " to keep the feature axis, and reduce over axis=-1 only.")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
+from losscheck.report.layout import Col, FitTable
+from losscheck.report.text import plural
 from losscheck.text_safety import prose_for_markdown as _md
 
 
@@ -33,7 +33,7 @@ def _num(v: Any) -> str:
 def _trace_rows(value: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for out, tr in (value.get("outputs") or {}).items():
-        label = f"{out}: {tr.get('loss')}"
+        label = f"{out}: {tr.get('loss')}" + (f" ({tr['reduction']})" if tr.get("reduction") else "")
         for i, st in enumerate(tr.get("steps", [])):
             rows.append((label if i == 0 else "", st["step"], st["operation"], _shape(st.get("shape")),
                          _num(st.get("value"))))
@@ -52,22 +52,17 @@ def _probe_line(value: dict[str, Any]) -> str | None:
 
 
 def trace_table(value: dict[str, Any]):
-    t = Table(title=f"Reduction trace (batch {value.get('batch_size')}, {value.get('batches')} batches; values are "
-                    "means over the data)", box=box.SIMPLE, expand=True)
-    t.add_column("output", overflow="fold")
-    t.add_column("step", overflow="fold")
-    t.add_column("operation", ratio=1, overflow="fold")
-    t.add_column("shape", overflow="fold")
-    t.add_column("value", justify="right", overflow="fold")
-    for row in _trace_rows(value):
-        t.add_row(*row)
+    t = FitTable(f"Reduction trace (batch {value.get('batch_size')}, {plural(value.get('batches'), 'batch')}; "
+                 "values are means over the data)",
+                 [Col("output"), Col("step"), Col("operation", comfort=28), Col("shape", wrap=False),
+                  Col("value", "right", wrap=False)], _trace_rows(value), key=2, expand=True)
     line = _probe_line(value)
-    return Group(t, Text(line)) if line else t
+    return Group(t, Text(line), Text("")) if line else t
 
 
 def trace_markdown(value: dict[str, Any]) -> str:
-    lines = [f"**Reduction trace** (batch {value.get('batch_size')}, {value.get('batches')} batches; values are means "
-             "over the data)", "", "| output | step | operation | shape | value |", "|---|---|---|---|---:|"]
+    lines = [f"**Reduction trace** (batch {value.get('batch_size')}, {plural(value.get('batches'), 'batch')}; values "
+             "are means over the data)", "", "| output | step | operation | shape | value |", "|---|---|---|---|---:|"]
     for row in _trace_rows(value):
         lines.append("| " + " | ".join(_md(c) for c in row) + " |")
     line = _probe_line(value)
@@ -80,7 +75,10 @@ def _config_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for out, c in value.items():
         opts = ", ".join(f"{k}={v}" for k, v in (c.get("options") or {}).items())
-        rows.append((out, str(c.get("loss")), str(c.get("reduction")), opts, _num(c.get("loss_weight")),
+        loss = str(c.get("loss"))
+        if c.get("kind") and c["kind"] != loss:
+            loss += f" ({c['kind']})"
+        rows.append((out, loss, str(c.get("reduction")), opts, _num(c.get("loss_weight")),
                      _shape(c.get("output_shape")), str(c.get("final_activation") or "unknown"),
                      "" if c.get("feature_axis") is None else str(c.get("feature_axis"))))
     return rows
@@ -90,12 +88,9 @@ CONFIG_HEAD = ("output", "loss", "reduction", "options", "weight", "output shape
 
 
 def loss_config_table(value: dict[str, Any]):
-    t = Table(title="Loss configuration", box=box.SIMPLE, expand=True)
-    for h in CONFIG_HEAD:
-        t.add_column(h, overflow="fold", min_width=19 if h == "reduction" else None)
-    for row in _config_rows(value):
-        t.add_row(*row)
-    return t
+    cols = [Col(h, "right" if h == "weight" else "left", wrap=h not in ("output shape", "weight"))
+            for h in CONFIG_HEAD]
+    return FitTable("Loss configuration", cols, _config_rows(value))
 
 
 def loss_config_markdown(value: dict[str, Any]) -> str:
@@ -112,12 +107,8 @@ FAMILY_TEXT = {"dropout": "Dropout family (active in fit only)", "batchnorm": "B
 
 
 def training_layers_table(value: dict[str, list[str]]):
-    t = Table(title="Training-dependent layers", box=box.SIMPLE, expand=True)
-    t.add_column("family", overflow="fold")
-    t.add_column("layers", ratio=1, overflow="fold")
-    for fam, names in value.items():
-        t.add_row(FAMILY_TEXT.get(fam, fam), ", ".join(names) if names else "none")
-    return t
+    rows = [(FAMILY_TEXT.get(fam, fam), ", ".join(names) if names else "none") for fam, names in value.items()]
+    return FitTable("Training-dependent layers", [Col("family"), Col("layers")], rows)
 
 
 def training_layers_markdown(value: dict[str, list[str]]) -> str:
@@ -133,12 +124,8 @@ def _reg_rows(value: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
 
 
 def regularizers_table(value: list[dict[str, Any]]):
-    t = Table(title="Regularizers", box=box.SIMPLE, expand=True)
-    for h in ("layer", "on", "regularizer", "in the loss"):
-        t.add_column(h, overflow="fold")
-    for row in _reg_rows(value):
-        t.add_row(*row)
-    return t
+    return FitTable("Regularizers", [Col(h) for h in ("layer", "on", "regularizer", "in the loss")],
+                    _reg_rows(value))
 
 
 def regularizers_markdown(value: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ from losscheck.checks.common import OutputLoss, loss_name
 from losscheck.reference import EpochMean
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
+from losscheck.report.text import plural
 
 ELEMENT_OPS = {
     "mean_squared_error": "(y_pred - y_true)^2",
@@ -101,7 +102,7 @@ class OutputTrace:
             values = np.asarray(b.values[i], np.float64)
             red = f"{loss_name(ol.loss)}(y_true, y_pred) returns (custom)"
             if values.ndim == 0 or values.shape[0] != b.n:
-                red += f": no batch axis, the batch has {b.n} samples"
+                red += f": no batch axis, the batch has {plural(b.n, 'sample')}"
         self._step("loss function", red, values.shape, float(np.mean(values)) if values.size else 0.0, b.n)
         if (b.sample_weight is not None or mask is not None) and values.size:
             # mean of values x weights (the mask merged in as Keras merges it for this reduction)

@@ -61,6 +61,12 @@ class Dataset:
         for start in range(0, n, batch_size):
             yield start, min(start + batch_size, n)
 
+    def batches(self, batch_size: int, limit: int | None = None
+                ) -> Iterator[tuple[int, int, list[np.ndarray], list[np.ndarray], np.ndarray | None]]:
+        """(start, stop, xs, ys, sample_weight) for each batch of `batch_size` rows (up to `limit`)."""
+        for start, stop in self.batch_bounds(batch_size, limit):
+            yield (start, stop, *self.slice(start, stop))
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()

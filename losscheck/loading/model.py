@@ -149,7 +149,28 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
         raise theirs from error
     if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
+    newer = newer_keras_error(info, error)
+    if newer is not None:
+        raise newer from error
     raise _load_error(path, error, custom_objects_file, legacy=info.legacy) from error
+
+
+def _version(text: object) -> tuple[int, ...]:
+    m = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
+    return tuple(int(g or 0) for g in m.groups()) if m else ()
+
+
+def newer_keras_error(info: ModelFileInfo, exc: Exception) -> ModelFileError | None:
+    """A file saved by a newer Keras than the installed one that fails to load: say so, and which
+    Keras to install (the file's own version), instead of calling the file damaged."""
+    saved, installed = _version(info.keras_version), _version(keras.__version__)
+    if not saved or not installed or saved <= installed or isinstance(exc, LosscheckError):
+        return None
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelFileError(info.path, f"it was saved by Keras {info.keras_version}, newer than the installed Keras "
+                          f"{keras.__version__}, which cannot read it ({type(exc).__name__}: {first})",
+                          f"install Keras {info.keras_version} or newer (pip install 'keras>={info.keras_version}') "
+                          "or re-save the model with the installed version")
 
 
 def _alias_registered(text: str, custom_objects: dict[str, Any]) -> bool:
@@ -376,12 +397,14 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
         return False
 
 
-def load_model(path: Path, *, custom_objects_file: Path | None = None, loss: str | None = None,
-               unsafe: bool = False) -> LoadedModel:
-    """Load and compile. Raises ModelFileError/UsageError with one-line messages."""
+def load_model(path: Path, *, custom_objects_file: Path | None = None, loss: Any = None,
+               unsafe: bool = False, custom_objects: dict[str, Any] | None = None) -> LoadedModel:
+    """Load and compile. `loss`: --loss's SPEC, or (Python API) a Keras loss object or function;
+    `custom_objects`: objects given in memory, besides those of `custom_objects_file`. Raises
+    ModelFileError/UsageError with one-line messages."""
     info = read_model_file_info(Path(path))
-    custom_objects = import_custom_objects(custom_objects_file)
-    loss_arg = _loss_override(loss, custom_objects) if loss else None
+    custom_objects = {**import_custom_objects(custom_objects_file), **(custom_objects or {})}
+    loss_arg = (_loss_override(loss, custom_objects) if isinstance(loss, str) else loss) if loss is not None else None
     if loss_arg is None and info.compile_config_problem:
         raise ModelFileError(info.path, info.compile_config_problem,
                              "pass the loss you train with, e.g. --loss mse, to use the model anyway")

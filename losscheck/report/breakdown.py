@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
-from losscheck.report.text import sig
+from losscheck.report.layout import Col, FitTable
+from losscheck.report.text import plural, sig
 from losscheck.text_safety import prose_for_markdown as _md
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -48,25 +47,71 @@ def _multi(rows: list[dict[str, Any]]) -> bool:
 
 
 # -- per class ------------------------------------------------------------------------------------
-def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    cols: list[tuple[str, Any]] = []
-    if _multi(rows):
-        cols.append(("output", lambda r: str(r["output"])))
-    cols += [("class", lambda r: str(r["class"])),
-             ("loss", lambda r: _num(r["loss"], 3)),
-             ("share", lambda r: _pct(r.get("share"))),
-             ("count", lambda r: str(r.get("count", ""))),
-             ("prev.", lambda r: _pct(r.get("prevalence")))]
-    if any("loss_positives" in r for r in rows):
-        cols += [("loss+", lambda r: _num(r.get("loss_positives"), 3)),
-                 ("loss-", lambda r: _num(r.get("loss_negatives"), 3))]
-    if any("recall" in r for r in rows):
-        cols.append(("recall", lambda r: _pct(r.get("recall"))))
-    if any("iou" in r for r in rows):
-        cols.append(("IoU", lambda r: _pct(r.get("iou"))))
-    if any(r.get("kind") == "true_class" and "precision" in r for r in rows):
-        cols.append(("prec.", lambda r: _pct(r.get("precision")) if r.get("kind") == "true_class" else ""))
+def _count(x: Any) -> str:
+    return "" if x is None else str(x)
+
+
+#: per-class row key -> (table header, formatter, legend entry); every key a row has gets a column
+CLASS_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "output": ("output", str, ""),
+    "class": ("class", str, ""),
+    "kind": ("kind", str, ""),
+    "loss": ("loss", lambda x: _num(x, 4), "the class's mean loss"),
+    "share": ("share", _pct, "its part of the total (the bar)"),
+    "count": ("count", _count, "elements (channel) or samples (true class) counted"),
+    "contribution": ("contrib.", lambda x: _num(x, 4), "weight x loss"),
+    "weight": ("weight", lambda x: _num(x, 4), "the class's weight in its output's loss"),
+    "prevalence": ("prev.", _pct, "positives / count"),
+    "positives": ("pos.", _count, "positive elements"),
+    "loss_positives": ("loss+", lambda x: _num(x, 4), "mean loss of the positive elements"),
+    "loss_negatives": ("loss-", lambda x: _num(x, 4), "mean loss of the negative elements"),
+    "share_from_positives": ("share+", _pct, "part of the class's loss from its positives"),
+    "recall": ("recall", _pct, ""),
+    "precision": ("prec.", _pct, "precision"),
+    "iou": ("IoU", _pct, ""),
+    "accuracy": ("acc.", _pct, "accuracy"),
+    "predicted": ("predicted", _count, "samples predicted as the class"),
+}
+#: keys that are the same on every row go to the title instead of a column
+TITLE_KEYS = ("output", "kind")
+KIND_TEXT = {"channel": "channels", "true_class": "true classes", "output": "not split"}
+
+
+def _class_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    """(key, header, formatter) for every key any row has, in the JSON's order."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    cols = []
+    for k in keys:
+        if k in TITLE_KEYS and len({r.get(k) for r in rows}) == 1:
+            continue
+        header, fmt, _ = CLASS_FIELDS.get(k, (k, lambda x: "" if x is None else (sig(x, 4) if isinstance(x, float)
+                                                                                 else str(x)), ""))
+        cols.append((k, header, fmt))
     return cols
+
+
+def _class_cell(r: dict[str, Any], key: str, fmt: Any) -> str:
+    """A row's value; n/a where the JSON has null (e.g. precision of a class never predicted)."""
+    if key not in r:
+        return ""
+    return "n/a" if r[key] is None else fmt(r[key])
+
+
+def _class_title(rows: list[dict[str, Any]]) -> str:
+    about = []
+    for k in TITLE_KEYS:
+        values = {r.get(k) for r in rows}
+        if len(values) == 1 and None not in values:
+            value = next(iter(values))
+            about.append(f"output {value}" if k == "output" else KIND_TEXT.get(value, str(value)))
+    return "Loss per class" + (f" ({', '.join(about)})" if about else "")
+
+
+def _class_legend(cols: list[tuple[str, str, Any]]) -> str:
+    parts = [f"{header}: {CLASS_FIELDS[k][2]}" for k, header, _ in cols if k in CLASS_FIELDS and CLASS_FIELDS[k][2]]
+    return "; ".join(parts)
 
 
 #: more rows than this: the table shows the classes with the highest loss first, and says so
@@ -82,28 +127,42 @@ def _shown(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
 
 
 def table_per_class(rows: list[dict[str, Any]]) -> Any:
+    all_rows = rows
     rows, caption = _shown(rows)
-    t = Table(title="Loss per class (share of the total, bar)", box=box.SIMPLE_HEAVY, expand=False,
-              caption=caption or None, padding=(0, 1))
-    cols = _class_columns(rows)
-    for name, _ in cols:
-        if name == "output":
-            t.add_column(name, overflow="fold")
-        else:
-            t.add_column(name, justify="left" if name == "class" else "right", no_wrap=True)
-    t.add_column("", no_wrap=True)  # the share as a bar (the title says so)
+    cols = _class_columns(all_rows)
+    key = sum(1 for k, _, _ in cols if k in ("output", "class"))
+    spec = []
+    for k, header, _ in cols:
+        spec.append(Col(header, "left" if k in ("output", "class", "kind") else "right", wrap=False))
+        if k == "share":
+            spec.append(Col("share of loss", wrap=False))
+    table_rows = []
     for r in rows:
-        t.add_row(*[fn(r) for _, fn in cols], _bar(r.get("share"), 14))
-    return t
+        cells: list[Any] = []
+        for k, _, fmt in cols:
+            cells.append(_class_cell(r, k, fmt))
+            if k == "share":
+                cells.append(_bar(r.get("share"), 14))
+        table_rows.append(cells)
+    legend = _class_legend(cols)
+    return Group(FitTable(_class_title(all_rows), spec, table_rows, key=key, caption=caption or None),
+                 *([Text(legend, style="dim"), Text("")] if legend else []))
 
 
 def markdown_per_class(rows: list[dict[str, Any]]) -> str:
+    all_rows = rows
     rows, caption = _shown(rows)
-    cols = _class_columns(rows)
-    lines = ["**Loss per class**" + (f" ({caption})" if caption else ""), "", "| " + " | ".join(n for n, _ in cols) + " | share of loss |",
-             "|" + "|".join("---" if n in ("output", "class") else "---:" for n, _ in cols) + "|---|"]
+    cols = _class_columns(all_rows)
+    heads = [h for _, h, _ in cols]
+    lines = [f"**{_class_title(all_rows)}**" + (f" ({caption})" if caption else ""), "",
+             "| " + " | ".join(heads) + " | share of loss |",
+             "|" + "|".join("---" if k in ("output", "class", "kind") else "---:" for k, _, _ in cols) + "|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(_md(fn(r)) for _, fn in cols) + f" | {_md_bar(r.get('share'))} |")
+        lines.append("| " + " | ".join(_md(_class_cell(r, k, fmt)) for k, _, fmt in cols)
+                     + f" | {_md_bar(r.get('share'))} |")
+    legend = _class_legend(cols)
+    if legend:
+        lines += ["", legend]
     return "\n".join(lines)
 
 
@@ -123,15 +182,11 @@ def _output_columns(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return cols
 
 
-def table_per_output(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="Loss per output", box=box.SIMPLE_HEAVY, expand=False)
+def table_per_output(rows: list[dict[str, Any]]) -> Any:
     cols = _output_columns(rows)
-    for name, _ in cols:
-        t.add_column(name, justify="left" if name == "output" else "right", overflow="fold")
-    t.add_column("share of total", no_wrap=True)
-    for r in rows:
-        t.add_row(*[fn(r) for _, fn in cols], _bar(r.get("share")))
-    return t
+    spec = [Col(name, "left" if name == "output" else "right", wrap=name == "output") for name, _ in cols]
+    spec.append(Col("share of total", wrap=False))
+    return FitTable("Loss per output", spec, [[fn(r) for _, fn in cols] + [_bar(r.get("share"))] for r in rows])
 
 
 def markdown_per_output(rows: list[dict[str, Any]]) -> str:
@@ -146,14 +201,11 @@ def markdown_per_output(rows: list[dict[str, Any]]) -> str:
 def table_regularization(reg: dict[str, Any]) -> Any:
     if not reg.get("layers"):
         return Text(f"Regularization: {sig(reg['total'])}")
-    t = Table(title=f"Regularization: {sig(reg['total'])} ({_pct(reg.get('share'))} of the total)",
-              box=box.SIMPLE, expand=False)
-    for name in ("layer", "kind", "penalty", "share"):
-        t.add_column(name, justify="right" if name in ("penalty", "share") else "left", overflow="fold")
-    t.add_column("share of total", no_wrap=True)
-    for r in reg.get("layers", []):
-        t.add_row(str(r.get("layer") or "-"), r["kind"], sig(r["penalty"]), _pct(r.get("share")), _bar(r.get("share")))
-    return t
+    spec = [Col("layer"), Col("kind"), Col("penalty", "right", wrap=False), Col("share", "right", wrap=False),
+            Col("share of total", wrap=False)]
+    rows = [(str(r.get("layer") or "-"), r["kind"], sig(r["penalty"]), _pct(r.get("share")), _bar(r.get("share")))
+            for r in reg.get("layers", [])]
+    return FitTable(f"Regularization: {sig(reg['total'])} ({_pct(reg.get('share'))} of the total)", spec, rows)
 
 
 def markdown_regularization(reg: dict[str, Any]) -> str:
@@ -167,20 +219,16 @@ def markdown_regularization(reg: dict[str, Any]) -> str:
 
 
 # -- per sample -----------------------------------------------------------------------------------
-def table_per_sample(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title=f"The {len(rows)} worst samples", box=box.SIMPLE_HEAVY, expand=True)
-    t.add_column("rank", justify="right", no_wrap=True)
-    t.add_column("index", justify="right", no_wrap=True)
-    t.add_column("loss", justify="right", no_wrap=True)
-    t.add_column("target", ratio=1, overflow="fold")
-    t.add_column("prediction", ratio=1, overflow="fold")
-    for i, r in enumerate(rows, 1):
-        t.add_row(str(i), str(r["index"]), _num(r["loss"], 5), str(r.get("target", "")), str(r.get("prediction", "")))
-    return t
+def table_per_sample(rows: list[dict[str, Any]]) -> Any:
+    spec = [Col("rank", "right", wrap=False), Col("index", "right", wrap=False), Col("loss", "right", wrap=False),
+            Col("target", comfort=20), Col("prediction", comfort=20)]
+    table_rows = [(str(i), str(r["index"]), _num(r["loss"], 5), str(r.get("target", "")), str(r.get("prediction", "")))
+                  for i, r in enumerate(rows, 1)]
+    return FitTable(f"The {plural(len(rows), 'worst sample', 'worst samples')}", spec, table_rows, key=2, heavy=True)
 
 
 def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
-    lines = [f"**The {len(rows)} worst samples**", "", "| rank | index | loss | target | prediction |",
+    lines = [f"**The {plural(len(rows), 'worst sample', 'worst samples')}**", "", "| rank | index | loss | target | prediction |",
              "|---:|---:|---:|---|---|"]
     for i, r in enumerate(rows, 1):
         tgt = _md(r.get("target", ""))
@@ -192,7 +240,7 @@ def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
 def _quantile_line(dist: dict[str, Any]) -> str:
     q = dist.get("quantiles", {})
     parts = [f"min {sig(dist['min'], 4)}"] + [f"{k} {sig(v, 4)}" for k, v in q.items()] + [f"max {sig(dist['max'], 4)}"]
-    return (f"{dist['count']} samples, mean {sig(dist['mean'], 5)}, std {sig(dist['std'], 4)}\n" + ", ".join(parts))
+    return (f"{plural(dist['count'], 'sample')}, mean {sig(dist['mean'], 5)}, std {sig(dist['std'], 4)}\n" + ", ".join(parts))
 
 
 def _hist_rows(dist: dict[str, Any]) -> list[tuple[str, int, float]]:
@@ -208,13 +256,9 @@ def table_distribution(dist: dict[str, Any]) -> Any:
     if not dist.get("count"):
         return Text("no samples")
     scale = (dist.get("histogram") or {}).get("scale", "linear")
-    t = Table(title="Distribution of per-sample losses" + (" (log-spaced bins)" if scale == "log" else ""),
-              box=box.SIMPLE, expand=False)
-    t.add_column("loss bin", no_wrap=True)
-    t.add_column("samples", justify="right", no_wrap=True)
-    t.add_column("", no_wrap=True)
-    for label, count, frac in _hist_rows(dist):
-        t.add_row(label, str(count), Text(bar_text(frac, 40), style="cyan"))
+    rows = [(label, str(count), Text(bar_text(frac, 40), style="cyan")) for label, count, frac in _hist_rows(dist)]
+    t = FitTable("Distribution of per-sample losses" + (" (log-spaced bins)" if scale == "log" else " (linear bins)"),
+                 [Col("loss bin", wrap=False), Col("samples", "right", wrap=False), Col("", wrap=False)], rows)
     return Group(Text(_quantile_line(dist)), t)
 
 

@@ -4,8 +4,8 @@ JSON writes every section as it is (plain data). Table and markdown look the key
 without a renderer is skipped in those formats. Register new ones at the bottom:
   TABLE[key] = fn(value) -> rich renderable      MARKDOWN[key] = fn(value) -> str
 The table console renders with markup and emoji off (a message like "[eps, 1-eps]" must print as it
-is): style with rich Text/Style objects, not "[bold]" strings. Prefer `overflow="fold"` to `no_wrap`
-columns so nothing is cut with "…" at 80 columns.
+is): style with rich Text/Style objects, not "[bold]" strings. Build tables with
+losscheck.report.layout.FitTable, which fits any width without splitting a word or dropping a column.
 """
 
 from __future__ import annotations

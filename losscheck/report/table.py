@@ -1,19 +1,20 @@
 """--format table: rich tables rendered to a string (fixed width, optional colour).
 
-Nothing is ever cut: every column folds instead of ending in "…", so the report keeps all its
-information down to an 80-column terminal (tests/test_report_render.py renders it at 80).
+Nothing is ever cut or split: every table is a FitTable (losscheck/report/layout.py), which wraps
+cells only at spaces and, when its columns cannot fit, splits or stacks them; tests render at 80,
+100 and 160 columns (tests/test_report_render.py).
 """
 
 from __future__ import annotations
 
 import io
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from losscheck.findings import Finding, Report, Severity
+from losscheck.report.layout import Col, FitTable
 from losscheck.report.text import (
     decomposition_label,
     figure_rows,
@@ -31,10 +32,6 @@ def make_console(width: int, color: bool, file=None, record: bool = False) -> Co
     return Console(file=file or io.StringIO(), width=width, color_system="standard" if color else None,
                    force_terminal=color, no_color=not color, record=record, highlight=False, soft_wrap=False,
                    emoji=False, markup=False, legacy_windows=False)
-
-
-def _table(title: str, bx: box.Box = box.SIMPLE_HEAVY, **kw) -> Table:
-    return Table(title=title, box=bx, title_justify="left", pad_edge=False, **kw)
 
 
 def finding_body(item: Finding) -> Text:
@@ -73,40 +70,27 @@ def _never_cut(renderable):
 
 def build_renderables(report: Report) -> list:
     out: list = []
-    out.append(Text("\n".join([f"losscheck {report.command}", *header_lines(report)]), overflow="fold"))
+    out.append(Text("\n".join([f"losscheck {report.command}", *header_lines(report), ""]), overflow="fold"))
     rows = figure_rows(report)
     if rows:
-        t = _table("Loss figures")
-        t.add_column("figure", overflow="fold", min_width=10)
-        t.add_column("value", justify="right", overflow="fold", min_width=8)
-        t.add_column("vs evaluate", justify="right", overflow="fold", min_width=8)
-        t.add_column("what it is", ratio=1, overflow="fold", min_width=16)
-        for name, value, diff, desc in rows:
-            t.add_row(name, value, diff, desc)
-        out.append(t)
+        out.append(FitTable("Loss figures", [Col("figure", wrap=False), Col("value", "right", wrap=False),
+                                             Col("vs evaluate", "right", wrap=False), Col("what it is", comfort=24)],
+                            rows, expand=True, heavy=True))
     decomposition = report.sections.get("decomposition")
     if decomposition:
-        d = _table("Where the gaps come from", box.SIMPLE)
-        d.add_column("gap", overflow="fold")
-        d.add_column("size", justify="right", overflow="fold", min_width=8)
-        for row in decomposition:
-            d.add_row(decomposition_label(row), sig(row["value"], signed=True))
-        out.append(d)
+        out.append(FitTable("Where the gaps come from", [Col("gap"), Col("size", "right", wrap=False)],
+                            [(decomposition_label(row), sig(row["value"], signed=True)) for row in decomposition]))
     from losscheck.report.sections import TABLE
 
     for key, value in report.sections.items():
         if key in TABLE and value:
             out.append(_never_cut(TABLE[key](value)))
     if report.findings:
-        f = _table("Findings", expand=True, show_lines=True)
-        f.add_column("severity", overflow="fold", min_width=7)
-        f.add_column("code", overflow="fold", min_width=8)
-        f.add_column("size", justify="right", overflow="fold", min_width=7)
-        f.add_column("what happened, and what to do", ratio=1, overflow="fold", min_width=20)
-        for item in report.findings:
-            sev = Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else "")
-            f.add_row(sev, item.code, magnitude_text(item), finding_body(item))
-        out.append(f)
+        rows = [(Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else ""), item.code,
+                 magnitude_text(item), finding_body(item)) for item in report.findings]
+        out.append(FitTable("Findings", [Col("severity", wrap=False), Col("code", wrap=False),
+                                         Col("size", "right", wrap=False), Col("what happened, and what to do", comfort=32)],
+                            rows, key=0, expand=True, lines=True, heavy=True))
     else:
         out.append(Text("No findings."))
     for note in report.sections.get("notes", []):

@@ -14,6 +14,16 @@ def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
     return text
 
 
+def plural(count: object, word: str, many: str | None = None) -> str:
+    """'1 batch', '2 batches', '0 samples': the count and the word in agreement (`many` when the plural
+    is not word + s/es)."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{count} {many}"
+
+
 def magnitude_text(finding: Finding, digits: int = 4) -> str:
     """A finding's size with its unit: a gap signed (+0.1912), a ratio x1.003, a count '3 values', a
     floor 'floor 0.3251'; '' without a magnitude."""
@@ -25,7 +35,7 @@ def magnitude_text(finding: Finding, digits: int = 4) -> str:
     if kind == "count":
         n = int(round(value))
         unit = finding.unit or "value"
-        return f"{n} {unit}{'' if n == 1 else 's'}"
+        return plural(n, unit)
     if kind == "floor":
         return f"floor {value:.{digits}g}"
     return sig(value, digits, signed=True)
@@ -45,7 +55,8 @@ def verdict(report: Report) -> str:
     """One line: OK/FAIL with the exit code, the findings by severity, and why it passes or fails."""
     counts = {s: sum(1 for f in report.findings if f.severity == s) for s in Severity}
     code = report.exit_code()
-    parts = [f"{counts[s]} {s}" for s in (Severity.ERROR, Severity.WARNING, Severity.INFO) if counts[s]]
+    parts = [plural(counts[s], str(s), "info" if s == Severity.INFO else None)
+             for s in (Severity.ERROR, Severity.WARNING, Severity.INFO) if counts[s]]
     reasons = [", ".join(parts) if parts else "no findings"]
     failing = len(report.failing_findings())
     if report.fail_on == "never":
@@ -88,7 +99,7 @@ def header_lines(report: Report, code: Callable[[object], str] = str,
     data = report.header.get("data")
     lines = [f"model {code(model.get('path'))} (saved by {text(model.get('saved_by'))})"]
     if data:
-        lines.append(f"data {code(data['path'])}: {data['samples']} samples, batch {data['batch_size']}")
+        lines.append(f"data {code(data['path'])}: {plural(data['samples'], 'sample')}, batch {data['batch_size']}")
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}

@@ -1,0 +1,229 @@
+"""`losscheck.callbacks.LossCheck`: a Keras callback that explains, after an epoch, the loss fit just
+logged against the loss at the epoch's final weights.
+
+Figures: `fit_logged` (logs["loss"]: the batch-size-weighted mean of the losses measured before each
+update of the epoch), `evaluate`, `manual`, `regularization`, the training-mode figures at the final
+weights (`train_mode`, `train_mode_<family>_only`), `evaluate_class_weighted` with class_weight, and
+`val_loss_logged` (logs["val_loss"]) when fit validated. Findings: weight-update (fit_logged against
+train_mode), dropout, batchnorm-batch-stats, noise-layer, regularization, class-weight,
+sample-weight, unexplained, shuffled-data.
+
+Importing this module imports TensorFlow. The callback never runs a fit, and it leaves every
+variable, optimizer and metric state, `stop_training`, and all random state exactly as it found them
+(loading.memory.preserved), so training with it gives the same weights and history as without.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from losscheck._tf import keras
+from losscheck.findings import Figure, Report
+
+DESCRIPTIONS = {
+    "fit_logged": "the loss fit logged for this epoch (logs['loss']): the mean of the losses measured before "
+                  "each update of the epoch",
+    "val_loss_logged": "the validation loss fit logged for this epoch (logs['val_loss']), on the validation data",
+}
+
+
+class LossCheck(keras.callbacks.Callback):
+    """Explain fit's logged loss after an epoch (`on="epoch_end"`, every `every` epochs) or once after
+    training (`on="train_end"`). `data` (or x=, y=, sample_weight=) should be the training data fit
+    sees, in the same order; a tf.data.Dataset or PyDataset is streamed with its own batching, arrays
+    are batched by `batch_size` (pass fit's). Pass fit's `class_weight` here too. The reports are kept
+    in `reports`; `verbose=1` prints one line per check."""
+
+    def __init__(self, data: Any = None, *, x: Any = None, y: Any = None, sample_weight: Any = None,
+                 every: int = 1, on: str = "epoch_end", verbose: int = 1, batch_size: int = 32, seed: int = 0,
+                 class_weight: Any = None, rtol: float = 1e-4, probe_samples: int | None = None,
+                 fail_on: str = "error", select: Any = None, ignore: Any = None) -> None:
+        super().__init__()
+        from losscheck.api import _class_weight, _codes
+        from losscheck.errors import UsageError
+
+        if on not in ("epoch_end", "train_end"):
+            raise UsageError(f"on must be 'epoch_end' or 'train_end', not {on!r}")
+        if not isinstance(every, int) or every < 1:
+            raise UsageError(f"every must be a positive int, not {every!r}")
+        if data is None and x is None:
+            raise UsageError("LossCheck needs the training data: data= (arrays tuple, tf.data.Dataset, PyDataset, "
+                             "file) or x= and y=")
+        self.data, self.x, self.y, self.sample_weight = data, x, y, sample_weight
+        self.every, self.on, self.verbose = every, on, verbose
+        self.batch_size, self.seed, self.rtol, self.probe_samples = batch_size, seed, rtol, probe_samples
+        self.class_weight = _class_weight(class_weight)
+        self.fail_on = fail_on
+        self.select, self.ignore = _codes(select, "select"), _codes(ignore, "ignore")
+        self.reports: list[Report] = []
+        self._last: tuple[int, dict[str, Any]] | None = None
+        self._source: Any = None
+
+    # -- Keras hooks ---------------------------------------------------------------------------
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._last = (epoch, dict(logs or {}))
+        if self.on == "epoch_end" and (epoch + 1) % self.every == 0:
+            self._check(epoch, dict(logs or {}))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.on == "train_end" and self._last is not None:
+            epoch, epoch_logs = self._last
+            self._check(epoch, {**epoch_logs, **(logs or {})})
+
+    # -- the check -----------------------------------------------------------------------------
+    def _check(self, epoch: int, logs: dict[str, Any]) -> None:
+        from losscheck.loading.memory import preserved
+
+        model = self.model
+        with preserved(model):
+            report = self._report(model, epoch, logs)
+        self.reports.append(report)
+        if self.verbose:
+            print(summary(report), file=sys.stdout, flush=True)
+
+    def _dataset(self, loaded: Any) -> Any:
+        from losscheck.api import make_data
+        from losscheck.compare import input_names
+
+        if self._source is None:
+            self._source = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
+                                     input_names(loaded.model), loaded.output_names)
+        return self._source
+
+    def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
+        from losscheck.api import data_label
+        from losscheck.compare import build_header, regularized_layers
+        from losscheck.config import Config
+        from losscheck.loading.memory import LABEL, loaded_in_memory
+        from losscheck.loading.sources import pipeline_findings
+
+        loaded = loaded_in_memory(model)
+        data = self._dataset(loaded)
+        cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
+                     class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, fail_on=self.fail_on,
+                     select=self.select, ignore=self.ignore, probe_samples=self.probe_samples)
+        figures, ev = epoch_figures(loaded, data, cfg, logs)
+        from losscheck.attribution import attribute
+        from losscheck.findings import filter_findings
+
+        findings = [_as_logged(f) for f in attribute(ev)] + pipeline_findings(data)
+        report = Report("callback", build_header(cfg, loaded, data), fail_on=cfg.fail_on)
+        from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
+        from losscheck.compare import SUBSET_FIGURES
+
+        descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
+        for key, value in figures.items():
+            extra = {"samples": ev.probe_samples} if ev.probe_samples and key in SUBSET_FIGURES else {}
+            report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
+        report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        report.sections["decomposition"] = decomposition_rows(ev)
+        report.sections["epoch"] = epoch
+        report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
+        notes = [n for n in loaded.notes if "fit_epoch" not in n]
+        notes.append(f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final "
+                     f"weights; regularized layers: {', '.join(regularized_layers(model)) or 'none'}")
+        report.sections["notes"] = notes
+        return report
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
+    """The figures at the current weights (one inference pass, one combined training-mode pass) plus
+    the logged ones, and the Evidence the attribution rules read (fit_logged in fit_epoch's place)."""
+    from losscheck.attribution import Evidence
+    from losscheck.compare import SampleWeightStats, _probe_limit, regularized_layers
+    from losscheck.probes import Prober
+
+    prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
+    fam = prober.families
+    sw_stats = SampleWeightStats(prober)
+    inf = prober.inference_pass([sw_stats])
+    figures: dict[str, float] = {}
+    if "loss" in logs and _is_number(logs["loss"]):
+        figures["fit_logged"] = float(logs["loss"])
+    figures["evaluate"] = inf.evaluate
+    if inf.manual is not None:
+        figures["manual"] = inf.manual
+    figures["regularization"] = inf.regularization
+    cw = cfg.class_weight
+    limit = _probe_limit(cfg, data.n)
+    family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
+                   ("noise", "train_mode_noise_only"))
+    variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
+    passes, weighted = prober.training_passes_weighted(variants, cw, limit)
+    if cw:
+        figures["train_mode_class_weighted"] = weighted[None]
+    figures["train_mode"] = passes[None]
+    for family, key in family_keys:
+        if getattr(fam, family):
+            figures[key] = passes[family]
+    if limit is not None:
+        figures["evaluate_probe_subset"] = passes["inference"]
+    if "val_loss" in logs and _is_number(logs["val_loss"]):
+        figures["val_loss_logged"] = float(logs["val_loss"])
+    evidence_figures = {("fit_epoch" if k == "fit_logged" else k): v for k, v in figures.items()
+                        if k != "val_loss_logged"}
+    ev = Evidence(figures=evidence_figures, rtol=cfg.rtol,
+                  families={k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")},
+                  regularized_layers=regularized_layers(loaded.model), class_weight=cw,
+                  sample_weight=sw_stats.summary(), probe_samples=limit,
+                  fit_steps=len(list(data.batch_bounds(cfg.batch_size))))
+    return figures, ev
+
+
+def _logged(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    return (text.replace("fit_epoch", "fit_logged").replace("at the saved weights", "at the epoch's final weights")
+            .replace("fit reports", "fit logged"))
+
+
+def _as_logged(finding: Any) -> Any:
+    """A compare finding reworded for the callback: fit's figure is the logged one, and the weights
+    are the epoch's final weights, not saved ones."""
+    if finding.between:
+        finding.between = tuple(_logged(b) for b in finding.between)
+    finding.message = _logged(finding.message)
+    return finding
+
+
+def decomposition_rows(ev: Any) -> list[dict[str, Any]]:
+    """compare's gap decomposition with fit_logged in fit_epoch's place."""
+    from losscheck.compare import finite_rows
+
+    rows = []
+    for row in finite_rows(ev.decomposition):
+        row = dict(row)
+        for key in ("name", "label", "parent"):
+            row[key] = _logged(row.get(key))
+        if row.get("between"):
+            row["between"] = [_logged(b) for b in row["between"]]
+        rows.append(row)
+    return rows
+
+
+def summary(report: Report) -> str:
+    """One line: the logged loss against evaluate and train_mode, and the findings with their sizes."""
+    from losscheck.report.text import sig
+
+    fig = {k: f.value for k, f in report.figures.items()}
+    parts = [f"losscheck epoch {int(report.sections.get('epoch', 0)) + 1}:"]
+    if "fit_logged" in fig:
+        parts.append(f"fit_logged {sig(fig['fit_logged'])}")
+    parts.append(f"evaluate {sig(fig['evaluate'])}")
+    if "train_mode" in fig:
+        parts.append(f"train_mode {sig(fig['train_mode'])}")
+    if "val_loss_logged" in fig:
+        parts.append(f"val_loss_logged {sig(fig['val_loss_logged'])}")
+    found = ", ".join(f"{f.code}" + ("" if f.magnitude is None else f" {sig(f.magnitude, 3, signed=True)}")
+                      for f in report.findings)
+    return " ".join(parts) + (f" | {found}" if found else " | no findings")

@@ -1,0 +1,60 @@
+"""The Python API's surface without TensorFlow: lazy entry points, Report.exit_code, the notebook HTML."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from losscheck.findings import Figure, Finding, Report
+from tests.conftest import ROOT
+
+
+def test_import_and_entry_points_stay_tensorflow_free():
+    code = ("import sys, losscheck\n"
+            "assert callable(losscheck.compare) and callable(losscheck.breakdown) and callable(losscheck.inspect)\n"
+            "from losscheck import compare, Report\n"
+            "from losscheck.compare import run_compare\n"
+            "import losscheck.cli\n"
+            "assert callable(losscheck.compare) and losscheck.Report is Report\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"
+
+
+def _report(fail_on: str = "error") -> Report:
+    report = Report("compare", {"model": {"path": "<in-memory model>", "saved_by": "keras 3"},
+                                "data": {"path": "<arrays>", "samples": 4, "batch_size": 2}}, fail_on=fail_on)
+    report.figures["evaluate"] = Figure(0.5, "evaluate <b>")
+    report.figures["fit_epoch"] = Figure(0.75, "fit & co")
+    report.findings = [Finding("dropout", "layer <script>alert(1)</script> & more", magnitude=0.25,
+                               subject="drop<1>", advice="a < b")]
+    report.sections["decomposition"] = [
+        {"name": "gap", "label": "fit_epoch - evaluate", "value": 0.25, "depth": 0, "parent": None, "between": None},
+        {"name": "w", "label": "weight <update>", "value": 0.25, "depth": 1, "parent": "gap", "between": None}]
+    return report
+
+
+def test_exit_code_is_a_value_and_a_call():
+    assert _report().exit_code == 0 and _report().exit_code() == 0
+    assert _report("info").exit_code == 1 and _report("info").exit_code() == 1
+    assert _report("info").to_dict()["exit_code"] == 1
+
+
+def test_html_is_a_readable_escaped_table():
+    html = _report()._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "drop&lt;1&gt;" in html
+    assert "a &lt; b" in html and "evaluate &lt;b&gt;" in html and "fit &amp; co" in html
+    assert "&nbsp;&nbsp;weight &lt;update&gt;" in html
+    assert html.count("<table") == 3 and "<code>fit_epoch</code>" in html and "+0.25" in html
+    assert "{" not in html  # not raw JSON
+
+
+def test_rich_renderable_and_text_views():
+    from rich.console import Console
+
+    report = _report()
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(report)
+    assert "fit_epoch" in console.export_text()
+    assert report.to_markdown().startswith("### ") and '"schema_version": 1' in report.to_json()
