@@ -147,13 +147,13 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
     preflight.check_backend()
     preflight.check_model(model)
-    if data is not None:
-        preflight.check_data(data)
+    data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
     if kw["custom_objects"] is not None:
         preflight.check_python_file(kw["custom_objects"], "--custom-objects")
     preflight.check_loss(kw["loss"], kw["custom_objects"])
     class_weight = preflight.parse_class_weight(kw.get("class_weight"))
-    _check_outputs(kw, [("the model", model), ("the data file", data),
+    _check_outputs(kw, [("the model", model), ("the data file", data_input),
+                        ("the --parse file", preflight.loss_file(kw.get("parse"))),
                         ("the --custom-objects file", kw["custom_objects"]),
                         ("the --loss file", preflight.loss_file(kw["loss"])),
                         ("the --class-weight file", preflight.class_weight_file(kw.get("class_weight")))])

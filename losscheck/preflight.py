@@ -53,8 +53,24 @@ def check_model(path: Path) -> None:
     check_readable(Path(path), "model file", ModelFileError)
 
 
-def check_data(path: Path) -> None:
-    check_readable(Path(path), "data file", DataFileError)
+def check_data(data: Path, parse: str | None = None) -> Path | None:
+    """DATA: a data file, a FILE.py:FUNC data function, or (with --parse FILE.py:FUNC) a folder or file
+    of TFRecords. Returns the file it names (None for a TFRecord folder)."""
+    from losscheck.loading.sources import is_function_spec
+
+    if parse is not None:
+        if is_function_spec(parse):
+            check_python_file(loss_file(parse) or Path(parse), "--parse")
+        if not os.path.exists(data):
+            raise DataFileError(data, "TFRecord file or folder not found", "check the path")
+        return None if os.path.isdir(data) else Path(data)
+    if is_function_spec(str(data)) and not os.path.exists(data):
+        file = loss_file(str(data))
+        if file is not None:
+            check_python_file(file, "DATA")
+            return file
+    check_readable(Path(data), "data file", DataFileError)
+    return Path(data)
 
 
 def check_python_file(path: Path, option: str) -> None:
@@ -79,7 +95,7 @@ def check_python_file(path: Path, option: str) -> None:
 
 
 def loss_file(spec: str | None) -> Path | None:
-    """The FILE of a --loss FILE.py:NAME, else None."""
+    """The FILE of a FILE.py:NAME (--loss, --parse, DATA), else None."""
     if spec and ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         return Path(spec.rsplit(":", 1)[0])
     return None

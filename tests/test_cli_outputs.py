@@ -148,3 +148,10 @@ def test_several_outputs_all_written_with_one_stderr_line(stub, tmp_path):  # no
     assert result.code == 1 and result.stderr.startswith(f"losscheck: wrote {a}, {b}: FAIL")
     assert a.read_text().startswith("{") and b.read_text().startswith("### ")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_output_that_is_the_data_function_file_is_refused(stub, tmp_path):  # noqa: F811
+    (tmp_path / "make.py").write_text("def make_data():\n    return None\n")
+    result = cli("compare", "model.keras", f"{tmp_path / 'make.py'}:make_data", "--output", tmp_path / "make.py")
+    assert result.code == 2 and "is the data file" in result.stderr
+    assert stub["compare"].calls == 0

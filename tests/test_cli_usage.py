@@ -167,6 +167,8 @@ def test_path_option_and_loss_errors_come_before_tensorflow(tmp_path):
         ["compare", m, d, "--output", m],
         ["compare", m, d, "--output", str(tmp_path / "no-such-dir" / "r.json")],
         ["breakdown", m, d, "--per-class", "--per-output"],
+        ["compare", m, str(tmp_path / "nofn.py") + ":make_data"],
+        ["compare", m, str(tmp_path / "records"), "--parse", str(tmp_path / "parse.py") + ":parse"],
     ]
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["PYTHONPATH"] = str(ROOT)
