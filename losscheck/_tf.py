@@ -12,22 +12,28 @@ warnings.filterwarnings("ignore", module="tensorflow")
 
 
 def _keep_home_clean() -> None:
-    """Keras writes ~/.keras/keras.json on import when it is missing; losscheck writes nowhere but
-    --output and the temp dir. With no config to read, point Keras at a temporary home (removed at
-    exit), which gives the same defaults. An existing keras.json (or KERAS_HOME) is used as is."""
+    """Keras writes ~/.keras/keras.json on import when it is missing, and matplotlib (which Keras
+    imports when it is installed) writes its font cache under ~/.cache; losscheck writes nowhere but
+    --output and the temp dir. With no Keras config to read, point Keras at a temporary home, which
+    gives the same defaults, and matplotlib at a temporary config dir; both live in one private
+    temporary directory removed at exit (on SIGINT/SIGTERM too: cli.py turns them into exceptions).
+    An existing keras.json, KERAS_HOME or MPLCONFIGDIR is used as is."""
     import atexit
     import shutil
     import tempfile
 
-    if "KERAS_HOME" in os.environ:
-        return
     home = os.path.expanduser("~")
     base = home if os.access(home, os.W_OK) else "/tmp"
-    if os.path.exists(os.path.join(base, ".keras", "keras.json")):
+    keras_home = "KERAS_HOME" not in os.environ and not os.path.exists(os.path.join(base, ".keras", "keras.json"))
+    mpl = "MPLCONFIGDIR" not in os.environ
+    if not keras_home and not mpl:
         return
     tmp = tempfile.mkdtemp(prefix="losscheck-keras-home-")
-    os.environ["KERAS_HOME"] = tmp
     atexit.register(shutil.rmtree, tmp, True)
+    if keras_home:
+        os.environ["KERAS_HOME"] = tmp
+    if mpl:
+        os.environ["MPLCONFIGDIR"] = os.path.join(tmp, "matplotlib")
 
 
 _keep_home_clean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
+import math
 import os
 import shutil
 import sys
@@ -16,13 +16,71 @@ from typing import Any
 
 import click
 
-from losscheck import __version__
+from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
 from losscheck.findings import CODES
 from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
+MAX_SEED = 2**32 - 1  # numpy / TensorFlow seeds are 32-bit
+MAX_BATCH_SIZE = 2**31 - 1  # TensorFlow's int32 batch dimension
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+
+class OneLineUsageError(click.ClickException):
+    """A click usage error shown as losscheck's one line (not click's Usage/Try/Error block)."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"losscheck: error: {self.message}", err=True)
+
+
+def _one_line(exc: click.ClickException) -> OneLineUsageError:
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and isinstance(exc, click.UsageError):
+        command = f" {ctx.command.name}" if ctx.parent is not None else ""
+        text += f"{' -' if text.endswith('?') else ';'} see 'losscheck{command} --help'"
+    return OneLineUsageError(text)
+
+
+#: click's "no arguments: show the help" signal, which stays click's (the help is the answer)
+_KEEP = (OneLineUsageError,) + tuple(
+    cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
+
+
+class OneLineGroup(click.Group):
+    """The `losscheck` group: parsing errors of the group and its commands become one line, exit 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _KEEP:
+            raise
+        except click.ClickException as exc:
+            raise _one_line(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _KEEP:
+            raise
+        except click.ClickException as exc:
+            raise _one_line(exc) from exc
 
 
 def _codes(value: str | None, option: str) -> frozenset[str]:
@@ -35,26 +93,10 @@ def _codes(value: str | None, option: str) -> frozenset[str]:
     return codes
 
 
-def _class_weight(value: str | None) -> dict[int, float] | None:
-    if not value:
-        return None
-    text = value
-    if not value.lstrip().startswith("{") and Path(value).is_file():
-        text = Path(value).read_text()
-    try:
-        raw = json.loads(text)
-        if not isinstance(raw, dict) or not raw:
-            raise ValueError("not a non-empty JSON object")
-        return {int(k): float(v) for k, v in raw.items()}
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"--class-weight: {value!r} is not a JSON object of class -> weight ({exc}); "
-                         "e.g. '{\"0\": 1, \"1\": 9}' or a file holding it") from exc
-
-
 def common_options(f: Callable) -> Callable:
     """Options shared by every command that loads a model."""
     options = [
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+        click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH_SIZE), default=32, show_default=True,
                      help="Batch size of every probe."),
         click.option("--custom-objects", type=click.Path(dir_okay=False, path_type=Path),
                      help="Python file whose public functions/classes (or `custom_objects` dict) are needed to load."),
@@ -65,8 +107,9 @@ def common_options(f: Callable) -> Callable:
                           "bytecode is deserialized and run, and whatever else safe mode blocks is allowed (e.g. a "
                           "StringLookup vocabulary file named in the model's config is read, a TFSMLayer loads a "
                           "SavedModel from disk)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random effect."),
-        click.option("--rtol", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+        click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
+                     help="Seed for every random effect."),
+        click.option("--rtol", type=FiniteFloat(min=0), default=1e-4, show_default=True,
                      help="Relative tolerance under which two figures count as equal."),
         click.option("--fail-on", type=click.Choice(["info", "warning", "error", "never"]), default="error",
                      show_default=True, help="Lowest severity that makes the exit code 1."),
@@ -90,7 +133,7 @@ def fit_options(f: Callable) -> Callable:
     options = [
         click.option("--class-weight", "class_weight", metavar="JSON_OR_FILE",
                      help="The class_weight passed to fit, e.g. '{\"0\": 1, \"1\": 9}'; only the fit probe uses it."),
-        click.option("--max-gap", type=click.FloatRange(min=0),
+        click.option("--max-gap", type=FiniteFloat(min=0),
                      help="Also exit 1 when evaluate and fit_epoch (or train_mode) differ by more than X relative."),
         click.option("--probe-samples", type=click.IntRange(min=1),
                      help="Run the training-mode ablation passes on the first N samples only."),
@@ -135,9 +178,22 @@ def _check_plot(path: Path | None) -> None:
 
 
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
+    """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
+    preflight.check_backend()
+    preflight.check_model(model)
+    data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
+    if kw["custom_objects"] is not None:
+        preflight.check_python_file(kw["custom_objects"], "--custom-objects")
+    preflight.check_loss(kw["loss"], kw["custom_objects"])
+    class_weight = preflight.parse_class_weight(kw.get("class_weight"))
+    _check_outputs(kw, [("the model", model), ("the data file", data_input),
+                        ("the --parse file", preflight.loss_file(kw.get("parse"))),
+                        ("the --custom-objects file", kw["custom_objects"]),
+                        ("the --loss file", preflight.loss_file(kw["loss"])),
+                        ("the --class-weight file", preflight.class_weight_file(kw.get("class_weight")))])
     return Config(
         model_path=model, data_path=data, batch_size=kw["batch_size"], custom_objects=kw["custom_objects"],
-        loss=kw["loss"], class_weight=_class_weight(kw.get("class_weight")), unsafe=kw["unsafe"], seed=kw["seed"],
+        loss=kw["loss"], class_weight=class_weight, unsafe=kw["unsafe"], seed=kw["seed"],
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
@@ -216,9 +272,9 @@ def _output_format(path: Path, fmt: str, fmt_given: bool) -> str:
     return fmt
 
 
-def _check_outputs(kw: dict[str, Any]) -> None:
+def _check_outputs(kw: dict[str, Any], inputs: list[tuple[str, Path | None]]) -> None:
     """Before any work: an explicit --format json/markdown must reach some output (an .html/.svg
-    output is always the rendered table), and every output's folder must exist."""
+    output is always the rendered table), and every output must be writable and none an input."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
     given = _format_given()
     formats = [_output_format(p, kw["fmt"], given) for p in outputs]
@@ -226,9 +282,9 @@ def _check_outputs(kw: dict[str, Any]) -> None:
         raise UsageError(f"--output {outputs[0]} writes the rendered table, not --format {kw['fmt']}; "
                          f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
                          "for that format, or drop --format")
-    for path in outputs:
-        if not path.parent.is_dir():
-            raise UsageError(f"{path}: the folder {path.parent} does not exist; create it or choose another --output")
+    from losscheck.outputs import check_destinations
+
+    check_destinations(outputs, [(what, p) for what, p in inputs if p is not None])
 
 
 def _render(report, fmt: str, width: int, color: bool) -> str:
@@ -248,13 +304,13 @@ def _emit(report, kw: dict[str, Any]) -> None:
     if not outputs:
         click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False, color=True)  # ANSI is ours to decide
         return
-    for path in outputs:
+    from losscheck.outputs import write_all
+
+    texts = {}
+    for path in outputs:  # render every file first: a failure then writes none
         fmt = _output_format(path, kw["fmt"], _format_given())
-        text = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot write the report ({exc.strerror}); choose another --output") from exc
+        texts[path] = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
+    write_all(texts)
     from losscheck.report.text import verdict
 
     click.echo(f"losscheck: wrote {', '.join(map(str, outputs))}: {verdict(report)}", err=True)
@@ -263,8 +319,15 @@ def _emit(report, kw: dict[str, Any]) -> None:
 def _gate(report, kw: dict[str, Any]) -> None:
     """The exit-code policy is the CLI's: apply --select/--ignore, --fail-on and --max-gap to whatever
     report a command returned (idempotent where the command applied them already)."""
-    from losscheck.findings import filter_findings
+    from losscheck.findings import Finding, filter_findings
 
+    bad = [(name, fig.value) for name, fig in report.figures.items()
+           if isinstance(fig.value, float) and not math.isfinite(fig.value)]
+    if bad and not any(f.code == "non-finite" for f in report.findings):  # a NaN figure is never "OK"
+        name, value = bad[0]
+        report.findings.append(Finding("non-finite", f"the figure {name} is {value}",
+                                       subject=name, advice="find where the NaN or Inf comes from: inputs, "
+                                       "targets, weights or the loss"))
     report.findings = filter_findings(report.findings, _codes(kw.get("select"), "--select"),
                                       _codes(kw.get("ignore"), "--ignore"))
     report.fail_on = kw["fail_on"]
@@ -354,26 +417,40 @@ def guarded(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kw: Any) -> None:
+        usercode.reset()
         try:
-            _codes(kw.get("select"), "--select")  # usage errors before loading anything
-            _codes(kw.get("ignore"), "--ignore")
-            _check_outputs(kw)
-            with _progress(kw) as progress:
-                report = command(*args, progress=progress, **kw)
-            _gate(report, kw)
-            _emit(report, kw)
-            code = report.exit_code()
+            with interrupts.handled(), usercode.no_hard_exit():
+                _codes(kw.get("select"), "--select")  # usage errors before loading anything
+                _codes(kw.get("ignore"), "--ignore")
+                with _progress(kw) as progress:
+                    report = command(*args, progress=progress, **kw)
+                _gate(report, kw)
+                _emit(report, kw)
+                code = report.exit_code()
         except LosscheckError as exc:
             if kw.get("debug"):
                 traceback.print_exc()
             click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
             code = EXIT_ERROR
         except KeyboardInterrupt:
-            click.echo("losscheck: interrupted", err=True)
-            code = EXIT_ERROR
-        except Exception as exc:  # internal error: still exit 2 with one line
+            if interrupts.received() == interrupts.signal.SIGTERM:
+                click.echo("losscheck: terminated (SIGTERM); no report was written", err=True)
+                code = EXIT_TERMINATED
+            else:
+                click.echo("losscheck: interrupted; no report was written", err=True)
+                code = EXIT_ERROR
+        except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
             if kw.get("debug"):
                 traceback.print_exc()
+            click.echo(f"losscheck: error: {for_terminal(usercode.exited(exc).message)}", err=True)
+            code = EXIT_ERROR
+        except Exception as exc:  # the user's code failed, or an internal error: exit 2 with one line
+            if kw.get("debug"):
+                traceback.print_exc()
+            theirs = usercode.explain(exc)
+            if theirs is not None:
+                click.echo(f"losscheck: error: {for_terminal(theirs.message)}", err=True)  # quotes their message
+                sys.exit(EXIT_ERROR)
             first = for_terminal((str(exc).strip().splitlines() or [""])[0][:300])
             click.echo(f"losscheck: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
                        "traceback and please report it)", err=True)
@@ -383,7 +460,7 @@ def guarded(command: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="losscheck")
 def main() -> None:
     """Explain why the loss Keras reports in fit, in evaluate and in your own numpy code disagree.
@@ -426,17 +503,24 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
 @main.command(short_help="Where the loss comes from: per class, output or sample, adding back up to evaluate.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--per-class", "mode", flag_value="per_class", help="Loss per class (channel or true class).")
-@click.option("--per-output", "mode", flag_value="per_output", help="Loss per output, weights and penalties.")
-@click.option("--per-sample", "mode", flag_value="per_sample", help="The worst samples and the distribution.")
+@click.option("--per-class", is_flag=True, help="Loss per class (channel or true class).")
+@click.option("--per-output", is_flag=True, help="Loss per output, weights and penalties.")
+@click.option("--per-sample", is_flag=True, help="The worst samples and the distribution.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows for --per-sample.")
 @common_options
 @PARSE_OPTION
 @guarded
-def breakdown(model: Path, data: Path, mode: str | None, top: int, progress: Callable[[str], None], **kw: Any):
+def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sample: bool, top: int,
+              progress: Callable[[str], None], **kw: Any):
     """Where the loss comes from: per class, per output or per sample, adding back up to evaluate."""
-    if mode is None:
+    modes = [name for name, on in (("per_class", per_class), ("per_output", per_output),
+                                   ("per_sample", per_sample)) if on]
+    if not modes:
         raise UsageError("breakdown needs one of --per-class, --per-output or --per-sample")
+    if len(modes) > 1:
+        given = " and ".join("--" + m.replace("_", "-") for m in modes)
+        raise UsageError(f"breakdown takes one mode at a time, not {given}; run it once per mode")
+    mode = modes[0]
     cfg = _config(model, data, kw)
     from losscheck.breakdown import run_breakdown
 

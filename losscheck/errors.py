@@ -33,3 +33,7 @@ class DataFileError(LosscheckError):
     def __init__(self, path: object, problem: str, hint: str = "") -> None:
         msg = f"{path}: {problem}" + (f"; {hint}" if hint else "")
         super().__init__(msg)
+
+
+class UserCodeError(LosscheckError):
+    """The user's own code (--custom-objects, a --loss FILE.py function) raised or exited."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from losscheck import usercode
 from losscheck._tf import keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
@@ -38,7 +40,8 @@ def _keras_reason(exc: Exception) -> str:
     """The informative line of a TensorFlow runtime error (not 'Graph execution error:')."""
     lines = [ln.strip() for ln in str(getattr(exc, "message", exc)).splitlines() if ln.strip()]
     useful = [ln for ln in lines if "Graph execution error" not in ln and not ln.startswith(("Detected at node", "File "))]
-    return (useful or lines or [type(exc).__name__])[0][:300]
+    first = (useful or lines or [type(exc).__name__])[0]
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", first)[:300]
 
 
 def data_errors(method: Callable) -> Callable:
@@ -50,6 +53,9 @@ def data_errors(method: Callable) -> Callable:
         try:
             return method(*args, **kwargs)
         except tf.errors.InvalidArgumentError as exc:
+            theirs = usercode.explain(exc)  # the user's loss or layer failed at run time, not the data
+            if theirs is not None:
+                raise theirs from exc
             data = kwargs.get("data") or next(
                 (a for a in args if isinstance(a, Dataset) or getattr(a, "pipeline", False)),
                 getattr(args[0], "data", None) if args else None)
@@ -57,8 +63,6 @@ def data_errors(method: Callable) -> Callable:
             path = getattr(data, "path", "data file")
             sw = getattr(data, "sample_weight", None)
             if sw is not None and hasattr(sw, "shape") and "ncompatible shapes" in reason:
-                import re
-
                 m = re.search(r"\[(\d+(?:,\d+)+)\]", reason)  # the per-element loss shape of one batch
                 dims = m.group(1).split(",")[1:] if m else []
                 ones = "(n" + ", 1" * len(dims) + ")"
@@ -68,6 +72,11 @@ def data_errors(method: Callable) -> Callable:
                 raise DataFileError(path, f"Keras cannot apply sample_weight of shape {tuple(sw.shape)} to the loss "
                                     f"({reason}): Keras 3 does not expand (n,) weights to a per-element loss",
                                     hint) from exc
+            theirs = usercode.loss_names()
+            if theirs:  # TensorFlow's run-time error does not say which op failed: it may be their loss
+                raise DataFileError(path, f"Keras cannot compute the loss on this data ({reason})",
+                                    f"check that x, y and sample_weight fit the model, and your own {theirs}, "
+                                    "which computes it") from exc
             raise DataFileError(path, f"Keras cannot compute the loss on this data ({reason})",
                                 "check that x, y and sample_weight fit the model's inputs, outputs and loss") from exc
 

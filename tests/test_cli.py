@@ -43,7 +43,9 @@ class Stub:
 
 
 @pytest.fixture
-def stub(monkeypatch):
+def stub(monkeypatch, tmp_path):
+    """The stubbed core, run in a folder holding (empty) model.keras and data.npz: the CLI checks that
+    its inputs exist before it calls the core."""
     import losscheck.breakdown
     import losscheck.compare
     import losscheck.inspect
@@ -54,6 +56,10 @@ def stub(monkeypatch):
     monkeypatch.setattr(losscheck.breakdown, "run_breakdown", stubs["breakdown"])
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for name in ("model.keras", "data.npz", "m.keras", "d.npz"):
+        (tmp_path / name).write_bytes(b"PK placeholder")
     return stubs
 
 
@@ -151,7 +157,9 @@ def test_bad_option_exits_2(stub, options):
     result = compare(*options)
     assert result.code == 2
     assert result.stdout == ""
-    assert "Error" in result.stderr
+    lines = result.stderr.splitlines()  # one line naming the option, not click's Usage/Try/Error block
+    assert len(lines) == 1 and lines[0].startswith("losscheck: error: ")
+    assert options[0] in lines[0] and "Usage:" not in result.stderr
     assert stub["compare"].calls == 0
 
 

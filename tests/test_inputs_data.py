@@ -222,7 +222,7 @@ def test_broken_h5_and_npz_data(tmp_path):
     refused(MSE, tmp_path / "strings.h5", "'y'", "not numbers")
     with h5py.File(tmp_path / "groups.h5", "w") as f:
         f.create_group("x").create_dataset("data", data=d["x"])
-    refused(MSE, tmp_path / "groups.h5", "no input arrays", "expected 'x'")
+    refused(MSE, tmp_path / "groups.h5", "'x' is an HDF5 group, not a dataset")
     (tmp_path / "empty.h5").write_bytes(b"")
     refused(MSE, tmp_path / "empty.h5", "empty (0 bytes)")
     refused(MSE, tmp_path / "missing.npz", "not found")

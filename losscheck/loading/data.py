@@ -118,6 +118,9 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         raise DataFileError(path, f"cannot be read as .npz ({type(exc).__name__}: {_first_line(exc)})", remake) from exc
     if not hasattr(npz, "files"):
         raise DataFileError(path, "holds a single array, not named arrays", remake)
+    if "config.json" in npz.files and ("metadata.json" in npz.files or "model.weights.h5" in npz.files):
+        npz.close()
+        raise DataFileError(path, "is a Keras model file (.keras), not a data file", "pass the model first, then the data")
     arrays = {}
     key = "?"
     try:
@@ -166,10 +169,32 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         handle.close()
         raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
                             "the file is damaged; re-create it") from exc
-    if not arrays and "model_config" in handle.attrs:
+    if "model_config" in handle.attrs and ("model_weights" in handle or not arrays):
         handle.close()
         raise DataFileError(path, "is a Keras model file, not a data file", "pass the model first, then the data")
+    for key in handle:
+        if key in arrays or not (key in ("x", "y", "sample_weight") or key.startswith(("x_", "y_"))):
+            continue
+        problem = _h5_not_a_dataset(handle, key)
+        handle.close()
+        raise DataFileError(path, problem, f"store {key!r} as a dataset (h5py: f[{key!r}] = array)")
     return arrays, handle
+
+
+def _h5_not_a_dataset(handle: Any, key: str) -> str:
+    """Why the root member `key` is not a dataset losscheck can read: a group, ... (links are refused
+    before this, by loading.h5_guard)."""
+    import h5py
+
+    try:
+        obj = handle.get(key)
+    except Exception as exc:  # noqa: BLE001
+        return f"{key!r} cannot be opened ({type(exc).__name__}: {_first_line(exc)})"
+    if isinstance(obj, h5py.Group):
+        return f"{key!r} is an HDF5 group, not a dataset"
+    if obj is None:
+        return f"{key!r} is a link that leads nowhere"
+    return f"{key!r} is not a dataset ({type(obj).__name__})"
 
 
 def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path, what: str) -> tuple[list[Any], list[str]]:
@@ -321,7 +346,14 @@ def _check_class_range(path: Path, key: str, name: str, arr: Any, classes: int, 
     step = 1 << 20
     for start in range(0, int(arr.shape[0]), step):
         chunk = np.asarray(arr[start:start + step], dtype="float64").reshape(-1)
-        chunk = chunk[np.isfinite(chunk)]  # NaN/Inf: the non-finite finding's business
+        finite = np.isfinite(chunk)
+        if not finite.all():  # TensorFlow would cast NaN to a huge negative class index and fail
+            per_row = max(chunk.size // max(min(step, int(arr.shape[0]) - start), 1), 1)
+            first = start + int(np.argmin(finite)) // per_row
+            bad = chunk[~finite][0]
+            raise DataFileError(path, f"target {key!r} holds {bad} (sample {first}) where output {name!r} needs a "
+                                f"class index 0..{classes - 1}", "fix or drop those labels")
+        chunk = chunk[np.isfinite(chunk)]
         if ignore is not None:
             chunk = chunk[chunk != ignore]
         if chunk.size:

@@ -7,7 +7,9 @@ Files are only ever opened read-only.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -70,6 +72,12 @@ def check_readable(path: Path, what: str, error: type) -> None:
         if parent.exists() and not parent.is_dir():
             raise error(path, f"{what} cannot be accessed: {parent} is a file, not a directory", "check the path")
         if path.is_symlink():
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise error(path, f"{what} is a symbolic link loop (it leads back to itself)",
+                                "point the link at an existing file") from exc
             raise error(path, f"{what} is a broken symbolic link", "point it at an existing file")
         raise error(path, f"{what} not found", "check the path")
     if path.is_dir():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losscheck import interrupts, usercode
 from losscheck._tf import keras
 from losscheck.errors import LosscheckError, ModelFileError, UsageError
 from losscheck.loading.archive import open_member_h5
@@ -60,17 +61,16 @@ class LoadedModel:
         return {o: describe_loss(v) for o, v in self.losses.items() if v is not None}
 
 
-def import_custom_objects(path: Path | None) -> dict[str, Any]:
+def import_custom_objects(path: Path | None, option: str = "--custom-objects") -> dict[str, Any]:
     """Import FILE.py; use its `custom_objects` dict if it has one, else its public functions and classes.
     Never writes bytecode (__pycache__) beside the user's file."""
     if path is None:
         return {}
+    from losscheck.preflight import check_python_file
+
     path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "not found"
-        raise UsageError(f"{path}: --custom-objects file {what}; pass the .py file that defines your losses/layers")
-    if path.suffix != ".py":
-        raise UsageError(f"{path}: --custom-objects needs a Python source file ending in .py")
+    check_python_file(path, option)
+    usercode.register_file(path)
     name = f"losscheck_custom_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
     if name in sys.modules:  # already imported in this process (the fit copy, or tests): reuse it
         module = sys.modules[name]
@@ -90,8 +90,10 @@ def import_custom_objects(path: Path | None) -> dict[str, Any]:
             sys.modules.pop(name, None)
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if isinstance(exc, (SystemExit, usercode.UserCodeExit)):
+                raise usercode.exited(exc) from exc
             text = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise UsageError(f"{path}: importing the --custom-objects file failed: {type(exc).__name__}: {text}") from exc
+            raise UsageError(f"{path}: importing the {option} file failed: {type(exc).__name__}: {text}") from exc
     explicit = getattr(module, "custom_objects", None)
     if explicit is not None:
         if not isinstance(explicit, dict) or not all(isinstance(k, str) for k in explicit):
@@ -105,12 +107,14 @@ def import_custom_objects(path: Path | None) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _keras_path(info: ModelFileInfo) -> Iterator[str]:
-    """A path Keras dispatches correctly: Keras picks the loader by extension (case-sensitive), so a
-    file whose name does not say what it holds (model.H5, model.bin, a .keras named .zip) is reached
-    through a symbolic link with the right extension in a private temporary directory."""
+    """A path Keras dispatches correctly, never one in the model's own folder: Keras picks the loader
+    by extension (case-sensitive), and unpacks the weights of a large .keras file (when it thinks
+    memory is short) into a temporary directory beside the file it opened. So a .keras file, and a
+    file whose name does not say what it holds (model.H5, model.bin), is reached through a symbolic
+    link with the right extension in a private temporary directory, removed afterwards."""
     want = ".keras" if info.format == "keras" else ".h5"
     name = str(info.path)
-    if (info.format == "keras" and name.endswith(".keras")) or (info.format == "h5" and name.endswith((".h5", ".hdf5"))):
+    if info.format == "h5" and name.endswith((".h5", ".hdf5")):
         yield name
         return
     tmp = tempfile.mkdtemp(prefix="losscheck-")
@@ -130,14 +134,19 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
     for _ in range(16):
         try:
             with _keras_path(info) as target:
-                return keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
-                                               safe_mode=not unsafe)
+                model = keras.saving.load_model(target, custom_objects=custom_objects or None, compile=False,
+                                                safe_mode=not unsafe)
+            interrupts.check()  # Keras's reading of the weights swallows KeyboardInterrupt
+            return model
         except Exception as exc:
             error = exc
             # registered objects are looked up as "Package>Name": offer the user's "Name" under that name too
             if not _alias_registered(str(exc), custom_objects):
                 break
     assert error is not None
+    theirs = usercode.explain(error)  # the user's custom layer (or other object) raised while Keras built it
+    if theirs is not None:
+        raise theirs from error
     if info.format == "h5" and (leftovers(str(error)) is not None or (info.legacy and fixable(str(error)))):
         return _load_h5_without_leftovers(info, error, custom_objects, unsafe, custom_objects_file)
     newer = newer_keras_error(info, error)
@@ -262,7 +271,7 @@ def _loss_override(spec: str, custom_objects: dict[str, Any]) -> Any:
     """--loss: a Keras loss name or FILE.py:NAME."""
     if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         file, name = spec.rsplit(":", 1)
-        objs = import_custom_objects(Path(file))
+        objs = import_custom_objects(Path(file), "--loss")
         if name not in objs:
             raise UsageError(f"{file}: --loss names {name!r}, which the file does not define; "
                              f"defined: {', '.join(sorted(objs)) or 'nothing public'}")
@@ -331,7 +340,10 @@ def _build_optimizer(config: Any, notes: list[str]):
         if "module" not in cfg:
             name = str(cfg["class_name"]).split(">")[-1]  # tf.keras writes "Custom>Adam"
             cfg = {"class_name": name, "config": inner}
-        return keras.optimizers.deserialize(cfg)
+        optimizer = keras.optimizers.deserialize(cfg)
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise ValueError(f"unknown optimizer {str(cfg.get('class_name'))[:60]!r}")
+        return optimizer
     except Exception as exc:
         notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {_first_line(exc)[:80]}); "
                      "the fit probe uses SGD(0.01)")
@@ -494,6 +506,12 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
                                                         loss_arg is not None)
     if all(v is None for v in losses.values()):
         raise ModelFileError(info.path, "no output has a loss", "pass --loss")
+    for out, loss in losses.items():  # the names the user's loss code shows up under in a traceback
+        fn = getattr(loss, "fn", None)
+        for obj in (fn, loss):
+            name = getattr(obj, "__name__", None) or type(obj).__name__
+            if obj is not None and not str(getattr(obj, "__module__", "")).startswith(("keras", "tensorflow", "tf_keras")):
+                usercode.register_loss(name, out)
     _smoke_test(model, outputs, losses, info)
     raw_weights = cc.get("loss_weights") if loss_arg is None else None
     weights = {o: 1.0 for o in outputs}

@@ -1,0 +1,192 @@
+"""Checks that need no TensorFlow, run before it is imported (which takes seconds): the input paths,
+--custom-objects, --loss, --class-weight and KERAS_BACKEND. Each failure is one LosscheckError line."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import math
+import os
+import stat
+from pathlib import Path
+
+from losscheck.errors import DataFileError, ModelFileError, UsageError
+from losscheck.loading.files import check_readable
+
+#: every loss name Keras 3's keras.losses.get accepts (keras.src.losses.ALL_OBJECTS_DICT), the
+#: tf.keras 2 names losscheck maps to them, and "crossentropy"/"ce" (compile picks the kind);
+#: tests/test_cli_usage.py checks this list against the installed Keras
+KERAS_LOSS_NAMES = frozenset({
+    "BCE", "BinaryCrossentropy", "BinaryFocalCrossentropy", "CTC", "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy", "CategoricalHinge", "Circle", "CosineSimilarity", "Dice", "Hinge", "Huber",
+    "KLD", "KLDivergence", "LogCosh", "Loss", "LossFunctionWrapper", "MAE", "MAPE", "MSE", "MSLE",
+    "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredError", "MeanSquaredLogarithmicError",
+    "Poisson", "SparseCategoricalCrossentropy", "SquaredHinge", "Tversky", "bce", "binary_crossentropy",
+    "binary_focal_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
+    "circle", "cosine_similarity", "ctc", "dice", "hinge", "huber", "kl_divergence", "kld", "log_cosh", "mae",
+    "mape", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+    "mean_squared_logarithmic_error", "mse", "msle", "poisson", "sparse_categorical_crossentropy",
+    "squared_hinge", "tversky",
+})
+KERAS2_LOSS_ALIASES = frozenset({"huber_loss", "logcosh", "kullback_leibler_divergence", "cosine_proximity"})
+AUTO_CROSSENTROPY = frozenset({"crossentropy", "ce"})
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+
+
+def check_backend() -> None:
+    """losscheck runs Keras on TensorFlow: a KERAS_BACKEND naming anything else (or a backend that is
+    not installed) is refused here, before Keras fails on import with a traceback."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name is None or name == "tensorflow":
+        return
+    if name not in KERAS_BACKENDS:
+        raise UsageError(f"KERAS_BACKEND={name!r} is not a Keras backend ({', '.join(KERAS_BACKENDS)}); "
+                         "unset KERAS_BACKEND or set it to tensorflow")
+    installed = importlib.util.find_spec(name) is not None
+    state = "is not installed" if not installed else "is not the backend losscheck runs on"
+    raise UsageError(f"KERAS_BACKEND={name}: that backend {state}; losscheck runs Keras on TensorFlow: "
+                     "unset KERAS_BACKEND or set it to tensorflow")
+
+
+def check_model(path: Path) -> None:
+    check_readable(Path(path), "model file", ModelFileError)
+
+
+def check_data(data: Path, parse: str | None = None) -> Path | None:
+    """DATA: a data file, a FILE.py:FUNC data function, or (with --parse FILE.py:FUNC) a folder or file
+    of TFRecords. Returns the file it names (None for a TFRecord folder)."""
+    from losscheck.loading.sources import is_function_spec
+
+    if parse is not None:
+        if is_function_spec(parse):
+            check_python_file(loss_file(parse) or Path(parse), "--parse")
+        if not os.path.exists(data):
+            raise DataFileError(data, "TFRecord file or folder not found", "check the path")
+        return None if os.path.isdir(data) else Path(data)
+    if is_function_spec(str(data)) and not os.path.exists(data):
+        file = loss_file(str(data))
+        if file is not None:
+            check_python_file(file, "DATA")
+            return file
+    check_readable(Path(data), "data file", DataFileError)
+    return Path(data)
+
+
+def check_python_file(path: Path, option: str) -> None:
+    """A user Python file: it must be a readable regular .py file (a FIFO would block the import)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        what = "is a broken symbolic link" if path.is_symlink() else "not found"
+        raise UsageError(f"{path}: {option} file {what}; pass the .py file that defines your losses/layers") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {option} file cannot be accessed ({exc.strerror or exc}); check the path") from exc
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: {option} file is a directory; pass the .py file that defines your losses/layers")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: {option} file is not a regular file (a pipe, device or socket); "
+                         "pass the .py file itself")
+    if path.suffix != ".py":
+        raise UsageError(f"{path}: {option} needs a Python source file ending in .py")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path}: {option} file is not readable (permission denied); fix the file permissions")
+
+
+def loss_file(spec: str | None) -> Path | None:
+    """The FILE of a FILE.py:NAME (--loss, --parse, DATA), else None."""
+    if spec and ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        return Path(spec.rsplit(":", 1)[0])
+    return None
+
+
+def check_loss(spec: str | None, custom_objects: Path | None) -> None:
+    """--loss: FILE.py:NAME names a readable file; a plain name is one Keras knows (or, with
+    --custom-objects, may be one of the user's names, which only importing their file can tell)."""
+    if not spec:
+        return
+    file = loss_file(spec)
+    if file is not None:
+        check_python_file(file, "--loss")
+        if not spec.rsplit(":", 1)[1].isidentifier():
+            raise UsageError(f"--loss {spec!r}: {spec.rsplit(':', 1)[1]!r} is not a Python name; "
+                             "use FILE.py:NAME with NAME the loss function or class in FILE.py")
+        return
+    name = spec.split(">")[-1]
+    known = KERAS_LOSS_NAMES | KERAS2_LOSS_ALIASES
+    if name in known or spec.lower() in AUTO_CROSSENTROPY or custom_objects is not None:
+        return
+    if spec.endswith(".py") or ":" in spec:
+        raise UsageError(f"--loss {spec!r}: use FILE.py:NAME for a loss defined in your own file")
+    lower = sorted(n for n in known if n == n.lower())
+    close = difflib.get_close_matches(spec.lower(), lower, n=1, cutoff=0.8)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(f"--loss: {spec!r} is not a Keras loss name; {hint}give one such as mse, mae, "
+                     "binary_crossentropy, categorical_crossentropy, or FILE.py:NAME")
+
+
+def class_weight_file(value: str | None) -> Path | None:
+    """The file a --class-weight value names, when it is not inline JSON."""
+    if not value or value.lstrip().startswith("{"):
+        return None
+    if os.path.lexists(value):
+        return Path(value)
+    try:
+        json.loads(value)
+        return None  # JSON, just not an object: reported by parse_class_weight
+    except ValueError:
+        return Path(value)
+
+
+def parse_class_weight(value: str | None) -> dict[int, float] | None:
+    """--class-weight: inline JSON or a file holding it; an object of class index -> finite weight."""
+    if not value:
+        return None
+    example = "e.g. '{\"0\": 1, \"1\": 9}' or a file holding it"
+    text = value
+    file = class_weight_file(value)
+    if file is not None:
+        try:
+            mode = os.stat(file).st_mode
+        except FileNotFoundError:
+            raise UsageError(f"--class-weight: {value!r} is neither JSON nor an existing file; pass a JSON object "
+                             f"of class -> weight, {example}") from None
+        except OSError as exc:
+            raise UsageError(f"--class-weight: {file} cannot be accessed ({exc.strerror or exc})") from exc
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"--class-weight: {file} is not a regular file; pass a JSON file, {example}")
+        try:
+            with open(file, "rb") as fh:
+                raw = fh.read((1 << 20) + 1)
+        except OSError as exc:
+            raise UsageError(f"--class-weight: {file} cannot be read ({exc.strerror or exc}); "
+                             "fix its permissions") from exc
+        if len(raw) > 1 << 20:
+            raise UsageError(f"--class-weight: {file} is over 1 MB, not a class -> weight JSON object")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--class-weight: {file} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 "
+                             f"JSON file, {example}") from exc
+    try:
+        raw_obj = json.loads(text)
+        if not isinstance(raw_obj, dict) or not raw_obj:
+            raise ValueError("not a non-empty JSON object")
+        weights: dict[int, float] = {}
+        for key, weight in raw_obj.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"class {key}: weight {weight!r} is not a number")
+            weights[int(key)] = float(weight)
+    except (ValueError, TypeError, RecursionError) as exc:
+        where = f"{file}" if file is not None else repr(value)
+        raise UsageError(f"--class-weight: {where} is not a JSON object of class -> weight ({exc}); "
+                         f"{example}") from exc
+    bad = [k for k, w in weights.items() if not math.isfinite(w)]
+    if bad:
+        raise UsageError(f"--class-weight: class {bad[0]} has weight {weights[bad[0]]}; every weight must be a "
+                         "finite number")
+    negative = [k for k in weights if k < 0]
+    if negative:
+        raise UsageError(f"--class-weight: class {negative[0]} is negative; classes are indices 0, 1, ...")
+    return weights
