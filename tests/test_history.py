@@ -11,7 +11,9 @@ import pytest
 
 from losscheck.errors import UsageError
 from losscheck.history import MAX_FILE_BYTES, match, read_history
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
+
+MODEL, DATA = FIXTURES / "val_lower" / "model.keras", FIXTURES / "val_lower" / "train.npz"
 
 
 def _write(tmp_path, name, text):
@@ -95,15 +97,15 @@ def _one_line_error(res, *words):
 def test_cli_errors_before_loading_anything(tmp_path, monkeypatch):
     """Each bad option value is one line on stderr, before TensorFlow is even imported."""
     bad = _write(tmp_path, "bad.json", "{")
-    _one_line_error(run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--history", bad), "--history", "JSON")
-    _one_line_error(run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--val", tmp_path / "v.npz",
+    _one_line_error(run_cli("compare", MODEL, DATA, "--history", bad), "--history", "JSON")
+    _one_line_error(run_cli("compare", MODEL, DATA, "--val", tmp_path / "v.npz",
                             "--validation-split", "0.2"), "--val", "--validation-split")
-    _one_line_error(run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--plot", tmp_path / "c.jpg"),
+    _one_line_error(run_cli("compare", MODEL, DATA, "--plot", tmp_path / "c.jpg"),
                     "--plot", ".png or .svg")
-    res = run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--validation-split", "1.5")
+    res = run_cli("compare", MODEL, DATA, "--validation-split", "1.5")
     assert res.code == 2 and "--validation-split" in res.stderr
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
-    _one_line_error(run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--plot", tmp_path / "c.png"),
+    _one_line_error(run_cli("compare", MODEL, DATA, "--plot", tmp_path / "c.png"),
                     "losscheck[plot]")
 
 
