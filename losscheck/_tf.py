@@ -62,9 +62,33 @@ def _import_quietly():
         os.close(devnull)
 
 
-_import_quietly()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+def _without_matplotlib_import():
+    """Keras imports matplotlib.pyplot on import when matplotlib is installed (keras.src.visualization,
+    which losscheck never uses): seconds of start-up and a config/cache folder in $HOME. Hide an
+    unimported matplotlib while Keras loads (Keras then leaves that module without it); `--plot`
+    imports it for itself later."""
+    import contextlib
+    import sys
+
+    if "matplotlib" in sys.modules:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def hidden():
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]  # makes `import matplotlib` raise ImportError
+        try:
+            yield
+        finally:
+            if sys.modules.get("matplotlib", 0) is None:
+                del sys.modules["matplotlib"]
+
+    return hidden()
+
+
+with _without_matplotlib_import():
+    _import_quietly()
+    import keras  # noqa: E402
+    import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel(logging.ERROR)
 logging.getLogger("absl").setLevel(logging.ERROR)

@@ -143,6 +143,40 @@ def fit_options(f: Callable) -> Callable:
     return f
 
 
+def validation_options(f: Callable) -> Callable:
+    """compare only: validation data, the user's logged history, and the plot."""
+    options = [
+        click.option("--val", "val", type=click.Path(path_type=Path), metavar="VAL",
+                     help="Validation data file (same keys as DATA): adds evaluate_val and fit_val and splits "
+                          "fit_epoch - evaluate_val into its causes."),
+        click.option("--validation-split", "validation_split", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     metavar="F", help="Use the last fraction F of DATA as validation data, exactly as "
+                                       "fit(validation_split=F) cuts it (before shuffling)."),
+        click.option("--history", "history", type=click.Path(path_type=Path), metavar="FILE",
+                     help="The run's logged losses: History.history JSON, CSVLogger CSV or TensorBoard log "
+                          "folder; finds the epoch the model's weights are from."),
+        click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                     help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
+                          "(.png or .svg; needs the losscheck[plot] extra)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _check_plot(path: Path | None) -> None:
+    """Before any work: --plot needs a .png/.svg name, an existing folder and matplotlib."""
+    if path is None:
+        return
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"--plot {path}: the file name must end in .png or .svg")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: the folder {path.parent} does not exist; create it or choose another file")
+    from losscheck.plot import require_matplotlib
+
+    require_matplotlib()
+
+
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
     preflight.check_backend()
@@ -163,6 +197,7 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
+        val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
     )
 
 
@@ -445,14 +480,24 @@ PARSE_OPTION = click.option(
 @click.argument("data", type=click.Path(path_type=Path))
 @common_options
 @fit_options
+@validation_options
 @PARSE_OPTION
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
+    if kw.get("val") is not None and kw.get("validation_split") is not None:
+        raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split when "
+                         "validation_data is given); drop one")
+    _check_plot(kw.get("plot"))
     cfg = _config(model, data, kw)
     from losscheck.compare import run_compare
 
-    return run_compare(cfg, progress)
+    report = run_compare(cfg, progress)
+    if kw.get("plot") is not None:
+        from losscheck.plot import write_plot
+
+        write_plot(report, kw["plot"])
+    return report
 
 
 @main.command(short_help="Where the loss comes from: per class, output or sample, adding back up to evaluate.")

@@ -34,6 +34,9 @@ DESCRIPTIONS = {
     "evaluate": "what model.evaluate(...) reports (total loss)",
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
+    "evaluate_val": "what val_loss / model.evaluate(...) on the validation data reports at the saved weights",
+    "fit_val": "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with the "
+               "weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
 }
 
 
@@ -227,13 +230,25 @@ def load_inputs(cfg: Config, progress: Progress):
     return loaded, data
 
 
-def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
+def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
+    """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
+    history = None
+    if cfg.history_path is not None:
+        from losscheck.history import read_history
+
+        history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes import Prober, fit_epoch_restoring
 
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    val, split_at = validation_data, None
     dropped_metrics = None
     try:
+        if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:
+            from losscheck.validation import validation_inputs
+
+            data, val, split_at = validation_inputs(cfg, loaded, data, validation_data, input_names(loaded.model),
+                                                    progress)
         prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         fam = prober.families
         figures: dict[str, float] = {}
@@ -242,9 +257,15 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         from losscheck.metrics.observe import MetricsObserver
         from losscheck.metrics.targets import TargetsObserver
 
+        classes_train = classes_val = None
+        if val is not None:
+            from losscheck.validation import SafeClassObserver
+
+            classes_train = SafeClassObserver(prober, data.n)
         metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs],
+        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs]
+                                    + ([classes_train] if classes_train else []),
                                     metrics=True)
         if inf.metrics_error:
             loaded.notes.append(inf.metrics_error + "; they are left out")
@@ -254,6 +275,13 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         if inf.manual is not None:
             figures["manual"] = inf.manual
         figures["regularization"] = inf.regularization
+        inf_val = None
+        if val is not None:
+            progress("inference pass on the validation data")
+            val_prober = Prober(loaded, val, cfg.batch_size, cfg.seed)
+            classes_val = SafeClassObserver(val_prober, val.n)
+            inf_val = val_prober.inference_pass([classes_val])
+            figures["evaluate_val"] = inf_val.evaluate
         cw = cfg.class_weight
         if cw:
             if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
@@ -287,7 +315,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
                 figures["evaluate_float32"] = f32
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
-        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed)
+        fit_logs: dict[str, float] = {}
+        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
+        if "val_loss" in fit_logs:
+            figures["fit_val"] = fit_logs["val_loss"]
 
         ev = Evidence(
             figures=figures, rtol=cfg.rtol,
@@ -318,6 +349,20 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
 
         findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
         findings += targets_obs.findings()
+        extra_sections: dict[str, Any] = {}
+        extra_notes: list[str] = []
+        if val is not None and inf_val is not None:
+            from losscheck.validation import validation_report
+
+            findings += validation_report(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
+                                          classes_val, extra_sections, extra_notes)
+        if history is not None:
+            from losscheck.history import match
+
+            found = match(history, figures, cfg.rtol, val is not None)
+            extra_sections["history"] = found.section
+            extra_notes += found.notes
+            findings += found.findings()
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
@@ -329,6 +374,12 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
         report.findings = findings
         report.sections["decomposition"] = finite_rows(ev.decomposition)
         report.sections.update(ctx.sections)
+        report.sections.update(extra_sections)
+        if val is not None:
+            report.header["data"]["validation"] = (
+                {"path": str(cfg.data_path), "samples": val.n, "validation_split": cfg.validation_split,
+                 "split_at": split_at} if split_at is not None
+                else {"path": str(getattr(val, "path", cfg.val_path)), "samples": val.n})
         metrics_section = metrics_obs.section(inf.metrics)
         if metrics_section:
             report.sections["metrics"] = metrics_section
@@ -337,12 +388,14 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None) -> Report:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
         if ev.families.get("frozen_batchnorm"):
             notes.append(frozen_batchnorm_note(ev.families["frozen_batchnorm"], loaded.info.legacy))
-        report.sections["notes"] = notes
+        report.sections["notes"] = notes + extra_notes
         return report
     finally:
         if dropped_metrics is not None:
             loaded.model._compile_metrics = dropped_metrics
         data.close()
+        if val is not None and val is not validation_data:
+            val.close()
 
 
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,5 +24,8 @@ class Config:
     max_gap: float | None = None
     probe_samples: int | None = None
     progress: bool = False
+    val_path: Path | None = None  # --val: validation data file
+    validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
+    history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder
     # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
     inputs: Any = None

@@ -78,6 +78,14 @@ CODES: dict[str, tuple[Severity, str]] = {
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
     "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
+    "generalization-gap": (
+        Severity.INFO,
+        "the same weights give a different loss on the training and the validation data (`evaluate` vs `evaluate_val`)",
+    ),
+    "history-mismatch": (
+        Severity.WARNING,
+        "no epoch of the `--history` file logged the loss these weights give, with the likely reason",
+    ),
     "shuffled-data": (
         Severity.INFO,
         "the data pipeline gives a different order on each pass, so the figures average differently composed batches",
@@ -131,6 +139,8 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "non-finite": "count",
     "class-dilution": "ratio",
     "unexplained": "gap",
+    "generalization-gap": "gap",
+    "history-mismatch": None,
     "shuffled-data": None,
     "metric-vs-loss": "gap",
     "metric-batch-mean": "gap",

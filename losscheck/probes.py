@@ -783,24 +783,42 @@ def float32_copy(loaded):
     return dataclasses.replace(loaded, model=copy)
 
 
+def _validation_data(val: Dataset | None, batch_size: int):
+    """fit's validation_data: (x, y[, sample_weight]) arrays, or batches read from an h5 file."""
+    if val is None:
+        return None
+    if val.streamed:
+        return _H5Sequence(val, batch_size)
+    xs, ys, sw = val.slice(0, val.n)
+    return (_structure(xs), _structure(ys)) if sw is None else (_structure(xs), _structure(ys), sw)
+
+
 @data_errors
-def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
+def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0,
+              validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float:
     """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
-    on `model` (which it changes: see fit_epoch_restoring)."""
+    on `model` (which it changes: see fit_epoch_restoring). With `validation`, fit also evaluates it
+    after the epoch (validation_data=..., validation_batch_size = batch_size); `logs` receives the
+    epoch's logs (loss, val_loss, ...)."""
     keras.utils.set_random_seed(seed)
+    val = _validation_data(validation, batch_size)
     if getattr(data, "pipeline", False):  # fit consumes the pipeline itself, with its own batching
-        history = model.fit(data.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0)
+        history = model.fit(data.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0,
+                            validation_data=val)
     elif data.streamed:
         seq = _H5Sequence(data, batch_size, class_weight)
-        history = model.fit(seq, epochs=1, shuffle=False, verbose=0)
+        history = model.fit(seq, epochs=1, shuffle=False, verbose=0, validation_data=val)
     else:
         xs, ys, sw = data.slice(0, data.n)
         history = model.fit(_structure(xs), _structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
-                            sample_weight=sw, class_weight=class_weight, verbose=0)
+                            sample_weight=sw, class_weight=class_weight, verbose=0, validation_data=val)
+    if logs is not None:
+        logs.update({k: float(v[-1]) for k, v in history.history.items() if v})
     return float(history.history["loss"][-1])
 
 
-def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0) -> float:
+def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0,
+                        validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float:
     """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
     it touched is put back (weights, BatchNormalization statistics, seed states, optimizer and metric
     state), so the model is left as loaded. Spares a second load; the figure is the one a fresh copy
@@ -819,7 +837,7 @@ def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None
             seen.add(id(var))
             snapshot.append((var, np.array(var)))
     try:
-        return fit_epoch(model, data, batch_size, class_weight, seed)
+        return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs)
     finally:
         for var, value in snapshot:
             var.assign(value)

@@ -24,5 +24,7 @@ def export_rich(report: Report, suffix: str, width: int = 100, color: bool = Tru
     if suffix == ".svg":
         return console.export_svg(title=title, theme=theme)
     if suffix == ".html":
-        return console.export_html(inline_styles=True, theme=theme)
+        from losscheck.plot import embed_chart
+
+        return embed_chart(report, console.export_html(inline_styles=True, theme=theme))
     raise ValueError(f"unknown export suffix {suffix!r}")

@@ -30,6 +30,12 @@ from losscheck.checks.render import TABLE as _CHECKS_TABLE  # noqa: E402
 TABLE.update(_CHECKS_TABLE)
 MARKDOWN.update(_CHECKS_MD)
 
+# training vs validation and the logged history: validation, history
+from losscheck.report.validation import MARKDOWN as _VALIDATION_MD  # noqa: E402
+from losscheck.report.validation import TABLE as _VALIDATION_TABLE  # noqa: E402
+
+TABLE.update(_VALIDATION_TABLE)
+MARKDOWN.update(_VALIDATION_MD)
 # compiled metrics: metrics, per_class_metrics
 from losscheck.metrics.render import MARKDOWN as _METRICS_MD  # noqa: E402
 from losscheck.metrics.render import TABLE as _METRICS_TABLE  # noqa: E402

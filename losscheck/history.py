@@ -1,0 +1,339 @@
+"""--history: the loss the user logged per epoch, read from a Keras `History.history` JSON, a
+`CSVLogger` CSV or a TensorBoard log folder, and the epoch whose weights the model file holds.
+
+The file is untrusted: bounded size, JSON/CSV parsed with the standard library, TensorBoard events
+read with TensorFlow's own `summary_iterator`; never unpickled. Epochs are numbered from 1 (as
+Keras's progress bar and ModelCheckpoint's `{epoch}` do); CSVLogger and TensorBoard count from 0.
+Values are rounded to float32, the precision Keras logs in, so the three formats of one run agree.
+
+Matching (`matched_epoch`):
+- with validation data (`--val` / `--validation-split`): the epoch whose logged `val_loss` equals
+  `evaluate_val` within the tolerance. Keras computes val_loss after the epoch's last update, in
+  inference mode, so it is exactly `evaluate` on the validation data with that epoch's end weights.
+- without: a logged `loss` is a running mean over weights that change during the epoch, in training
+  mode, and matches no single set of weights. The only exact relation is the next epoch: one more
+  epoch of fit from the end-of-epoch-k weights (`fit_epoch`, shuffle=False) reports what the run
+  logged for epoch k+1 when it too ran with shuffle=False on the same data and batch size, with no
+  random layers. That is what is tested; otherwise `matched_epoch` is null.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losscheck.errors import UsageError
+from losscheck.findings import Finding, Severity
+
+MAX_FILE_BYTES = 16 * 2**20  # a JSON or CSV history
+MAX_EVENT_BYTES = 256 * 2**20  # all event files of a TensorBoard folder together
+MAX_EPOCHS = 100_000
+
+
+@dataclass
+class History:
+    """Logged per-epoch figures. `val_loss` is None when the run had no validation data."""
+
+    path: Path
+    format: str  # json | csv | tensorboard
+    epochs: list[int]
+    loss: list[float | None]
+    val_loss: list[float | None] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _bad(path: Path, problem: str) -> UsageError:
+    return UsageError(f"--history {path}: {problem}; pass a History.history JSON (dict of lists), a CSVLogger "
+                      "CSV or a TensorBoard log folder")
+
+
+def _f32(value: Any) -> float | None:
+    """A logged number as Keras holds it (float32); None for missing, NaN or Inf."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    v = float(np.float32(float(value)))
+    return v if math.isfinite(v) else None
+
+
+def _series(path: Path, name: str, values: Any) -> list[float | None]:
+    if not isinstance(values, list):
+        raise _bad(path, f"{name!r} is not a list of numbers")
+    if len(values) > MAX_EPOCHS:
+        raise _bad(path, f"{name!r} has {len(values)} entries (more than {MAX_EPOCHS})")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(_f32(v))
+        except (TypeError, ValueError, OverflowError):
+            raise _bad(path, f"{name!r}[{i}] is not a number ({str(v)[:40]!r})") from None
+    return out
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _bad(path, f"is {size} bytes (more than {MAX_FILE_BYTES})")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _bad(path, f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _bad(path, "is not UTF-8 text") from None
+
+
+def _from_json(path: Path, text: str) -> History:
+    try:
+        raw = json.loads(text, parse_constant=lambda c: float(c))
+    except (ValueError, RecursionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _bad(path, f"is not valid JSON ({first[:80]})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("history"), dict):
+        raw = raw["history"]  # {"history": {...}, "params": ...}
+    if not isinstance(raw, dict) or "loss" not in raw:
+        raise _bad(path, "has no 'loss' list (expected a JSON object like {\"loss\": [...], \"val_loss\": [...]})")
+    loss = _series(path, "loss", raw["loss"])
+    val = _series(path, "val_loss", raw["val_loss"]) if "val_loss" in raw else None
+    if val is not None and len(val) != len(loss):
+        raise _bad(path, f"'loss' has {len(loss)} epochs but 'val_loss' has {len(val)}")
+    return History(path, "json", list(range(1, len(loss) + 1)), loss, val)
+
+
+def _from_csv(path: Path, text: str) -> History:
+    lines = text[:4096].splitlines()
+    first = lines[0] if lines else ""
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")  # CSVLogger's `separator`
+    try:
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as exc:
+        raise _bad(path, f"is not a valid CSV ({exc})") from None
+    if not rows or "loss" not in (rows[0].keys() or ()):
+        raise _bad(path, "has no 'loss' column (expected CSVLogger's header epoch,loss,val_loss,...)")
+    if len(rows) > MAX_EPOCHS:
+        raise _bad(path, f"has {len(rows)} rows (more than {MAX_EPOCHS})")
+    epochs: list[int] = []
+    loss: list[float | None] = []
+    val: list[float | None] = []
+    has_val = "val_loss" in rows[0]
+    for i, row in enumerate(rows, start=1):
+        try:
+            epochs.append(int(row["epoch"]) + 1 if row.get("epoch") not in (None, "") else i)
+            loss.append(_f32(row.get("loss")))
+            if has_val:
+                val.append(_f32(row.get("val_loss")))
+        except (TypeError, ValueError, OverflowError):
+            raise _bad(path, f"row {i} holds a value that is not a number") from None
+    return History(path, "csv", epochs, loss, val if has_val else None)
+
+
+def _event_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and "tfevents" in p.name)
+
+
+def _scalar(value: Any) -> float | None:
+    """A summary value as a float: `simple_value`, or a scalar tensor (TF2 summaries)."""
+    if value.HasField("tensor"):
+        from losscheck._tf import tf
+
+        arr = tf.make_ndarray(value.tensor)
+        if arr.size != 1:
+            return None
+        return _f32(arr.reshape(-1)[0].item())
+    if value.HasField("simple_value"):
+        return _f32(value.simple_value)
+    return None
+
+
+def _read_events(path: Path, files: list[Path], tags: tuple[str, ...]) -> dict[int, float | None]:
+    """step -> value of the first of `tags` found (later writes of a step win, as TensorBoard shows)."""
+    from losscheck._tf import tf
+
+    out: dict[int, float | None] = {}
+    for f in files:
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(f)):
+                for value in event.summary.value:
+                    if value.tag in tags:
+                        if len(out) >= MAX_EPOCHS and event.step not in out:
+                            raise _bad(path, f"{f.name} logs more than {MAX_EPOCHS} epochs")
+                        out[int(event.step)] = _scalar(value)
+        except UsageError:
+            raise
+        except Exception as exc:  # DataLossError on a truncated or damaged file, and the like
+            raise _bad(path, f"the event file {f.name} cannot be read ({type(exc).__name__})") from None
+    return out
+
+
+def _from_tensorboard(path: Path) -> History:
+    train_dir, val_dir = path / "train", path / "validation"
+    train_files = _event_files(train_dir) if train_dir.is_dir() else _event_files(path)
+    val_files = _event_files(val_dir) if val_dir.is_dir() else []
+    total = sum(f.stat().st_size for f in train_files + val_files)
+    if total > MAX_EVENT_BYTES:
+        raise _bad(path, f"holds {total} bytes of event files (more than {MAX_EVENT_BYTES})")
+    if not train_files:
+        raise _bad(path, "holds no TensorBoard event files (looked in it and in its train/ folder)")
+    loss = _read_events(path, train_files, ("epoch_loss", "loss"))
+    if not loss:
+        raise _bad(path, "has no 'epoch_loss' scalar (Keras's TensorBoard callback writes it under train/)")
+    val = _read_events(path, val_files, ("epoch_loss", "loss")) if val_files else {}
+    if not val:  # a folder written without train/validation subfolders
+        val = _read_events(path, train_files, ("epoch_val_loss", "val_loss"))
+    steps = sorted(loss)
+    return History(path, "tensorboard", [s + 1 for s in steps], [loss[s] for s in steps],
+                   [val.get(s) for s in steps] if val else None)
+
+
+def read_history(path: Path) -> History:
+    """Parse a history file or folder (format by what it is: folder, .csv, else JSON)."""
+    path = Path(path)
+    if path.is_dir():
+        hist = _from_tensorboard(path)
+    elif not path.exists():
+        raise _bad(path, "does not exist")
+    else:
+        text = _read_text(path)
+        stripped = text.lstrip()
+        if path.suffix.lower() in (".csv", ".tsv") or (stripped and stripped[0] not in "{["):
+            hist = _from_csv(path, text)
+        else:
+            hist = _from_json(path, text)
+    if not hist.loss:
+        raise _bad(path, "holds no epochs")
+    return hist
+
+
+# ----------------------------------------------------------------------------------------------
+# Matching
+# ----------------------------------------------------------------------------------------------
+def _close(a: float, b: float, rtol: float) -> bool:
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def _nearest(values: list[float | None], target: float) -> int | None:
+    best = None
+    for i, v in enumerate(values):
+        if v is not None and (best is None or abs(v - target) <= abs(values[best] - target)):  # type: ignore[operator]
+            best = i
+    return best
+
+
+@dataclass
+class Match:
+    """What `match` found: the section for the report, and the reason when nothing matched."""
+
+    section: dict[str, Any]
+    mismatch: str | None = None  # the history-mismatch message
+    mismatch_info: bool = False  # an expected mismatch (no validation data): info, not warning
+    notes: list[str] = field(default_factory=list)
+
+    def findings(self) -> list[Finding]:
+        """history-mismatch when no epoch matched (info when no exact match was possible)."""
+        if not self.mismatch:
+            return []
+        return [Finding("history-mismatch", self.mismatch,
+                        advice="Evaluate the file's weights on the validation data fit used (same arrays, same "
+                               "split) and compare with the val_loss of the epoch you saved.",
+                        severity=Severity.INFO if self.mismatch_info else None)]
+
+
+def match(hist: History, figures: dict[str, float], rtol: float, has_val: bool) -> Match:
+    """The epoch whose logged figure these weights reproduce (see the module docstring)."""
+    tol = max(rtol, 1e-6)
+    section: dict[str, Any] = {
+        "path": str(hist.path), "format": hist.format, "epochs": list(hist.epochs),
+        "loss": list(hist.loss), "val_loss": None if hist.val_loss is None else list(hist.val_loss),
+        "matched_epoch": None, "compared": None, "best_epoch": None,
+    }
+    out = Match(section)
+    val = hist.val_loss
+    if val is not None and any(v is not None for v in val):
+        best = min((i for i, v in enumerate(val) if v is not None), key=lambda i: (val[i], i))
+        section["best_epoch"] = hist.epochs[best]
+    if has_val and "evaluate_val" in figures:
+        target = figures["evaluate_val"]
+        section["compared"] = "evaluate_val vs val_loss"
+        if val is None or all(v is None for v in val):
+            out.mismatch = (f"{hist.path} logs no val_loss (the run had no validation data), so no epoch can be "
+                            f"matched to evaluate_val ({target:.6g}).")
+            return out
+        hits = [i for i, v in enumerate(val) if v is not None and _close(v, target, tol)]
+        if hits:
+            i = min(hits, key=lambda j: (abs(val[j] - target), -j))  # type: ignore[operator]
+            section["matched_epoch"] = hist.epochs[i]
+            out.notes += _matched_notes(hist, i, section["best_epoch"])
+            return out
+        out.mismatch = _val_mismatch(hist, val, target)
+        return out
+    fit = figures.get("fit_epoch")
+    section["compared"] = "fit_epoch vs the next epoch's loss"
+    if fit is not None:
+        for i in range(len(hist.loss) - 1):
+            nxt = hist.loss[i + 1]
+            if nxt is not None and _close(nxt, fit, tol):
+                section["matched_epoch"] = hist.epochs[i]
+                out.notes.append(f"history: one more epoch of fit from these weights reports what epoch "
+                                 f"{hist.epochs[i + 1]} logged, so the weights are epoch {hist.epochs[i]}'s.")
+                return out
+    near = _nearest(hist.loss, figures.get("evaluate", math.nan))
+    near_text = (f"; the nearest logged loss is epoch {hist.epochs[near]}'s ({hist.loss[near]:.6g}) against evaluate "
+                 f"{figures['evaluate']:.6g}, which is not a match") if near is not None else ""
+    out.mismatch = ("Without validation data no epoch can be matched exactly: each logged loss is a running mean "
+                    "over weights that change during the epoch, in training mode, not the loss of the saved "
+                    f"weights{near_text}. Pass the validation data (--val or --validation-split) to match on "
+                    "val_loss.")
+    out.mismatch_info = True
+    return out
+
+
+def _matched_notes(hist: History, i: int, best_epoch: int | None) -> list[str]:
+    last = len(hist.epochs) - 1
+    epoch = hist.epochs[i]
+    if i == last and best_epoch is not None and best_epoch != epoch:
+        return [f"history: the weights are the last epoch's ({epoch}), not the best one (epoch {best_epoch}, "
+                "lowest val_loss): EarlyStopping(restore_best_weights=True) restores the best weights only when "
+                "it stops training early, and ModelCheckpoint(save_best_only=True) would have saved epoch "
+                f"{best_epoch}."]
+    if i != last:
+        what = "the best epoch (lowest val_loss)" if best_epoch == epoch else "not the best epoch"
+        return [f"history: the weights are epoch {epoch}'s of {hist.epochs[last]} ({what}): a checkpoint "
+                "(ModelCheckpoint, or EarlyStopping(restore_best_weights=True) that stopped early), not the "
+                "end of training."]
+    return []
+
+
+def _val_mismatch(hist: History, val: list[float | None], target: float) -> str:
+    known = [v for v in val if v is not None]
+    near = _nearest(val, target)
+    assert near is not None
+    nearest = float(val[near])  # type: ignore[arg-type]
+    rel = abs(nearest - target) / max(abs(nearest), 1e-12)
+    head = (f"evaluate_val ({target:.6g}) matches no logged val_loss; the nearest is epoch {hist.epochs[near]}'s "
+            f"({nearest:.6g}, {rel:.2%} off).")
+    if target < min(known):
+        why = ("It is lower than every logged val_loss: the weights are likely from after this history (training "
+               "resumed, or a checkpoint of a later run), or this validation set is not the one fit used.")
+    elif target > max(known):
+        why = ("It is higher than every logged val_loss: this validation set is likely not the one fit used "
+               "(validation_split takes the last fraction of the arrays as passed to fit, before shuffling), or "
+               "the weights come from another run.")
+    elif rel < 1e-2:
+        why = ("It is close to that epoch: likely the same weights evaluated on slightly different data or with a "
+               "different batch size (with a loss that depends on it, e.g. reduction='sum'), or a float16 model.")
+    else:
+        why = ("It lies between logged values: likely a different validation set, or weights from a checkpoint "
+               "of another run.")
+    return f"{head} {why}"

@@ -1,0 +1,92 @@
+"""Table (rich) and markdown renderers of the `validation` and `history` sections (compare --val /
+--validation-split / --history). Pure functions of plain data; registered in report/sections.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+
+from losscheck.report.layout import Col, FitTable
+
+
+def _num(v: Any, signed: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:+.6g}" if signed else f"{v:.6g}"
+
+
+def _decomposition_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
+    dec = value.get("decomposition") or {}
+    return [(("" if i == 0 else "  ") + k, _num(v, True)) for i, (k, v) in enumerate(dec.items())]
+
+
+def _class_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = value.get("per_class_gap") or []
+    several = len({r["output"] for r in rows}) > 1
+    return [(f"{r['class']} ({r['output']})" if several else str(r["class"]),
+             _num(r.get("loss_train")), _num(r.get("loss_val")), _num(r["gap"], True)) for r in rows]
+
+
+def validation_table(value: dict[str, Any]):
+    parts: list[Any] = []
+    rows = _decomposition_rows(value)
+    if rows:
+        parts.append(FitTable("Training vs validation: fit_epoch - evaluate_val",
+                              [Col("cause"), Col("size", "right", wrap=False)], rows))
+    classes = _class_rows(value)
+    if classes:
+        parts.append(FitTable("Generalization gap per class (contribution on the training minus on the validation "
+                              "data)", [Col("class", wrap=False), Col("loss (train)", "right", wrap=False),
+                                        Col("loss (val)", "right", wrap=False), Col("gap", "right", wrap=False)],
+                              classes))
+    return Group(*parts) if parts else Text("")
+
+
+def history_table(value: dict[str, Any]):
+    matched = value.get("matched_epoch")
+    val = value.get("val_loss")
+    rows = []
+    for i, epoch in enumerate(value.get("epochs") or []):
+        mark = []
+        if epoch == matched:
+            mark.append("← the model's weights")
+        if epoch == value.get("best_epoch"):
+            mark.append("lowest val_loss")
+        rows.append((str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(mark)))
+    return FitTable(f"Logged history ({value.get('format')}: {value.get('path')}); matched epoch: "
+                    f"{matched if matched is not None else 'none'}",
+                    [Col("epoch", "right", wrap=False), Col("loss", "right", wrap=False),
+                     Col("val_loss", "right", wrap=False), Col("")], rows)
+
+
+def validation_markdown(value: dict[str, Any]) -> str:
+    lines = []
+    rows = _decomposition_rows(value)
+    if rows:
+        lines += ["**Training vs validation** (`fit_epoch - evaluate_val`)", "", "| cause | size |", "|---|---:|"]
+        lines += [f"| {label.replace('  ', '&nbsp;&nbsp;')} | {size} |" for label, size in rows]
+        lines.append("")
+    classes = _class_rows(value)
+    if classes:
+        lines += ["| class | loss (train) | loss (val) | gap |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join(r) + " |" for r in classes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def history_markdown(value: dict[str, Any]) -> str:
+    matched = value.get("matched_epoch")
+    lines = [f"**Logged history** ({value.get('format')}), matched epoch: {matched if matched is not None else 'none'}",
+             "", "| epoch | loss | val_loss | |", "|---:|---:|---:|---|"]
+    val = value.get("val_loss")
+    for i, epoch in enumerate(value.get("epochs") or []):
+        mark = "← the model's weights" if epoch == matched else ""
+        lines.append(f"| {epoch} | {_num(value['loss'][i])} | {_num(val[i]) if val else ''} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+TABLE: dict[str, Callable[[Any], Any]] = {"validation": validation_table, "history": history_table}
+MARKDOWN: dict[str, Callable[[Any], str]] = {"validation": validation_markdown, "history": history_markdown}
