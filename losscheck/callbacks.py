@@ -140,7 +140,7 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
     """The figures at the current weights (one inference pass, one combined training-mode pass) plus
     the logged ones, and the Evidence the attribution rules read (fit_logged in fit_epoch's place)."""
     from losscheck.attribution import Evidence
-    from losscheck.compare import SampleWeightStats, _probe_limit, regularized_layers
+    from losscheck.compare import SampleWeightStats, _probe_limit, regularized_layers, training_mode_figures
     from losscheck.probes import Prober
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
@@ -156,18 +156,7 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
     figures["regularization"] = inf.regularization
     cw = cfg.class_weight
     limit = _probe_limit(cfg, data.n)
-    family_keys = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                   ("noise", "train_mode_noise_only"))
-    variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
-    passes, weighted = prober.training_passes_weighted(variants, cw, limit)
-    if cw:
-        figures["train_mode_class_weighted"] = weighted[None]
-    figures["train_mode"] = passes[None]
-    for family, key in family_keys:
-        if getattr(fam, family):
-            figures[key] = passes[family]
-    if limit is not None:
-        figures["evaluate_probe_subset"] = passes["inference"]
+    figures.update(training_mode_figures(prober, ("dropout", "batchnorm", "noise"), cw, limit)[0])
     if "val_loss" in logs and _is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
     evidence_figures = {("fit_epoch" if k == "fit_logged" else k): v for k, v in figures.items()

@@ -189,6 +189,27 @@ def _probe_limit(cfg: Config, n: int) -> int | None:
     return cfg.probe_samples
 
 
+def training_mode_figures(prober, families: tuple[str, ...], class_weight: dict | None,
+                          limit: int | None) -> tuple[dict[str, float], dict]:
+    """train_mode, train_mode_<family>_only for each of `families` the model has,
+    train_mode_class_weighted under class weights and, on a --probe-samples subset,
+    evaluate_probe_subset: all from one compiled pass (the variants share their common layers; the
+    subset's evaluate shares the inference trunk). Also returns the pass means by variant."""
+    fam = prober.families
+    present = [f for f in families if getattr(fam, f)]
+    passes, weighted = prober.training_passes_weighted([None] + present + (["inference"] if limit else []),
+                                                       class_weight, limit)
+    figures: dict[str, float] = {}
+    if class_weight:
+        figures["train_mode_class_weighted"] = weighted[None]
+    figures["train_mode"] = passes[None]
+    for family in present:
+        figures[f"train_mode_{family}_only"] = passes[family]
+    if limit is not None:
+        figures["evaluate_probe_subset"] = passes["inference"]
+    return figures, passes
+
+
 def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
     from losscheck._tf import keras
 
@@ -291,19 +312,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
                                  "ValueError for that too); use per-output sample weights")
         limit = _probe_limit(cfg, data.n)
         progress("training-mode passes")
-        family_keys = tuple((f, f"train_mode_{f}_only") for f in fam.NAMES)
-        # one compiled pass for all training-mode figures (the variants share their common layers); on a
-        # --probe-samples subset it also gives evaluate on that subset, which shares the inference trunk
-        variants = [None] + [f for f, _ in family_keys if getattr(fam, f)] + (["inference"] if limit else [])
-        passes, weighted = prober.training_passes_weighted(variants, cw, limit)
-        if cw:
-            figures["train_mode_class_weighted"] = weighted[None]
-        figures["train_mode"] = passes[None]
-        for family, key in family_keys:
-            if getattr(fam, family):
-                figures[key] = passes[family]
-        if limit is not None:
-            figures["evaluate_probe_subset"] = passes["inference"]
+        train_figures, passes = training_mode_figures(prober, fam.NAMES, cw, limit)
+        figures.update(train_figures)
         main_batches = list(prober.last_batches)
         from losscheck.probes import low_precision_layers
 

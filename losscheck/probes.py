@@ -23,6 +23,7 @@ from losscheck import usercode
 from losscheck._tf import keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
+from losscheck.loading.memory import state_variables
 from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
@@ -827,15 +828,7 @@ def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None
     optimizer = model.optimizer
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # what fit's first step does; its state then is saved too
-    state = list(model.variables) + list(getattr(model, "metrics_variables", []))
-    if optimizer is not None:
-        state += list(optimizer.variables)
-    seen: set[int] = set()
-    snapshot = []
-    for var in state:
-        if id(var) not in seen:
-            seen.add(id(var))
-            snapshot.append((var, np.array(var)))
+    snapshot = [(var, np.array(var)) for var in state_variables(model)]
     try:
         return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs)
     finally:

@@ -244,20 +244,27 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
+def _per_class_breakdown(tmp_path, name, model, x, y):
+    """Save model and data as `name`.keras / `name`.npz and run breakdown --per-class on them: the
+    report and its per-class metric rows by class."""
+    from losscheck.breakdown import run_breakdown
+    from losscheck.config import Config
+
+    model.save(tmp_path / f"{name}.keras")
+    np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+    report = run_breakdown(Config(model_path=tmp_path / f"{name}.keras", data_path=tmp_path / f"{name}.npz"),
+                           "per_class")
+    return report, {r["class"]: r for r in report.sections["per_class_metrics"]}
+
+
 def test_breakdown_per_class_metric_values(tmp_path):
     """breakdown --per-class: per-class accuracy, IoU and precision equal Keras's metrics restricted to
     that class (accuracy on the samples of the class, IoU/Precision with target_class_ids/class_id)."""
     keras = _keras()
-    from losscheck.breakdown import run_breakdown
-    from losscheck.config import Config
-
     model, x, y, loss = _family_model("sparse", n=90, seed=7)
     model.compile("sgd", loss, metrics=["accuracy", keras.metrics.MeanIoU(num_classes=3, sparse_y_pred=False,
                                                                            name="mean_io_u")])
-    model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "data.npz", x=x, y=y)
-    report = run_breakdown(Config(model_path=tmp_path / "model.keras", data_path=tmp_path / "data.npz"), "per_class")
-    rows = {r["class"]: r for r in report.sections["per_class_metrics"]}
+    report, rows = _per_class_breakdown(tmp_path, "model", model, x, y)
     p = model.predict(x, verbose=0)
     for c in range(3):
         acc = keras.metrics.SparseCategoricalAccuracy()
@@ -270,10 +277,7 @@ def test_breakdown_per_class_metric_values(tmp_path):
 
     bmodel, bx, by, bloss = _family_model("binary", n=60, seed=8)
     bmodel.compile("sgd", bloss, metrics=[keras.metrics.Precision(name="precision")])
-    bmodel.save(tmp_path / "b.keras")
-    np.savez(tmp_path / "b.npz", x=bx, y=by)
-    report = run_breakdown(Config(model_path=tmp_path / "b.keras", data_path=tmp_path / "b.npz"), "per_class")
-    rows = {r["class"]: r for r in report.sections["per_class_metrics"]}
+    report, rows = _per_class_breakdown(tmp_path, "b", bmodel, bx, by)
     bp = bmodel.predict(bx, verbose=0)
     for c in range(3):
         prec = keras.metrics.Precision(class_id=c)

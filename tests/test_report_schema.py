@@ -141,6 +141,11 @@ def test_every_figure_name_and_code_fits_the_schema_patterns():
     assert all(re.match(code, c) for c in CODES)
 
 
+def test_code_examples_list_the_registry():
+    code = load_schema()["$defs"]["finding"]["properties"]["code"]
+    assert code["examples"] == list(CODES)
+
+
 def test_validate_catches_unregistered_codes():
     doc = report_dict(compare_report())
     doc["findings"][0]["code"] = "made-up"

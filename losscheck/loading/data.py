@@ -216,6 +216,27 @@ def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path,
                         "name the arrays as in losscheck's data-file contract")
 
 
+def dataset_from_arrays(arrays: dict[str, Any], input_names: Sequence[str], output_names: Sequence[str], path: Path,
+                        model: Any = None, streamed: bool = False, handle: Any = None, noun: str = "array",
+                        fix: str = "remove or rename them") -> Dataset:
+    """The Dataset of arrays named as in a data file (`x`, `y`, `x_<input>`, `y_<output>`, positional
+    `x_0`..., optional `sample_weight`), validated, and checked against `model` (a LoadedModel) when
+    given. An array of another name is refused: "unknown <noun>(s) ...", with `fix` as the advice."""
+    x, x_keys = _pick(arrays, "x", input_names, path, "input")
+    y, y_keys = _pick(arrays, "y", output_names, path, "target")
+    unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
+    if unknown:
+        raise DataFileError(path, f"unknown {noun}(s) {', '.join(repr(k) for k in unknown)}; this model reads "
+                            f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
+                            f"{fix} as in losscheck's data-file contract")
+    ds = Dataset(path, x, y, arrays.get("sample_weight"), list(input_names), list(output_names), streamed, handle)
+    ds.keys = (x_keys, y_keys)
+    _validate(ds, arrays)
+    if model is not None:
+        check_against_model(ds, model)
+    return ds
+
+
 def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str], model: Any = None) -> Dataset:
     """Open the data file and map its arrays to the model's inputs and outputs. With `model` (a
     LoadedModel), also check that shapes and label kinds fit the model's inputs and losses."""
@@ -236,20 +257,7 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
     else:
         raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
     try:
-        x, x_keys = _pick(arrays, "x", input_names, path, "input")
-        y, y_keys = _pick(arrays, "y", output_names, path, "target")
-        unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
-        if unknown:
-            raise DataFileError(path, f"unknown array(s) {', '.join(repr(k) for k in unknown)}; this model reads "
-                                f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
-                                "remove or rename them as in losscheck's data-file contract")
-        sw = arrays.get("sample_weight")
-        ds = Dataset(path, x, y, sw, list(input_names), list(output_names), streamed, handle)
-        ds.keys = (x_keys, y_keys)
-        _validate(ds, arrays)
-        if model is not None:
-            check_against_model(ds, model)
-        return ds
+        return dataset_from_arrays(arrays, input_names, output_names, path, model, streamed, handle)
     except Exception:
         if handle is not None:
             handle.close()

@@ -68,7 +68,8 @@ _FIT_ATTRIBUTES = ("history", "stop_training", "_eval_epoch_iterator", "train_fu
                    "predict_function", "_train_counter")
 
 
-def _state_variables(model: Any) -> list[Any]:
+def state_variables(model: Any) -> list[Any]:
+    """The model's variables, metric variables and (once built) optimizer variables, each once."""
     found = list(model.variables) + list(getattr(model, "metrics_variables", []))
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and getattr(optimizer, "built", False):
@@ -121,7 +122,7 @@ def preserved(model: Any) -> Iterator[None]:
     BatchNormalization statistics, seed states, optimizer and metric state) holds its old value, fit's
     attributes (history, stop_training, compiled step functions) are put back, and so is every random
     state. An optimizer that has no state yet is swapped for a copy during the block, so it stays unbuilt."""
-    snapshot = [(v, np.array(v)) for v in _state_variables(model)]
+    snapshot = [(v, np.array(v)) for v in state_variables(model)]
     missing = object()
     attributes = {a: model.__dict__.get(a, missing) for a in _FIT_ATTRIBUTES}
     optimizer = getattr(model, "optimizer", None)

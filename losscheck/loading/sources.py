@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import DataFileError, LosscheckError, UsageError
-from losscheck.loading.data import Dataset, _pick, _validate, check_against_model
+from losscheck.loading.data import Dataset, _validate, check_against_model, dataset_from_arrays
 
 #: the first batches whose targets fingerprint a pass's order (shuffle detection)
 FINGERPRINT_BATCHES = 2
@@ -85,21 +85,8 @@ def dict_dataset(arrays: dict[str, Any], input_names: Sequence[str], output_name
                  loaded: Any = None, label: str = "<dict of arrays>") -> Dataset:
     """A dict of arrays named as in a data file (`x`, `y`, `x_<input>`, `y_<output>`, positional
     `x_0`..., optional `sample_weight`), as the Dataset that file would give."""
-    path = Path(label)
     arrays = {str(k): _numpy(v) for k, v in arrays.items()}
-    x, x_keys = _pick(arrays, "x", input_names, path, "input")
-    y, y_keys = _pick(arrays, "y", output_names, path, "target")
-    unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
-    if unknown:
-        raise DataFileError(path, f"unknown key(s) {', '.join(repr(k) for k in unknown)}; this model reads "
-                            f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
-                            "name them as in losscheck's data-file contract")
-    ds = Dataset(path, x, y, arrays.get("sample_weight"), list(input_names), list(output_names), streamed=False)
-    ds.keys = (x_keys, y_keys)
-    _validate(ds, arrays)
-    if loaded is not None:
-        check_against_model(ds, loaded)
-    return ds
+    return dataset_from_arrays(arrays, input_names, output_names, Path(label), loaded, noun="key", fix="name them")
 
 
 def is_pipeline(value: Any) -> bool:

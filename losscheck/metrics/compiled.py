@@ -95,6 +95,20 @@ def metric_spec(m: Any) -> tuple[MetricSpec | None, str | None, str]:
     return spec, None, cls
 
 
+def _prefixed(output_name: str | None, name: str) -> str:
+    return f"{output_name}_{name}" if output_name else name
+
+
+def _unique(name: str, counters: dict[str, int]) -> str:
+    """`name` the first time, then `name_1`, `name_2`, ... (counters counts the uses of each name)."""
+    if name not in counters:
+        counters[name] = 1
+        return name
+    i = counters[name]
+    counters[name] += 1
+    return f"{name}_{i}"
+
+
 def compiled_metrics(model: Any, outputs: list[str]) -> list[CompiledMetric]:
     """Every compiled metric of a built CompileMetrics, named as its result() names them."""
     cm = getattr(model, "_compile_metrics", None)
@@ -108,36 +122,15 @@ def compiled_metrics(model: Any, outputs: list[str]) -> list[CompiledMetric]:
         output = outputs[index] if index < len(outputs) else str(index)
         out.append(CompiledMetric(name, m, output, index, weighted, spec, reason, label))
 
-    for index, mls in enumerate(cm._flat_metrics):
-        if not mls:
-            continue
-        for m in mls.metrics:
-            name = f"{mls.output_name}_{m.name}" if mls.output_name else m.name
-            if name not in counters:
-                counters[name] = 1
-            else:
-                i = counters[name]
-                counters[name] += 1
-                name = f"{name}_{i}"
-            add(name, m, index, False)
-    for index, mls in enumerate(cm._flat_weighted_metrics):
-        if not mls:
-            continue
-        for m in mls.metrics:
-            name = f"{mls.output_name}_{m.name}" if mls.output_name else m.name
-            if name not in counters:
-                counters[name] = 1
-            else:
-                name = f"weighted_{m.name}"
-                if mls.output_name:
-                    name = f"{mls.output_name}_{name}"
-                if name not in counters:
-                    counters[name] = 1
-                else:
-                    i = counters[name]
-                    counters[name] += 1
-                    name = f"{name}_{i}"
-            add(name, m, index, True)
+    for weighted, flat in ((False, cm._flat_metrics), (True, cm._flat_weighted_metrics)):
+        for index, mls in enumerate(flat):
+            if not mls:
+                continue
+            for m in mls.metrics:
+                name = _prefixed(mls.output_name, m.name)
+                if weighted and name in counters:
+                    name = _prefixed(mls.output_name, f"weighted_{m.name}")
+                add(_unique(name, counters), m, index, weighted)
     return out
 
 
