@@ -1,4 +1,4 @@
-"""`losscheck breakdown`: per-class, per-output and per-sample decomposition (issue 5).
+"""`losscheck breakdown`: per-class, per-output and per-sample decomposition.
 
 One compiled inference pass (the one `compare` uses for evaluate and the numpy reference) feeds an
 observer that splits each batch's loss exactly (see decompose.py for the identity). The rows add

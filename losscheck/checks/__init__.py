@@ -1,4 +1,4 @@
-"""Loss-function checks (issue 4): rank/batch-axis probe, batch-size dependence, channels-first axis,
+"""Loss-function checks: rank/batch-axis probe, batch-size dependence, channels-first axis,
 from_logits mismatch, non-finite values, label smoothing, reduction trace.
 
 Hooks called by compare/inspect:

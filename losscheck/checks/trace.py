@@ -1,7 +1,7 @@
 """The reduction trace: for each output, the shape and operation of every step from the element-wise
 values to the reported loss, with the value after each step (averaged over the data as Keras averages
-batches: weighted by batch size). Answers "is the batch loss a sum?" (story 1) and "how are the classes
-combined?" (story 3) by reading it."""
+batches: weighted by batch size). Answers "is the batch loss a sum?" and "how are the classes combined?"
+by reading it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Which Keras 2 (tf.keras) loss semantics differ from Keras 3's for one loaded model
-(keras-loss-semantics §6), for the `legacy-keras` finding. Static: looks at the model, never runs it."""
+(tf.keras 2.x vs Keras 3 loss semantics), for the `legacy-keras` finding. Static: looks at the model, never runs it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Load a Keras model file (Keras 3 .keras/.h5, tf.keras 2.x .h5) and compile it from the file's own
-compile configuration, recovering what Keras 3 cannot compile on load (see keras-loss-semantics §5.3).
+compile configuration, recovering what Keras 3 cannot compile on load (legacy compile configs).
 
 Always `load_model(compile=False)`, then: loss/loss_weights/optimizer parsed from the file (or
 --loss), `model.compile(...)`, optimizer state restored from the file when the shapes fit.

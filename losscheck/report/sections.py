@@ -16,14 +16,14 @@ from typing import Any
 TABLE: dict[str, Callable[[Any], Any]] = {}
 MARKDOWN: dict[str, Callable[[Any], str]] = {}
 
-# breakdown (issue 5): total, identity, per_class, per_output, regularization, per_sample, distribution
+# breakdown: total, identity, per_class, per_output, regularization, per_sample, distribution
 from losscheck.report.breakdown import MARKDOWN_RENDERERS as _BREAKDOWN_MD  # noqa: E402
 from losscheck.report.breakdown import TABLE_RENDERERS as _BREAKDOWN_TABLE  # noqa: E402
 
 TABLE.update(_BREAKDOWN_TABLE)
 MARKDOWN.update(_BREAKDOWN_MD)
 
-# loss-function checks and inspect (issue 4): reduction_trace, loss_config, training_layers, regularizers, check_notes
+# loss-function checks and inspect: reduction_trace, loss_config, training_layers, regularizers, check_notes
 from losscheck.checks.render import MARKDOWN as _CHECKS_MD  # noqa: E402
 from losscheck.checks.render import TABLE as _CHECKS_TABLE  # noqa: E402
 
