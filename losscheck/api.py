@@ -53,9 +53,9 @@ class _Inputs:
     and the data (a file, arrays, a dict of arrays, or a pipeline), validated against each other."""
 
     def __init__(self, model: Any, data: Any, x: Any, y: Any, sample_weight: Any,
-                 custom_objects: dict[str, Any], needs_data: bool) -> None:
+                 custom_objects: dict[str, Any], needs_data: bool, validation: Any = None) -> None:
         self.model, self.data, self.x, self.y, self.sample_weight = model, data, x, y, sample_weight
-        self.custom_objects, self.needs_data = custom_objects, needs_data
+        self.custom_objects, self.needs_data, self.validation = custom_objects, needs_data, validation
 
     def load(self, cfg, progress: Callable[[str], None]):
         from losscheck._tf import keras
@@ -78,6 +78,15 @@ class _Inputs:
         data = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
                          input_names(loaded.model), loaded.output_names)
         return loaded, data
+
+    def load_validation(self, loaded):
+        """The validation data (`validation_data=`, any form `data` takes) as a Dataset or PipelineDataset,
+        validated against the loaded model the same way as the data."""
+        from losscheck.compare import input_names
+
+        if callable(self.validation) and not is_data_object(self.validation):
+            self.validation = self.validation()
+        return make_data(self.validation, None, None, None, loaded, input_names(loaded.model), loaded.output_names)
 
 
 def is_data_object(value: Any) -> bool:
@@ -138,10 +147,31 @@ def data_label(data: Any) -> str:
     return "<tf.data.Dataset>" if "Dataset" in name and "tensorflow" in type(data).__module__ else f"<{name}>"
 
 
+def _validation(validation_data: Any, validation_split: Any, history: Any) -> tuple[Path | None, float | None,
+                                                                                     Path | None]:
+    """(label of validation_data, validation_split, history path) as Config takes them."""
+    if validation_data is not None and validation_split is not None:
+        raise UsageError("validation_data= and validation_split= cannot be combined (fit ignores validation_split "
+                         "when validation_data is given); drop one")
+    split = None
+    if validation_split is not None:
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)):
+            raise UsageError(f"validation_split must be a float between 0 and 1, not {validation_split!r}")
+        split = float(validation_split)
+        if not 0.0 < split < 1.0:
+            raise UsageError(f"validation_split={split}: must be between 0 and 1 (exclusive), as in fit()")
+    if history is not None and not _is_path(history):
+        raise UsageError(f"history must be the path of a History JSON, a CSVLogger CSV or a TensorBoard log "
+                         f"folder, not a {type(history).__name__}")
+    label = None if validation_data is None else Path(data_label(validation_data))
+    return label, split, (None if history is None else Path(history))
+
+
 def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, needs_data: bool, *,
             batch_size: int = 32, seed: int = 0, class_weight: Any = None, custom_objects: Any = None,
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
-            fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None):
+            fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
+            validation_data: Any = None, validation_split: Any = None, history: Any = None):
     from losscheck.config import Config
     from losscheck.loading.memory import LABEL
 
@@ -165,13 +195,16 @@ def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, n
         objects_file = Path(custom_objects)
     elif custom_objects is not None:
         objects = dict(custom_objects)
-    inputs = _Inputs(model_or_path if in_memory else None, data, x, y, sample_weight, objects, needs_data)
+    val_path, split, history_path = _validation(validation_data, validation_split, history)
+    inputs = _Inputs(model_or_path if in_memory else None, data, x, y, sample_weight, objects, needs_data,
+                     validation_data)
     return Config(
         model_path=Path(LABEL) if in_memory else Path(model_or_path),
         data_path=Path(data_label(data)) if needs_data else None,
         batch_size=batch_size, custom_objects=objects_file, loss=loss, class_weight=_class_weight(class_weight),
         unsafe=unsafe, seed=int(seed), rtol=float(rtol), fail_on=fail_on, select=_codes(select, "select"),
         ignore=_codes(ignore, "ignore"), max_gap=max_gap, probe_samples=probe_samples, inputs=inputs,
+        val_path=val_path, validation_split=split, history_path=history_path,
     ), (model_or_path if in_memory else None)
 
 
@@ -204,17 +237,21 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             batch_size: int = 32, seed: int = 0, class_weight: Any = None, custom_objects: Any = None,
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
+            validation_data: Any = None, validation_split: float | None = None, history: Any = None,
             progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
-    of arrays keyed as in a data file, a tf.data.Dataset or a keras.utils.PyDataset; or pass x=, y=."""
+    of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset or "FILE.py:FUNC";
+    or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
+    path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val."""
     from losscheck.compare import run_compare
 
     with _python_random_kept():
         cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
                              class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
                              probe_samples=probe_samples, unsafe=unsafe, fail_on=fail_on, max_gap=max_gap,
-                             select=select, ignore=ignore)
+                             select=select, ignore=ignore, validation_data=validation_data,
+                             validation_split=validation_split, history=history)
         with _guard(model):
             return run_compare(cfg, progress or (lambda _m: None))
 

@@ -100,7 +100,8 @@ def split_dataset(data, fraction: float):
 
 def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str], progress):
     """(training data, validation data, split_at or None) for compare: --validation-split cuts DATA,
-    --val loads a file, `validation_data` is an already loaded Dataset (the Python API)."""
+    --val loads a file, `validation_data` is an already loaded Dataset; the Python API's inputs
+    (cfg.inputs) load their own `validation_data=` (arrays, a pipeline, a file) against the model."""
     if cfg.validation_split is not None:
         if validation_data is not None or cfg.val_path is not None:
             raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
@@ -111,6 +112,9 @@ def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str]
         return split_dataset(data, cfg.validation_split)
     if validation_data is not None:
         return data, validation_data, None
+    if getattr(cfg.inputs, "validation", None) is not None:
+        progress(f"reading {cfg.val_path}")
+        return data, cfg.inputs.load_validation(loaded), None
     from losscheck.loading.data import load_data
 
     progress(f"reading {cfg.val_path}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from losscheck.findings import Figure, Finding, Report
 from tests.conftest import ROOT
 
@@ -58,3 +60,17 @@ def test_rich_renderable_and_text_views():
     console.print(report)
     assert "fit_epoch" in console.export_text()
     assert report.to_markdown().startswith("### ") and '"schema_version": 1' in report.to_json()
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"validation_data": "a.npz", "validation_split": 0.2}, "cannot be combined"),
+    ({"validation_split": 1.0}, "between 0 and 1"),
+    ({"validation_split": "0.2"}, "must be a float"),
+    ({"history": {"loss": [1.0]}}, "history must be the path"),
+])
+def test_validation_arguments_are_checked_before_anything_loads(tmp_path, kwargs, words):
+    import losscheck
+    from losscheck.errors import UsageError
+
+    with pytest.raises(UsageError, match=words):
+        losscheck.compare(tmp_path / "absent.keras", tmp_path / "absent.npz", **kwargs)
