@@ -13,6 +13,7 @@ from losscheck.attribution import Evidence, attribute
 from losscheck.config import Config
 from losscheck.findings import Figure, Finding, Report, filter_findings
 from losscheck.reference import EpochMean, output_batch_loss, prefix_mean
+from losscheck.reference.reduction import loss_values_and_mask, match_rank, merge_masks
 
 Progress = Callable[[str], None]
 
@@ -88,10 +89,12 @@ class SampleWeightStats:
             if spec is None or o not in b.output_losses:
                 continue
             lw = p.loaded.loss_weights[o]
-            unweighted += lw * output_batch_loss(
-                spec, b.y[i], b.outputs[i], mask=b.masks[i], logits=b.logits[i], values=b.values[i])
-            normalized += lw * weight_normalized(spec, b.y[i], b.outputs[i], w, b.masks[i], b.logits[i],
-                                                 b.values[i])
+            values, mask = b.values[i], b.masks[i]
+            if values is None:  # the built-in formula's per-element losses, computed once for both figures
+                values, own = loss_values_and_mask(spec, b.y[i], b.outputs[i], b.logits[i])
+                mask = merge_masks(mask, own)
+            unweighted += lw * output_batch_loss(spec, b.y[i], b.outputs[i], mask=mask, values=values)
+            normalized += lw * weight_normalized(spec, b.y[i], b.outputs[i], w, mask, b.logits[i], values)
             self.masked = self.masked or b.masks[i] is not None
         self.weighted.add(b.data_loss, b.n)
         self.unweighted.add(unweighted, b.n)
@@ -107,8 +110,6 @@ class SampleWeightStats:
 def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> float:
     """sum(w*l*m) / sum(w*m) over one output's per-element losses l on one batch (0 when the weights
     of the unmasked elements sum to 0)."""
-    from losscheck.reference.reduction import loss_values_and_mask, match_rank, merge_masks
-
     if values is None:
         values, own = loss_values_and_mask(spec, y, pred, logits)
         mask = merge_masks(mask, own)

@@ -4,6 +4,12 @@ wrong and what to do; cli.py prints it (a traceback only with --debug)."""
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its class name when empty), at most `limit` characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class LosscheckError(Exception):
     """Base of every error that maps to exit code 2."""
 

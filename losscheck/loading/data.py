@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import DataFileError
+from losscheck.errors import DataFileError, first_line
 from losscheck.loading.archive import (
     ArchiveProblem,
     ObjectArray,
@@ -113,9 +113,9 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataFileError(path, "holds a pickled Python object, which losscheck never unpickles", remake) from exc
-        raise DataFileError(path, f"cannot be read as .npz ({_first_line(exc)})", remake) from exc
+        raise DataFileError(path, f"cannot be read as .npz ({first_line(exc)})", remake) from exc
     except Exception as exc:  # OSError and whatever numpy raises on a damaged archive
-        raise DataFileError(path, f"cannot be read as .npz ({type(exc).__name__}: {_first_line(exc)})", remake) from exc
+        raise DataFileError(path, f"cannot be read as .npz ({type(exc).__name__}: {first_line(exc)})", remake) from exc
     if not hasattr(npz, "files"):
         raise DataFileError(path, "holds a single array, not named arrays", remake)
     if "config.json" in npz.files and ("metadata.json" in npz.files or "model.weights.h5" in npz.files):
@@ -130,18 +130,13 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
             raise DataFileError(path, f"array {key!r} holds Python objects (dtype=object), which losscheck never "
                                 "unpickles", "save numeric arrays only") from exc
-        raise DataFileError(path, f"array {key!r} cannot be read, the file is damaged ({_first_line(exc)})",
+        raise DataFileError(path, f"array {key!r} cannot be read, the file is damaged ({first_line(exc)})",
                             remake) from exc
     except Exception as exc:  # BadZipFile (CRC), EOFError, zlib.error, OSError on a damaged member
         raise DataFileError(path, f"array {key!r} is truncated or corrupted ({type(exc).__name__})", remake) from exc
     finally:
         npz.close()
     return arrays, None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
@@ -151,13 +146,13 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         handle = h5py.File(path, "r")
     except Exception as exc:
         text = str(exc)
-        problem = "is truncated" if "truncated" in text else f"cannot be read as HDF5 ({_first_line(exc)})"
+        problem = "is truncated" if "truncated" in text else f"cannot be read as HDF5 ({first_line(exc)})"
         raise DataFileError(path, problem, "the file is damaged; re-create it") from exc
     try:
         outside = outside_reference(handle)
     except Exception as exc:
         handle.close()
-        raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
+        raise DataFileError(path, f"its HDF5 structure cannot be read ({first_line(exc)})",
                             "the file is damaged; re-create it") from exc
     if outside is not None:
         handle.close()
@@ -167,7 +162,7 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
     except Exception as exc:
         handle.close()
-        raise DataFileError(path, f"its HDF5 structure cannot be read ({_first_line(exc)})",
+        raise DataFileError(path, f"its HDF5 structure cannot be read ({first_line(exc)})",
                             "the file is damaged; re-create it") from exc
     if "model_config" in handle.attrs and ("model_weights" in handle or not arrays):
         handle.close()
@@ -189,7 +184,7 @@ def _h5_not_a_dataset(handle: Any, key: str) -> str:
     try:
         obj = handle.get(key)
     except Exception as exc:  # noqa: BLE001
-        return f"{key!r} cannot be opened ({type(exc).__name__}: {_first_line(exc)})"
+        return f"{key!r} cannot be opened ({type(exc).__name__}: {first_line(exc)})"
     if isinstance(obj, h5py.Group):
         return f"{key!r} is an HDF5 group, not a dataset"
     if obj is None:
@@ -295,7 +290,7 @@ def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
                 np.asarray(a[0:1])
                 np.asarray(a[a.shape[0] - 1:])
             except Exception as exc:
-                raise DataFileError(path, f"array {key!r} cannot be read ({type(exc).__name__}: {_first_line(exc)})",
+                raise DataFileError(path, f"array {key!r} cannot be read ({type(exc).__name__}: {first_line(exc)})",
                                     "the file is damaged, or compressed with a filter h5py lacks; re-create it") from exc
     sw = ds.sample_weight
     if sw is not None and len(sw.shape) > 1 and len(ds.y) == 1:

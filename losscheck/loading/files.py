@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losscheck.errors import ModelFileError
+from losscheck.errors import ModelFileError, first_line
 from losscheck.loading.archive import (
     ArchiveProblem,
     check_archive,
@@ -198,9 +198,9 @@ def _read_keras_zip(path: Path) -> ModelFileInfo:
         raise ModelFileError(path, f"the .keras archive is refused: {exc}", RESAVE_KERAS) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(path, f"the .keras archive is damaged or truncated ({type(exc).__name__}: "
-                             f"{_first_line(exc)})", RESAVE_KERAS) from exc
+                             f"{first_line(exc)})", RESAVE_KERAS) from exc
     except Exception as exc:  # anything else zipfile/json/h5py raise on a corrupted archive
-        raise ModelFileError(path, f"the .keras archive cannot be read ({type(exc).__name__}: {_first_line(exc)})",
+        raise ModelFileError(path, f"the .keras archive cannot be read ({type(exc).__name__}: {first_line(exc)})",
                              RESAVE_KERAS) from exc
     if outside is not None:
         raise ModelFileError(path, f"the .keras archive's model.weights.h5: {outside}", RESAVE_KERAS)
@@ -215,11 +215,6 @@ def _read_keras_zip(path: Path) -> ModelFileInfo:
     return ModelFileInfo(path, "keras", version, compile_config if isinstance(compile_config, dict) else None, config)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
-
-
 def _h5_open_problem(exc: BaseException) -> str:
     text = str(exc)
     m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
@@ -230,7 +225,7 @@ def _h5_open_problem(exc: BaseException) -> str:
         return f"is truncated ({on_disk} of {stored} bytes)"
     if "file signature not found" in text:
         return "is not a valid HDF5 file (bad signature: truncated or corrupted)"
-    return f"is a damaged HDF5 file ({_first_line(exc)})"
+    return f"is a damaged HDF5 file ({first_line(exc)})"
 
 
 def _read_h5(path: Path) -> ModelFileInfo:

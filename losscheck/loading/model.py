@@ -25,7 +25,7 @@ from typing import Any
 
 from losscheck import interrupts, usercode
 from losscheck._tf import keras
-from losscheck.errors import LosscheckError, ModelFileError, UsageError
+from losscheck.errors import LosscheckError, ModelFileError, UsageError, first_line
 from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
@@ -345,7 +345,7 @@ def _build_optimizer(config: Any, notes: list[str]):
             raise ValueError(f"unknown optimizer {str(cfg.get('class_name'))[:60]!r}")
         return optimizer
     except Exception as exc:
-        notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {_first_line(exc)[:80]}); "
+        notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {first_line(exc, 80)}); "
                      "the fit probe uses SGD(0.01)")
         return keras.optimizers.SGD(0.01)
 
@@ -430,7 +430,7 @@ def _resolve_one(info: ModelFileInfo, out: str, raw: Any, custom_objects: dict[s
         what = missing_custom_object(str(exc))
         if what is not None:
             raise missing_object_error(info.path, what, custom_objects_file, where) from exc
-        raise ModelFileError(info.path, f"{where}cannot be rebuilt ({type(exc).__name__}: {_first_line(exc)})",
+        raise ModelFileError(info.path, f"{where}cannot be rebuilt ({type(exc).__name__}: {first_line(exc, 300)})",
                              "pass --loss to give it explicitly") from exc
     if isinstance(raw, dict) and raw.get("class_name") == "Huber" and "delta" not in (raw.get("config") or {}):
         notes.append(f"output {out!r}: the file's Huber loss has no saved delta (Keras 3 does not save it); "
@@ -468,13 +468,8 @@ def _smoke_test(model, outputs: list[str], losses: dict[str, Any], info: ModelFi
             loss(y_true, y_pred)
         except Exception as exc:
             raise ModelFileError(info.path, f"the loss of output {out!r} ({describe_loss(loss)}) cannot run on that "
-                                 f"output's shape {tuple(t.shape)} ({type(exc).__name__}: {_first_line(exc)[:150]})",
+                                 f"output's shape {tuple(t.shape)} ({type(exc).__name__}: {first_line(exc, 150)})",
                                  "the saved loss configuration is damaged or wrong; pass --loss") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _float_weight(value: Any, info: ModelFileInfo) -> float:
@@ -535,11 +530,11 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
         except Exception as exc:
             if all(v is None for v in metric_args.values()):
                 raise
-            notes.append(f"the file's metrics could not be compiled ({type(exc).__name__}: {_first_line(exc)[:120]}); "
+            notes.append(f"the file's metrics could not be compiled ({type(exc).__name__}: {first_line(exc, 120)}); "
                          "they are left out")
             model.compile(**compile_args)
     except Exception as exc:
-        raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {_first_line(exc)})",
+        raise ModelFileError(info.path, f"compiling the model failed ({type(exc).__name__}: {first_line(exc, 300)})",
                              "pass --loss to give the loss explicitly") from exc
     if source == "file" and info.format == "h5":
         shown = ", ".join(f"{o}: {describe_loss(v)}" for o, v in losses.items() if v is not None)

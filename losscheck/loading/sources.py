@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import DataFileError, LosscheckError, UsageError
+from losscheck.errors import DataFileError, LosscheckError, UsageError, first_line
 from losscheck.loading.data import Dataset, _validate, check_against_model, dataset_from_arrays
 
 #: the first batches whose targets fingerprint a pass's order (shuffle detection)
@@ -155,7 +155,7 @@ class PipelineDataset:
                     return
                 except tf.errors.OpError as exc:  # a damaged record, a parse function failing on one
                     raise DataFileError(self.path, f"the pipeline failed while reading ({type(exc).__name__}: "
-                                        f"{_first_line(exc)})", "check the files and the parse function") from exc
+                                        f"{first_line(exc)})", "check the files and the parse function") from exc
                 yield element
         else:
             for i in range(self._num_batches() or 0):
@@ -326,18 +326,13 @@ def import_function(spec: str, what: str) -> Any:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise UsageError(f"{path}: importing the {what} file failed: {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
     obj = getattr(module, name, None)
     if not callable(obj):
         defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
         raise UsageError(f"{path}: {what} names {name!r}, which the file does not define as a function; "
                          f"defined: {', '.join(defined) or 'nothing public'}")
     return obj
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def function_data(spec: str) -> Any:
@@ -353,7 +348,7 @@ def function_data(spec: str) -> Any:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise UsageError(f"{spec}: calling the data function failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise UsageError(f"{spec}: calling the data function failed: {type(exc).__name__}: {first_line(exc)}") from exc
 
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".tfrecord.gz", ".tfrecords.gz", ".tfrec.gz")
@@ -387,6 +382,6 @@ def tfrecord_data(folder: Path, parse: str, batch_size: int) -> Any:
             ds = ds.map(fn)
     except Exception as exc:
         raise UsageError(f"--parse {parse}: the function cannot map a serialized example ({type(exc).__name__}: "
-                         f"{_first_line(exc)}); it receives one scalar string tensor and returns (x, y) or "
+                         f"{first_line(exc)}); it receives one scalar string tensor and returns (x, y) or "
                          "(x, y, sample_weight)") from exc
     return ds.batch(batch_size)

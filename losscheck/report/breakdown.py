@@ -42,10 +42,6 @@ def _bar(fraction: float | None, width: int = BAR_WIDTH) -> Text:
     return Text(bar_text(fraction, width).ljust(width), style="cyan")
 
 
-def _multi(rows: list[dict[str, Any]]) -> bool:
-    return len({r.get("output") for r in rows}) > 1
-
-
 # -- per class ------------------------------------------------------------------------------------
 def _count(x: Any) -> str:
     return "" if x is None else str(x)
