@@ -186,11 +186,18 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         preflight.check_python_file(kw["custom_objects"], "--custom-objects")
     preflight.check_loss(kw["loss"], kw["custom_objects"])
     class_weight = preflight.parse_class_weight(kw.get("class_weight"))
-    _check_outputs(kw, [("the model", model), ("the data file", data_input),
-                        ("the --parse file", preflight.loss_file(kw.get("parse"))),
-                        ("the --custom-objects file", kw["custom_objects"]),
-                        ("the --loss file", preflight.loss_file(kw["loss"])),
-                        ("the --class-weight file", preflight.class_weight_file(kw.get("class_weight")))])
+    inputs = [("the model", model), ("the data file", data_input),
+              ("the --parse file", preflight.loss_file(kw.get("parse"))),
+              ("the --custom-objects file", kw["custom_objects"]),
+              ("the --loss file", preflight.loss_file(kw["loss"])),
+              ("the --class-weight file", preflight.class_weight_file(kw.get("class_weight"))),
+              ("the --val file", kw.get("val")), ("the --history file", kw.get("history"))]
+    _check_outputs(kw, inputs)
+    if kw.get("plot") is not None:  # the plot is written too: never over an input or a report
+        from losscheck.outputs import check_destinations
+
+        check_destinations([kw["plot"]], [(w, p) for w, p in inputs if p is not None]
+                           + [("an --output file", o) for o in kw.get("output") or ()], option="--plot")
     return Config(
         model_path=model, data_path=data, batch_size=kw["batch_size"], custom_objects=kw["custom_objects"],
         loss=kw["loss"], class_weight=class_weight, unsafe=kw["unsafe"], seed=kw["seed"],

@@ -25,38 +25,40 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_destinations(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path]]) -> None:
+def check_destinations(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path]],
+                       option: str = "--output") -> None:
     """Refuse an --output that is an input (or a link to one), a directory, in a missing or read-only
-    folder, or given twice. `inputs` are (what, path) pairs, e.g. ("the model", Path("m.keras"))."""
+    folder, or given twice. `inputs` are (what, path) pairs, e.g. ("the model", Path("m.keras"));
+    `option` names the destinations' option in the messages."""
     inputs = [(what, Path(p)) for what, p in inputs if p is not None]
     seen: list[Path] = []
     for path in outputs:
         path = Path(path)
         for what, source in inputs:
             if same_file(path, source):
-                raise UsageError(f"--output {path} is {what} ({source}); writing the report there would destroy "
-                                 "it: choose another --output")
+                raise UsageError(f"{option} {path} is {what} ({source}); writing the report there would destroy "
+                                 f"it: choose another {option}")
         if any(same_file(path, other) or os.path.abspath(path) == os.path.abspath(other) for other in seen):
-            raise UsageError(f"--output {path} is given twice; give each destination once")
+            raise UsageError(f"{option} {path} is given twice; give each destination once")
         seen.append(path)
         folder = path.parent
         if not folder.is_dir():
-            raise UsageError(f"{path}: the folder {folder} does not exist; create it or choose another --output")
+            raise UsageError(f"{path}: the folder {folder} does not exist; create it or choose another {option}")
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
             mode = None
         except OSError as exc:
-            raise UsageError(f"{path}: cannot be written ({exc.strerror or exc}); choose another --output") from exc
+            raise UsageError(f"{path}: cannot be written ({exc.strerror or exc}); choose another {option}") from exc
         if mode is not None and stat.S_ISDIR(mode):
-            raise UsageError(f"--output {path} is a directory; give a file name, e.g. {path / 'report.json'}")
+            raise UsageError(f"{option} {path} is a directory; give a file name, e.g. {path / 'report.json'}")
         if mode is not None and not stat.S_ISREG(mode):
-            raise UsageError(f"--output {path} is not a regular file (a device, pipe or socket); "
+            raise UsageError(f"{option} {path} is not a regular file (a device, pipe or socket); "
                              "choose a file name")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise UsageError(f"{path}: the folder {folder} is not writable; choose another --output")
+            raise UsageError(f"{path}: the folder {folder} is not writable; choose another {option}")
         if mode is not None and not os.access(path, os.W_OK):
-            raise UsageError(f"{path}: the file is not writable (permission denied); choose another --output")
+            raise UsageError(f"{path}: the file is not writable (permission denied); choose another {option}")
 
 
 def write_all(texts: Mapping[Path, str]) -> None:

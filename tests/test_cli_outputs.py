@@ -155,3 +155,27 @@ def test_output_that_is_the_data_function_file_is_refused(stub, tmp_path):  # no
     result = cli("compare", "model.keras", f"{tmp_path / 'make.py'}:make_data", "--output", tmp_path / "make.py")
     assert result.code == 2 and "is the data file" in result.stderr
     assert stub["compare"].calls == 0
+
+
+@pytest.mark.parametrize("option, name, what", [
+    ("--val", "val.npz", "the --val file"),
+    ("--history", "history.json", "the --history file"),
+])
+def test_output_that_is_the_validation_or_history_file_is_refused(stub, tmp_path, option, name, what):  # noqa: F811
+    source = tmp_path / name
+    source.write_bytes(INPUT)
+    result = compare(option, source, "--output", source)
+    assert result.code == 2 and result.stdout == ""
+    assert f"is {what}" in result.stderr and "choose another --output" in result.stderr
+    assert stub["compare"].calls == 0
+    assert source.read_bytes() == INPUT
+
+
+def test_plot_that_is_an_output_is_refused(stub, tmp_path):  # noqa: F811
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "report.svg"
+    result = compare("--plot", target, "--output", target)
+    assert result.code == 2 and result.stdout == ""
+    assert "--plot" in result.stderr and "is an --output file" in result.stderr
+    assert stub["compare"].calls == 0
+    assert not target.exists()
