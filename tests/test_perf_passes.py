@@ -28,8 +28,7 @@ def _separate_pass(prober, family, class_weight=None):
             return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
 
         mean = EpochMean()
-        for start, stop in prober.data.batch_bounds(prober.batch_size):
-            xs, ys, sw = prober._tensors(start, stop, class_weight)
+        for start, stop, xs, ys, sw in prober._batches(class_weight=class_weight):
             mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
     return mean.value
 
