@@ -99,3 +99,17 @@ def test_figures_table_and_gaps_table_show_the_same_training_mode_gap():
     assert "vs evaluate_probe_subset" in shown["train_mode"][1]
     assert "train_mode - evaluate_probe_subset" in rows["training-mode layers"]["label"]
     assert shown["evaluate_probe_subset"][0] == sig(0.54 - 0.59, signed=True)  # vs the full evaluate
+
+
+def test_weight_normalized_keeps_a_loss_that_returns_one_scalar_per_batch():
+    """A loss reduced to one value per batch has no elements to weight: the value stands (masked
+    sequences with per-sample weights used to fail to broadcast here)."""
+    import numpy as np
+
+    from losscheck.compare import weight_normalized
+
+    w = np.array([1.0, 2.0, 0.5, 1.0, 3.0])
+    mask = np.ones((5, 5))
+    assert weight_normalized(None, None, None, w, mask, None, np.float32(0.75)) == 0.75
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert weight_normalized(None, None, None, w, None, None, values) == float(np.sum(values * w) / np.sum(w))
