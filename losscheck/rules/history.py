@@ -1,0 +1,3 @@
+"""Rules of the history area (see losscheck.rules)."""
+
+from __future__ import annotations
