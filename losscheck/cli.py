@@ -122,6 +122,9 @@ def common_options(f: Callable) -> Callable:
         click.option("--select", help="Comma-separated finding codes to keep."),
         click.option("--ignore", help="Comma-separated finding codes to drop."),
         click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set)."),
+        click.option("--backend", metavar="NAME",
+                     help="Keras backend to run on: tensorflow, jax or torch (sets KERAS_BACKEND before Keras is "
+                          "imported; jax/torch need the losscheck[jax] / losscheck[torch] extra)."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),
     ]
     for option in reversed(options):
@@ -179,7 +182,7 @@ def _check_plot(path: Path | None) -> None:
 
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
-    preflight.check_backend()
+    preflight.check_backend(kw.get("backend"))
     preflight.check_model(model)
     data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
     if kw["custom_objects"] is not None:
