@@ -1,8 +1,9 @@
-"""Run in a subprocess with KERAS_BACKEND set (tests/test_backends.py): for each fixture named on the
-command line, losscheck compare's JSON report and Keras's own evaluate and one-epoch fit on that
-backend, printed as one JSON object {fixture: {"code", "report", "evaluate", "fit"}}.
+"""Run in a fresh subprocess (tests/test_backends.py): for each fixture named on the command line,
+losscheck compare's JSON report with `--backend BACKEND` (the first compare imports Keras on it), then
+Keras's own evaluate and one-epoch fit on that backend, printed as one JSON object
+{fixture: {"code", "stderr", "report", "evaluate", "fit"}}.
 
-    KERAS_BACKEND=jax python -m tests.backend_worker dense_story4 bn_shift
+    python -m tests.backend_worker jax dense_story4 bn_shift
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ def keras_figures(name: str) -> tuple[float, float]:
     return float(ev), float(hist.history["loss"][-1])
 
 
-def main(names: list[str]) -> None:
+def main(backend: str, names: list[str]) -> None:
     from tests.conftest import fixture_files, run_cli
 
     out = {}
     for name in names:
         model, data = fixture_files(name)
-        res = run_cli("compare", model, data, "--format", "json")
+        res = run_cli("compare", model, data, "--format", "json", "--backend", backend)
         entry = {"code": res.code, "stderr": res.stderr[-2000:]}
         if res.code in (0, 1):
             entry["report"] = res.json
@@ -39,4 +40,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1], sys.argv[2:])

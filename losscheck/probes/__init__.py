@@ -389,7 +389,9 @@ class InferenceResult:
     regularization: float
     manual: float | None
     output_loss: dict[str, float]  # exact dataset mean per output (n_b-weighted)
-    output_loss_keras_log: dict[str, float]  # Keras's compiled per-output log: unweighted batch mean
+    # Keras's compiled per-output log: on TensorFlow the unweighted mean of the batch losses (the traced
+    # batch dimension is unknown, so its Mean gets no weight); on JAX/torch (static shapes) the exact mean
+    output_loss_keras_log: dict[str, float]
     batch_totals: list[tuple[int, float]]  # (n_b, total_b)
     batch_output_losses: list[dict[str, float]]  # per batch: output -> reference L_o,b
     manual_unsupported: list[str]
@@ -617,7 +619,8 @@ class Prober:
             regularization=reg.value,
             manual=None if unsupported else manual.value,
             output_loss={o: m.value for o, m in per_out.items()},
-            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
+            output_loss_keras_log=({o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()}
+                                   if is_tensorflow() else {o: m.value for o, m in per_out.items()}),
             batch_totals=batch_totals,
             batch_output_losses=batch_output_losses,
             manual_unsupported=sorted(unsupported),
@@ -756,14 +759,17 @@ class Prober:
         """evaluate-like loss (all inference) with optional class weights and sample limit."""
         model = self.model
 
-        @tf.function(reduce_retracing=True)
         def step(x, y, sw):
             pred = model(x, training=False)
             return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
 
         mean = EpochMean()
+        compiled = None
         for start, stop, xs, ys, sw in self._batches(limit, class_weight):
-            mean.add(float(np.mean(step(_structure(xs), _structure(ys), sw))), stop - start)
+            if compiled is None:
+                build_state(model, _structure(xs), _structure(ys), sw)
+                compiled = compile_step(step, [*model.trainable_variables, *model.non_trainable_variables])
+            mean.add(float(np.mean(compiled(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
 
 
