@@ -158,6 +158,10 @@ def validation_options(f: Callable) -> Callable:
         click.option("--history", "history", type=click.Path(path_type=Path), metavar="FILE",
                      help="The run's logged losses: History.history JSON, CSVLogger CSV or TensorBoard log "
                           "folder; finds the epoch the model's weights are from."),
+        click.option("--parity", "parity", metavar="LIST",
+                     help="Re-measure evaluate under other execution settings, comma-separated: backends (every "
+                          "other installed Keras backend, in a subprocess), jit (jit_compile on and off), "
+                          "float32 (a float32 copy of a mixed-precision model); differences become findings."),
         click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
                           "(.png or .svg; needs the losscheck[plot] extra)."),
@@ -208,7 +212,23 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
+        parity=_parity(kw.get("parity")),
     )
+
+
+PARITY_SETTINGS = ("backends", "jit", "float32")
+
+
+def _parity(value: str | None) -> frozenset[str]:
+    """--parity: a comma-separated subset of PARITY_SETTINGS."""
+    if not value:
+        return frozenset()
+    settings = frozenset(s.strip() for s in value.split(",") if s.strip())
+    unknown = sorted(settings - set(PARITY_SETTINGS))
+    if unknown or not settings:
+        raise UsageError(f"--parity: unknown setting(s) {', '.join(unknown) or repr(value)}; give a comma-separated "
+                         f"list of {', '.join(PARITY_SETTINGS)}")
+    return settings
 
 
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:

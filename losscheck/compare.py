@@ -36,6 +36,11 @@ DESCRIPTIONS = {
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
     "evaluate_val": "what val_loss / model.evaluate(...) on the validation data reports at the saved weights",
+    "evaluate_jit": "model.evaluate(...) with jit_compile=True (XLA), --parity jit",
+    "evaluate_nojit": "model.evaluate(...) with jit_compile=False, --parity jit",
+    "evaluate_tensorflow": "model.evaluate(...) on the TensorFlow backend (a subprocess), --parity backends",
+    "evaluate_jax": "model.evaluate(...) on the JAX backend (a subprocess), --parity backends",
+    "evaluate_torch": "model.evaluate(...) on the torch backend (a subprocess), --parity backends",
     "fit_val": "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with the "
                "weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
 }
@@ -365,6 +370,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         findings += targets_obs.findings()
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
+        if cfg.parity:
+            findings += parity_findings(cfg, loaded, data, figures, low, progress, extra_notes)
         if val is not None and inf_val is not None:
             from losscheck.validation import validation_report
 
@@ -410,6 +417,22 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         data.close()
         if val is not None and val is not validation_data:
             val.close()
+
+
+def parity_findings(cfg: Config, loaded, data, figures: dict[str, float], low: list[Any], progress: Progress,
+                    notes: list[str]) -> list[Finding]:
+    """--parity: evaluate re-measured under each setting asked for (its figures added to `figures`,
+    what could not be measured to `notes`), judged by the parity rules."""
+    from losscheck.measurements import Measurements, frozen_mapping
+    from losscheck.probes.parity import measure_parity
+    from losscheck.rules import parity as rules
+
+    record, added, missing = measure_parity(cfg, loaded, data, cfg.parity, figures["evaluate"],
+                                            figures.get("evaluate_float32"), low, progress)
+    figures.update(added)
+    notes += missing
+    m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), parity=record)
+    return [*rules.backend_difference(m), *rules.xla_difference(m), *rules.precision_difference(m)]
 
 
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

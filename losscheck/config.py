@@ -27,5 +27,6 @@ class Config:
     val_path: Path | None = None  # --val: validation data file
     validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
     history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder
+    parity: frozenset[str] = field(default_factory=frozenset)  # --parity: backends, jit, float32
     # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
     inputs: Any = None

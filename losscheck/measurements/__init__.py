@@ -19,6 +19,7 @@ from losscheck.measurements.history import HistoryMeasurements
 from losscheck.measurements.lossfn import LossFnMeasurements
 from losscheck.measurements.metrics import MetricMeasurements
 from losscheck.measurements.model import ModelFacts
+from losscheck.measurements.parity import ParityMeasurements
 from losscheck.measurements.semantics import SemanticMeasurements
 from losscheck.measurements.validation import ValidationMeasurements
 
@@ -31,6 +32,7 @@ __all__ = [
     "Measurements",
     "MetricMeasurements",
     "ModelFacts",
+    "ParityMeasurements",
     "SemanticMeasurements",
     "ValidationMeasurements",
     "frozen_mapping",
@@ -64,3 +66,4 @@ class Measurements:
     history: HistoryMeasurements | None = None
     data: DataMeasurements | None = None
     breakdown: BreakdownMeasurements | None = None
+    parity: ParityMeasurements | None = None
