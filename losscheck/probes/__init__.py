@@ -24,8 +24,8 @@ from losscheck._tf import keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
 from losscheck.loading.memory import state_variables
-from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, keras_mask
 from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
+from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, keras_mask
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
