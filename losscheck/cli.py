@@ -162,6 +162,10 @@ def validation_options(f: Callable) -> Callable:
                      help="Re-measure evaluate under other execution settings, comma-separated: backends (every "
                           "other installed Keras backend, in a subprocess), jit (jit_compile on and off), "
                           "float32 (a float32 copy of a mixed-precision model); differences become findings."),
+        click.option("--distribute", type=click.Choice(["mirrored"]),
+                     help="Load the model under tf.distribute.MirroredStrategy over the visible devices (every GPU, "
+                          "else every logical CPU): fit_epoch and evaluate_distributed are Keras's distributed "
+                          "figures; a loss that scales wrongly across replicas is distribution-scaling."),
         click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
                           "(.png or .svg; needs the losscheck[plot] extra)."),
@@ -212,7 +216,7 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
-        parity=_parity(kw.get("parity")),
+        parity=_parity(kw.get("parity")), distribute=kw.get("distribute"),
     )
 
 

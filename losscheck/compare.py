@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,8 @@ DESCRIPTIONS = {
     "manual": "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
     "regularization": "penalties (model.losses) included in evaluate",
     "evaluate_val": "what val_loss / model.evaluate(...) on the validation data reports at the saved weights",
+    "evaluate_distributed": "model.evaluate(...) under --distribute (each batch split across the replicas)",
+    "fit_epoch_one_device": "with --distribute: fit_epoch of a copy of the model on one device",
     "evaluate_jit": "model.evaluate(...) with jit_compile=True (XLA), --parity jit",
     "evaluate_nojit": "model.evaluate(...) with jit_compile=False, --parity jit",
     "evaluate_tensorflow": "model.evaluate(...) on the TensorFlow backend (a subprocess), --parity backends",
@@ -268,8 +271,11 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes import Prober, fit_epoch_restoring
+    from losscheck.probes.distribute import scope, strategy_for
 
-    loaded, data = load_inputs(cfg, progress)
+    strategy = strategy_for(cfg.distribute)
+    with scope(strategy):  # variables created under the strategy: Keras's fit and evaluate then use it
+        loaded, data = load_inputs(cfg, progress)
     assert data is not None
     val, split_at = validation_data, None
     dropped_metrics = None
@@ -372,6 +378,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         extra_notes: list[str] = []
         if cfg.parity:
             findings += parity_findings(cfg, loaded, data, figures, low, progress, extra_notes)
+        if strategy is not None:
+            findings += distribution_findings(cfg, loaded, data, figures, strategy, progress, extra_notes)
         if val is not None and inf_val is not None:
             from losscheck.validation import validation_report
 
@@ -433,6 +441,32 @@ def parity_findings(cfg: Config, loaded, data, figures: dict[str, float], low: l
     notes += missing
     m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), parity=record)
     return [*rules.backend_difference(m), *rules.xla_difference(m), *rules.precision_difference(m)]
+
+
+def distribution_findings(cfg: Config, loaded, data, figures: dict[str, float], strategy, progress: Progress,
+                          notes: list[str]) -> list[Finding]:
+    """--distribute: Keras's evaluate under the strategy (evaluate_distributed) and the one-epoch fit of a
+    second copy loaded outside it (fit_epoch_one_device), next to the distributed figures, judged by
+    the distribution-scaling rule."""
+    from losscheck.measurements import Measurements, frozen_mapping
+    from losscheck.measurements.parity import ParityMeasurements
+    from losscheck.probes import fit_epoch
+    from losscheck.probes.parity import keras_evaluate
+    from losscheck.rules import parity as rules
+
+    replicas = int(strategy.num_replicas_in_sync)
+    progress(f"evaluate under {cfg.distribute} distribution ({replicas} replicas)")
+    figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
+    progress("one-epoch fit of a copy on one device")
+    single, _ = load_inputs(dataclasses.replace(cfg, data_path=None, inputs=cfg.inputs), lambda _msg: None)
+    figures["fit_epoch_one_device"] = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight, cfg.seed)
+    notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
+                 f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
+    record = ParityMeasurements(backend="tensorflow", evaluate=figures["evaluate"],
+                                distributed=figures["evaluate_distributed"], replicas=replicas,
+                                fit_distributed=figures.get("fit_epoch"), fit_one_device=figures["fit_epoch_one_device"])
+    m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), parity=record)
+    return rules.distribution_scaling(m)
 
 
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

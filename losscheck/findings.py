@@ -119,6 +119,10 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.INFO,
         "`evaluate` of the mixed-precision model differs from a float32 copy (`--parity float32`)",
     ),
+    "distribution-scaling": (
+        Severity.WARNING,
+        "under `--distribute` the loss differs from one device: a custom loss divides by a batch size itself",
+    ),
 }
 
 
@@ -159,6 +163,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "backend-difference": "gap",
     "xla-difference": "gap",
     "precision-difference": "gap",
+    "distribution-scaling": "gap",
 }
 
 

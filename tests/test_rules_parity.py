@@ -36,6 +36,12 @@ CASES = [
     ("precision-difference", measured(float32=1.9, low_precision=("float16",)), True, ["float16", "float32 copy"]),
     ("precision-difference", measured(float32=2.0 - 1e-6, low_precision=("bfloat16",)), False, []),
     ("precision-difference", measured(), False, []),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.8, fit_one_device=1.6), True,
+     ["2 replica(s)", "fixed (global) batch size"]),
+    ("distribution-scaling", measured(distributed=1.0, replicas=2), True, ["evaluate over 2 replica(s)"]),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.6, fit_one_device=1.6), False,
+     []),
+    ("distribution-scaling", measured(), False, []),
 ]
 
 
@@ -47,7 +53,8 @@ def test_parity_rules(code, m, fires, words):
         assert f.code == code and f.magnitude_kind == "gap"
         a, b = f.between
         values = {"evaluate": m.parity.evaluate, "evaluate_jit": m.parity.jit, "evaluate_nojit": m.parity.nojit,
-                  "evaluate_float32": m.parity.float32, **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
+                  "evaluate_float32": m.parity.float32, "evaluate_distributed": m.parity.distributed,
+                  "fit_epoch": m.parity.fit_distributed, "fit_epoch_one_device": m.parity.fit_one_device, **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
         assert f.magnitude == values[a] - values[b]
         for word in words:
             assert word in f.message
@@ -56,3 +63,4 @@ def test_parity_rules(code, m, fires, words):
 def test_no_parity_record_no_findings():
     m = Measurements("compare")
     assert rules.backend_difference(m) == rules.xla_difference(m) == rules.precision_difference(m) == []
+    assert rules.distribution_scaling(m) == []

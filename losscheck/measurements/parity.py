@@ -23,7 +23,9 @@ class ParityMeasurements:
       computes in float32); low_precision: the compute dtypes below float32 ("float16", "bfloat16").
     logits_shortcut: TensorFlow's crossentropy used the logits of an output (its figure differs from
       the clipped probabilities other backends use); add_loss: the model adds losses in call()
-      (add_loss), which each backend's trainer collects in its own way."""
+      (add_loss), which each backend's trainer collects in its own way.
+    distributed: Keras's evaluate under `--distribute` over `replicas` replicas (None when not asked);
+    fit_distributed / fit_one_device: Keras's one-epoch fit under the strategy / of a copy on one device."""
 
     backend: str
     evaluate: float
@@ -35,3 +37,7 @@ class ParityMeasurements:
     low_precision: tuple[str, ...] = ()
     logits_shortcut: bool = False
     add_loss: bool = False
+    distributed: float | None = None
+    replicas: int = 1
+    fit_distributed: float | None = None
+    fit_one_device: float | None = None

@@ -84,3 +84,37 @@ def precision_difference(m: Measurements) -> list[Finding]:
                     between=("evaluate", "evaluate_float32"),
                     advice="Keep the output layer and the loss in float32 (dtype='float32' on the last layer), "
                            "as the Keras mixed-precision guide recommends.")]
+
+
+@rule("distribution-scaling")
+def distribution_scaling(m: Measurements) -> list[Finding]:
+    """Under --distribute: fit_epoch (distributed) - fit_epoch_one_device, and evaluate_distributed -
+    evaluate, each when significant. Keras scales each replica's loss by 1/replicas and sums the
+    gradients, which is the one-device gradient only for a loss that is a mean over the batch it is
+    given; a loss that divides by a fixed (global) batch size or sums changes the update."""
+    p = m.parity
+    if p is None or p.distributed is None:
+        return []
+    scale = scale_of(p.evaluate)
+    r = p.replicas
+    out = []
+    if p.fit_distributed is not None and p.fit_one_device is not None:
+        delta = p.fit_distributed - p.fit_one_device
+        if significant(delta, m.rtol, scale):
+            message = (f"fit over {r} replica(s) reports {_fmt(p.fit_distributed)}, the same fit on one device "
+                       f"{_fmt(p.fit_one_device)} ({delta:+.6g}): the weight updates differ, so the loss's "
+                       "gradient depends on how the batch is split; a custom loss that divides by a fixed "
+                       "(global) batch size or sums over the batch is scaled again by Keras across replicas.")
+            out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
+                               between=("fit_epoch", "fit_epoch_one_device"), advice=_DIST_ADVICE))
+    delta = p.distributed - p.evaluate
+    if significant(delta, m.rtol, scale):
+        message = (f"evaluate over {r} replica(s) is {_fmt(p.distributed)}, on one device {_fmt(p.evaluate)} "
+                   f"({delta:+.6g}): the loss's value depends on how the batch is split across replicas.")
+        out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
+                           between=("evaluate_distributed", "evaluate"), advice=_DIST_ADVICE))
+    return out
+
+
+_DIST_ADVICE = ("Return per-sample losses (shape (batch,)) and let Keras reduce them, or divide by the batch size "
+                "of the tensor you are given (ops.shape(y_true)[0]), never a fixed one.")
