@@ -216,23 +216,10 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
-        parity=_parity(kw.get("parity")), distribute=kw.get("distribute"),
+        parity=preflight.parse_parity(kw.get("parity")), distribute=kw.get("distribute"),
     )
 
 
-PARITY_SETTINGS = ("backends", "jit", "float32")
-
-
-def _parity(value: str | None) -> frozenset[str]:
-    """--parity: a comma-separated subset of PARITY_SETTINGS."""
-    if not value:
-        return frozenset()
-    settings = frozenset(s.strip() for s in value.split(",") if s.strip())
-    unknown = sorted(settings - set(PARITY_SETTINGS))
-    if unknown or not settings:
-        raise UsageError(f"--parity: unknown setting(s) {', '.join(unknown) or repr(value)}; give a comma-separated "
-                         f"list of {', '.join(PARITY_SETTINGS)}")
-    return settings
 
 
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:

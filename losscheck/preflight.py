@@ -216,3 +216,19 @@ def parse_class_weight(value: str | None) -> dict[int, float] | None:
     if negative:
         raise UsageError(f"--class-weight: class {negative[0]} is negative; classes are indices 0, 1, ...")
     return weights
+
+
+PARITY_SETTINGS = ("backends", "jit", "float32")
+
+
+def parse_parity(value: str | list[str] | tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
+    """--parity: a comma-separated subset of PARITY_SETTINGS (the API also takes a list of them)."""
+    if not value:
+        return frozenset()
+    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    settings = frozenset(s.strip() for s in parts if s.strip())
+    unknown = sorted(settings - set(PARITY_SETTINGS))
+    if unknown or not settings:
+        raise UsageError(f"--parity: unknown setting(s) {', '.join(unknown) or repr(value)}; give a comma-separated "
+                         f"list of {', '.join(PARITY_SETTINGS)}")
+    return settings

@@ -146,3 +146,17 @@ def test_parity_usage_error():
     model, data = fixture_files("dense_story4")
     res = run_cli("compare", model, data, "--parity", "backend,jit")
     assert res.code == 2 and "--parity" in res.stderr and "backends, jit, float32" in res.stderr
+
+
+def test_api_parity_matches_the_cli():
+    import losscheck
+
+    model, data = fixture_files("dense_story4")
+    report = losscheck.compare(str(model), str(data), parity=["jit"])
+    fig, _, _ = _compare(model, data, "--parity", "jit")
+    assert report.figures["evaluate_jit"].value == fig["evaluate_jit"]
+    assert report.figures["evaluate_nojit"].value == fig["evaluate_nojit"]
+    from losscheck.errors import UsageError
+
+    with pytest.raises(UsageError, match="--parity"):
+        losscheck.compare(str(model), str(data), parity="xla")

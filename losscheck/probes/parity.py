@@ -84,9 +84,6 @@ def backend_evaluate(backend: str, cfg) -> float:
     return float(result["evaluate"])
 
 
-PARITY_SETTINGS = ("backends", "jit", "float32")
-
-
 def uses_logits_shortcut(loaded) -> bool:
     """Some output's crossentropy (from_logits=False) follows a softmax/sigmoid, whose logits
     TensorFlow's crossentropy uses instead of the clipped probabilities."""
