@@ -50,7 +50,7 @@ def _check(v1, v2, per, reduction, masked=frozenset(), rank_lost=False):
     rank = RankRecord(((32, ()),), (32, 3), ok=False) if rank_lost else None
     out = OutputLossRecord("out", 0, "mean_squared_error", "mse", "mse", reduction, 1.0, (None, 3), None, None, None,
                            "", False, 0.0, rank=rank)
-    lossfn = LossFnMeasurements(outputs=frozen_mapping({"out": out}), masked=masked, with_data=True,
+    lossfn = LossFnMeasurements(outputs=frozen_mapping({"out": out}), masked=masked,
                                 batch_size=BatchSizeRecord(32, 16, v1, v2, frozen_mapping(per)))
     return batch_size_dependence(Measurements("compare", rtol=1e-4, lossfn=lossfn))
 

@@ -141,7 +141,6 @@ class LossFnMeasurements:
     non_finite_weights: the first non-finite variable of each layer.
     non_finite: where NaN/Inf sits in the data or the model's pass over it (None: not measured, no
       data or non-finite weights).
-    with_data: the data-dependent measurements ran (the loss on the data was finite).
     batch_size: the batch-size rerun (None: not measured). masked: outputs that carried a Keras mask;
     weighted: the data has sample weights.
     errors: measurements that could not run, one line each (the check_notes section).
@@ -150,7 +149,6 @@ class LossFnMeasurements:
     outputs: Mapping[str, OutputLossRecord] = field(default_factory=_empty)
     non_finite_weights: tuple[NonFiniteSite, ...] = ()
     non_finite: tuple[NonFiniteSite, ...] | None = None
-    with_data: bool = False
     batch_size: BatchSizeRecord | None = None
     masked: frozenset[str] = frozenset()
     weighted: bool = False

@@ -132,6 +132,6 @@ def measure_data(static: StaticLossFn, obs: LossFnObservers, loaded, data, batch
         section["batch_size_probe"] = probe.as_section()
     return LossFnMeasurements(
         outputs=frozen_mapping(records), non_finite_weights=static.non_finite_weights, non_finite=non_finite,
-        with_data=True, batch_size=probe,
+        batch_size=probe,
         masked=frozenset(o for o, tr in obs.trace.outputs.items() if tr.masked),
         weighted=data.sample_weight is not None, errors=tuple(errors), reduction_trace=frozen_mapping(section))
