@@ -151,3 +151,12 @@ def test_findings_are_in_report_order():
         ("loss-rank", "b"), ("from-logits-mismatch", "a"), ("batch-size-dependence", "b")]
     weights = judge_areas(m(lossfn(c, non_finite_weights=(NAN_WEIGHT,))), ("lossfn",))
     assert [f.code for f in weights] == ["non-finite", "loss-rank", "from-logits-mismatch", "label-smoothing"]
+
+
+def test_the_rules_and_records_need_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, losscheck.rules, losscheck.measurements.lossfn; losscheck.rules.load_rules(); "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
