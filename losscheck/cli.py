@@ -326,15 +326,14 @@ def _emit(report, kw: dict[str, Any]) -> None:
 def _gate(report, kw: dict[str, Any]) -> None:
     """The exit-code policy is the CLI's: apply --select/--ignore, --fail-on and --max-gap to whatever
     report a command returned (idempotent where the command applied them already)."""
-    from losscheck.findings import Finding, filter_findings
+    from losscheck.findings import filter_findings
+    from losscheck.measurements import LossFnMeasurements, Measurements, frozen_mapping
+    from losscheck.rules.lossfn import non_finite
 
-    bad = [(name, fig.value) for name, fig in report.figures.items()
-           if isinstance(fig.value, float) and not math.isfinite(fig.value)]
-    if bad and not any(f.code == "non-finite" for f in report.findings):  # a NaN figure is never "OK"
-        name, value = bad[0]
-        report.findings.append(Finding("non-finite", f"the figure {name} is {value}",
-                                       subject=name, advice="find where the NaN or Inf comes from: inputs, "
-                                       "targets, weights or the loss"))
+    if not any(f.code == "non-finite" for f in report.findings):  # a NaN figure is never "OK"
+        figures = {name: fig.value for name, fig in report.figures.items() if isinstance(fig.value, float)}
+        report.findings += non_finite(Measurements(report.command, figures=frozen_mapping(figures),
+                                                   lossfn=LossFnMeasurements()))
     report.findings = filter_findings(report.findings, _codes(kw.get("select"), "--select"),
                                       _codes(kw.get("ignore"), "--ignore"))
     report.fail_on = kw["fail_on"]

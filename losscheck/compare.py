@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -278,9 +279,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         fam = prober.families
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
-        from losscheck.checks import inference_observers
         from losscheck.metrics.observe import MetricsObserver
         from losscheck.metrics.targets import TargetsObserver
+        from losscheck.probes.lossfn import LossFnObservers, measure_data, measure_static
 
         classes_train = classes_val = None
         if val is not None:
@@ -288,8 +289,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
             classes_train = SafeClassObserver(prober, data.n)
         metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
+        lossfn_static = measure_static(loaded)
+        lossfn_obs = LossFnObservers.of(lossfn_static)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs]
+        inf = prober.inference_pass([sw_stats, *lossfn_obs.all(), metrics_obs, targets_obs]
                                     + ([classes_train] if classes_train else []),
                                     metrics=True)
         if inf.metrics_error:
@@ -348,15 +351,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         spread = random_spread(ev, prober, passes, main_batches, inf, limit, progress)
         if spread:
             ev.extra["uncertainty"] = spread
-        from losscheck.checks import CheckContext, data_checks, static_checks
         from losscheck.loading.sources import pipeline_findings
+        from losscheck.measurements import Measurements, frozen_mapping
+        from losscheck.rules import judge_areas
         from losscheck.semantics import semantic_findings
 
-        ctx = CheckContext(loaded, data, prober, inf, cfg)
+        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf)
+        m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), lossfn=lossfn)
+        ctx = SimpleNamespace(inference=inf, config=cfg, sections=lossfn_sections(lossfn))
         findings: list[Finding] = attribute(ev)
         findings += legacy_findings(loaded)
-        findings += static_checks(loaded)
-        findings += data_checks(ctx)
+        findings += judge_areas(m, ("lossfn",))
         findings += semantic_findings(ctx)
         findings += pipeline_findings(data)
         from losscheck.metrics.findings import metric_findings
@@ -410,6 +415,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         data.close()
         if val is not None and val is not validation_data:
             val.close()
+
+
+def lossfn_sections(lossfn) -> dict[str, Any]:
+    """The loss-function area's report sections: reduction_trace (when measured), check_notes (when a
+    measurement could not run)."""
+    sections: dict[str, Any] = {}
+    if lossfn.reduction_trace is not None:
+        sections["reduction_trace"] = dict(lossfn.reduction_trace)
+    if lossfn.errors:
+        sections["check_notes"] = list(lossfn.errors)
+    return sections
 
 
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

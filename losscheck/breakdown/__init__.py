@@ -73,7 +73,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
             if inf.metrics:
                 report.sections["metrics"] = metrics_obs.section(inf.metrics)
         elif mode == "per_output":
-            from losscheck.breakdown.regularization import regularization_by_layer
+            from losscheck.probes.penalties import regularization_by_layer
 
             progress("regularization per layer")
             layers = regularization_by_layer(prober, inf.regularization)

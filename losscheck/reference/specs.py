@@ -15,6 +15,10 @@ LOGITS_SHORTCUT_KINDS = frozenset(
     {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_focal_crossentropy"}
 )
 
+#: The crossentropies: they read their class axis last and take probabilities or (from_logits) logits.
+CROSSENTROPY_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
+                                "categorical_focal_crossentropy", "sparse_categorical_crossentropy"})
+
 #: Losses that average (or sum) over the last axis of each element: values keep every other axis.
 ELEMENTWISE_LAST_AXIS_MEAN = frozenset(
     {

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.checks.axis import feature_axis_mismatch
-from losscheck.checks.common import OutputLoss, loss_name
+from losscheck.probes.lossfn.outputs import OutputLoss, feature_axis_mismatch, loss_name
 from losscheck.reference import EpochMean
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
@@ -138,7 +137,7 @@ class TraceObserver:
         for tr in self.outputs.values():
             try:
                 tr.add(b)
-            except Exception:  # a trace step that cannot be computed is left out, never fatal
+            except Exception:  # noqa: BLE001 - a trace step that cannot be computed is left out, never fatal
                 pass
         self.data_loss.add(b.data_loss, b.n)
         self.reg.add(b.regularization, b.n)
