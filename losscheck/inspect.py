@@ -7,13 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.compare import build_header, legacy_findings, regularized_layers
+from losscheck.commands.common import REGULARIZER_ATTRS, build_header, legacy_findings, regularized_layers
 from losscheck.config import Config
-from losscheck.findings import Report, filter_findings
-
-REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                     "embeddings_regularizer")
+from losscheck.findings import Report
+from losscheck.taxonomy import LISTED_FAMILIES
 
 
 def _describe_regularizer(reg: Any) -> str:
@@ -60,16 +57,14 @@ def loss_config(loaded) -> dict[str, Any]:
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
     from losscheck.checks import static_checks
-    from losscheck.compare import load_inputs
+    from losscheck.commands.common import load_inputs
     from losscheck.probes import LayerFamilies
 
     loaded, _ = load_inputs(cfg, progress)
     fam = LayerFamilies.of(loaded.model)
-    report = Report("inspect", build_header(cfg, loaded), fail_on=cfg.fail_on)
+    report = Report("inspect", build_header(cfg, loaded))
     report.sections["loss_config"] = loss_config(loaded)
-    report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
-    if fam.custom:
-        report.sections["training_layers"]["custom"] = fam.names("custom")
+    report.sections["training_layers"] = {k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom}
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["regularizers"] = regularizers(loaded.model)
     progress("static loss checks")
@@ -78,7 +73,7 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
 
     notes = list(loaded.notes) + list(memo(loaded).get("errors", []))
     report.sections["notes"] = notes
-    report.findings = filter_findings(legacy_findings(loaded) + findings, cfg.select, cfg.ignore)
+    report.findings = legacy_findings(loaded) + findings
     return report
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from losscheck.checks.graph import OutputFacts, output_facts
+from losscheck.reference.formulas import softmax
 from losscheck.reference.specs import LossSpec
+from losscheck.taxonomy import CROSSENTROPY_KINDS as CROSSENTROPY_KINDS
+from losscheck.taxonomy import ONEHOT_KINDS
 
-CROSSENTROPY_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
-                                "categorical_focal_crossentropy", "sparse_categorical_crossentropy"})
 PROBE_POOL = 32
 
 
@@ -81,11 +82,6 @@ def concrete_shape(shape: tuple, batch: int, fill: int = 4) -> tuple[int, ...]:
     return (batch,) + tuple(fill if d is None else int(d) for d in shape[1:])
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(y_true, y_pred) pools of PROBE_POOL distinct samples shaped like this output (and like its
     targets when y_shape, the target shape without the batch axis, is known)."""
@@ -99,7 +95,7 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
     z = rng.normal(size=p_shape)
     if act == "softmax" or (kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
                                      "categorical_focal_crossentropy", "kl_divergence") and not from_logits):
-        p = _softmax(z)
+        p = softmax(z)
     elif act == "sigmoid" or (kind in CROSSENTROPY_KINDS and not from_logits):
         p = 1.0 / (1.0 + np.exp(-z))
     elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error"):
@@ -112,7 +108,7 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
         t = rng.integers(0, max(n_classes, 1), size=t_shape).astype(np.float64)
     else:
         t_shape = (PROBE_POOL,) + tuple(y_shape) if y_shape is not None else p_shape
-        if kind in ("categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge") and \
+        if kind in ONEHOT_KINDS and \
                 t_shape == p_shape:
             t = np.eye(n_classes)[rng.integers(0, n_classes, size=p_shape[:-1])]
         elif kind in ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"):
