@@ -197,7 +197,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
     """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
     history = None
     if cfg.history_path is not None:
-        from losscheck.history import read_history
+        from losscheck.loading.history import read_history
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes import Prober, fit_epoch_restoring

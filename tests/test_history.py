@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from losscheck.errors import UsageError
-from losscheck.history import MAX_FILE_BYTES, match, read_history
+from losscheck.history import match
+from losscheck.loading.history import MAX_FILE_BYTES, read_history
 from tests.conftest import FIXTURES, run_cli
 
 MODEL, DATA = FIXTURES / "val_lower" / "model.keras", FIXTURES / "val_lower" / "train.npz"

@@ -4,7 +4,7 @@ Keras Loss object into the reference's LossSpec.
 Accepted: strings ("mse", "binary_crossentropy", class names), Keras 3 serialized objects
 ({"module", "class_name", "config"}), tf.keras Loss configs ({"class_name", "config": {"reduction":
 "auto", "fn": ...}}), callables (functions, Loss classes/instances).
-The Keras-object -> reference LossSpec mapping lives in losscheck/lossspec.py.
+The Keras-object -> reference LossSpec mapping lives in losscheck/loading/lossspec.py.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
-from losscheck.lossspec import describe_loss, loss_spec
+from losscheck.loading.lossspec import describe_loss, loss_spec
 from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "

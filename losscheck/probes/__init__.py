@@ -23,8 +23,8 @@ from losscheck import usercode
 from losscheck._tf import keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
+from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.loading.memory import state_variables
-from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
