@@ -13,30 +13,34 @@ from __future__ import annotations
 #: sparse_targets / onehot_targets: integer class indices / one-hot rows as targets;
 #: same_shape_targets: targets shaped like the predictions; samplewise: one value per sample over the
 #: whole class axis; unit_range_targets / non_negative_targets / distribution_targets: what valid
-#: targets are; sigmoid_logits / softmax_logits: TensorFlow's implementation reads the cached
-#: pre-activation logits of that activation, whatever from_logits says.
+#: targets are; binary_targets: 0/1 labels; class_probabilities: predictions are a probability
+#: distribution over the last axis; positive_predictions: predictions must be positive;
+#: sigmoid_logits / softmax_logits: TensorFlow's implementation reads the cached pre-activation
+#: logits of that activation, whatever from_logits says.
 LOSS_KINDS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "mean_squared_error": {"last_axis_mean", "same_shape_targets"},
     "mean_absolute_error": {"last_axis_mean", "same_shape_targets"},
     "mean_absolute_percentage_error": {"last_axis_mean", "same_shape_targets"},
-    "mean_squared_logarithmic_error": {"last_axis_mean", "same_shape_targets", "non_negative_targets"},
+    "mean_squared_logarithmic_error": {"last_axis_mean", "same_shape_targets", "non_negative_targets",
+                                       "positive_predictions"},
     "huber": {"last_axis_mean", "same_shape_targets"},
     "log_cosh": {"last_axis_mean", "same_shape_targets"},
-    "hinge": {"last_axis_mean", "same_shape_targets"},
-    "squared_hinge": {"last_axis_mean", "same_shape_targets"},
+    "hinge": {"last_axis_mean", "same_shape_targets", "binary_targets"},
+    "squared_hinge": {"last_axis_mean", "same_shape_targets", "binary_targets"},
     "categorical_hinge": {"onehot_targets", "same_shape_targets", "samplewise"},
-    "kl_divergence": {"same_shape_targets", "non_negative_targets", "distribution_targets"},
-    "poisson": {"last_axis_mean", "same_shape_targets", "non_negative_targets"},
+    "kl_divergence": {"same_shape_targets", "non_negative_targets", "distribution_targets", "class_probabilities"},
+    "poisson": {"last_axis_mean", "same_shape_targets", "non_negative_targets", "positive_predictions"},
     "cosine_similarity": {"same_shape_targets"},
     "binary_crossentropy": {"last_axis_mean", "same_shape_targets", "crossentropy", "unit_range_targets",
-                            "sigmoid_logits"},
+                            "binary_targets", "sigmoid_logits"},
     "binary_focal_crossentropy": {"last_axis_mean", "same_shape_targets", "crossentropy", "unit_range_targets",
-                                  "sigmoid_logits"},
+                                  "binary_targets", "sigmoid_logits"},
     "categorical_crossentropy": {"crossentropy", "onehot_targets", "same_shape_targets", "samplewise",
-                                 "distribution_targets", "softmax_logits"},
+                                 "distribution_targets", "class_probabilities", "softmax_logits"},
     "categorical_focal_crossentropy": {"crossentropy", "onehot_targets", "same_shape_targets", "samplewise",
-                                       "distribution_targets"},
-    "sparse_categorical_crossentropy": {"crossentropy", "sparse_targets", "samplewise", "softmax_logits"},
+                                       "distribution_targets", "class_probabilities"},
+    "sparse_categorical_crossentropy": {"crossentropy", "sparse_targets", "samplewise", "class_probabilities",
+                                        "softmax_logits"},
     "categorical_generalized_cross_entropy": {"sparse_targets"},
     "dice": {"unit_range_targets"},
     "tversky": {"unit_range_targets"},
@@ -59,6 +63,9 @@ SAMPLEWISE_KINDS = kinds_with("samplewise")
 UNIT_RANGE_KINDS = kinds_with("unit_range_targets")
 NON_NEGATIVE_KINDS = kinds_with("non_negative_targets")
 DISTRIBUTION_KINDS = kinds_with("distribution_targets")
+BINARY_KINDS = kinds_with("binary_targets")
+CLASS_PROBABILITY_KINDS = kinds_with("class_probabilities")
+POSITIVE_PREDICTION_KINDS = kinds_with("positive_predictions")
 #: kind -> the TensorFlow op whose input the loss reads as logits (sigmoid_logits / softmax_logits)
 LOGITS_OP_TYPE = {k: ("Sigmoid" if "sigmoid_logits" in t else "Softmax") for k, t in LOSS_KINDS.items()
                   if {"sigmoid_logits", "softmax_logits"} & t}

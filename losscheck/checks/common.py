@@ -11,8 +11,14 @@ import numpy as np
 from losscheck.checks.graph import OutputFacts, output_facts
 from losscheck.reference.formulas import softmax
 from losscheck.reference.specs import LossSpec
+from losscheck.taxonomy import (
+    BINARY_KINDS,
+    CLASS_PROBABILITY_KINDS,
+    NON_NEGATIVE_KINDS,
+    ONEHOT_KINDS,
+    POSITIVE_PREDICTION_KINDS,
+)
 from losscheck.taxonomy import CROSSENTROPY_KINDS as CROSSENTROPY_KINDS
-from losscheck.taxonomy import ONEHOT_KINDS
 
 PROBE_POOL = 32
 
@@ -93,12 +99,11 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
     from_logits = bool(ol.option("from_logits", False))
     act = ol.facts.activation
     z = rng.normal(size=p_shape)
-    if act == "softmax" or (kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
-                                     "categorical_focal_crossentropy", "kl_divergence") and not from_logits):
+    if act == "softmax" or (kind in CLASS_PROBABILITY_KINDS and not from_logits):
         p = softmax(z)
     elif act == "sigmoid" or (kind in CROSSENTROPY_KINDS and not from_logits):
         p = 1.0 / (1.0 + np.exp(-z))
-    elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error"):
+    elif kind == "custom" or kind in POSITIVE_PREDICTION_KINDS:
         p = rng.uniform(0.1, 0.9, size=p_shape)
     else:
         p = z
@@ -111,9 +116,9 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
         if kind in ONEHOT_KINDS and \
                 t_shape == p_shape:
             t = np.eye(n_classes)[rng.integers(0, n_classes, size=p_shape[:-1])]
-        elif kind in ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"):
+        elif kind in BINARY_KINDS:
             t = rng.integers(0, 2, size=t_shape).astype(np.float64)
-        elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error", "kl_divergence"):
+        elif kind == "custom" or kind in NON_NEGATIVE_KINDS:
             t = rng.uniform(0.1, 0.9, size=t_shape)
         else:
             t = rng.normal(size=t_shape)
