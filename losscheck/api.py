@@ -11,25 +11,15 @@ variable, the optimizer's and the metrics' state, fit's attributes, and the proc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from losscheck.errors import UsageError
-from losscheck.findings import CODES, Report
-from losscheck.gate import FAIL_ON, Gate
+from losscheck.findings import Report
+from losscheck.gate import FAIL_ON, Gate, codes
 
 PER = {"class": "per_class", "output": "per_output", "sample": "per_sample"}
-
-
-def _codes(value: str | Iterable[str] | None, what: str) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    items = [c.strip() for c in value.split(",")] if isinstance(value, str) else [str(c).strip() for c in value]
-    unknown = [c for c in items if c and c not in CODES]
-    if unknown:
-        raise UsageError(f"{what}: unknown finding code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-    return frozenset(c for c in items if c)
 
 
 def _class_weight(value: Any) -> dict[int, float] | None:
@@ -49,7 +39,7 @@ def _gate(fail_on: str = "error", max_gap: float | None = None, select: Any = No
     """The API's exit-code policy (what --fail-on, --max-gap, --select and --ignore are on the command line)."""
     if fail_on not in FAIL_ON:
         raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
-    return Gate(fail_on=fail_on, select=_codes(select, "select"), ignore=_codes(ignore, "ignore"), max_gap=max_gap)
+    return Gate(fail_on=fail_on, select=codes(select, "select"), ignore=codes(ignore, "ignore"), max_gap=max_gap)
 
 
 def _is_path(value: Any) -> bool:

@@ -19,8 +19,7 @@ import click
 from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
-from losscheck.findings import CODES
-from losscheck.gate import FAIL_ON, Gate
+from losscheck.gate import FAIL_ON, Gate, codes
 from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -82,16 +81,6 @@ class OneLineGroup(click.Group):
             raise
         except click.ClickException as exc:
             raise _one_line(exc) from exc
-
-
-def _codes(value: str | None, option: str) -> frozenset[str]:
-    if not value:
-        return frozenset()
-    codes = frozenset(c.strip() for c in value.split(",") if c.strip())
-    unknown = sorted(codes - set(CODES))
-    if unknown:
-        raise UsageError(f"{option}: unknown finding code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-    return codes
 
 
 def common_options(f: Callable) -> Callable:
@@ -325,8 +314,8 @@ def _emit(report, kw: dict[str, Any]) -> None:
 
 def _gate(kw: dict[str, Any]) -> Gate:
     """The exit-code policy, the CLI's alone: --fail-on, --select, --ignore and --max-gap."""
-    return Gate(fail_on=kw["fail_on"], select=_codes(kw.get("select"), "--select"),
-                ignore=_codes(kw.get("ignore"), "--ignore"), max_gap=kw.get("max_gap"))
+    return Gate(fail_on=kw["fail_on"], select=codes(kw.get("select"), "--select"),
+                ignore=codes(kw.get("ignore"), "--ignore"), max_gap=kw.get("max_gap"))
 
 
 def _nonfinite_figure(report) -> None:

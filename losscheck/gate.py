@@ -19,6 +19,22 @@ FAIL_ON = ("info", "warning", "error", "never")
 GATED_FIGURES = ("fit_epoch", "train_mode")
 
 
+def codes(value: str | Iterable[str] | None, what: str) -> frozenset[str]:
+    """--select / --ignore: comma-separated finding codes (or, from the Python API, any iterable of
+    them), each one a registered code; `what` names the option in the error."""
+    from losscheck.errors import UsageError
+    from losscheck.findings import CODES
+
+    if not value:
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else [str(c) for c in value]
+    found = frozenset(c.strip() for c in items if c.strip())
+    unknown = sorted(found - set(CODES))
+    if unknown:
+        raise UsageError(f"{what}: unknown finding code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
+    return found
+
+
 @dataclass(frozen=True)
 class Gate:
     """fail_on: the lowest severity that fails ("never": none); select: keep only these codes (all
