@@ -7,13 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.compare import build_header, legacy_findings, regularized_layers
+from losscheck.commands.common import REGULARIZER_ATTRS, build_header, legacy_findings, regularized_layers
 from losscheck.config import Config
-from losscheck.findings import Report, filter_findings
-
-REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                     "embeddings_regularizer")
+from losscheck.findings import Report
+from losscheck.taxonomy import LISTED_FAMILIES
 
 
 def _describe_regularizer(reg: Any) -> str:
@@ -59,7 +56,7 @@ def loss_config(outputs) -> dict[str, Any]:
 
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    from losscheck.compare import load_inputs
+    from losscheck.commands.common import load_inputs
     from losscheck.measurements import Measurements
     from losscheck.probes import LayerFamilies
     from losscheck.probes.lossfn import measure_static
@@ -67,19 +64,17 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
 
     loaded, _ = load_inputs(cfg, progress)
     fam = LayerFamilies.of(loaded.model)
-    report = Report("inspect", build_header(cfg, loaded), fail_on=cfg.fail_on)
+    report = Report("inspect", build_header(cfg, loaded))
     progress("static loss checks")
     static = measure_static(loaded)
     report.sections["loss_config"] = loss_config(static.outputs)
-    report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
-    if fam.custom:
-        report.sections["training_layers"]["custom"] = fam.names("custom")
+    report.sections["training_layers"] = {k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom}
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["regularizers"] = regularizers(loaded.model)
     lossfn = static.measurements()
     findings = judge_areas(Measurements("inspect", rtol=cfg.rtol, lossfn=lossfn), ("lossfn",))
     report.sections["notes"] = list(loaded.notes) + list(lossfn.errors)
-    report.findings = filter_findings(legacy_findings(loaded) + list(findings), cfg.select, cfg.ignore)
+    report.findings = legacy_findings(loaded) + list(findings)
     return report
 
 

@@ -10,7 +10,16 @@ import numpy as np
 
 from losscheck.measurements.lossfn import OutputLossRecord
 from losscheck.probes.lossfn.graph import OutputFacts, output_facts
-from losscheck.reference.specs import CROSSENTROPY_KINDS, ELEMENTWISE_LAST_AXIS_MEAN, LossSpec
+from losscheck.reference.formulas import softmax
+from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN, LossSpec
+from losscheck.taxonomy import (
+    BINARY_KINDS,
+    CLASS_PROBABILITY_KINDS,
+    CROSSENTROPY_KINDS,
+    NON_NEGATIVE_KINDS,
+    ONEHOT_KINDS,
+    POSITIVE_PREDICTION_KINDS,
+)
 
 PROBE_POOL = 32
 #: Losses that reduce over (or read their classes from) axis -1 of each element.
@@ -108,9 +117,7 @@ def concrete_shape(shape: tuple, batch: int, fill: int = 4) -> tuple[int, ...]:
     return (batch,) + tuple(fill if d is None else int(d) for d in shape[1:])
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+
 def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(y_true, y_pred) pools of PROBE_POOL distinct samples shaped like this output (and like its
     targets when y_shape, the target shape without the batch axis, is known)."""
@@ -122,12 +129,11 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
     from_logits = bool(ol.option("from_logits", False))
     act = ol.facts.activation
     z = rng.normal(size=p_shape)
-    if act == "softmax" or (kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
-                                     "categorical_focal_crossentropy", "kl_divergence") and not from_logits):
-        p = _softmax(z)
+    if act == "softmax" or (kind in CLASS_PROBABILITY_KINDS and not from_logits):
+        p = softmax(z)
     elif act == "sigmoid" or (kind in CROSSENTROPY_KINDS and not from_logits):
         p = 1.0 / (1.0 + np.exp(-z))
-    elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error"):
+    elif kind == "custom" or kind in POSITIVE_PREDICTION_KINDS:
         p = rng.uniform(0.1, 0.9, size=p_shape)
     else:
         p = z
@@ -137,12 +143,12 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
         t = rng.integers(0, max(n_classes, 1), size=t_shape).astype(np.float64)
     else:
         t_shape = (PROBE_POOL,) + tuple(y_shape) if y_shape is not None else p_shape
-        if kind in ("categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge") and \
+        if kind in ONEHOT_KINDS and \
                 t_shape == p_shape:
             t = np.eye(n_classes)[rng.integers(0, n_classes, size=p_shape[:-1])]
-        elif kind in ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"):
+        elif kind in BINARY_KINDS:
             t = rng.integers(0, 2, size=t_shape).astype(np.float64)
-        elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error", "kl_divergence"):
+        elif kind == "custom" or kind in NON_NEGATIVE_KINDS:
             t = rng.uniform(0.1, 0.9, size=t_shape)
         else:
             t = rng.normal(size=t_shape)
