@@ -1,6 +1,6 @@
 """evaluate under other execution settings (`--parity`): Keras's own evaluate with jit_compile forced on
 or off (on the loaded model, its state restored afterwards), and Keras's evaluate on another backend,
-in a subprocess started with that backend (losscheck._backend_eval)."""
+in a subprocess started with that backend (losscheck.probes.backend_eval)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def backend_evaluate(backend: str, cfg) -> float:
         raise RuntimeError("in-memory models and data cannot be passed to another process")
     if cfg.validation_split is not None:
         raise RuntimeError("not measured with --validation-split")
-    args = [sys.executable, "-m", "losscheck._backend_eval", backend, str(cfg.model_path), str(cfg.data_path),
+    args = [sys.executable, "-m", "losscheck.probes.backend_eval", backend, str(cfg.model_path), str(cfg.data_path),
             "--batch-size", str(cfg.batch_size), "--seed", str(cfg.seed)]
     if cfg.custom_objects is not None:
         args += ["--custom-objects", str(cfg.custom_objects)]

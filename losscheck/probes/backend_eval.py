@@ -1,19 +1,19 @@
-"""`python -m losscheck._backend_eval BACKEND MODEL DATA [--batch-size N] [--seed S] [--custom-objects F]
-[--loss SPEC] [--unsafe]`: Keras's evaluate of a model file on a data file on BACKEND, printed as one JSON
-line {"backend", "evaluate"}. Started by `--parity backends` (losscheck.probes.parity.backend_evaluate);
-KERAS_BACKEND is set here, before anything imports Keras."""
+"""`KERAS_BACKEND=BACKEND python -m losscheck.probes.backend_eval BACKEND MODEL DATA [--batch-size N]
+[--seed S] [--custom-objects F] [--loss SPEC] [--unsafe]`: Keras's evaluate of a model file on a data
+file on BACKEND, printed as one JSON line {"backend", "evaluate"}. Started by `--parity backends`
+(losscheck.probes.parity.backend_evaluate) with KERAS_BACKEND set, since importing this package
+imports Keras; a Keras on another backend than BACKEND is refused (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="losscheck._backend_eval")
+    parser = argparse.ArgumentParser(prog="losscheck.probes.backend_eval")
     parser.add_argument("backend")
     parser.add_argument("model", type=Path)
     parser.add_argument("data", type=Path)
@@ -23,7 +23,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--loss")
     parser.add_argument("--unsafe", action="store_true")
     args = parser.parse_args(argv)
-    os.environ["KERAS_BACKEND"] = args.backend
+    from losscheck._tf import keras
+
+    if keras.backend.backend() != args.backend:
+        print(f"Keras runs on {keras.backend.backend()}, not {args.backend}: set KERAS_BACKEND={args.backend}",
+              file=sys.stderr)
+        return 2
 
     from losscheck.compare import load_inputs
     from losscheck.config import Config
@@ -41,8 +46,6 @@ def main(argv: list[str]) -> int:
     except LosscheckError as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    from losscheck._tf import keras
-
     print(json.dumps({"backend": keras.backend.backend(), "evaluate": value}))
     return 0
 
