@@ -47,12 +47,21 @@ def compile_step(fn: Callable[..., Any], variables: Sequence[Any] = (), input_si
     JAX: jax.jit over a pure function of the values of `variables`: fn runs in a Keras StatelessScope
     that maps each variable to its traced value, and each variable fn assigns (metric state, seed
     states) is written back after the call. Variables outside `variables` are read as constants.
+    torch: fn itself, without autograd (Keras's torch trainer runs eagerly unless jit_compile).
     Other backends: fn itself."""
     name = backend()
     if name == "tensorflow":
         if input_signature is not None:
             return tf.function(fn, input_signature=input_signature)
         return tf.function(fn, reduce_retracing=reduce_retracing)
+    if name == "torch":  # eager, as Keras's torch trainer runs evaluate; no autograd graph is needed
+        import torch
+
+        def eager(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return eager
     if name != "jax":
         return fn
     import jax
