@@ -277,7 +277,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
         fit_logs: dict[str, float] = {}
-        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
+        with scope(strategy):  # Keras's own fit, distributed under --distribute
+            figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
         if "val_loss" in fit_logs:
             figures["fit_val"] = fit_logs["val_loss"]
 
@@ -393,7 +394,10 @@ def distribution_findings(cfg: Config, loaded, data, figures: dict[str, float], 
 
     replicas = int(strategy.num_replicas_in_sync)
     progress(f"evaluate under {cfg.distribute} distribution ({replicas} replicas)")
-    figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
+    from losscheck.probes.distribute import scope
+
+    with scope(strategy):
+        figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
     progress("one-epoch fit of a copy on one device")
     single, _ = load_inputs(dataclasses.replace(cfg, data_path=None, inputs=cfg.inputs), lambda _msg: None)
     figures["fit_epoch_one_device"] = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight, cfg.seed)

@@ -85,3 +85,28 @@ def test_distribute_usage():
     model, data = fixture_files("dense_story4")
     res = run_cli("compare", model, data, "--distribute", "ring")
     assert res.code == 2 and "--distribute" in res.stderr
+
+
+@pytest.mark.jax
+def test_jax_data_parallel_on_two_host_devices_gives_the_one_device_figures():
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip('jax is not installed (pip install "losscheck[jax]")')
+    model, data = fixture_files("dense_story4")
+    code = ("import sys; from tests.conftest import run_cli; "
+            "r = run_cli('compare', sys.argv[1], sys.argv[2], '--format', 'json', '--backend', 'jax', "
+            "'--distribute', 'mirrored'); print(r.stdout if r.code in (0, 1) else r.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    done = subprocess.run([sys.executable, "-c", code, str(model), str(data)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    fig = {k: v["value"] for k, v in out["figures"].items()}
+    assert out["backend"] == "jax"
+    assert any("2 replica(s)" in n for n in out["notes"])
+    assert rel(fig["evaluate_distributed"], fig["evaluate"]) < 1e-4
+    assert rel(fig["fit_epoch"], fig["fit_epoch_one_device"]) < 1e-4
+    assert "distribution-scaling" not in {f["code"] for f in out["findings"]}

@@ -1,6 +1,7 @@
 """`--distribute mirrored`: the model loaded under tf.distribute.MirroredStrategy over the visible
 devices (every GPU, else every logical CPU device), so Keras's own fit and evaluate split each batch
-across the replicas; the other probes read the mirrored variables and give the one-device figures."""
+across the replicas; the other probes read the mirrored variables and give the one-device figures.
+On JAX the same option uses Keras's DataParallel distribution over every JAX device."""
 
 from __future__ import annotations
 
@@ -19,10 +20,41 @@ def strategy_for(name: str | None) -> Any:
     MirroredStrategy objects over the same devices would share collective-op instance keys."""
     if name is None:
         return None
+    if keras.backend.backend() == "jax":
+        return _data_parallel()
     if keras.backend.backend() != "tensorflow":
-        raise UsageError(f"--distribute {name} runs tf.distribute.MirroredStrategy, which needs the tensorflow "
-                         f"backend (this run is on {keras.backend.backend()}); use --backend tensorflow")
+        raise UsageError(f"--distribute {name} needs the tensorflow backend (MirroredStrategy) or jax "
+                         f"(DataParallel); this run is on {keras.backend.backend()}")
     return _mirrored()
+
+
+class _JaxDataParallel:
+    """Keras's DataParallel distribution over every JAX device, with the strategy attributes the report
+    reads (num_replicas_in_sync, extended.worker_devices) and scope()."""
+
+    def __init__(self) -> None:
+        import types
+
+        import jax
+
+        devices = [f"{d.platform}:{d.id}" for d in jax.devices()]
+        self.distribution = keras.distribution.DataParallel(devices=devices)
+        self.num_replicas_in_sync = len(devices)
+        self.extended = types.SimpleNamespace(worker_devices=devices)
+
+    @contextlib.contextmanager
+    def scope(self):
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(self.distribution)
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+
+
+@functools.cache
+def _data_parallel() -> Any:
+    return _JaxDataParallel()
 
 
 @functools.cache
