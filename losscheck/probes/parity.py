@@ -87,7 +87,7 @@ def backend_evaluate(backend: str, cfg) -> float:
 def uses_logits_shortcut(loaded) -> bool:
     """Some output's crossentropy (from_logits=False) follows a softmax/sigmoid, whose logits
     TensorFlow's crossentropy uses instead of the clipped probabilities."""
-    from losscheck.checks.graph import output_facts
+    from losscheck.probes.lossfn.graph import output_facts
     from losscheck.reference.specs import LOGITS_SHORTCUT_KINDS
 
     try:
