@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.compare import build_header, legacy_findings, regularized_layers
+from losscheck.compare import build_header
 from losscheck.config import Config
 from losscheck.findings import Report, filter_findings
+from losscheck.measurements import Measurements
+from losscheck.rules import judge_areas
 
 REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
                      "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
@@ -61,7 +63,9 @@ def loss_config(loaded) -> dict[str, Any]:
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
     from losscheck.checks import static_checks
     from losscheck.compare import load_inputs
+    from losscheck.loading.legacy import model_facts
     from losscheck.probes import LayerFamilies
+    from losscheck.probes.gaps import regularized_layers
 
     loaded, _ = load_inputs(cfg, progress)
     fam = LayerFamilies.of(loaded.model)
@@ -78,7 +82,8 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
 
     notes = list(loaded.notes) + list(memo(loaded).get("errors", []))
     report.sections["notes"] = notes
-    report.findings = filter_findings(legacy_findings(loaded) + findings, cfg.select, cfg.ignore)
+    legacy = list(judge_areas(Measurements("inspect", cfg.rtol, model=model_facts(loaded)), ("legacy",)))
+    report.findings = filter_findings(legacy + findings, cfg.select, cfg.ignore)
     return report
 
 
