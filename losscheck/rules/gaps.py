@@ -11,6 +11,7 @@ residual).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from losscheck.decomposition import Row, base_name, fit_reference
 from losscheck.findings import Finding
@@ -170,9 +171,25 @@ def noise_layer(m: Measurements) -> list[Finding]:
     return _family(m, "noise") + _family(m, "custom")
 
 
-def _training_remainder(m: Measurements) -> tuple[Row | None, Row, float, list[str]] | None:
-    """(interaction row or None, training-mode layers row, the remainder, families present) when the
-    training-mode gap's remainder (not accounted for by one family at a time) is significant."""
+@dataclass(frozen=True)
+class _Remainder:
+    """The training-mode gap (row `total`) and its part not accounted for by one family at a time
+    (`residual`, from the `interaction` row, or the whole gap when no family figure exists)."""
+
+    gaps: GapMeasurements
+    row: Row | None
+    total: Row
+    residual: float
+    present: list[str]
+
+    @property
+    def is_interaction(self) -> bool:
+        """Two or more families were measured one at a time: the remainder is their interaction."""
+        return len(self.present) >= 2 and self.row is not None
+
+
+def _training_remainder(m: Measurements) -> _Remainder | None:
+    """The training-mode gap's remainder, when it is significant."""
     g = m.gaps
     if g is None:
         return None
@@ -182,31 +199,28 @@ def _training_remainder(m: Measurements) -> tuple[Row | None, Row, float, list[s
     residual = row["value"] if row is not None else total["value"]
     if not _significant(m, residual):
         return None
-    return row, total, residual, [f for f in FAMILIES if g.families.get(f)]
+    return _Remainder(g, row, total, residual, [f for f in FAMILIES if g.families.get(f)])
 
 
 @rule("interaction")
 def interaction(m: Measurements) -> list[Finding]:
     """The training-mode gap's remainder when two or more families are in training mode together."""
-    found = _training_remainder(m)
-    if found is None or m.gaps is None:
+    r = _training_remainder(m)
+    if r is None or not r.is_interaction:
         return []
-    row, total, residual, present = found
-    if len(present) < 2 or row is None:
-        return []
-    g = m.gaps
+    g, present = r.gaps, r.present
     u = g.uncertainty.get("interaction")
-    parts = {r["name"]: r["value"] for r in g.decomposition if r["parent"] == "training-mode layers"}
+    parts = {row["name"]: row["value"] for row in g.decomposition if row["parent"] == "training-mode layers"}
     separately = ", ".join(f"{FAMILY_LABEL[f]} {parts[f]:+.6g}" for f in present if f in parts)
     together = sum(parts.get(f, 0.0) for f in present)
-    msg = (f"All training-mode layers together change the loss by {total['value']:+.6g} (train_mode - "
-           f"{base_name(m.figures)}), but one family at a time by {together:+.6g} ({separately}): {residual:+.6g}"
+    msg = (f"All training-mode layers together change the loss by {r.total['value']:+.6g} (train_mode - "
+           f"{base_name(m.figures)}), but one family at a time by {together:+.6g} ({separately}): {r.residual:+.6g}"
            f"{_pm(u)} appears only when they are in training mode together.")
     if "batchnorm" in present:
         others = [FAMILY_LABEL[f] for f in present if f != "batchnorm"]
         msg += (f" With BatchNormalization on batch statistics, what {' and '.join(others)} do to the "
                 "activations also changes the statistics BN normalizes with, so the effects do not add up.")
-    return [Finding("interaction", msg + _subset(g), magnitude=residual, uncertainty=u,
+    return [Finding("interaction", msg + _subset(g), magnitude=r.residual, uncertainty=u,
                     advice="Read each family's size as its effect with the others in inference mode; the "
                            "training-mode gap is their sum plus this interaction.")]
 
@@ -214,18 +228,15 @@ def interaction(m: Measurements) -> list[Finding]:
 @rule("unexplained")
 def unexplained_training_mode(m: Measurements) -> list[Finding]:
     """The training-mode gap's remainder that no family (or their interaction) accounts for."""
-    found = _training_remainder(m)
-    if found is None or m.gaps is None:
-        return []
-    row, total, residual, present = found
-    if len(present) >= 2 and row is not None:
+    r = _training_remainder(m)
+    if r is None or r.is_interaction:
         return []
     return [Finding("unexplained",
-                    f"Training-mode loss differs from {base_name(m.figures)} by {total['value']:+.6g}, of which "
-                    f"{residual:+.6g} is not caused by any Dropout, BatchNormalization, noise or other layer whose "
-                    "call() takes `training`." + _subset(m.gaps),
-                    magnitude=residual,
-                    between=None if row is not None else total["between"],
+                    f"Training-mode loss differs from {base_name(m.figures)} by {r.total['value']:+.6g}, of which "
+                    f"{r.residual:+.6g} is not caused by any Dropout, BatchNormalization, noise or other layer whose "
+                    "call() takes `training`." + _subset(r.gaps),
+                    magnitude=r.residual,
+                    between=None if r.row is not None else r.total["between"],
                     advice="A layer changes its behaviour in training without a `training` argument (e.g. it reads "
                            "a global flag); please report this with the model.")]
 

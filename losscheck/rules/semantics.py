@@ -48,19 +48,28 @@ def _significant(m: Measurements, delta: float | None) -> bool:
     return significant(delta, m.rtol, scale_of(m.figures.get("evaluate")))
 
 
+def _link(m: Measurements, has: str, a: str, b: str) -> tuple[list[str], dict[str, float], float] | None:
+    """(outputs whose fact `has` is set, the chain's finite figures, a - b) when those outputs exist,
+    both figures are finite and a - b is significant."""
+    sem = _chain(m)
+    if sem is None:
+        return None
+    g = sem.finite()
+    outputs = [o for o, f in sem.facts.items() if getattr(f, has)]
+    if not outputs or a not in g or b not in g:
+        return None
+    delta = g[a] - g[b]
+    return (outputs, g, delta) if _significant(m, delta) else None
+
+
 @rule("mask")
 def mask(m: Measurements) -> list[Finding]:
     """no_weights - no_masks: Keras leaves masked elements out and divides by the unmasked count."""
-    sem = _chain(m)
-    if sem is None:
+    link = _link(m, "masked", "no_weights", "no_masks")
+    if link is None or m.semantics is None:
         return []
-    g, facts = sem.finite(), sem.facts
-    masked = [o for o, f in facts.items() if f.masked]
-    if not masked or "no_weights" not in g or "no_masks" not in g:
-        return []
-    delta = g["no_weights"] - g["no_masks"]
-    if not _significant(m, delta):
-        return []
+    masked, g, delta = link
+    facts = m.semantics.facts
     share = sum(facts[o].masked_fraction[0] for o in masked) / max(
         sum(facts[o].masked_fraction[1] for o in masked), 1.0)
     return [Finding(
@@ -79,21 +88,15 @@ def mask(m: Measurements) -> list[Finding]:
 @rule("logits-shortcut")
 def logits_shortcut(m: Measurements) -> list[Finding]:
     """no_masks - probabilities: TensorFlow's crossentropy from the cached logits, unclipped."""
-    sem = _chain(m)
-    if sem is None:
+    link = _link(m, "logits_used", "no_masks", "probabilities")
+    if link is None or m.semantics is None:
         return []
-    g, facts = sem.finite(), sem.facts
-    shortcut = [o for o, f in facts.items() if f.logits_used]
-    if not shortcut or "no_masks" not in g or "probabilities" not in g:
-        return []
-    delta = g["no_masks"] - g["probabilities"]
-    if not _significant(m, delta):
-        return []
+    shortcut, g, delta = link
     return [Finding(
         "logits-shortcut",
-        f"TensorFlow computes the crossentropy of {_which(shortcut, len(facts))} from the pre-activation logits "
-        f"cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(g['no_masks'])}, while the "
-        f"same loss on predict() probabilities (clipped to [1e-7, 1-1e-7]) gives "
+        f"TensorFlow computes the crossentropy of {_which(shortcut, len(m.semantics.facts))} from the "
+        f"pre-activation logits cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(g['no_masks'])}, "
+        f"while the same loss on predict() probabilities (clipped to [1e-7, 1-1e-7]) gives "
         f"{_fmt(g['probabilities'])} ({delta:+.6g}).",
         magnitude=delta, subject=_subject(shortcut),
         advice="Compute the loss from the logits (a model without the final activation and "
@@ -136,23 +139,17 @@ def mixed_precision_outputs(m: Measurements) -> list[Finding]:
     """keras - float64_outputs: a float16/bfloat16 output reaches the loss rounded and without its
     logits (the part of the mixed-precision rule for low-precision outputs; losscheck.rules.gaps has
     the part for the float32 copy)."""
-    sem = _chain(m)
-    if sem is None:
+    link = _link(m, "low_precision", "keras", "float64_outputs")
+    if link is None or m.semantics is None:
         return []
-    g, facts = sem.finite(), sem.facts
-    low = [o for o, f in facts.items() if f.low_precision]
-    if not low or "float64_outputs" not in g or "keras" not in g:
-        return []
+    low, g, delta = link
+    facts = m.semantics.facts
     dtype = facts[low[0]].low_precision
-    ref = g["float64_outputs"]
-    delta = g["keras"] - ref
-    if not _significant(m, delta):
-        return []
     return [Finding(
         "mixed-precision",
         f"{_cap(_which(low, len(facts)))} is computed in {dtype}: Keras casts it to float32 "
         f"before the loss, so the loss sees {dtype}-rounded probabilities and loses the logits "
-        f"shortcut: {_fmt(g['keras'])}, against {_fmt(ref)} with the activation computed in full "
+        f"shortcut: {_fmt(g['keras'])}, against {_fmt(g['float64_outputs'])} with the activation computed in full "
         f"precision from the same logits ({delta:+.6g}).",
         magnitude=delta, subject=_subject(low),
         advice="Give the final activation dtype='float32' (e.g. Activation('softmax', "
