@@ -42,7 +42,7 @@ class LossCheck(keras.callbacks.Callback):
                  class_weight: Any = None, rtol: float = 1e-4, probe_samples: int | None = None,
                  fail_on: str = "error", select: Any = None, ignore: Any = None) -> None:
         super().__init__()
-        from losscheck.api import _class_weight, _codes
+        from losscheck.api import _class_weight, _gate
         from losscheck.errors import UsageError
 
         if on not in ("epoch_end", "train_end"):
@@ -56,8 +56,7 @@ class LossCheck(keras.callbacks.Callback):
         self.every, self.on, self.verbose = every, on, verbose
         self.batch_size, self.seed, self.rtol, self.probe_samples = batch_size, seed, rtol, probe_samples
         self.class_weight = _class_weight(class_weight)
-        self.fail_on = fail_on
-        self.select, self.ignore = _codes(select, "select"), _codes(ignore, "ignore")
+        self.gate = _gate(fail_on, None, select, ignore)
         self.reports: list[Report] = []
         self._last: tuple[int, dict[str, Any]] | None = None
         self._source: Any = None
@@ -86,7 +85,7 @@ class LossCheck(keras.callbacks.Callback):
 
     def _dataset(self, loaded: Any) -> Any:
         from losscheck.api import make_data
-        from losscheck.compare import input_names
+        from losscheck.loading.inputs import input_names
 
         if self._source is None:
             self._source = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
@@ -95,11 +94,11 @@ class LossCheck(keras.callbacks.Callback):
 
     def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
         from losscheck.api import data_label
+        from losscheck.commands.common import build_header
         from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
-        from losscheck.compare import SUBSET_FIGURES, build_header
+        from losscheck.compare import SUBSET_FIGURES
         from losscheck.config import Config
         from losscheck.decomposition import finite_rows
-        from losscheck.findings import filter_findings
         from losscheck.loading.memory import LABEL, loaded_in_memory
         from losscheck.loading.sources import pipeline_findings
         from losscheck.rules import judge_areas
@@ -107,18 +106,17 @@ class LossCheck(keras.callbacks.Callback):
         loaded = loaded_in_memory(model)
         data = self._dataset(loaded)
         cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
-                     class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, fail_on=self.fail_on,
-                     select=self.select, ignore=self.ignore, probe_samples=self.probe_samples)
+                     class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, probe_samples=self.probe_samples)
         measured = epoch_measurements(loaded, data, cfg, logs)
         gaps = measured.gaps
         assert gaps is not None
         findings = [*judge_areas(measured, ("gaps",)), *pipeline_findings(data)]
-        report = Report("callback", build_header(cfg, loaded, data), fail_on=cfg.fail_on)
+        report = Report("callback", build_header(cfg, loaded, data))
         descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
         for key, value in measured.figures.items():
             extra = {"samples": gaps.probe_samples} if gaps.probe_samples and key in SUBSET_FIGURES else {}
             report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
-        report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        report.findings = findings
         report.sections["decomposition"] = finite_rows(gaps.decomposition)
         report.sections["epoch"] = epoch
         report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
@@ -126,7 +124,7 @@ class LossCheck(keras.callbacks.Callback):
         notes.append(f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final "
                      f"weights; regularized layers: {', '.join(gaps.regularized_layers) or 'none'}")
         report.sections["notes"] = notes
-        return report
+        return self.gate.apply(report)
 
 
 def _is_number(value: Any) -> bool:
@@ -140,8 +138,9 @@ def _is_number(value: Any) -> bool:
 def epoch_measurements(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]) -> Measurements:
     """The figures at the current weights (one inference pass, one combined training-mode pass) plus
     the logged ones, and the gap facts the rules read, with fit_logged as fit's figure."""
+    from losscheck.commands.common import probe_limit
     from losscheck.probes import Prober
-    from losscheck.probes.gaps import gap_measurements, probe_limit, training_mode_figures
+    from losscheck.probes.gaps import gap_measurements, training_mode_figures
     from losscheck.probes.weights import SampleWeightStats
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
@@ -155,14 +154,11 @@ def epoch_measurements(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]) -
         figures["manual"] = inf.manual
     figures["regularization"] = inf.regularization
     cw = cfg.class_weight
-    limit = probe_limit(cfg.probe_samples, data.n)
-    families = ("dropout", "batchnorm", "noise")
-    figures.update(training_mode_figures(prober, families, cw, limit)[0])
+    limit = probe_limit(cfg, data.n)
+    figures.update(training_mode_figures(prober, cw, limit)[0])
     if "val_loss" in logs and _is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
-    gaps = gap_measurements({k: v for k, v in figures.items() if k != "val_loss_logged"}, prober,
-                            ("dropout", "batchnorm", "frozen_batchnorm", "noise"), class_weight=cw,
-                            sample_weight=sw_stats.summary(), probe_samples=limit,
+    gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(), probe_samples=limit,
                             fit_steps=len(list(data.batch_bounds(cfg.batch_size))), fit_figure="fit_logged",
                             overridden=False)
     return Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps)

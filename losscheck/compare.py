@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-from losscheck import __version__
+from losscheck.commands.common import build_header, check_loaded, input_names, load_inputs, probe_limit
 from losscheck.config import Config
 from losscheck.decomposition import finite_rows
-from losscheck.findings import Figure, Finding, Report, filter_findings
+from losscheck.findings import Figure, Finding, Report
 from losscheck.measurements import Measurements, SemanticMeasurements, frozen_mapping
 from losscheck.rules import judge_areas
+from losscheck.taxonomy import FAMILIES, family_figure
 
 Progress = Callable[[str], None]
 
@@ -38,69 +40,23 @@ DESCRIPTIONS = {
 }
 
 
-def input_names(model) -> list[str]:
-    inputs = getattr(model, "inputs", None) or []
-    names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(inputs)]
-    return names or ["x"]
-
-
 #: Figures measured on the --probe-samples subset only.
-SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", "train_mode_dropout_only", "train_mode_batchnorm_only",
-                  "train_mode_noise_only", "train_mode_custom_only", "evaluate_probe_subset")
-
-
-def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
-    from losscheck._tf import keras
-
-    header: dict[str, Any] = {
-        "losscheck_version": __version__,
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "model": {
-            "path": str(cfg.model_path),
-            "format": loaded.info.format,
-            "saved_by": loaded.info.saved_by,
-            "outputs": list(loaded.output_names),
-            "losses": loaded.loss_labels(),
-            "loss_weights": {o: w for o, w in loaded.loss_weights.items() if loaded.losses.get(o) is not None},
-        },
-    }
-    if data is not None:
-        # a pipeline batches itself: its own batch size is the one every figure used
-        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
-        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
-    return header
-
-
-def load_inputs(cfg: Config, progress: Progress):
-    """Model (compiled) and data, validated against each other."""
-    from losscheck._tf import keras
-    from losscheck.loading.data import load_data
-    from losscheck.loading.model import load_model
-
-    if cfg.inputs is not None:  # the Python API: an in-memory model and/or data
-        return cfg.inputs.load(cfg, progress)
-    keras.utils.set_random_seed(cfg.seed)
-    progress(f"loading {cfg.model_path}")
-    loaded = load_model(cfg.model_path, custom_objects_file=cfg.custom_objects, loss=cfg.loss, unsafe=cfg.unsafe)
-    data = None
-    if cfg.data_path is not None:
-        progress(f"reading {cfg.data_path}")
-        data = load_data(cfg.data_path, input_names(loaded.model), loaded.output_names, model=loaded)
-    return loaded, data
+SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", *(family_figure(f) for f in FAMILIES),
+                  "evaluate_probe_subset")
 
 
 def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
     """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
     history = None
     if cfg.history_path is not None:
-        from losscheck.history import read_history
+        from losscheck.loading.history import read_history
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes import Prober, fit_epoch_restoring
 
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    check_loaded(cfg, loaded, data)
     val, split_at = validation_data, None
     dropped_metrics = None
     try:
@@ -115,9 +71,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         from losscheck.probes.weights import SampleWeightStats
 
         sw_stats = SampleWeightStats(prober)
-        from losscheck.checks import inference_observers
         from losscheck.metrics.observe import MetricsObserver
         from losscheck.metrics.targets import TargetsObserver
+        from losscheck.probes.lossfn import LossFnObservers, measure_data, measure_static
 
         classes_train = classes_val = None
         if val is not None:
@@ -125,8 +81,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
             classes_train = SafeClassObserver(prober, data.n)
         metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
+        lossfn_static = measure_static(loaded)
+        lossfn_obs = LossFnObservers.of(lossfn_static)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs]
+        inf = prober.inference_pass([sw_stats, *lossfn_obs.all(), metrics_obs, targets_obs]
                                     + ([classes_train] if classes_train else []),
                                     metrics=True)
         if inf.metrics_error:
@@ -145,17 +103,11 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             inf_val = val_prober.inference_pass([classes_val])
             figures["evaluate_val"] = inf_val.evaluate
         cw = cfg.class_weight
-        if cw:
-            if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
-                from losscheck.errors import UsageError
-
-                raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
-                                 "ValueError for that too); use per-output sample weights")
-        from losscheck.probes.gaps import probe_limit, training_mode_figures
-
-        limit = probe_limit(cfg.probe_samples, data.n)
+        limit = probe_limit(cfg, data.n)
         progress("training-mode passes")
-        train_figures, passes = training_mode_figures(prober, fam.NAMES, cw, limit)
+        from losscheck.probes.gaps import training_mode_figures
+
+        train_figures, passes = training_mode_figures(prober, cw, limit)
         figures.update(train_figures)
         main_batches = list(prober.last_batches)
         from losscheck.probes import low_precision_layers
@@ -174,28 +126,23 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             figures["fit_val"] = fit_logs["val_loss"]
 
         from losscheck.loading.legacy import model_facts
+        from losscheck.loading.sources import pipeline_findings
         from losscheck.probes.gaps import gap_measurements, low_precision_facts
         from losscheck.probes.spread import random_spread
 
         spread = random_spread(figures, cfg.rtol, prober, passes, main_batches, inf, limit, progress)
-        gaps = gap_measurements(figures, prober, (*fam.NAMES, "frozen_batchnorm"), class_weight=cw,
-                                sample_weight=sw_stats.summary(), probe_samples=limit,
-                                fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
+        gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(),
+                                probe_samples=limit, fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
                                 low_precision=low_precision_facts(loaded.model, low) if low else None,
                                 uncertainty=spread)
-        semantics = (SemanticMeasurements.of(inf.semantic) if inf.semantic and inf.manual is not None else None)
-        measured = Measurements("compare", cfg.rtol, frozen_mapping(figures), model=model_facts(loaded), gaps=gaps,
-                                semantics=semantics)
-        from losscheck.checks import CheckContext, data_checks, static_checks
-        from losscheck.loading.sources import pipeline_findings
-
-        ctx = CheckContext(loaded, data, prober, inf, cfg)
-        findings: list[Finding] = list(judge_areas(measured, ("gaps", "legacy")))
-        findings += static_checks(loaded)
-        findings += data_checks(ctx)
-        findings += judge_areas(measured, ("semantics",))
+        semantics = SemanticMeasurements.of(inf.semantic) if inf.semantic and inf.manual is not None else None
+        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf)
+        m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), model=model_facts(loaded),
+                         gaps=gaps, lossfn=lossfn, semantics=semantics)
+        ctx = SimpleNamespace(inference=inf, config=cfg, sections=lossfn_sections(lossfn))
         if semantics is not None:
             ctx.sections["natural_numpy"] = semantics.section()
+        findings: list[Finding] = list(judge_areas(m, ("gaps", "legacy", "lossfn", "semantics")))
         findings += pipeline_findings(data)
         from losscheck.metrics.findings import metric_findings
 
@@ -215,9 +162,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             extra_sections["history"] = found.section
             extra_notes += found.notes
             findings += found.findings()
-        findings = filter_findings(findings, cfg.select, cfg.ignore)
 
-        report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
+        report = Report("compare", build_header(cfg, loaded, data))
         for key, value in figures.items():
             extra = {}
             if limit is not None and key in SUBSET_FIGURES:
@@ -248,6 +194,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         data.close()
         if val is not None and val is not validation_data:
             val.close()
+
+
+def lossfn_sections(lossfn) -> dict[str, Any]:
+    """The loss-function area's report sections: reduction_trace (when measured), check_notes (when a
+    measurement could not run)."""
+    sections: dict[str, Any] = {}
+    if lossfn.reduction_trace is not None:
+        sections["reduction_trace"] = dict(lossfn.reduction_trace)
+    if lossfn.errors:
+        sections["check_notes"] = list(lossfn.errors)
+    return sections
 
 
 def frozen_batchnorm_note(layers: list[str], legacy: bool) -> str:

@@ -26,9 +26,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from losscheck.taxonomy import FAMILIES, family_figure
+
 #: (family, its train_mode_<family>_only figure), in decomposition order
-FAMILY_FIGURES = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                  ("noise", "train_mode_noise_only"), ("custom", "train_mode_custom_only"))
+FAMILY_FIGURES = tuple((family, family_figure(family)) for family in FAMILIES)
 
 Row = Mapping[str, Any]
 

@@ -30,7 +30,8 @@ from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
-from losscheck.lossspec import describe_loss, loss_spec
+from losscheck.loading.lossspec import describe_loss, loss_spec
+from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
                "bytecode stored in the file, which can do anything your account can")
@@ -438,7 +439,7 @@ def _resolve_one(info: ModelFileInfo, out: str, raw: Any, custom_objects: dict[s
     return loss
 
 
-_SPARSE = ("sparse_categorical_crossentropy", "categorical_generalized_cross_entropy")
+_SPARSE = SPARSE_KINDS
 
 
 def _smoke_test(model, outputs: list[str], losses: dict[str, Any], info: ModelFileInfo) -> None:

@@ -240,7 +240,7 @@ def _group(store: dict[int, list[float]], labels: np.ndarray, values: np.ndarray
 
 def _activations(loaded: Any) -> dict[str, str | None]:
     try:
-        from losscheck.checks.graph import output_facts
+        from losscheck.probes.lossfn.graph import output_facts
 
         return {f.name: f.activation for f in output_facts(loaded.model, list(loaded.output_names))}
     except Exception:  # noqa: BLE001 - unknown activations: logits are then told by the output range alone

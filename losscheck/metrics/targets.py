@@ -24,11 +24,8 @@ import numpy as np
 from losscheck.findings import Finding, Severity
 from losscheck.reference import EpochMean, output_batch_loss
 from losscheck.reference.reduction import loss_values_and_mask
+from losscheck.taxonomy import DISTRIBUTION_KINDS, NON_NEGATIVE_KINDS, SPARSE_KINDS, UNIT_RANGE_KINDS
 
-UNIT_RANGE_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "dice", "tversky"})
-NON_NEGATIVE_KINDS = frozenset({"kl_divergence", "poisson", "mean_squared_logarithmic_error"})
-DISTRIBUTION_KINDS = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence"})
-SPARSE_KINDS = frozenset({"sparse_categorical_crossentropy", "categorical_generalized_cross_entropy"})
 ROW_TOLERANCE = 1e-3
 
 

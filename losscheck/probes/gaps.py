@@ -5,25 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
+from losscheck.commands.common import regularized_layers
 from losscheck.decomposition import decompose
 from losscheck.measurements.gaps import GapMeasurements, LowPrecisionFacts, SampleWeightSummary
-from losscheck.probes import all_layers
-
-_REGULARIZERS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                 "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                 "embeddings_regularizer")
-
-
-def regularized_layers(model) -> list[str]:
-    """Trainable layers with a weight or activity regularizer (Keras 3 drops frozen layers' penalties)."""
-    out = []
-    for layer in all_layers(model):
-        regs = [getattr(layer, a, None) for a in _REGULARIZERS]
-        if any(r is not None for r in regs) and (layer.trainable or getattr(layer, "activity_regularizer", None)):
-            out.append(layer.name)
-    return out
+from losscheck.taxonomy import FAMILIES, family_figure
 
 
 def low_precision_facts(model, low: list) -> LowPrecisionFacts:
@@ -34,22 +20,13 @@ def low_precision_facts(model, low: list) -> LowPrecisionFacts:
     return LowPrecisionFacts(tuple(policies), tuple(lyr.name for lyr in low), tuple(out_layers))
 
 
-def probe_limit(probe_samples: int | None, n: int) -> int | None:
-    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
-    smaller), None for all samples."""
-    if probe_samples is None or probe_samples >= n:
-        return None
-    return probe_samples
-
-
-def training_mode_figures(prober, families: tuple[str, ...], class_weight: dict | None,
-                          limit: int | None) -> tuple[dict[str, float], dict]:
-    """train_mode, train_mode_<family>_only for each of `families` the model has,
+def training_mode_figures(prober, class_weight: dict | None, limit: int | None) -> tuple[dict[str, float], dict]:
+    """train_mode, train_mode_<family>_only for each family (taxonomy.FAMILIES) the model has,
     train_mode_class_weighted under class weights and, on a --probe-samples subset,
     evaluate_probe_subset: all from one compiled pass (the variants share their common layers; the
     subset's evaluate shares the inference trunk). Also returns the pass means by variant."""
     fam = prober.families
-    present = [f for f in families if getattr(fam, f)]
+    present = [f for f in FAMILIES if getattr(fam, f)]
     passes, weighted = prober.training_passes_weighted([None] + present + (["inference"] if limit else []),
                                                        class_weight, limit)
     figures: dict[str, float] = {}
@@ -57,24 +34,23 @@ def training_mode_figures(prober, families: tuple[str, ...], class_weight: dict 
         figures["train_mode_class_weighted"] = weighted[None]
     figures["train_mode"] = passes[None]
     for family in present:
-        figures[f"train_mode_{family}_only"] = passes[family]
+        figures[family_figure(family)] = passes[family]
     if limit is not None:
         figures["evaluate_probe_subset"] = passes["inference"]
     return figures, passes
 
 
-def gap_measurements(figures: Mapping[str, float], prober, families: tuple[str, ...], *,
-                     class_weight: dict | None, sample_weight: SampleWeightSummary | None, probe_samples: int | None,
-                     fit_steps: int, fit_figure: str = "fit_epoch", low_precision: LowPrecisionFacts | None = None,
+def gap_measurements(figures: Mapping[str, float], prober, *, class_weight: dict | None,
+                     sample_weight: SampleWeightSummary | None, probe_samples: int | None, fit_steps: int,
+                     fit_figure: str = "fit_epoch", low_precision: LowPrecisionFacts | None = None,
                      uncertainty: Mapping[str, float] | None = None, overridden: bool = True) -> GapMeasurements:
-    """The frozen gap record for `figures`: the layer names of `families` (names as LayerFamilies
-    spells them), the regularized layers, the facts given, and the decomposition of `figures` with
-    `fit_figure` as fit's figure. `overridden`: whether to record the layers whose nested model's
-    training=False fit overrides."""
+    """The frozen gap record for `figures`: the layer names by family (LayerFamilies.named), the
+    regularized layers, the facts given, and the decomposition of `figures` with `fit_figure` as fit's
+    figure. `overridden`: whether to record the layers whose nested model's training=False fit
+    overrides."""
     fam = prober.families
-    named: dict[str, Any] = {k: tuple(fam.names(k)) for k in families}
     return GapMeasurements(
-        families=MappingProxyType(named),
+        families=MappingProxyType({k: tuple(v) for k, v in fam.named().items()}),
         regularized_layers=tuple(regularized_layers(prober.model)),
         class_weight=MappingProxyType(dict(class_weight)) if class_weight else None,
         sample_weight=sample_weight,

@@ -2,6 +2,7 @@
 
     RULES: dict[str, Rule]   code -> rule, filled by the `@rule(code)` decorators of the area modules
     judge(m) -> tuple[Finding, ...]   every rule, area by area in AREAS order, rules in registration order
+    judge_areas(m, areas)            the same for some areas only
 
 A rule returns a list of findings (empty when its code does not apply); it never runs the model and
 never edits a finding. A code reported in more than one place of a report (e.g. `unexplained` after
@@ -80,14 +81,19 @@ def load_rules() -> dict[str, Rule]:
 
 
 def judge_areas(m: Measurements, areas: Iterable[str]) -> tuple[Finding, ...]:
-    """The findings of the rules of `areas` only, in AREAS order, then registration order."""
+    """The findings of the rules (and parts of rules) of `areas`, area by area in that order, rules in
+    registration order; an area module that defines `arrange(m, findings)` puts its own findings in
+    report order."""
     load_rules()
-    wanted = set(areas)
-    order = {area: i for i, area in enumerate(AREAS)}
-    parts = sorted((p for p in _PARTS if p[0] in wanted), key=lambda p: order.get(p[0], len(AREAS)))
     found: list[Finding] = []
-    for _, fn in parts:
-        found += fn(m)
+    for area in areas:
+        module = importlib.import_module(f"losscheck.rules.{area}")
+        mine: list[Finding] = []
+        for part_area, fn in _PARTS:
+            if part_area == area:
+                mine += fn(m)
+        arrange = getattr(module, "arrange", None)
+        found += arrange(m, mine) if arrange is not None else mine
     return tuple(found)
 
 

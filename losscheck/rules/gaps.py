@@ -20,6 +20,7 @@ from losscheck.measurements.gaps import GapMeasurements
 from losscheck.report.text import plural
 from losscheck.rules import rule
 from losscheck.rules.significance import scale_of, significant
+from losscheck.taxonomy import FAMILIES, STOCHASTIC_FAMILIES
 
 #: family -> (code, message with {layers} and {delta}, advice)
 FAMILY_TEXT = {
@@ -50,7 +51,6 @@ FAMILY_TEXT = {
         "training branch only in fit; evaluate and predict see its inference branch.",
     ),
 }
-FAMILIES = tuple(FAMILY_TEXT)
 FAMILY_LABEL = {"dropout": "Dropout", "batchnorm": "BatchNormalization", "noise": "noise/augmentation",
                 "custom": "custom training-mode layers"}
 #: fit's figure -> (how fit gave it, the weights the training-mode figures were measured at)
@@ -132,7 +132,7 @@ def weight_update(m: Measurements) -> list[Finding]:
     delta = row["value"]
     ref, base, fit = fit_reference(fig), base_name(fig), g.fit_figure
     says, weights = FIT_WORDS.get(fit, FIT_WORDS["fit_epoch"])
-    random = g.families.get("dropout") or g.families.get("noise") or g.families.get("custom")
+    random = any(g.families.get(f) for f in STOCHASTIC_FAMILIES)
     if row["between"]:
         msg = (f"{says} {fmt(fig[fit])} ({fit}), the average of losses measured before each of "
                f"its {plural(g.fit_steps, 'update')}; at {weights} the same training-mode loss is {fmt(fig[ref])} "
