@@ -8,7 +8,7 @@ Figures (validation data V, training data T, saved weights W, the fit probe's en
 Decomposition (differences of measured figures, the weight update the remainder with --probe-samples;
 the terms add up exactly):
   fit_epoch - evaluate_val = weight update       } the rows under `fit_epoch - evaluate` of the compare
-                           + class weight        } decomposition (attribution.decompose): fit_epoch -
+                           + class weight        } decomposition (losscheck.decomposition): fit_epoch -
                            + training-mode layers} train_mode[_class_weighted], train_mode_class_weighted
                                                    - train_mode, train_mode - evaluate
                            + regularization       penalties on T - penalties on V (weight penalties are the
