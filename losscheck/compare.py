@@ -165,7 +165,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         if cfg.parity:
             findings += parity_findings(cfg, loaded, data, figures, low, progress, extra_notes)
         if strategy is not None:
-            findings += distribution_findings(cfg, loaded, data, figures, strategy, progress, extra_notes)
+            findings += distribution_findings(cfg, loaded, data, figures, strategy, progress, extra_notes,
+                                              fam.names("batchnorm"))
         if val is not None and inf_val is not None:
             from losscheck.validation import validation_report
 
@@ -229,7 +230,7 @@ def parity_findings(cfg: Config, loaded, data, figures: dict[str, float], low: l
 
 
 def distribution_findings(cfg: Config, loaded, data, figures: dict[str, float], strategy, progress: Progress,
-                          notes: list[str]) -> list[Finding]:
+                          notes: list[str], batchnorm: list[str]) -> list[Finding]:
     """--distribute: Keras's evaluate under the strategy (evaluate_distributed) and the one-epoch fit of a
     second copy loaded outside it (fit_epoch_one_device), next to the distributed figures, judged by
     the distribution-scaling rule."""
@@ -252,7 +253,8 @@ def distribution_findings(cfg: Config, loaded, data, figures: dict[str, float], 
                  f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
     record = ParityMeasurements(backend="tensorflow", evaluate=figures["evaluate"],
                                 distributed=figures["evaluate_distributed"], replicas=replicas,
-                                fit_distributed=figures.get("fit_epoch"), fit_one_device=figures["fit_epoch_one_device"])
+                                fit_distributed=figures.get("fit_epoch"), fit_one_device=figures["fit_epoch_one_device"],
+                                batchnorm=tuple(batchnorm))
     m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), parity=record)
     return list(judge_areas(m, ("parity",)))
 

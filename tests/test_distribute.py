@@ -1,7 +1,8 @@
 """--distribute mirrored on 2 logical CPU devices (a subprocess: the devices must be split before
 TensorFlow initializes them): the same figures as one device, evaluate_distributed equal to Keras's own
-distributed evaluate, fit_epoch_one_device equal to Keras's own fit on one device, and no
-distribution-scaling where Keras's distributed figures equal the one-device ones."""
+distributed evaluate, fit_epoch_one_device equal to Keras's own fit on one device, no
+distribution-scaling where Keras's distributed figures equal the one-device ones, and
+distribution-scaling naming BatchNormalization where per-replica batch statistics change fit."""
 
 from __future__ import annotations
 
@@ -53,12 +54,14 @@ def _scaled_model(tmp_path):
 def test_two_cpu_devices_give_the_one_device_figures(tmp_path):
     healthy_model, healthy_data = fixture_files("dense_story4")
     model, data, losses, keras_one_device_fit = _scaled_model(tmp_path)
-    cases = [[str(healthy_model), str(healthy_data), None], [str(model), str(data), str(losses)]]
+    bn_model, bn_data = fixture_files("bn_shift")
+    cases = [[str(healthy_model), str(healthy_data), None], [str(model), str(data), str(losses)],
+             [str(bn_model), str(bn_data), None]]
     done = subprocess.run([sys.executable, "-m", "tests.distribute_worker", json.dumps(cases)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
-    (healthy, scaled), (keras_healthy, keras_scaled) = out["reports"], out["keras_evaluate"]
+    (healthy, scaled, bn), (keras_healthy, keras_scaled, _) = out["reports"], out["keras_evaluate"]
     assert healthy["code"] in (0, 1), healthy["stderr"]
     two = {k: v["value"] for k, v in healthy["report"]["figures"].items()}
     one_res = run_cli("compare", healthy_model, healthy_data, "--format", "json")
@@ -79,6 +82,17 @@ def test_two_cpu_devices_give_the_one_device_figures(tmp_path):
     # the one-device figures: nothing to report (the rule's firing cases: tests/test_rules_parity.py)
     assert rel(fig["fit_epoch"], keras_one_device_fit) < 1e-4
     assert "distribution-scaling" not in {f["code"] for f in scaled["report"]["findings"]}
+
+    # trainable BatchNormalization: each replica normalizes its half batch with its own statistics, so
+    # the distributed fit differs from one device; the finding names that cause
+    assert bn["code"] in (0, 1), bn["stderr"]
+    fig = {k: v["value"] for k, v in bn["report"]["figures"].items()}
+    one_bn = run_cli("compare", bn_model, bn_data, "--format", "json").json["figures"]
+    assert rel(fig["fit_epoch_one_device"], one_bn["fit_epoch"]["value"]) < 1e-4
+    f = next(f for f in bn["report"]["findings"] if f["code"] == "distribution-scaling")
+    assert f["between"] == ["fit_epoch", "fit_epoch_one_device"]
+    assert f["magnitude"] == fig["fit_epoch"] - fig["fit_epoch_one_device"]
+    assert "BatchNormalization" in f["message"]
 
 
 def test_distribute_usage():

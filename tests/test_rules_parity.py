@@ -38,6 +38,8 @@ CASES = [
     ("precision-difference", measured(), False, []),
     ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.8, fit_one_device=1.6), True,
      ["2 replica(s)", "fixed (global) batch size"]),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.8, fit_one_device=1.6,
+                                      batchnorm=("bn",)), True, ["BatchNormalization (bn)", "each replica's part"]),
     ("distribution-scaling", measured(distributed=1.0, replicas=2), True, ["evaluate over 2 replica(s)"]),
     ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.6, fit_one_device=1.6), False,
      []),

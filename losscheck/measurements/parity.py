@@ -25,7 +25,9 @@ class ParityMeasurements:
       the clipped probabilities other backends use); add_loss: the model adds losses in call()
       (add_loss), which each backend's trainer collects in its own way.
     distributed: Keras's evaluate under `--distribute` over `replicas` replicas (None when not asked);
-    fit_distributed / fit_one_device: Keras's one-epoch fit under the strategy / of a copy on one device."""
+    fit_distributed / fit_one_device: Keras's one-epoch fit under the strategy / of a copy on one device;
+    batchnorm: the trainable BatchNormalization layers, which normalize each replica's part of a batch
+    with that part's statistics in fit."""
 
     backend: str
     evaluate: float
@@ -41,3 +43,4 @@ class ParityMeasurements:
     replicas: int = 1
     fit_distributed: float | None = None
     fit_one_device: float | None = None
+    batchnorm: tuple[str, ...] = ()

@@ -101,10 +101,15 @@ def distribution_scaling(m: Measurements) -> list[Finding]:
     if p.fit_distributed is not None and p.fit_one_device is not None:
         delta = p.fit_distributed - p.fit_one_device
         if significant(delta, m.rtol, scale):
+            if p.batchnorm:
+                why = (f"BatchNormalization ({', '.join(p.batchnorm[:3])}) normalizes each replica's part of a "
+                       "batch with that part's statistics, so fit computes other losses and gradients; or a custom "
+                       "loss divides by a fixed (global) batch size or sums over the batch.")
+            else:
+                why = ("the loss's gradient depends on how the batch is split: a custom loss that divides by a "
+                       "fixed (global) batch size or sums over the batch is scaled again by Keras across replicas.")
             message = (f"fit over {r} replica(s) reports {_fmt(p.fit_distributed)}, the same fit on one device "
-                       f"{_fmt(p.fit_one_device)} ({delta:+.6g}): the weight updates differ, so the loss's "
-                       "gradient depends on how the batch is split; a custom loss that divides by a fixed "
-                       "(global) batch size or sums over the batch is scaled again by Keras across replicas.")
+                       f"{_fmt(p.fit_one_device)} ({delta:+.6g}): " + why)
             out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
                                between=("fit_epoch", "fit_epoch_one_device"), advice=_DIST_ADVICE))
     delta = p.distributed - p.evaluate
