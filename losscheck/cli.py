@@ -154,8 +154,9 @@ def validation_options(f: Callable) -> Callable:
                           "float32 (a float32 copy of a mixed-precision model); differences become findings."),
         click.option("--distribute", type=click.Choice(["mirrored"]),
                      help="Load the model under tf.distribute.MirroredStrategy over the visible devices (every GPU, "
-                          "else every logical CPU; on JAX, Keras's DataParallel over every JAX device): fit_epoch and evaluate_distributed are Keras's distributed "
-                          "figures; a loss that scales wrongly across replicas is distribution-scaling."),
+                          "else every logical CPU; on JAX, Keras's DataParallel over every JAX device): fit_epoch "
+                          "and evaluate_distributed are Keras's distributed figures; a fit that differs from one "
+                          "device is distribution-scaling."),
         click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
                           "(.png or .svg; needs the losscheck[plot] extra)."),

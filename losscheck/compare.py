@@ -253,8 +253,8 @@ def distribution_findings(cfg: Config, loaded, data, figures: dict[str, float], 
                  f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
     record = ParityMeasurements(backend="tensorflow", evaluate=figures["evaluate"],
                                 distributed=figures["evaluate_distributed"], replicas=replicas,
-                                fit_distributed=figures.get("fit_epoch"), fit_one_device=figures["fit_epoch_one_device"],
-                                batchnorm=tuple(batchnorm))
+                                fit_distributed=figures.get("fit_epoch"),
+                                fit_one_device=figures["fit_epoch_one_device"], batchnorm=tuple(batchnorm))
     m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), parity=record)
     return list(judge_areas(m, ("parity",)))
 

@@ -121,9 +121,9 @@ def test_backend_difference_names_the_logits_shortcut(tmp_path):
     model = keras.Model(inp, out)
     model.compile("sgd", "categorical_crossentropy")
     path, data = _save(tmp_path, model, x, y)
-    fig, found, _ = _compare(path, data, "--parity", "backends")
+    fig, _, out = _compare(path, data, "--parity", "backends")
     assert rel(fig["evaluate_jax"], _keras_evaluate_on("jax", path, data)) < 1e-4
-    f = found["backend-difference"]
+    f = next(f for f in out["findings"] if f["code"] == "backend-difference" and f["subject"] == "jax")
     assert f["between"] == ["evaluate_jax", "evaluate"] and f["subject"] == "jax"
     assert f["magnitude"] == fig["evaluate_jax"] - fig["evaluate"]
     assert f["magnitude"] < 0 and "logits shortcut" in f["message"]

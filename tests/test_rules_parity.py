@@ -56,7 +56,8 @@ def test_parity_rules(code, m, fires, words):
         a, b = f.between
         values = {"evaluate": m.parity.evaluate, "evaluate_jit": m.parity.jit, "evaluate_nojit": m.parity.nojit,
                   "evaluate_float32": m.parity.float32, "evaluate_distributed": m.parity.distributed,
-                  "fit_epoch": m.parity.fit_distributed, "fit_epoch_one_device": m.parity.fit_one_device, **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
+                  "fit_epoch": m.parity.fit_distributed, "fit_epoch_one_device": m.parity.fit_one_device,
+                  **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
         assert f.magnitude == values[a] - values[b]
         for word in words:
             assert word in f.message
