@@ -97,7 +97,9 @@ class LossCheck(keras.callbacks.Callback):
         from losscheck.compare import build_header, regularized_layers
         from losscheck.config import Config
         from losscheck.loading.memory import LABEL, loaded_in_memory
-        from losscheck.loading.sources import pipeline_findings
+        from losscheck.loading.sources import data_measurements
+        from losscheck.measurements import Measurements
+        from losscheck.rules import judge_areas
 
         loaded = loaded_in_memory(model)
         data = self._dataset(loaded)
@@ -108,7 +110,8 @@ class LossCheck(keras.callbacks.Callback):
         from losscheck.attribution import attribute
         from losscheck.findings import filter_findings
 
-        findings = [_as_logged(f) for f in attribute(ev)] + pipeline_findings(data)
+        measured = Measurements("callback", rtol=cfg.rtol, data=data_measurements(data, cfg.batch_size))
+        findings = [_as_logged(f) for f in attribute(ev)] + list(judge_areas(measured, ("data",)))
         report = Report("callback", build_header(cfg, loaded, data), fail_on=cfg.fail_on)
         from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
         from losscheck.compare import SUBSET_FIGURES

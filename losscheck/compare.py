@@ -279,8 +279,8 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
         from losscheck.checks import inference_observers
-        from losscheck.metrics.observe import MetricsObserver
-        from losscheck.metrics.targets import TargetsObserver
+        from losscheck.probes.metrics import MetricsObserver
+        from losscheck.probes.targets import TargetsObserver
 
         classes_train = classes_val = None
         if val is not None:
@@ -349,7 +349,6 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         if spread:
             ev.extra["uncertainty"] = spread
         from losscheck.checks import CheckContext, data_checks, static_checks
-        from losscheck.loading.sources import pipeline_findings
         from losscheck.semantics import semantic_findings
 
         ctx = CheckContext(loaded, data, prober, inf, cfg)
@@ -358,25 +357,33 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         findings += static_checks(loaded)
         findings += data_checks(ctx)
         findings += semantic_findings(ctx)
-        findings += pipeline_findings(data)
-        from losscheck.metrics.findings import metric_findings
-
-        findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
-        findings += targets_obs.findings()
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
+        measured_validation = measured_history = None
         if val is not None and inf_val is not None:
-            from losscheck.validation import validation_report
+            from losscheck.validation import validation_measurements, validation_section
 
-            findings += validation_report(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
-                                          classes_val, extra_sections, extra_notes)
+            measured_validation = validation_measurements(figures, ev, fam, data, val, split_at, cfg, inf, inf_val,
+                                                          classes_train, classes_val)
+            extra_sections["validation"], validation_notes = validation_section(figures, measured_validation)
+            extra_notes += validation_notes
         if history is not None:
             from losscheck.history import match
 
             found = match(history, figures, cfg.rtol, val is not None)
             extra_sections["history"] = found.section
             extra_notes += found.notes
-            findings += found.findings()
+            measured_history = found.facts
+        from losscheck.loading.sources import data_measurements
+        from losscheck.measurements import Measurements, frozen_mapping
+        from losscheck.probes.metrics import metric_measurements
+        from losscheck.rules import judge_areas
+
+        measured = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures),
+                                data=data_measurements(data, cfg.batch_size),
+                                metrics=metric_measurements(metrics_obs, targets_obs, inf, loaded, data),
+                                validation=measured_validation, history=measured_history)
+        findings += judge_areas(measured, ("data", "metrics", "validation", "history"))
         findings = filter_findings(findings, cfg.select, cfg.ignore)
 
         report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)

@@ -1,12 +1,10 @@
 """Compiled metrics and the numbers users compute themselves.
 
-compiled.py   which metrics the model compiles (names as Keras logs them, output, weighted or not), what
-              numpy recomputes for each (reference/metrics.py), and Keras's own values from the
-              inference pass (the model's CompileMetrics, state saved and restored around the pass)
-observe.py    the observer on that inference pass: numpy recomputation, per-class values, what the
-              metric findings need (output ranges, per-batch values of scalar metrics)
-findings.py   metric-vs-loss, metric-batch-mean, metric-threshold
-targets.py    target-shape, target-range (the user's own arithmetic on y and predict())
+compiled.py   which metrics the model compiles (names as Keras logs them, output, weighted or not) and
+              what numpy recomputes for each (reference/metrics.py)
 loading.py    metrics / weighted_metrics from a file's compile configuration
-render.py     the `metrics` and `per_class_metrics` report sections in table and markdown
+
+Measuring them is in losscheck/probes/metrics.py (Keras's values, the numpy recomputation, per-class
+values) and losscheck/probes/targets.py (target facts); the findings are the rules in
+losscheck/rules/metrics.py; the report sections are rendered by losscheck/report/metrics.py.
 """

@@ -52,3 +52,16 @@ def judge(m: Measurements) -> tuple[Finding, ...]:
     for fn in RULES.values():
         found += fn(m)
     return tuple(found)
+
+
+def judge_areas(m: Measurements, areas: tuple[str, ...]) -> tuple[Finding, ...]:
+    """The findings of the rules of `areas` only (each a name in AREAS), area by area in the order
+    given, rules in registration order."""
+    load_rules()
+    found: list[Finding] = []
+    for area in areas:
+        module = f"losscheck.rules.{area}"
+        for fn in RULES.values():
+            if fn.__module__ == module:
+                found += fn(m)
+    return tuple(found)
