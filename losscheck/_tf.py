@@ -15,9 +15,9 @@ def _keep_home_clean() -> None:
     """Keras writes ~/.keras/keras.json on import when it is missing, and matplotlib (which Keras
     imports when it is installed) writes its font cache under ~/.cache; losscheck writes nowhere but
     --output and the temp dir. With no Keras config to read, point Keras at a temporary home, which
-    gives the same defaults, and matplotlib at a temporary config dir; both live in one private
-    temporary directory removed at exit (on SIGINT/SIGTERM too: cli.py turns them into exceptions).
-    An existing keras.json, KERAS_HOME or MPLCONFIGDIR is used as is."""
+    gives the same defaults, and matplotlib at a temporary config dir (mplhome.needs_private_config);
+    both live in one private temporary directory removed at exit (on SIGINT/SIGTERM too: cli.py turns
+    them into exceptions). An existing keras.json, KERAS_HOME or MPLCONFIGDIR is used as is."""
     import atexit
     import shutil
     import tempfile
@@ -25,7 +25,9 @@ def _keep_home_clean() -> None:
     home = os.path.expanduser("~")
     base = home if os.access(home, os.W_OK) else "/tmp"
     keras_home = "KERAS_HOME" not in os.environ and not os.path.exists(os.path.join(base, ".keras", "keras.json"))
-    mpl = "MPLCONFIGDIR" not in os.environ
+    from losscheck.mplhome import needs_private_config
+
+    mpl = needs_private_config()
     if not keras_home and not mpl:
         return
     tmp = tempfile.mkdtemp(prefix="losscheck-keras-home-")

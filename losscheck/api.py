@@ -11,37 +11,35 @@ variable, the optimizer's and the metrics' state, fit's attributes, and the proc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from losscheck.errors import UsageError
-from losscheck.findings import CODES, Report
+from losscheck.findings import Report
+from losscheck.gate import FAIL_ON, Gate, codes
 
 PER = {"class": "per_class", "output": "per_output", "sample": "per_sample"}
-
-
-def _codes(value: str | Iterable[str] | None, what: str) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    items = [c.strip() for c in value.split(",")] if isinstance(value, str) else [str(c).strip() for c in value]
-    unknown = [c for c in items if c and c not in CODES]
-    if unknown:
-        raise UsageError(f"{what}: unknown finding code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-    return frozenset(c for c in items if c)
 
 
 def _class_weight(value: Any) -> dict[int, float] | None:
     if value is None:
         return None
     if isinstance(value, (str, Path)):
-        from losscheck.cli import _class_weight as parse
+        from losscheck.preflight import parse_class_weight
 
-        return parse(str(value))
+        return parse_class_weight(str(value))
     try:
         return {int(k): float(v) for k, v in dict(value).items()} or None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"class_weight: {value!r} is not a mapping of class index -> weight") from exc
+
+
+def _gate(fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None) -> Gate:
+    """The API's exit-code policy (what --fail-on, --max-gap, --select and --ignore are on the command line)."""
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    return Gate(fail_on=fail_on, select=codes(select, "select"), ignore=codes(ignore, "ignore"), max_gap=max_gap)
 
 
 def _is_path(value: Any) -> bool:
@@ -49,7 +47,7 @@ def _is_path(value: Any) -> bool:
 
 
 class _Inputs:
-    """What `compare.load_inputs` returns for the API: the model (in memory, or loaded from its file)
+    """What `loading.inputs.load_inputs` returns for the API: the model (in memory, or loaded from its file)
     and the data (a file, arrays, a dict of arrays, or a pipeline), validated against each other."""
 
     def __init__(self, model: Any, data: Any, x: Any, y: Any, sample_weight: Any,
@@ -59,7 +57,7 @@ class _Inputs:
 
     def load(self, cfg, progress: Callable[[str], None]):
         from losscheck._tf import keras
-        from losscheck.compare import input_names
+        from losscheck.loading.inputs import input_names
         from losscheck.loading.memory import loaded_in_memory
         from losscheck.loading.model import load_model
 
@@ -82,7 +80,7 @@ class _Inputs:
     def load_validation(self, loaded):
         """The validation data (`validation_data=`, any form `data` takes) as a Dataset or PipelineDataset,
         validated against the loaded model the same way as the data."""
-        from losscheck.compare import input_names
+        from losscheck.loading.inputs import input_names
 
         if callable(self.validation) and not is_data_object(self.validation):
             self.validation = self.validation()
@@ -150,16 +148,9 @@ def data_label(data: Any) -> str:
 def _validation(validation_data: Any, validation_split: Any, history: Any) -> tuple[Path | None, float | None,
                                                                                      Path | None]:
     """(label of validation_data, validation_split, history path) as Config takes them."""
-    if validation_data is not None and validation_split is not None:
-        raise UsageError("validation_data= and validation_split= cannot be combined (fit ignores validation_split "
-                         "when validation_data is given); drop one")
-    split = None
-    if validation_split is not None:
-        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)):
-            raise UsageError(f"validation_split must be a float between 0 and 1, not {validation_split!r}")
-        split = float(validation_split)
-        if not 0.0 < split < 1.0:
-            raise UsageError(f"validation_split={split}: must be between 0 and 1 (exclusive), as in fit()")
+    from losscheck.preflight import check_validation
+
+    split = check_validation(validation_data, validation_split, "validation_data=", "validation_split=")
     if history is not None and not _is_path(history):
         raise UsageError(f"history must be the path of a History JSON, a CSVLogger CSV or a TensorBoard log "
                          f"folder, not a {type(history).__name__}")
@@ -170,15 +161,12 @@ def _validation(validation_data: Any, validation_split: Any, history: Any) -> tu
 def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, needs_data: bool, *,
             batch_size: int = 32, seed: int = 0, class_weight: Any = None, custom_objects: Any = None,
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
-            fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
             validation_data: Any = None, validation_split: Any = None, history: Any = None):
     from losscheck.config import Config
     from losscheck.loading.memory import LABEL
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, not {batch_size!r}")
-    if fail_on not in ("info", "warning", "error", "never"):
-        raise UsageError(f"fail_on must be one of info, warning, error, never, not {fail_on!r}")
     in_memory = not _is_path(model_or_path)
     if in_memory:
         from losscheck._tf import keras
@@ -202,8 +190,7 @@ def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, n
         model_path=Path(LABEL) if in_memory else Path(model_or_path),
         data_path=Path(data_label(data)) if needs_data else None,
         batch_size=batch_size, custom_objects=objects_file, loss=loss, class_weight=_class_weight(class_weight),
-        unsafe=unsafe, seed=int(seed), rtol=float(rtol), fail_on=fail_on, select=_codes(select, "select"),
-        ignore=_codes(ignore, "ignore"), max_gap=max_gap, probe_samples=probe_samples, inputs=inputs,
+        unsafe=unsafe, seed=int(seed), rtol=float(rtol), probe_samples=probe_samples, inputs=inputs,
         val_path=val_path, validation_split=split, history_path=history_path,
     ), (model_or_path if in_memory else None)
 
@@ -247,13 +234,13 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     from losscheck.compare import run_compare
 
     with _python_random_kept():
+        gate = _gate(fail_on, max_gap, select, ignore)
         cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
                              class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
-                             probe_samples=probe_samples, unsafe=unsafe, fail_on=fail_on, max_gap=max_gap,
-                             select=select, ignore=ignore, validation_data=validation_data,
+                             probe_samples=probe_samples, unsafe=unsafe, validation_data=validation_data,
                              validation_split=validation_split, history=history)
         with _guard(model):
-            return run_compare(cfg, progress or (lambda _m: None))
+            return gate.apply(run_compare(cfg, progress or (lambda _m: None)))
 
 
 def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = None, sample_weight: Any = None,
@@ -268,11 +255,11 @@ def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = N
     if mode not in PER.values():
         raise UsageError(f"per must be one of {', '.join(PER)}, not {per!r}")
     with _python_random_kept():
+        gate = _gate(fail_on, None, select, ignore)
         cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
-                             custom_objects=custom_objects, loss=loss, rtol=rtol, unsafe=unsafe, fail_on=fail_on,
-                             select=select, ignore=ignore)
+                             custom_objects=custom_objects, loss=loss, rtol=rtol, unsafe=unsafe)
         with _guard(model):
-            return run_breakdown(cfg, mode, int(top), progress or (lambda _m: None))
+            return gate.apply(run_breakdown(cfg, mode, int(top), progress or (lambda _m: None)))
 
 
 def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None, unsafe: bool = False,
@@ -283,7 +270,8 @@ def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None,
     from losscheck.inspect import run_inspect
 
     with _python_random_kept():
+        gate = _gate(fail_on, None, select, ignore)
         cfg, model = _config(model_or_path, None, None, None, None, False, custom_objects=custom_objects,
-                             loss=loss, unsafe=unsafe, fail_on=fail_on, select=select, ignore=ignore)
+                             loss=loss, unsafe=unsafe)
         with _guard(model):
-            return run_inspect(cfg, progress or (lambda _m: None))
+            return gate.apply(run_inspect(cfg, progress or (lambda _m: None)))

@@ -25,9 +25,9 @@ from typing import Any
 
 from losscheck.findings import Finding
 from losscheck.report.text import plural
+from losscheck.taxonomy import FAMILIES, STOCHASTIC_FAMILIES, family_figure
 
-FAMILY_FIGURES = (("dropout", "train_mode_dropout_only"), ("batchnorm", "train_mode_batchnorm_only"),
-                  ("noise", "train_mode_noise_only"), ("custom", "train_mode_custom_only"))
+FAMILY_FIGURES = tuple((family, family_figure(family)) for family in FAMILIES)
 
 
 @dataclass
@@ -169,7 +169,6 @@ FAMILY_TEXT = {
         "training branch only in fit; evaluate and predict see its inference branch.",
     ),
 }
-FAMILIES = tuple(FAMILY_TEXT)
 FAMILY_LABEL = {"dropout": "Dropout", "batchnorm": "BatchNormalization", "noise": "noise/augmentation",
                 "custom": "custom training-mode layers"}
 
@@ -292,7 +291,7 @@ def rule_weight_update(ev: Evidence) -> list[Finding]:
         return []
     delta = row["value"]
     ref = ev.fit_reference
-    random = ev.families.get("dropout") or ev.families.get("noise") or ev.families.get("custom")
+    random = next((ev.families[f] for f in STOCHASTIC_FAMILIES if ev.families.get(f)), None)
     if row["between"]:
         msg = (f"fit reports {fmt(fig['fit_epoch'])} (fit_epoch), the average of losses measured before each of "
                f"its {plural(ev.fit_steps, 'update')}; at the saved weights the same training-mode loss is {fmt(fig[ref])} "
@@ -390,10 +389,7 @@ def rule_unexplained_manual(ev: Evidence) -> list[Finding]:
 #: Rules run in this order.
 RULES: list[Callable[[Evidence], list[Finding]]] = [
     rule_weight_update,
-    rule_family("dropout"),
-    rule_family("batchnorm"),
-    rule_family("noise"),
-    rule_family("custom"),
+    *(rule_family(family) for family in FAMILIES),
     rule_interaction,
     rule_mixed_precision,
     rule_class_weight,

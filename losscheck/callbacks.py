@@ -41,7 +41,7 @@ class LossCheck(keras.callbacks.Callback):
                  class_weight: Any = None, rtol: float = 1e-4, probe_samples: int | None = None,
                  fail_on: str = "error", select: Any = None, ignore: Any = None) -> None:
         super().__init__()
-        from losscheck.api import _class_weight, _codes
+        from losscheck.api import _class_weight, _gate
         from losscheck.errors import UsageError
 
         if on not in ("epoch_end", "train_end"):
@@ -55,8 +55,7 @@ class LossCheck(keras.callbacks.Callback):
         self.every, self.on, self.verbose = every, on, verbose
         self.batch_size, self.seed, self.rtol, self.probe_samples = batch_size, seed, rtol, probe_samples
         self.class_weight = _class_weight(class_weight)
-        self.fail_on = fail_on
-        self.select, self.ignore = _codes(select, "select"), _codes(ignore, "ignore")
+        self.gate = _gate(fail_on, None, select, ignore)
         self.reports: list[Report] = []
         self._last: tuple[int, dict[str, Any]] | None = None
         self._source: Any = None
@@ -85,7 +84,7 @@ class LossCheck(keras.callbacks.Callback):
 
     def _dataset(self, loaded: Any) -> Any:
         from losscheck.api import make_data
-        from losscheck.compare import input_names
+        from losscheck.loading.inputs import input_names
 
         if self._source is None:
             self._source = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
@@ -94,7 +93,7 @@ class LossCheck(keras.callbacks.Callback):
 
     def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
         from losscheck.api import data_label
-        from losscheck.compare import build_header, regularized_layers
+        from losscheck.commands.common import build_header, regularized_layers
         from losscheck.config import Config
         from losscheck.loading.memory import LABEL, loaded_in_memory
         from losscheck.loading.sources import data_measurements
@@ -104,15 +103,13 @@ class LossCheck(keras.callbacks.Callback):
         loaded = loaded_in_memory(model)
         data = self._dataset(loaded)
         cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
-                     class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, fail_on=self.fail_on,
-                     select=self.select, ignore=self.ignore, probe_samples=self.probe_samples)
+                     class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, probe_samples=self.probe_samples)
         figures, ev = epoch_figures(loaded, data, cfg, logs)
         from losscheck.attribution import attribute
-        from losscheck.findings import filter_findings
 
         measured = Measurements("callback", rtol=cfg.rtol, data=data_measurements(data, cfg.batch_size))
         findings = [_as_logged(f) for f in attribute(ev)] + list(judge_areas(measured, ("data",)))
-        report = Report("callback", build_header(cfg, loaded, data), fail_on=cfg.fail_on)
+        report = Report("callback", build_header(cfg, loaded, data))
         from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
         from losscheck.compare import SUBSET_FIGURES
 
@@ -120,7 +117,7 @@ class LossCheck(keras.callbacks.Callback):
         for key, value in figures.items():
             extra = {"samples": ev.probe_samples} if ev.probe_samples and key in SUBSET_FIGURES else {}
             report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
-        report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        report.findings = findings
         report.sections["decomposition"] = decomposition_rows(ev)
         report.sections["epoch"] = epoch
         report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
@@ -128,7 +125,7 @@ class LossCheck(keras.callbacks.Callback):
         notes.append(f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final "
                      f"weights; regularized layers: {', '.join(regularized_layers(model)) or 'none'}")
         report.sections["notes"] = notes
-        return report
+        return self.gate.apply(report)
 
 
 def _is_number(value: Any) -> bool:
@@ -143,7 +140,8 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
     """The figures at the current weights (one inference pass, one combined training-mode pass) plus
     the logged ones, and the Evidence the attribution rules read (fit_logged in fit_epoch's place)."""
     from losscheck.attribution import Evidence
-    from losscheck.compare import SampleWeightStats, _probe_limit, regularized_layers, training_mode_figures
+    from losscheck.commands.common import probe_limit, regularized_layers
+    from losscheck.compare import SampleWeightStats, training_mode_figures
     from losscheck.probes import Prober
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
@@ -158,14 +156,14 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
         figures["manual"] = inf.manual
     figures["regularization"] = inf.regularization
     cw = cfg.class_weight
-    limit = _probe_limit(cfg, data.n)
-    figures.update(training_mode_figures(prober, ("dropout", "batchnorm", "noise"), cw, limit)[0])
+    limit = probe_limit(cfg, data.n)
+    figures.update(training_mode_figures(prober, cw, limit)[0])
     if "val_loss" in logs and _is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
     evidence_figures = {("fit_epoch" if k == "fit_logged" else k): v for k, v in figures.items()
                         if k != "val_loss_logged"}
     ev = Evidence(figures=evidence_figures, rtol=cfg.rtol,
-                  families={k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")},
+                  families=fam.named(),
                   regularized_layers=regularized_layers(loaded.model), class_weight=cw,
                   sample_weight=sw_stats.summary(), probe_samples=limit,
                   fit_steps=len(list(data.batch_bounds(cfg.batch_size))))

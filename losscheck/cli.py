@@ -19,7 +19,7 @@ import click
 from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
-from losscheck.findings import CODES
+from losscheck.gate import FAIL_ON, Gate, codes
 from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -83,16 +83,6 @@ class OneLineGroup(click.Group):
             raise _one_line(exc) from exc
 
 
-def _codes(value: str | None, option: str) -> frozenset[str]:
-    if not value:
-        return frozenset()
-    codes = frozenset(c.strip() for c in value.split(",") if c.strip())
-    unknown = sorted(codes - set(CODES))
-    if unknown:
-        raise UsageError(f"{option}: unknown finding code(s) {', '.join(unknown)}; known: {', '.join(CODES)}")
-    return codes
-
-
 def common_options(f: Callable) -> Callable:
     """Options shared by every command that loads a model."""
     options = [
@@ -111,7 +101,7 @@ def common_options(f: Callable) -> Callable:
                      help="Seed for every random effect."),
         click.option("--rtol", type=FiniteFloat(min=0), default=1e-4, show_default=True,
                      help="Relative tolerance under which two figures count as equal."),
-        click.option("--fail-on", type=click.Choice(["info", "warning", "error", "never"]), default="error",
+        click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error",
                      show_default=True, help="Lowest severity that makes the exit code 1."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
                      show_default=True, help="Report format on stdout."),
@@ -201,8 +191,7 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     return Config(
         model_path=model, data_path=data, batch_size=kw["batch_size"], custom_objects=kw["custom_objects"],
         loss=kw["loss"], class_weight=class_weight, unsafe=kw["unsafe"], seed=kw["seed"],
-        rtol=kw["rtol"], fail_on=kw["fail_on"], select=_codes(kw["select"], "--select"),
-        ignore=_codes(kw["ignore"], "--ignore"), max_gap=kw.get("max_gap"), probe_samples=kw.get("probe_samples"),
+        rtol=kw["rtol"], probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
     )
@@ -323,22 +312,25 @@ def _emit(report, kw: dict[str, Any]) -> None:
     click.echo(f"losscheck: wrote {', '.join(map(str, outputs))}: {verdict(report)}", err=True)
 
 
-def _gate(report, kw: dict[str, Any]) -> None:
-    """The exit-code policy is the CLI's: apply --select/--ignore, --fail-on and --max-gap to whatever
-    report a command returned (idempotent where the command applied them already)."""
-    from losscheck.findings import Finding, filter_findings
+def _gate(kw: dict[str, Any]) -> Gate:
+    """The exit-code policy, the CLI's alone: --fail-on, --select, --ignore and --max-gap."""
+    return Gate(fail_on=kw["fail_on"], select=codes(kw.get("select"), "--select"),
+                ignore=codes(kw.get("ignore"), "--ignore"), max_gap=kw.get("max_gap"))
 
-    bad = [(name, fig.value) for name, fig in report.figures.items()
-           if isinstance(fig.value, float) and not math.isfinite(fig.value)]
-    if bad and not any(f.code == "non-finite" for f in report.findings):  # a NaN figure is never "OK"
-        name, value = bad[0]
-        report.findings.append(Finding("non-finite", f"the figure {name} is {value}",
-                                       subject=name, advice="find where the NaN or Inf comes from: inputs, "
-                                       "targets, weights or the loss"))
-    report.findings = filter_findings(report.findings, _codes(kw.get("select"), "--select"),
-                                      _codes(kw.get("ignore"), "--ignore"))
-    report.fail_on = kw["fail_on"]
-    report.max_gap = kw.get("max_gap")
+
+def _with_nonfinite_figure(report):
+    """`report`, or a copy with the non-finite rule's finding for a NaN/Inf figure when no finding says
+    so (a command that does not judge the loss-function area still never reports a NaN as "OK")."""
+    import dataclasses
+
+    from losscheck.measurements import LossFnMeasurements, Measurements, frozen_mapping
+    from losscheck.rules.lossfn import non_finite
+
+    if any(f.code == "non-finite" for f in report.findings):
+        return report
+    figures = {name: fig.value for name, fig in report.figures.items() if isinstance(fig.value, float)}
+    extra = non_finite(Measurements(report.command, figures=frozen_mapping(figures), lossfn=LossFnMeasurements()))
+    return dataclasses.replace(report, findings=[*report.findings, *extra]) if extra else report
 
 
 class StderrProgress:
@@ -427,13 +419,13 @@ def guarded(command: Callable) -> Callable:
         usercode.reset()
         try:
             with interrupts.handled(), usercode.no_hard_exit():
-                _codes(kw.get("select"), "--select")  # usage errors before loading anything
-                _codes(kw.get("ignore"), "--ignore")
+                gate = _gate(kw)  # usage errors before loading anything
                 with _progress(kw) as progress:
                     report = command(*args, progress=progress, **kw)
-                _gate(report, kw)
+                report = _with_nonfinite_figure(report)
+                report = gate.apply(report)
                 _emit(report, kw)
-                code = report.exit_code()
+                code = report.exit_code(gate)
         except LosscheckError as exc:
             if kw.get("debug"):
                 traceback.print_exc()
@@ -492,9 +484,7 @@ PARSE_OPTION = click.option(
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
     """Every loss figure (fit, training mode, evaluate, numpy) side by side, each gap explained."""
-    if kw.get("val") is not None and kw.get("validation_split") is not None:
-        raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split when "
-                         "validation_data is given); drop one")
+    preflight.check_validation(kw.get("val"), kw.get("validation_split"))
     _check_plot(kw.get("plot"))
     cfg = _config(model, data, kw)
     from losscheck.compare import run_compare

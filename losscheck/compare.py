@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from losscheck import __version__
 from losscheck.attribution import Evidence, attribute
+from losscheck.commands.common import (
+    build_header,
+    check_loaded,
+    input_names,
+    legacy_findings,
+    load_inputs,
+    probe_limit,
+    regularized_layers,
+)
 from losscheck.config import Config
-from losscheck.findings import Figure, Finding, Report, filter_findings
+from losscheck.findings import Figure, Finding, Report
 from losscheck.reference import EpochMean, output_batch_loss, prefix_mean
 from losscheck.reference.reduction import loss_values_and_mask, match_rank, merge_masks
+from losscheck.taxonomy import FAMILIES, family_figure
 
 Progress = Callable[[str], None]
 
@@ -39,27 +50,6 @@ DESCRIPTIONS = {
     "fit_val": "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with the "
                "weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
 }
-
-
-def input_names(model) -> list[str]:
-    inputs = getattr(model, "inputs", None) or []
-    names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(inputs)]
-    return names or ["x"]
-
-
-def regularized_layers(model) -> list[str]:
-    """Trainable layers with a weight or activity regularizer (Keras 3 drops frozen layers' penalties)."""
-    from losscheck.probes import all_layers
-
-    out = []
-    for layer in all_layers(model):
-        regs = [getattr(layer, a, None) for a in
-                ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                 "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                 "embeddings_regularizer")]
-        if any(r is not None for r in regs) and (layer.trainable or getattr(layer, "activity_regularizer", None)):
-            out.append(layer.name)
-    return out
 
 
 class SampleWeightStats:
@@ -125,8 +115,8 @@ def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> flo
 
 
 #: Figures measured on the --probe-samples subset only.
-SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", "train_mode_dropout_only", "train_mode_batchnorm_only",
-                  "train_mode_noise_only", "train_mode_custom_only", "evaluate_probe_subset")
+SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", *(family_figure(f) for f in FAMILIES),
+                  "evaluate_probe_subset")
 
 
 #: extra random draws for the spread of the random families' figures
@@ -185,22 +175,13 @@ def low_precision_facts(model, low: list) -> dict[str, Any]:
     return {"policies": policies, "layers": [lyr.name for lyr in low], "output_layers": out_layers}
 
 
-def _probe_limit(cfg: Config, n: int) -> int | None:
-    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
-    smaller), None for all samples."""
-    if cfg.probe_samples is None or cfg.probe_samples >= n:
-        return None
-    return cfg.probe_samples
-
-
-def training_mode_figures(prober, families: tuple[str, ...], class_weight: dict | None,
-                          limit: int | None) -> tuple[dict[str, float], dict]:
-    """train_mode, train_mode_<family>_only for each of `families` the model has,
+def training_mode_figures(prober, class_weight: dict | None, limit: int | None) -> tuple[dict[str, float], dict]:
+    """train_mode, train_mode_<family>_only for each family (taxonomy.FAMILIES) the model has,
     train_mode_class_weighted under class weights and, on a --probe-samples subset,
     evaluate_probe_subset: all from one compiled pass (the variants share their common layers; the
     subset's evaluate shares the inference trunk). Also returns the pass means by variant."""
     fam = prober.families
-    present = [f for f in families if getattr(fam, f)]
+    present = [f for f in FAMILIES if getattr(fam, f)]
     passes, weighted = prober.training_passes_weighted([None] + present + (["inference"] if limit else []),
                                                        class_weight, limit)
     figures: dict[str, float] = {}
@@ -208,64 +189,24 @@ def training_mode_figures(prober, families: tuple[str, ...], class_weight: dict 
         figures["train_mode_class_weighted"] = weighted[None]
     figures["train_mode"] = passes[None]
     for family in present:
-        figures[f"train_mode_{family}_only"] = passes[family]
+        figures[family_figure(family)] = passes[family]
     if limit is not None:
         figures["evaluate_probe_subset"] = passes["inference"]
     return figures, passes
-
-
-def build_header(cfg: Config, loaded, data=None) -> dict[str, Any]:
-    from losscheck._tf import keras
-
-    header: dict[str, Any] = {
-        "losscheck_version": __version__,
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "model": {
-            "path": str(cfg.model_path),
-            "format": loaded.info.format,
-            "saved_by": loaded.info.saved_by,
-            "outputs": list(loaded.output_names),
-            "losses": loaded.loss_labels(),
-            "loss_weights": {o: w for o, w in loaded.loss_weights.items() if loaded.losses.get(o) is not None},
-        },
-    }
-    if data is not None:
-        # a pipeline batches itself: its own batch size is the one every figure used
-        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
-        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
-    return header
-
-
-def load_inputs(cfg: Config, progress: Progress):
-    """Model (compiled) and data, validated against each other."""
-    from losscheck._tf import keras
-    from losscheck.loading.data import load_data
-    from losscheck.loading.model import load_model
-
-    if cfg.inputs is not None:  # the Python API: an in-memory model and/or data
-        return cfg.inputs.load(cfg, progress)
-    keras.utils.set_random_seed(cfg.seed)
-    progress(f"loading {cfg.model_path}")
-    loaded = load_model(cfg.model_path, custom_objects_file=cfg.custom_objects, loss=cfg.loss, unsafe=cfg.unsafe)
-    data = None
-    if cfg.data_path is not None:
-        progress(f"reading {cfg.data_path}")
-        data = load_data(cfg.data_path, input_names(loaded.model), loaded.output_names, model=loaded)
-    return loaded, data
 
 
 def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
     """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
     history = None
     if cfg.history_path is not None:
-        from losscheck.history import read_history
+        from losscheck.loading.history import read_history
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes import Prober, fit_epoch_restoring
 
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
+    check_loaded(cfg, loaded, data)
     val, split_at = validation_data, None
     dropped_metrics = None
     try:
@@ -278,7 +219,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         fam = prober.families
         figures: dict[str, float] = {}
         sw_stats = SampleWeightStats(prober)
-        from losscheck.checks import inference_observers
+        from losscheck.probes.lossfn import LossFnObservers, measure_data, measure_static
         from losscheck.probes.metrics import MetricsObserver
         from losscheck.probes.targets import TargetsObserver
 
@@ -288,8 +229,10 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
             classes_train = SafeClassObserver(prober, data.n)
         metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
+        lossfn_static = measure_static(loaded)
+        lossfn_obs = LossFnObservers.of(lossfn_static)
         progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *inference_observers(loaded), metrics_obs, targets_obs]
+        inf = prober.inference_pass([sw_stats, *lossfn_obs.all(), metrics_obs, targets_obs]
                                     + ([classes_train] if classes_train else []),
                                     metrics=True)
         if inf.metrics_error:
@@ -308,15 +251,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             inf_val = val_prober.inference_pass([classes_val])
             figures["evaluate_val"] = inf_val.evaluate
         cw = cfg.class_weight
-        if cw:
-            if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
-                from losscheck.errors import UsageError
-
-                raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
-                                 "ValueError for that too); use per-output sample weights")
-        limit = _probe_limit(cfg, data.n)
+        limit = probe_limit(cfg, data.n)
         progress("training-mode passes")
-        train_figures, passes = training_mode_figures(prober, fam.NAMES, cw, limit)
+        train_figures, passes = training_mode_figures(prober, cw, limit)
         figures.update(train_figures)
         main_batches = list(prober.last_batches)
         from losscheck.probes import low_precision_layers
@@ -336,7 +273,7 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
         ev = Evidence(
             figures=figures, rtol=cfg.rtol,
-            families={k: fam.names(k) for k in (*fam.NAMES, "frozen_batchnorm")},
+            families=fam.named(),
             regularized_layers=regularized_layers(loaded.model),
             class_weight=cw, sample_weight=sw_stats.summary(),
             probe_samples=limit,
@@ -348,14 +285,16 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         spread = random_spread(ev, prober, passes, main_batches, inf, limit, progress)
         if spread:
             ev.extra["uncertainty"] = spread
-        from losscheck.checks import CheckContext, data_checks, static_checks
+        from losscheck.measurements import Measurements, frozen_mapping
+        from losscheck.rules import judge_areas
         from losscheck.semantics import semantic_findings
 
-        ctx = CheckContext(loaded, data, prober, inf, cfg)
+        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf)
+        m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), lossfn=lossfn)
+        ctx = SimpleNamespace(inference=inf, config=cfg, sections=lossfn_sections(lossfn))
         findings: list[Finding] = attribute(ev)
         findings += legacy_findings(loaded)
-        findings += static_checks(loaded)
-        findings += data_checks(ctx)
+        findings += judge_areas(m, ("lossfn",))
         findings += semantic_findings(ctx)
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
@@ -375,18 +314,14 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             extra_notes += found.notes
             measured_history = found.facts
         from losscheck.loading.sources import data_measurements
-        from losscheck.measurements import Measurements, frozen_mapping
         from losscheck.probes.metrics import metric_measurements
-        from losscheck.rules import judge_areas
 
-        measured = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures),
-                                data=data_measurements(data, cfg.batch_size),
+        m = dataclasses.replace(m, data=data_measurements(data, cfg.batch_size),
                                 metrics=metric_measurements(metrics_obs, targets_obs, inf, loaded, data),
                                 validation=measured_validation, history=measured_history)
-        findings += judge_areas(measured, ("data", "metrics", "validation", "history"))
-        findings = filter_findings(findings, cfg.select, cfg.ignore)
+        findings += judge_areas(m, ("data", "metrics", "validation", "history"))
 
-        report = Report("compare", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
+        report = Report("compare", build_header(cfg, loaded, data))
         for key, value in figures.items():
             extra = {}
             if limit is not None and key in SUBSET_FIGURES:
@@ -419,6 +354,17 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             val.close()
 
 
+def lossfn_sections(lossfn) -> dict[str, Any]:
+    """The loss-function area's report sections: reduction_trace (when measured), check_notes (when a
+    measurement could not run)."""
+    sections: dict[str, Any] = {}
+    if lossfn.reduction_trace is not None:
+        sections["reduction_trace"] = dict(lossfn.reduction_trace)
+    if lossfn.errors:
+        sections["check_notes"] = list(lossfn.errors)
+    return sections
+
+
 def finite_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The decomposition rows for the report, without any top-level gap (and its rows below) that holds a
     non-finite value: the non-finite finding says where NaN/Inf came from."""
@@ -440,15 +386,6 @@ def frozen_batchnorm_note(layers: list[str], legacy: bool) -> str:
         text += (" tf.keras 2.x, which saved this file, did the same for a frozen BatchNormalization; only "
                  "TF1-style (tf.compat.v1) BatchNormalization used batch statistics in fit when frozen.")
     return text
-
-
-def legacy_findings(loaded) -> list[Finding]:
-    if not loaded.info.legacy:
-        return []
-    from losscheck.loading.legacy import legacy_message
-
-    message, advice = legacy_message(loaded)
-    return [Finding("legacy-keras", message, advice=advice)]
 
 
 from losscheck._entry import make_callable  # noqa: E402

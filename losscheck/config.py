@@ -1,8 +1,9 @@
-"""The one frozen object that crosses from the CLI into the core."""
+"""The one frozen object that crosses from the CLI into the core. The exit-code policy is not in it:
+the CLI and the Python API hold that (losscheck.gate.Gate) and apply it to the Report a command returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,6 @@ class Config:
     unsafe: bool = False
     seed: int = 0
     rtol: float = 1e-4
-    fail_on: str = "error"
-    select: frozenset[str] = field(default_factory=frozenset)
-    ignore: frozenset[str] = field(default_factory=frozenset)
-    max_gap: float | None = None
     probe_samples: int | None = None
     progress: bool = False
     val_path: Path | None = None  # --val: validation data file

@@ -10,6 +10,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from losscheck.gate import Gate
+from losscheck.taxonomy import FAMILIES, family_figure
+
 
 class Severity(enum.IntEnum):
     INFO = 1
@@ -213,10 +216,7 @@ FIGURE_ORDER = (
     "fit_epoch",
     "train_mode_class_weighted",
     "train_mode",
-    "train_mode_dropout_only",
-    "train_mode_batchnorm_only",
-    "train_mode_noise_only",
-    "train_mode_custom_only",
+    *(family_figure(family) for family in FAMILIES),
     "evaluate_probe_subset",
     "evaluate",
     "evaluate_float32",
@@ -236,8 +236,16 @@ class Report:
     figures: dict[str, Figure] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
-    fail_on: str = "error"
-    max_gap: float | None = None
+    #: the exit-code policy the CLI or the Python API judged this report by (Gate.apply sets it)
+    gate: Gate = field(default_factory=Gate)
+
+    @property
+    def fail_on(self) -> str:
+        return self.gate.fail_on
+
+    @property
+    def max_gap(self) -> float | None:
+        return self.gate.max_gap
 
     def ordered_figures(self) -> list[tuple[str, Figure]]:
         known = [(k, self.figures[k]) for k in FIGURE_ORDER if k in self.figures]
@@ -246,35 +254,23 @@ class Report:
 
     def gap_breaches(self) -> list[tuple[str, float]]:
         """--max-gap: the figures (fit_epoch, train_mode) whose relative difference from evaluate is
-        above the bound, with that difference. Empty without --max-gap or without an evaluate figure."""
-        if self.max_gap is None or "evaluate" not in self.figures:
-            return []
-        ev = self.figures["evaluate"].value
-        out: list[tuple[str, float]] = []
-        for name in ("fit_epoch", "train_mode"):
-            if name in self.figures:
-                gap = relative_gap(self.figures[name].value, ev)
-                # NaN compares False with everything: a non-finite figure breaches any bound
-                if not gap <= self.max_gap:
-                    out.append((name, gap))
-        return out
+        above the gate's bound, with that difference (see Gate.breaches)."""
+        return self.gate.breaches(self.figures)
 
     def gap_exceeded(self) -> bool:
         return bool(self.gap_breaches())
 
     def failing_findings(self) -> list[Finding]:
-        """The findings at or above --fail-on (none with `never`)."""
-        if self.fail_on == "never":
-            return []
-        threshold = Severity.parse(self.fail_on)
-        return [f for f in self.findings if f.severity is not None and f.severity >= threshold]
+        """The findings at or above the gate's --fail-on (none with `never`)."""
+        return self.gate.failing(self.findings)
 
     @property
     def exit_code(self) -> ExitCode:
         """0: nothing at or above fail_on and no max_gap breach; 1 otherwise. (2 is the CLI's, for
         errors: a Report never carries it.) An int that may also be called: `report.exit_code` and
-        `report.exit_code()` are the same number."""
-        return ExitCode(1 if self.gap_exceeded() or self.failing_findings() else 0)
+        `report.exit_code()` are the same number, under the report's own gate;
+        `report.exit_code(gate)` is the code under `gate` (pure: findings, figures and gate only)."""
+        return ExitCode(self.gate.exit_code(self.findings, self.figures), self)
 
     # -- the Python API's views ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -312,18 +308,22 @@ class Report:
 
 
 class ExitCode(int):
-    """An exit code (0 or 1) that is also callable, returning itself."""
+    """An exit code (0 or 1) that is also callable: with no argument it returns itself, with a Gate
+    the code its report gets under that gate."""
 
-    def __call__(self) -> int:
-        return int(self)
+    _report: Report | None
+
+    def __new__(cls, value: int, report: Report | None = None) -> ExitCode:
+        out = super().__new__(cls, value)
+        out._report = report
+        return out
+
+    def __call__(self, gate: Gate | None = None) -> int:
+        if gate is None or self._report is None:
+            return int(self)
+        return gate.exit_code(self._report.findings, self._report.figures)
 
 
 def relative_gap(a: float, b: float) -> float:
     """|a - b| / max(|b|, tiny)."""
     return abs(a - b) / max(abs(b), 1e-12)
-
-
-def filter_findings(findings: list[Finding], select: frozenset[str], ignore: frozenset[str]) -> list[Finding]:
-    """Apply --select (keep only these codes, when given) then --ignore."""
-    out = [f for f in findings if not select or f.code in select]
-    return [f for f in out if f.code not in ignore]

@@ -1,19 +1,16 @@
 """`losscheck inspect MODEL`: what can be said without data: the loss configuration per output, the
 training-dependent layers, the regularizers, the version that saved the file, and the findings that
-need no data (static checks)."""
+need no data (the loss-function rules on the measurements that need no data)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.compare import build_header, legacy_findings, regularized_layers
+from losscheck.commands.common import REGULARIZER_ATTRS, build_header, legacy_findings, regularized_layers
 from losscheck.config import Config
-from losscheck.findings import Report, filter_findings
-
-REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                     "embeddings_regularizer")
+from losscheck.findings import Report
+from losscheck.taxonomy import LISTED_FAMILIES
 
 
 def _describe_regularizer(reg: Any) -> str:
@@ -42,11 +39,11 @@ def regularizers(model) -> list[dict[str, Any]]:
     return out
 
 
-def loss_config(loaded) -> dict[str, Any]:
-    from losscheck.checks.common import output_losses
-
+def loss_config(outputs) -> dict[str, Any]:
+    """output -> its loss, kind, reduction, options, weight, shape, final activation, feature axis
+    (`outputs`: the OutputLoss list of losscheck.probes.lossfn)."""
     out: dict[str, Any] = {}
-    for ol in output_losses(loaded):
+    for ol in outputs:
         opts = dict(getattr(ol.loss, "_fn_kwargs", None) or ol.spec.options or {})
         out[ol.name] = {
             "loss": ol.spec.label, "kind": ol.kind, "reduction": ol.spec.reduction,
@@ -59,26 +56,25 @@ def loss_config(loaded) -> dict[str, Any]:
 
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    from losscheck.checks import static_checks
-    from losscheck.compare import load_inputs
+    from losscheck.commands.common import load_inputs
+    from losscheck.measurements import Measurements
     from losscheck.probes import LayerFamilies
+    from losscheck.probes.lossfn import measure_static
+    from losscheck.rules import judge_areas
 
     loaded, _ = load_inputs(cfg, progress)
     fam = LayerFamilies.of(loaded.model)
-    report = Report("inspect", build_header(cfg, loaded), fail_on=cfg.fail_on)
-    report.sections["loss_config"] = loss_config(loaded)
-    report.sections["training_layers"] = {k: fam.names(k) for k in ("dropout", "batchnorm", "frozen_batchnorm", "noise")}
-    if fam.custom:
-        report.sections["training_layers"]["custom"] = fam.names("custom")
+    report = Report("inspect", build_header(cfg, loaded))
+    progress("static loss checks")
+    static = measure_static(loaded)
+    report.sections["loss_config"] = loss_config(static.outputs)
+    report.sections["training_layers"] = {k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom}
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["regularizers"] = regularizers(loaded.model)
-    progress("static loss checks")
-    findings = static_checks(loaded)
-    from losscheck.checks.common import memo
-
-    notes = list(loaded.notes) + list(memo(loaded).get("errors", []))
-    report.sections["notes"] = notes
-    report.findings = filter_findings(legacy_findings(loaded) + findings, cfg.select, cfg.ignore)
+    lossfn = static.measurements()
+    findings = judge_areas(Measurements("inspect", rtol=cfg.rtol, lossfn=lossfn), ("lossfn",))
+    report.sections["notes"] = list(loaded.notes) + list(lossfn.errors)
+    report.findings = legacy_findings(loaded) + list(findings)
     return report
 
 

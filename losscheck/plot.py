@@ -15,18 +15,16 @@ EXTRA = "losscheck[plot]"
 
 
 def _keep_home_clean() -> None:
-    """matplotlib writes a config and font-cache folder (~/.config/matplotlib) on import when it has
-    none; losscheck writes nowhere but its outputs and the temp dir. Without one (and without
-    MPLCONFIGDIR), point matplotlib at a temporary folder removed at exit."""
+    """matplotlib writes a config and font-cache folder on import when it has none; losscheck writes
+    nowhere but its outputs and the temp dir: see mplhome.needs_private_config."""
     import atexit
     import os
     import shutil
     import tempfile
 
-    if "MPLCONFIGDIR" in os.environ:
-        return
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    if os.path.isdir(os.path.join(config, "matplotlib")):
+    from losscheck.mplhome import needs_private_config
+
+    if not needs_private_config():
         return
     tmp = tempfile.mkdtemp(prefix="losscheck-mpl-")
     os.environ["MPLCONFIGDIR"] = tmp

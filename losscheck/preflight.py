@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from losscheck import taxonomy
 from losscheck.errors import DataFileError, ModelFileError, UsageError
 from losscheck.loading.files import check_readable
 
@@ -29,8 +30,8 @@ KERAS_LOSS_NAMES = frozenset({
     "mean_squared_logarithmic_error", "mse", "msle", "poisson", "sparse_categorical_crossentropy",
     "squared_hinge", "tversky",
 })
-KERAS2_LOSS_ALIASES = frozenset({"huber_loss", "logcosh", "kullback_leibler_divergence", "cosine_proximity"})
-AUTO_CROSSENTROPY = frozenset({"crossentropy", "ce"})
+KERAS2_LOSS_ALIASES = frozenset(taxonomy.KERAS2_ALIASES)
+AUTO_CROSSENTROPY = frozenset(taxonomy.AUTO_CROSSENTROPY)
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 
 
@@ -190,3 +191,22 @@ def parse_class_weight(value: str | None) -> dict[int, float] | None:
     if negative:
         raise UsageError(f"--class-weight: class {negative[0]} is negative; classes are indices 0, 1, ...")
     return weights
+
+
+def check_validation(val: object, split: object, val_name: str = "--val",
+                     split_name: str = "--validation-split") -> float | None:
+    """Validation data and a validation split exclude each other (fit ignores validation_split when
+    validation_data is given); the split is a number strictly between 0 and 1, as fit takes it.
+    `val_name` / `split_name`: the option names the message uses. Returns the split as a float."""
+    if val is not None and split is not None:
+        raise UsageError(f"{val_name} and {split_name} cannot be combined (fit ignores validation_split when "
+                         "validation_data is given); drop one")
+    if split is None:
+        return None
+    name = split_name.rstrip("=")
+    if isinstance(split, bool) or not isinstance(split, (int, float)):
+        raise UsageError(f"{name} must be a float between 0 and 1, not {split!r}")
+    fraction = float(split)
+    if not 0.0 < fraction < 1.0:
+        raise UsageError(f"{name}={fraction}: must be between 0 and 1 (exclusive), as in fit()")
+    return fraction

@@ -32,6 +32,7 @@ import numpy as np
 from losscheck.errors import UsageError
 from losscheck.measurements import frozen_mapping
 from losscheck.measurements.validation import SplitFacts, ValidationMeasurements
+from losscheck.taxonomy import BUILTIN_FAMILIES
 
 PROFILE_ROWS = 4096  # rows of targets read at a time when profiling the split
 MAX_LABEL = 1000  # integer targets up to this are treated as class labels
@@ -42,8 +43,9 @@ MAX_LABEL = 1000  # integer targets up to this are treated as class labels
 # ----------------------------------------------------------------------------------------------
 def split_index(n: int, fraction: float) -> int:
     """Keras's split point: floor(n * (1 - fraction)); both parts must be non-empty."""
-    if not 0.0 < fraction < 1.0:
-        raise UsageError(f"--validation-split {fraction}: must be between 0 and 1 (exclusive), as in fit()")
+    from losscheck.preflight import check_validation
+
+    check_validation(None, fraction)
     at = int(math.floor(n * (1.0 - fraction)))
     if at == 0 or at == n:
         raise UsageError(f"--validation-split {fraction}: the data has {n} samples, too few to split into a "
@@ -104,9 +106,9 @@ def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str]
     --val loads a file, `validation_data` is an already loaded Dataset; the Python API's inputs
     (cfg.inputs) load their own `validation_data=` (arrays, a pipeline, a file) against the model."""
     if cfg.validation_split is not None:
-        if validation_data is not None or cfg.val_path is not None:
-            raise UsageError("--val and --validation-split cannot be combined (fit ignores validation_split "
-                             "when validation_data is given); drop one")
+        from losscheck.preflight import check_validation
+
+        check_validation(validation_data if validation_data is not None else cfg.val_path, cfg.validation_split)
         if getattr(data, "pipeline", False):
             raise UsageError("--validation-split needs array data (an .npz or .h5 file), as fit's validation_split "
                              "does (Keras raises ValueError for datasets and generators); pass --val instead")
@@ -299,7 +301,7 @@ def validation_measurements(figures: dict[str, float], ev, fam, data, val, split
         samples=val.n, regularization=float(inf_val.regularization), parts=frozen_mapping(parts),
         per_class_gap=tuple(frozen_mapping(r) for r in classes), split=split,
         training_mode_samples=ev.probe_samples,
-        layer_names=tuple(n for f in ("dropout", "batchnorm", "noise") for n in fam.names(f)))
+        layer_names=tuple(n for f in BUILTIN_FAMILIES for n in fam.names(f)))
 
 
 def validation_section(figures: dict[str, float], v: ValidationMeasurements) -> tuple[dict[str, Any], list[str]]:

@@ -385,3 +385,33 @@ def test_cli_image_directory_pipeline(tmp_path):
                                                        shuffle=False)
     assert rel(res.json["figures"]["evaluate"]["value"], model.evaluate(dataset, verbose=0)) <= 1e-6
     assert "shuffled-data" not in {f["code"] for f in res.json["findings"]}
+
+
+def test_callback_measures_custom_training_layers():
+    """A user layer whose call() takes `training` is a family of the callback's figures too, as in
+    compare: train_mode_custom_only is Keras's loss with that layer in training mode, and the gap is
+    named after the layer."""
+    import keras
+
+    from losscheck.callbacks import LossCheck
+
+    class Shift(keras.layers.Layer):
+        def call(self, inputs, training=None):
+            return inputs + 0.5 if training else inputs
+
+    x, y = _data()
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), Shift(name="shift"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    check = LossCheck(x=x, y=y, batch_size=16, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[check], shuffle=False)
+    [report] = check.reports
+    fig = {k: f.value for k, f in report.figures.items()}
+    trained = float(np.mean(keras.losses.binary_crossentropy(y, model(x, training=True))))
+    assert rel(fig["train_mode_custom_only"], trained) <= 1e-5
+    assert rel(fig["train_mode"], trained) <= 1e-5
+    [finding] = [f for f in report.findings if f.code == "noise-layer"]
+    assert finding.subject == "shift" and finding.between == ("train_mode_custom_only", "evaluate")
+    assert finding.magnitude == pytest.approx(fig["train_mode_custom_only"] - fig["evaluate"])
+    assert not [f for f in report.findings if f.code in ("unexplained", "interaction")]

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from losscheck.findings import Figure, Finding, Report
+from losscheck.gate import Gate
 from tests.conftest import ROOT
 
 
@@ -26,7 +27,8 @@ def test_import_and_entry_points_stay_tensorflow_free():
 
 def _report(fail_on: str = "error") -> Report:
     report = Report("compare", {"model": {"path": "<in-memory model>", "saved_by": "keras 3"},
-                                "data": {"path": "<arrays>", "samples": 4, "batch_size": 2}}, fail_on=fail_on)
+                                "data": {"path": "<arrays>", "samples": 4, "batch_size": 2}},
+                    gate=Gate(fail_on=fail_on))
     report.figures["evaluate"] = Figure(0.5, "evaluate <b>")
     report.figures["fit_epoch"] = Figure(0.75, "fit & co")
     report.findings = [Finding("dropout", "layer <script>alert(1)</script> & more", magnitude=0.25,

@@ -140,10 +140,13 @@ def _codes(res) -> set[str]:
 
 
 def _static(path: Path, custom: Path | None = None):
-    from losscheck.checks import static_checks
     from losscheck.loading.model import load_model
+    from losscheck.measurements import Measurements
+    from losscheck.probes.lossfn import measure_static
+    from losscheck.rules import judge_areas
 
-    return static_checks(load_model(path, custom_objects_file=custom))
+    lossfn = measure_static(load_model(path, custom_objects_file=custom)).measurements()
+    return list(judge_areas(Measurements("inspect", lossfn=lossfn), ("lossfn",)))
 
 
 # -- loss-rank: ways to lose the batch axis -------------------------------------------------------------

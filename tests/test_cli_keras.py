@@ -130,3 +130,24 @@ def test_inspect_json_validates_on_every_fixture():
         assert result.json["command"] == "inspect" and result.json["exit_code"] == result.code
         checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize("name, words", [("two_outputs", "not supported for multi-output models"),
+                                         ("sample_weights", "cannot be combined with sample_weight")])
+def test_class_weight_usage_errors_come_before_any_pass(monkeypatch, name, words):
+    """--class-weight on a multi-output model, or beside the data's sample weights: exit 2 with one
+    line, found right after loading (no inference pass has run)."""
+    from losscheck.probes import Prober
+
+    passes: list[int] = []
+    real = Prober.inference_pass
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Prober, "inference_pass", counted)
+    result = compare(name, "--class-weight", '{"0": 1, "1": 2}')
+    assert result.code == 2 and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert passes == []

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from losscheck.errors import UsageError
-from losscheck.history import MAX_FILE_BYTES, match, read_history
+from losscheck.history import match
+from losscheck.loading.history import MAX_FILE_BYTES, read_history
 from tests.conftest import FIXTURES, run_cli
 
 MODEL, DATA = FIXTURES / "val_lower" / "model.keras", FIXTURES / "val_lower" / "train.npz"
@@ -215,3 +216,25 @@ def test_split_dataset_views_npz_and_h5_rows(tmp_path):
             assert abs(sum(shares.values()) - 1) < 1e-12 and "label balance" in lines[0]
     finally:
         f.close()
+
+
+@pytest.mark.parametrize("env, config_dir, private", [
+    ({"MPLCONFIGDIR": "set"}, False, False),   # the user's choice
+    ({}, True, False),                          # the user's own matplotlib config folder
+    ({}, False, True),                          # none: a temporary folder, nothing written in the home
+])
+def test_one_rule_for_matplotlibs_home(tmp_path, monkeypatch, env, config_dir, private):
+    """Keras's import (losscheck._tf) and --plot read the same rule."""
+    from losscheck.mplhome import needs_private_config
+
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if config_dir:
+        (tmp_path / ".config" / "matplotlib").mkdir(parents=True)
+    assert needs_private_config() is private
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "xdg" / "matplotlib").mkdir(parents=True)
+    assert needs_private_config() is False

@@ -28,7 +28,7 @@ class _Inference:
     loaded as compare loads it, the inference pass with the metric and target observers."""
 
     def __init__(self, model_path, data_path, **kw) -> None:
-        from losscheck.compare import load_inputs
+        from losscheck.commands.common import load_inputs
         from losscheck.config import Config
         from losscheck.measurements import Measurements, frozen_mapping
         from losscheck.probes import Prober

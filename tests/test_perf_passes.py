@@ -90,8 +90,8 @@ def saved(request, tmp_path_factory):
 
 def _prober(model_path, data_path, batch_size=16):
     from losscheck._tf import keras
-    from losscheck.compare import input_names
     from losscheck.loading.data import load_data
+    from losscheck.loading.inputs import input_names
     from losscheck.loading.model import load_model
     from losscheck.probes import Prober
 

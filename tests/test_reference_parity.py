@@ -189,8 +189,8 @@ def test_options_keras_does_not_save(loss_name, options):
     follows them on a model compiled in memory."""
     import keras
 
+    from losscheck.loading.lossspec import loss_spec
     from losscheck.loading.model import LoadedModel
-    from losscheck.lossspec import loss_spec
     from losscheck.probes import Prober
 
     rng = np.random.default_rng(5)
@@ -362,7 +362,7 @@ def test_crossentropy_string_resolves_like_compile(y_shape, p_shape, kind):
     loss Keras itself built in the same test)."""
     import keras
 
-    from losscheck.lossspec import auto_crossentropy_kind
+    from losscheck.loading.lossspec import auto_crossentropy_kind
 
     inp = keras.Input(p_shape[1:])
     model = keras.Model(inp, keras.layers.Identity()(inp))

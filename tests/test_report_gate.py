@@ -1,11 +1,12 @@
-"""Report.exit_code() as a pure function of findings, --fail-on and --max-gap (a table, as flake8
-tests its exit code), and filter_findings for --select/--ignore."""
+"""Report.exit_code(gate) as a pure function of findings, figures and the Gate (--fail-on, --max-gap;
+a table, as flake8 tests its exit code), and Gate.kept for --select/--ignore."""
 
 from __future__ import annotations
 
 import pytest
 
-from losscheck.findings import Figure, Finding, Report, Severity, filter_findings, relative_gap
+from losscheck.findings import Figure, Finding, Report, Severity, relative_gap
+from losscheck.gate import Gate
 
 INFO, WARNING, ERROR = Finding("dropout", "i"), Finding("partial-batch", "w"), Finding("unexplained", "e")
 
@@ -19,14 +20,18 @@ INFO, WARNING, ERROR = Finding("dropout", "i"), Finding("partial-batch", "w"), F
     ([Finding("dropout", "raised", severity=Severity.ERROR)], "error", 1),  # a severity set by a rule
 ])
 def test_exit_code_table(findings, fail_on, code):
-    assert Report("compare", {}, findings=list(findings), fail_on=fail_on).exit_code() == code
+    report = Report("compare", {}, findings=list(findings))
+    assert report.exit_code(Gate(fail_on=fail_on)) == code
+    assert report.exit_code() == report.exit_code(Gate())  # a report's own gate is the default one
+    gated = Gate(fail_on=fail_on).apply(report)
+    assert gated.exit_code == code and gated.exit_code() == code and gated.findings == report.findings
 
 
 def _gap_report(max_gap, fit=1.1, train=None, evaluate=1.0) -> Report:
     figures = {"fit_epoch": Figure(fit, ""), "evaluate": Figure(evaluate, "")}
     if train is not None:
         figures["train_mode"] = Figure(train, "")
-    return Report("compare", {}, figures=figures, fail_on="never", max_gap=max_gap)
+    return Report("compare", {}, figures=figures, gate=Gate(fail_on="never", max_gap=max_gap))
 
 
 @pytest.mark.parametrize("max_gap, fit, train, breaches", [
@@ -46,8 +51,9 @@ def test_max_gap(max_gap, fit, train, breaches):
 
 
 def test_max_gap_needs_an_evaluate_figure():
-    report = Report("inspect", {}, max_gap=0.0)
+    report = Report("inspect", {}, gate=Gate(max_gap=0.0))
     assert report.gap_breaches() == [] and report.exit_code() == 0
+    assert Report("inspect", {}).exit_code(Gate(max_gap=0.0)) == 0
 
 
 def test_relative_gap_is_relative_to_evaluate():
@@ -62,6 +68,20 @@ def test_relative_gap_is_relative_to_evaluate():
     (("dropout", "unexplained"), ("unexplained",), ["dropout"]),
     (("mask",), (), []),
 ])
-def test_filter_findings(select, ignore, kept):
-    out = filter_findings([INFO, WARNING, ERROR], frozenset(select), frozenset(ignore))
+def test_select_and_ignore(select, ignore, kept):
+    gate = Gate(select=frozenset(select), ignore=frozenset(ignore), fail_on="info")
+    out = gate.kept([INFO, WARNING, ERROR])
     assert [f.code for f in out] == kept
+    report = Report("compare", {}, findings=[INFO, WARNING, ERROR])
+    gated = gate.apply(report)
+    assert [f.code for f in gated.findings] == kept and len(report.findings) == 3  # a copy; the report unchanged
+    assert report.exit_code(gate) == gated.exit_code == (1 if kept else 0)
+
+
+def test_a_gate_is_frozen_and_checks_fail_on():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Gate().fail_on = "never"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="fail_on"):
+        Gate(fail_on="sometimes")

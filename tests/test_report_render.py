@@ -14,6 +14,7 @@ import re
 import pytest
 
 from losscheck.findings import CODES, Figure, Finding, Report, Severity
+from losscheck.gate import Gate
 from losscheck.report import FORMATS, render
 from tests.conftest import ROOT
 
@@ -32,7 +33,7 @@ def compare_report(**kw) -> Report:
     """A compare report with every kind of row: all figures (one measured on a subset), the gap
     decomposition, findings of each severity with subject/between/advice, text that looks like rich
     markup or breaks a markdown table, notes."""
-    r = Report("compare", HEADER, **kw)
+    r = Report("compare", HEADER, gate=Gate(**kw))
     r.figures = {
         "fit_epoch": Figure(7.797583, "what model.fit(..., epochs=1, shuffle=False) reports, run on a throwaway copy"),
         "train_mode": Figure(8.0138521, "every layer in training behaviour, saved weights, no update", {"samples": 64}),
@@ -217,10 +218,7 @@ WIDTHS = (80, 100, 160)
 
 def _build(name: str) -> Report:
     factory, overrides = CASES[name]
-    report = factory()
-    for key, value in overrides.items():
-        setattr(report, key, value)
-    return report
+    return Gate(**overrides).apply(factory())
 
 
 def _golden(name: str, text: str) -> None:

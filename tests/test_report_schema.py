@@ -13,6 +13,7 @@ import pytest
 jsonschema = pytest.importorskip("jsonschema")
 
 from losscheck.findings import CODES, FIGURE_ORDER  # noqa: E402
+from losscheck.gate import Gate  # noqa: E402
 from losscheck.report.json import load_schema, render_json, report_dict  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.test_report_render import clean_report, compare_report, inspect_report  # noqa: E402
@@ -50,9 +51,7 @@ def test_schema_ships_with_the_package():
 @pytest.mark.parametrize("factory", [compare_report, inspect_report, clean_report])
 @pytest.mark.parametrize("gate", [{}, {"fail_on": "never", "max_gap": 0.01}, {"fail_on": "info"}])
 def test_rendered_json_validates(factory, gate):
-    report = factory()
-    for key, value in gate.items():
-        setattr(report, key, value)
+    report = Gate(**gate).apply(factory())
     doc = json.loads(render_json(report))
     validate(doc)
     assert doc["exit_code"] == report.exit_code()

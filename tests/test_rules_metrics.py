@@ -59,9 +59,8 @@ CASES = {
     "y (n,) against (n, 1)": (_m(targets=[_target(naive=2.0, per_sample=1.0)]), ["target-shape"]),
     "class indices, element-wise loss": (_m(targets=[_target(classes=3, keras_on_indices=2.0, on_one_hot=0.5)]),
                                          ["target-shape"]),
-    "targets outside [0, 1]": (_m(targets=[dataclasses.replace(_target(values=10, out_of_range=2, y_min=-1.0,
-                                                                       y_max=2.0), unit_range=True)]),
-                               ["target-range"]),
+    "targets outside [0, 1]": (_m(targets=[TargetFacts("out", "bce", "binary_crossentropy", values=10,
+                                                       out_of_range=2, y_min=-1.0, y_max=2.0)]), ["target-range"]),
     "negative targets, Poisson": (_m(targets=[TargetFacts("out", "poisson", "poisson", values=10, out_of_range=3,
                                                           y_min=-2.0, y_max=1.0, negative_losses=1, loss_min=-0.5)]),
                                   ["target-range"]),
@@ -106,3 +105,16 @@ def test_target_findings():
     (f,) = judge_areas(_m(targets=[TargetFacts("out", "kl", "kl_divergence", values=8, out_of_range=2,
                                                y_min=-1.0)]), ("metrics",))
     assert f.magnitude == 2.0 and "KL divergence clips" in f.message
+
+
+def test_findings_come_metric_by_metric_then_output_by_output():
+    """Keras's metric order first (whatever the codes), then the targets per output."""
+    two = OutputFacts("b", data_loss=1.0)
+    targets = [TargetFacts("b", "binary_crossentropy", "binary_crossentropy", values=4,
+                           out_of_range=1, y_min=-1.0, y_max=1.0),
+               _target(naive=2.0, per_sample=1.0)]
+    m = _m([ACC, PEAK, dataclasses.replace(MSE, keras=0.4)], outputs=(LOGITS, two), targets=targets)
+    found = judge_areas(m, ("metrics",))
+    assert [(f.code, f.subject) for f in found] == [("metric-threshold", "out"), ("metric-batch-mean", "out"),
+                                                    ("metric-vs-loss", "out"), ("target-range", "b"),
+                                                    ("target-shape", "out")]

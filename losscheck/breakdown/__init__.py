@@ -12,7 +12,7 @@ from typing import Any
 
 from losscheck.config import Config
 from losscheck.errors import UsageError
-from losscheck.findings import Figure, Report, filter_findings
+from losscheck.findings import Figure, Report
 
 Progress = Callable[..., None]
 
@@ -29,7 +29,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         output_section,
         sample_section,
     )
-    from losscheck.compare import build_header, load_inputs
+    from losscheck.commands.common import build_header, load_inputs
     from losscheck.probes import Prober
 
     loaded, data = load_inputs(cfg, progress)
@@ -58,7 +58,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         if inf.manual is None:
             raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "
                              "losscheck needs their per-element values")
-        report = Report("breakdown", build_header(cfg, loaded, data), fail_on=cfg.fail_on, max_gap=cfg.max_gap)
+        report = Report("breakdown", build_header(cfg, loaded, data))
         report.figures["evaluate"] = Figure(inf.evaluate, "what model.evaluate(...) reports (total loss)")
         report.figures["manual"] = Figure(inf.manual, "losscheck's numpy data loss (Keras's semantics, penalties excluded)")
         report.figures["regularization"] = Figure(inf.regularization, "penalties (model.losses) included in evaluate")
@@ -71,7 +71,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
             if inf.metrics:
                 report.sections["metrics"] = metrics_obs.section(inf.metrics)
         elif mode == "per_output":
-            from losscheck.breakdown.regularization import regularization_by_layer
+            from losscheck.probes.penalties import regularization_by_layer
 
             progress("regularization per layer")
             layers = regularization_by_layer(prober, inf.regularization)
@@ -88,7 +88,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         notes = [n for n in loaded.notes if "fit probe" not in n] + list(getattr(observer, "notes", []))
         if notes:
             report.sections["notes"] = notes
-        report.findings = filter_findings(findings, cfg.select, cfg.ignore)
+        report.findings = findings
         return report
     finally:
         data.close()

@@ -25,14 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from losscheck import taxonomy
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value, uses_logits
 from losscheck.reference.specs import LossSpec
 
 #: Losses whose value for an element is computed over the whole class axis (one value per sample).
-SAMPLEWISE_KINDS = frozenset({
-    "categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy",
-    "categorical_hinge",
-})
+SAMPLEWISE_KINDS = taxonomy.SAMPLEWISE_KINDS
 
 
 class NotDecomposable(Exception):

@@ -18,6 +18,7 @@ from losscheck.breakdown.decompose import (
     class_labels,
 )
 from losscheck.errors import UsageError
+from losscheck.reference.formulas import softmax
 from losscheck.reference.reduction import loss_values_and_mask, merge_masks
 
 #: relative disagreement between the split and the reference's batch loss that we report as a note
@@ -180,19 +181,13 @@ def _counts(labels: np.ndarray, most: int = 6) -> str:
     return "{" + text + (", ..." if len(values) > most else "") + "}"
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - np.max(z)
-    e = np.exp(z)
-    return e / np.sum(e)
-
-
 def summarize(spec, y: np.ndarray, p: np.ndarray) -> tuple[str, str]:
     """Short target / prediction text for one sample of one output."""
     y = np.asarray(y)
     p = np.asarray(p, np.float64)
     if spec.kind in SAMPLEWISE_KINDS and p.ndim == 1 and p.size > 1 and (y.shape == p.shape or y.size == 1):
         true = int(np.argmax(y)) if y.shape == p.shape else int(np.ravel(y)[0])
-        probs = _softmax(p) if spec.option("from_logits", False) else p
+        probs = softmax(p) if spec.option("from_logits", False) else p
         j = int(np.argmax(probs))
         text = f"class {j} (p={probs[j]:.3g})"
         if 0 <= true < probs.size and true != j:

@@ -25,6 +25,7 @@ from losscheck.loading.archive import (
 )
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
 from losscheck.loading.h5_guard import outside_reference, size_text
+from losscheck.taxonomy import ONEHOT_KINDS, SAME_SHAPE_KINDS, SPARSE_KINDS, builtin_name
 
 
 @dataclass
@@ -303,12 +304,7 @@ def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------
 # Data against the model: input shapes, target shapes, label kinds
 # ----------------------------------------------------------------------------------------------
-_SPARSE_FNS = {"sparse_categorical_crossentropy", "categorical_generalized_cross_entropy"}
-_ONEHOT_FNS = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge"}
-_ELEMENTWISE_FNS = {"mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-                    "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
-                    "binary_focal_crossentropy", "hinge", "squared_hinge", "poisson", "kl_divergence",
-                    "cosine_similarity"} | _ONEHOT_FNS
+_SPARSE_FNS, _ONEHOT_FNS, _ELEMENTWISE_FNS = SPARSE_KINDS, ONEHOT_KINDS, SAME_SHAPE_KINDS
 
 
 def _fmt(shape: Sequence[Any]) -> str:
@@ -318,7 +314,7 @@ def _fmt(shape: Sequence[Any]) -> str:
 def _loss_fn_name(loss: Any) -> str | None:
     """The built-in Keras function behind a compiled loss, or None for custom losses."""
     if isinstance(loss, str):
-        return {"mse": "mean_squared_error", "mae": "mean_absolute_error"}.get(loss, loss)
+        return builtin_name(loss)
     fn = getattr(loss, "fn", None)
     if fn is None or not str(getattr(fn, "__module__", "")).startswith("keras."):
         return None

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name
+
 _REG_ATTRS = ("kernel_regularizer", "bias_regularizer", "depthwise_regularizer", "pointwise_regularizer",
               "recurrent_regularizer", "beta_regularizer", "gamma_regularizer", "embeddings_regularizer")
-_ELEMENTWISE = {"mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-                "mean_squared_logarithmic_error", "huber", "log_cosh", "binary_crossentropy",
-                "binary_focal_crossentropy", "hinge", "squared_hinge", "poisson"}
+_ELEMENTWISE = LAST_AXIS_MEAN_KINDS
 
 
 def _fn_name(loss: Any) -> str | None:
     if isinstance(loss, str):
-        return {"mse": "mean_squared_error", "mae": "mean_absolute_error"}.get(loss, loss)
+        return builtin_name(loss)
     fn = getattr(loss, "fn", None)
     return getattr(fn, "__name__", None) if fn is not None else None
 

@@ -4,7 +4,7 @@ Keras Loss object into the reference's LossSpec.
 Accepted: strings ("mse", "binary_crossentropy", class names), Keras 3 serialized objects
 ({"module", "class_name", "config"}), tf.keras Loss configs ({"class_name", "config": {"reduction":
 "auto", "fn": ...}}), callables (functions, Loss classes/instances).
-The Keras-object -> reference LossSpec mapping lives in losscheck/lossspec.py.
+The Keras-object -> reference LossSpec mapping lives in losscheck/loading/lossspec.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 from losscheck._tf import keras
+from losscheck.taxonomy import AUTO_CROSSENTROPY, KERAS2_ALIASES
 
 try:  # private, but stable since Keras 3.0; the wrapper compile() puts around every function loss
     from keras.src.losses.losses import LossFunctionWrapper
@@ -22,10 +23,8 @@ except ImportError:  # pragma: no cover
 _KERAS2_REDUCTIONS = {"auto": "sum_over_batch_size", "sum_over_batch_size": "sum_over_batch_size",
                       None: "sum_over_batch_size", "sum": "sum", "none": "none", "mean": "mean",
                       "mean_with_sample_weight": "mean_with_sample_weight"}
-_AUTO_CE = ("crossentropy", "ce")
-# Keras 2 (tf.keras) loss names that Keras 3's keras.losses.get no longer knows
-_KERAS2_ALIASES = {"huber_loss": "huber", "logcosh": "log_cosh", "kullback_leibler_divergence": "kl_divergence",
-                   "cosine_proximity": "cosine_similarity"}
+_AUTO_CE = AUTO_CROSSENTROPY
+_KERAS2_ALIASES = KERAS2_ALIASES
 
 
 def _wrap_function(fn, name: str):

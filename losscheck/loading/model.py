@@ -30,7 +30,8 @@ from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
-from losscheck.lossspec import describe_loss, loss_spec
+from losscheck.loading.lossspec import describe_loss, loss_spec
+from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
                "bytecode stored in the file, which can do anything your account can")
@@ -438,7 +439,7 @@ def _resolve_one(info: ModelFileInfo, out: str, raw: Any, custom_objects: dict[s
     return loss
 
 
-_SPARSE = ("sparse_categorical_crossentropy", "categorical_generalized_cross_entropy")
+_SPARSE = SPARSE_KINDS
 
 
 def _smoke_test(model, outputs: list[str], losses: dict[str, Any], info: ModelFileInfo) -> None:
@@ -518,7 +519,7 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
                 weights[o] = 1.0 if w is None else _float_weight(w, info)
     optimizer = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
     compile_losses = [losses[o] for o in outputs]
-    from losscheck.metrics.loading import resolve_metrics
+    from losscheck.loading.metrics import resolve_metrics
 
     metric_args = {key: resolve_metrics(cc.get(key), custom_objects, notes, key)
                    for key in ("metrics", "weighted_metrics")}

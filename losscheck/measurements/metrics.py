@@ -79,16 +79,14 @@ class TargetFacts:
       reverse, with per_sample = mean((y - p)^2) per sample (both None otherwise);
     classes, keras_on_indices, on_one_hot: class indices against a (classes)-wide output with an
       element-wise loss: what Keras reports and the same loss on one-hot targets (None otherwise);
-    unit_range: the loss needs targets in [0, 1] (else, when range-checked, targets >= 0);
     values, out_of_range, y_min, y_max: target values checked against the loss's range and those
-      outside it;
+      outside it ([0, 1] for taxonomy.UNIT_RANGE_KINDS, >= 0 for NON_NEGATIVE_KINDS);
     rows, bad_rows, row_min, row_max: target rows of a distribution loss and those not summing to 1;
     negative_losses, loss_min: per-element loss values below 0 (counted once targets are out of range)."""
 
     output: str
     label: str
     kind: str
-    unit_range: bool = False
     naive: float | None = None
     per_sample: float | None = None
     classes: int = 0

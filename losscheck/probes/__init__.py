@@ -23,11 +23,12 @@ from losscheck import usercode
 from losscheck._tf import keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
+from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.loading.memory import state_variables
-from losscheck.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
+from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES
 
 L = keras.layers
 DROPOUT_TYPES: tuple[type, ...] = (L.Dropout,)  # SpatialDropout* subclass Dropout
@@ -152,24 +153,16 @@ class LayerFamilies:
     overridden: dict[str, str] = field(default_factory=dict)
 
     #: families whose training behaviour draws random numbers (or may: custom layers)
-    STOCHASTIC = ("dropout", "noise", "custom")
-    NAMES = ("dropout", "batchnorm", "noise", "custom")
+    STOCHASTIC = STOCHASTIC_FAMILIES
+    NAMES = FAMILIES
 
     @staticmethod
     def of(model) -> LayerFamilies:
         fam = LayerFamilies()
         for layer in all_layers(model):
-            if isinstance(layer, BN_TYPES):
-                (fam.batchnorm if layer.trainable else fam.frozen_batchnorm).append(layer)
-            elif isinstance(layer, DROPOUT_TYPES):
-                if float(getattr(layer, "rate", 0) or 0) > 0:
-                    fam.dropout.append(layer)
-            elif _has_internal_dropout(layer):
-                fam.dropout.append(layer)
-            elif isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
-                fam.noise.append(layer)
-            elif _has_custom_training(layer):
-                fam.custom.append(layer)
+            family = family_of(layer)
+            if family is not None:
+                getattr(fam, family).append(layer)
         fam.overridden = overridden_training_false(model)
         return fam
 
@@ -179,6 +172,26 @@ class LayerFamilies:
 
     def names(self, family: str) -> list[str]:
         return [lyr.name for lyr in getattr(self, family)]
+
+    def named(self) -> dict[str, list[str]]:
+        """Layer names by family (every family, then frozen BatchNormalization): what the rules read."""
+        return {k: self.names(k) for k in (*FAMILIES, FROZEN_BATCHNORM)}
+
+
+def family_of(layer) -> str | None:
+    """The family of a layer (FAMILIES or FROZEN_BATCHNORM), None for a layer with no training behaviour
+    (a Dropout of rate 0 included)."""
+    if isinstance(layer, BN_TYPES):
+        return "batchnorm" if layer.trainable else FROZEN_BATCHNORM
+    if isinstance(layer, DROPOUT_TYPES):
+        return "dropout" if float(getattr(layer, "rate", 0) or 0) > 0 else None
+    if _has_internal_dropout(layer):
+        return "dropout"
+    if isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
+        return "noise"
+    if _has_custom_training(layer):
+        return "custom"
+    return None
 
 
 @functools.cache
@@ -208,10 +221,7 @@ def overridden_training_false(model) -> dict[str, str]:
             flagged = any(getattr(getattr(n, "arguments", None), "kwargs", {}).get("training") is False for n in nodes)
             if flagged:
                 for layer in all_layers(child):
-                    trains = (isinstance(layer, BN_TYPES) and layer.trainable) or (
-                        isinstance(layer, DROPOUT_TYPES) and float(getattr(layer, "rate", 0) or 0) > 0) or (
-                        isinstance(layer, NOISE_TYPES) or _is_augmentation(layer) or _has_internal_dropout(layer))
-                    if trains:
+                    if family_of(layer) in BUILTIN_FAMILIES:
                         found.setdefault(layer.name, child.name)
             visit(child)
 

@@ -5,6 +5,9 @@ KerasMetrics: the model's own CompileMetrics updated inside the inference pass, 
 sample_weight)`); its variables are saved before the pass and restored after it.
 
 MetricsObserver: the observer the compiled metrics ride on in the inference pass.
+metric_measurements: what both gave, as the frozen record the metric rules read (rules/metrics.py).
+Which metrics a model compiles: probes/compiled_metrics.py; the `metrics` / `per_class_metrics`
+sections are rendered by report/metrics.py.
 
 Per batch and per compiled metric: the numpy accumulator (reference/metrics.py) with sample weights
 for `weighted_metrics` only and the output's Keras mask for mean-wrapper metrics, as CompileMetrics
@@ -23,7 +26,7 @@ import numpy as np
 
 from losscheck.measurements import frozen_mapping
 from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, ThresholdFacts
-from losscheck.metrics.compiled import CompiledMetric, compiled_metrics
+from losscheck.probes.compiled_metrics import CompiledMetric, compiled_metrics
 from losscheck.reference.metrics import (
     THRESHOLD_KINDS,
     MetricSpec,
@@ -249,7 +252,7 @@ def _group(store: dict[int, list[float]], labels: np.ndarray, values: np.ndarray
 
 def _activations(loaded: Any) -> dict[str, str | None]:
     try:
-        from losscheck.checks.graph import output_facts
+        from losscheck.probes.lossfn.graph import output_facts
 
         return {f.name: f.activation for f in output_facts(loaded.model, list(loaded.output_names))}
     except Exception:  # noqa: BLE001 - unknown activations: logits are then told by the output range alone

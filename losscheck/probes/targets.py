@@ -25,11 +25,8 @@ import numpy as np
 from losscheck.measurements.metrics import TargetFacts
 from losscheck.reference import EpochMean, output_batch_loss
 from losscheck.reference.reduction import loss_values_and_mask
+from losscheck.taxonomy import DISTRIBUTION_KINDS, NON_NEGATIVE_KINDS, SPARSE_KINDS, UNIT_RANGE_KINDS
 
-UNIT_RANGE_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "dice", "tversky"})
-NON_NEGATIVE_KINDS = frozenset({"kl_divergence", "poisson", "mean_squared_logarithmic_error"})
-DISTRIBUTION_KINDS = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence"})
-SPARSE_KINDS = frozenset({"sparse_categorical_crossentropy", "categorical_generalized_cross_entropy"})
 ROW_TOLERANCE = 1e-3
 
 
@@ -128,7 +125,7 @@ class TargetsObserver:
                 per_sample = se / n
             indices = st.indices and bool(st.one_hot.count)
             out.append(TargetFacts(
-                output=o, label=specs[o].label, kind=specs[o].kind, unit_range=specs[o].kind in UNIT_RANGE_KINDS,
+                output=o, label=specs[o].label, kind=specs[o].kind,
                 naive=naive, per_sample=per_sample, classes=st.classes,
                 keras_on_indices=float(st.keras.value) if indices else None,
                 on_one_hot=float(st.one_hot.value) if indices else None,

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from losscheck.taxonomy import CROSSENTROPY_KINDS
+
 EPS = 1e-7
 LO = float(np.float32(EPS))
 HI = float(np.float32(1.0 - EPS))
@@ -34,7 +36,8 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
-def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(z - logsumexp(z, axis)): the probabilities of logits z along `axis`."""
     return np.exp(_log_softmax(z, axis))
 
 
@@ -217,7 +220,7 @@ def categorical_focal_crossentropy(
         k = t.shape[-1]
         t = t * (1.0 - label_smoothing) + label_smoothing / k
     if from_logits:
-        p = _softmax(p, axis)
+        p = softmax(p, axis)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = p / np.sum(p, axis=axis, keepdims=True)
     q = _clip(q, clip)
@@ -372,8 +375,7 @@ FORMULAS: dict[str, Callable[..., Any]] = {
 }
 
 #: Losses whose values depend on clipping probabilities to [eps, 1 - eps].
-CLIPPING_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
-                            "categorical_focal_crossentropy", "sparse_categorical_crossentropy"})
+CLIPPING_KINDS = CROSSENTROPY_KINDS
 
 
 def supported(kind: str) -> bool:

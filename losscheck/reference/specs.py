@@ -6,31 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from losscheck.taxonomy import CROSSENTROPY_KINDS as CROSSENTROPY_KINDS
+from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, LOGITS_OP_TYPE
+
 #: Losses whose TensorFlow implementation silently uses the cached pre-activation logits of a
 #: softmax/sigmoid output (keras/src/backend/tensorflow/nn.py `_get_logits`), whatever from_logits says.
-#: The op-type check of graph tensors looks for this op (for tensors without `_keras_logits`).
-LOGITS_OP_TYPE = {"binary_crossentropy": "Sigmoid", "binary_focal_crossentropy": "Sigmoid",
-                  "categorical_crossentropy": "Softmax", "sparse_categorical_crossentropy": "Softmax"}
-LOGITS_SHORTCUT_KINDS = frozenset(
-    {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_focal_crossentropy"}
-)
+#: The op-type check of graph tensors looks for LOGITS_OP_TYPE's op (for tensors without `_keras_logits`).
+LOGITS_SHORTCUT_KINDS = frozenset(LOGITS_OP_TYPE)
 
 #: Losses that average (or sum) over the last axis of each element: values keep every other axis.
-ELEMENTWISE_LAST_AXIS_MEAN = frozenset(
-    {
-        "mean_squared_error",
-        "mean_absolute_error",
-        "mean_absolute_percentage_error",
-        "mean_squared_logarithmic_error",
-        "huber",
-        "log_cosh",
-        "binary_crossentropy",
-        "binary_focal_crossentropy",
-        "poisson",
-        "hinge",
-        "squared_hinge",
-    }
-)
+ELEMENTWISE_LAST_AXIS_MEAN = LAST_AXIS_MEAN_KINDS
 
 
 @dataclass(frozen=True)

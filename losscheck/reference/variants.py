@@ -126,7 +126,7 @@ class SemanticStats:
             act = getattr(b, "activations", [None] * (i + 1))[i]
             if builtin and raw is not None and act in ("Softmax", "Sigmoid"):
                 z = _f64(raw)
-                p64 = np.exp(formulas._log_softmax(z, -1)) if act == "Softmax" else formulas._sigmoid(z)
+                p64 = formulas.softmax(z, -1) if act == "Softmax" else formulas._sigmoid(z)
                 lg = z if spec.kind in LOGITS_SHORTCUT_KINDS else None
                 out["float64_outputs"] = _safe(lambda: output_batch_loss(
                     spec, y, p64.astype(np.float32), sample_weight=b.sample_weight, mask=mask, logits=lg))

@@ -24,8 +24,8 @@ TABLE.update(_BREAKDOWN_TABLE)
 MARKDOWN.update(_BREAKDOWN_MD)
 
 # loss-function checks and inspect: reduction_trace, loss_config, training_layers, regularizers, check_notes
-from losscheck.checks.render import MARKDOWN as _CHECKS_MD  # noqa: E402
-from losscheck.checks.render import TABLE as _CHECKS_TABLE  # noqa: E402
+from losscheck.report.lossfn import MARKDOWN as _CHECKS_MD  # noqa: E402
+from losscheck.report.lossfn import TABLE as _CHECKS_TABLE  # noqa: E402
 
 TABLE.update(_CHECKS_TABLE)
 MARKDOWN.update(_CHECKS_MD)

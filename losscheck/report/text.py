@@ -24,6 +24,12 @@ def plural(count: object, word: str, many: str | None = None) -> str:
     return f"{count} {many}"
 
 
+def shape_text(shape: tuple) -> str:
+    """A shape as "(batch, 3)": None on the first axis is the batch axis."""
+    dims = ["batch" if d is None and i == 0 else str(d) for i, d in enumerate(shape)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 def magnitude_text(finding: Finding, digits: int = 4) -> str:
     """A finding's size with its unit: a gap signed (+0.1912), a ratio x1.003, a count '3 values', a
     floor 'floor 0.3251'; '' without a magnitude."""

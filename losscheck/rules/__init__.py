@@ -2,6 +2,7 @@
 
     RULES: dict[str, Rule]   code -> rule, filled by the `@rule(code)` decorators of the area modules
     judge(m) -> tuple[Finding, ...]   every rule, area by area in AREAS order, rules in registration order
+    judge_areas(m, areas)            the same for some areas only
 
 A rule returns a list of findings (empty when its code does not apply); it never runs the model and
 never edits a finding. Importing this package does not import TensorFlow.
@@ -47,21 +48,20 @@ def load_rules() -> dict[str, Rule]:
 
 def judge(m: Measurements) -> tuple[Finding, ...]:
     """All findings for `m`: every registered rule, in AREAS order, then registration order."""
-    load_rules()
-    found: list[Finding] = []
-    for fn in RULES.values():
-        found += fn(m)
-    return tuple(found)
+    return judge_areas(m, AREAS)
 
 
 def judge_areas(m: Measurements, areas: tuple[str, ...]) -> tuple[Finding, ...]:
-    """The findings of the rules of `areas` only (each a name in AREAS), area by area in the order
-    given, rules in registration order."""
+    """The findings of the rules of `areas`, area by area in that order, rules in registration order;
+    an area module that defines `arrange(m, findings)` puts its own findings in report order."""
     load_rules()
     found: list[Finding] = []
     for area in areas:
-        module = f"losscheck.rules.{area}"
+        module = importlib.import_module(f"losscheck.rules.{area}")
+        mine: list[Finding] = []
         for fn in RULES.values():
-            if fn.__module__ == module:
-                found += fn(m)
+            if fn.__module__ == module.__name__:
+                mine += fn(m)
+        arrange = getattr(module, "arrange", None)
+        found += arrange(m, mine) if arrange is not None else mine
     return tuple(found)

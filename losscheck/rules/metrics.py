@@ -10,6 +10,7 @@ from losscheck.measurements import Measurements
 from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, TargetFacts
 from losscheck.rules import rule
 from losscheck.rules.significance import scale_of, significant
+from losscheck.taxonomy import UNIT_RANGE_KINDS
 
 _CLIPPED = {"kl_divergence": "KL divergence clips targets to [1e-7, 1], so negative targets count as zero",
             "mean_squared_logarithmic_error": "MSLE clips targets at 1e-7, so negative targets count as zero",
@@ -192,7 +193,7 @@ def target_range(m: Measurements) -> list[Finding]:
 
 
 def _out_of_range(t: TargetFacts) -> Finding:
-    if t.unit_range:
+    if t.kind in UNIT_RANGE_KINDS:
         what = (f"targets outside [0, 1] (range [{t.y_min:.4g}, {t.y_max:.4g}])",
                 "it is no longer minimal at p = y and can be negative")
         advice = "scale the targets to [0, 1] (or use a regression loss for unbounded targets)"
@@ -206,3 +207,31 @@ def _out_of_range(t: TargetFacts) -> Finding:
         f"Output {t.output!r} ({t.label}) has {t.out_of_range} of {t.values} {what[0]}: {what[1]}{neg}. "
         "Keras computes the loss without complaint.",
         magnitude=float(t.out_of_range), subject=t.output, advice=advice)
+
+
+def arrange(m: Measurements, findings: list[Finding]) -> list[Finding]:
+    """The area's findings in report order: metric by metric (Keras's order), then the targets output
+    by output; stable, so the rules' registration order holds for one metric or output."""
+    mm = m.metrics
+    if mm is None:
+        return findings
+    outputs = [t.output for t in mm.targets]
+
+    def position(f: Finding) -> tuple[int, int]:
+        if f.code.startswith("target-"):
+            return (1, outputs.index(f.subject) if f.subject in outputs else len(outputs))
+        for i, e in enumerate(mm.metrics):
+            if _about(f, e):
+                return (0, i)
+        return (0, len(mm.metrics))
+
+    return sorted(findings, key=position)
+
+
+def _about(f: Finding, e: MetricFacts) -> bool:
+    """Whether metric finding `f` is about metric `e` (by the name each rule writes into it)."""
+    if f.code == "metric-vs-loss":
+        return f.between is not None and f.between[1] == e.name
+    if f.code == "metric-batch-mean":
+        return f.message.startswith(f"The metric {e.name!r} ({e.label})")
+    return f.message.startswith(f"{e.label} {e.name!r} reads output")

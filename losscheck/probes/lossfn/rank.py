@@ -1,9 +1,10 @@
-"""`loss-rank`: call each compiled loss function (its `call`, i.e. what Keras hands to the reduction)
-on tensors of the output's real shape at several batch sizes and check it returns one value per sample
-(or per sample and position): the batch axis must come first and follow the batch size.
+"""Rank probe: call each compiled loss function (its `call`, i.e. what Keras hands to the reduction)
+on tensors of the output's real shape at several batch sizes and record the shapes it returns; one
+value per sample (or per sample and position) keeps the batch axis first, following the batch size.
 
-When it does not, say how the batch axis was lost (a scalar, a reduction over axis 0, a transpose) and,
-from the traced TensorFlow graph and the function's source, which expression dropped it."""
+When it does not, measure how the batch axis was lost (a scalar, a reduction over axis 0, a
+transpose) and, from the traced TensorFlow graph and the function's source, which expression
+dropped it."""
 
 from __future__ import annotations
 
@@ -15,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.checks.common import OutputLoss, is_keras_builtin, loss_function, loss_name
-from losscheck.checks.graph import shape_text
-from losscheck.findings import Finding
-from losscheck.report.text import plural
+from losscheck.measurements.lossfn import RankRecord
+from losscheck.probes.lossfn.outputs import OutputLoss, is_keras_builtin, loss_function
+from losscheck.report.text import shape_text
 
 SIZES = (1, 7, 32)
 
 
 @dataclass
 class RankProbe:
-    output: str
+    """The rank probe's result while it is being measured (see RankRecord)."""
+
     shapes: dict[int, tuple[int, ...]]  # batch size -> returned shape
     y_pred_shape: tuple[int, ...]  # at the largest batch size
     ok: bool
@@ -34,7 +35,10 @@ class RankProbe:
     slices: list[str] = field(default_factory=list)  # e.g. "y_pred[:, 1] drops axis 1"
     slice_fixes: list[str] = field(default_factory=list)
     batch_reductions: list[str] = field(default_factory=list)
-    error: str | None = None
+
+    def record(self, on_data: bool) -> RankRecord:
+        return RankRecord(tuple(self.shapes.items()), self.y_pred_shape, self.ok, self.factor, self.moved_to,
+                          tuple(self.slices), tuple(self.slice_fixes), tuple(self.batch_reductions), on_data)
 
 
 def call_loss(loss: Any, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -56,17 +60,19 @@ def resolve(loss: Any, t, p) -> Any:
     return loss
 
 
-def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray) -> RankProbe:
+def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, on_data: bool = False) -> RankRecord:
+    """The shapes `ol`'s loss returns at each of SIZES samples of the pools (targets, predictions);
+    when the batch axis is lost, how (factor, moved_to) and why (the traced graph, the source)."""
     shapes: dict[int, tuple[int, ...]] = {}
     for b in SIZES:
         shapes[b] = tuple(call_loss(ol.loss, pool_t[:b], pool_p[:b]).shape)
     big = SIZES[-1]
     ok = all(len(s) >= 1 and s[0] == b for b, s in shapes.items())
-    result = RankProbe(ol.name, shapes, tuple(pool_p[:big].shape), ok)
+    # Dice/Tversky return a scalar at every batch size: a batch-level loss by design
+    ok = ok or (is_keras_builtin(ol.loss) and all(len(s) == 0 for s in shapes.values()))
+    result = RankProbe(shapes, tuple(pool_p[:big].shape), ok)
     if ok:
-        return result
-    if is_keras_builtin(ol.loss) and all(len(s) == 0 for s in shapes.values()):
-        return RankProbe(ol.name, shapes, result.y_pred_shape, True)  # Dice/Tversky: a batch-level loss by design
+        return result.record(on_data)
     rank = max(len(s) for s in shapes.values())
     for k in range(1, rank):
         if all(len(s) > k and s[k] == b for b, s in shapes.items()):
@@ -80,9 +86,9 @@ def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray) -> RankProbe:
         result.factor = float(np.mean(many) / np.mean(one))
     try:
         _graph_details(ol, pool_t, pool_p, result)
-    except Exception:  # the trace is only for a better message; the shapes above are the evidence
+    except Exception:  # noqa: BLE001 - the trace only adds detail; the shapes above are the evidence
         pass
-    return result
+    return result.record(on_data)
 
 
 # -- why: the traced graph and the source ------------------------------------------------------------
@@ -246,55 +252,3 @@ def _graph_details(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, resul
     first = names[1] + "["
     result.slices.sort(key=lambda text: not text.startswith(first))
     result.slice_fixes.sort(key=lambda text: not text.startswith(first))
-
-
-# -- the finding -------------------------------------------------------------------------------------
-def finding(ol: OutputLoss, r: RankProbe) -> Finding:
-    name = loss_name(ol.loss)
-    big = SIZES[-1]
-    got = r.shapes[big]
-    if not got:
-        how = "returns a scalar (shape ()) at every batch size"
-    elif r.moved_to is not None:
-        how = f"returns shape {shape_text(got)}: the batch axis moved to axis {r.moved_to} (a transpose)"
-    else:
-        if len(set(r.shapes.values())) == 1:
-            sizes = f"shape {shape_text(got)} at every batch size ({', '.join(str(b) for b in r.shapes)})"
-        else:
-            sizes = ", ".join(f"{shape_text(s)} at batch {b}" for b, s in r.shapes.items())
-        how = f"returns {sizes}: the batch axis is gone"
-    parts = [f"Loss {name!r} of output {ol.name!r} on y_pred {shape_text(r.y_pred_shape)} {how}, not one value "
-             f"per sample (a shape starting with {big})."]
-    if r.factor is not None:
-        f = r.factor
-        if abs(f - big) <= 0.01 * big:
-            parts.append(f"It sums over the batch: {big} identical samples give {f:.4g}x the value of one sample.")
-        elif abs(f - 1.0) <= 0.01:
-            parts.append(f"It averages over the batch ({big} identical samples give the value of one).")
-        else:
-            parts.append(f"It reduces over the batch: {big} identical samples give {f:.4g}x the value of one sample.")
-    if r.slices:
-        parts.append("Cause: " + "; ".join(dict.fromkeys(r.slices)) + ", so the reduction over axis -1 runs "
-                     "over the batch.")
-    elif r.batch_reductions:
-        parts.append("Cause: " + "; ".join(dict.fromkeys(r.batch_reductions)) + ".")
-    if not got:
-        parts.append("Keras skips its own reduction for a scalar and reports it as it is"
-                     + (" (a batch sum, so the reported loss scales with the batch size)"
-                        if r.factor is not None and abs(r.factor - big) <= 0.01 * big else "")
-                     + "; sample weights then scale it by their mean instead of weighting samples.")
-    elif r.moved_to is not None:
-        parts.append("Keras's mean over all elements is unchanged, but sample weights and masks broadcast against "
-                     "the wrong axis.")
-    else:
-        parts.append(f"Keras divides by the {plural(int(np.prod(got)), 'element')} it gets, not by the batch size.")
-    if r.slice_fixes:
-        advice = (f"Slice with {r.slice_fixes[0]}" + "".join(f" (and {fix})" for fix in r.slice_fixes[1:])
-                  + " to keep the feature axis, and reduce over axis=-1 only.")
-    elif r.moved_to is not None:
-        advice = "Return the per-sample values with the batch axis first (drop the transpose)."
-    else:
-        advice = ("Return one value per sample: reduce over the feature axes only (axis=-1 or axis=list(range(1, "
-                  "ndim))), never over axis 0 or over everything; let Keras average over the batch.")
-    magnitude = r.factor if r.factor is not None else None
-    return Finding("loss-rank", " ".join(parts), magnitude=magnitude, subject=ol.name, advice=advice)

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.checks.axis import feature_axis_mismatch
-from losscheck.checks.common import OutputLoss, loss_name
+from losscheck.probes.lossfn.outputs import OutputLoss, feature_axis_mismatch, loss_name
 from losscheck.reference import EpochMean
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
 from losscheck.report.text import plural
+from losscheck.taxonomy import DISTRIBUTION_KINDS
 
 ELEMENT_OPS = {
     "mean_squared_error": "(y_pred - y_true)^2",
@@ -90,7 +90,7 @@ class OutputTrace:
                 axis = feature_axis_mismatch(ol)
                 if axis is not None:
                     red += f": a spatial axis, the {ol.facts.shape[axis]} features are on axis {axis}"
-            elif ol.kind in ("categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence"):
+            elif ol.kind in DISTRIBUTION_KINDS:
                 red = f"per-sample values: sum over the class axis (axis -1, size {np.shape(p)[-1]})"
             elif ol.kind == "sparse_categorical_crossentropy":
                 red = f"per-sample values: -log p[label] over the class axis (size {np.shape(p)[-1]})"
@@ -138,7 +138,7 @@ class TraceObserver:
         for tr in self.outputs.values():
             try:
                 tr.add(b)
-            except Exception:  # a trace step that cannot be computed is left out, never fatal
+            except Exception:  # noqa: BLE001 - a trace step that cannot be computed is left out, never fatal
                 pass
         self.data_loss.add(b.data_loss, b.n)
         self.reg.add(b.regularization, b.n)

@@ -1,4 +1,4 @@
-"""Table (rich) and markdown renderers of the report sections the checks and `inspect` write:
+"""Table (rich) and markdown renderers of the report sections of the loss-function area and `inspect`:
 reduction_trace, loss_config, training_layers, regularizers, check_notes. Registered in
 losscheck/report/sections.py. Pure functions of plain data; no TensorFlow."""
 

@@ -1,5 +1,5 @@
-"""Shared helpers of the loss checks: which outputs have a loss, its Keras object, what it is, and
-probe tensors of the model's real output shapes."""
+"""The outputs with a compiled loss: the Keras loss object, what it is, what the graph says about the
+output, and probe tensors of the output's real shapes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,23 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.checks.graph import OutputFacts, output_facts
-from losscheck.reference.specs import LossSpec
+from losscheck.measurements.lossfn import OutputLossRecord
+from losscheck.probes.lossfn.graph import OutputFacts, output_facts
+from losscheck.reference.formulas import softmax
+from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN, LossSpec
+from losscheck.taxonomy import (
+    BINARY_KINDS,
+    CLASS_PROBABILITY_KINDS,
+    CROSSENTROPY_KINDS,
+    NON_NEGATIVE_KINDS,
+    ONEHOT_KINDS,
+    POSITIVE_PREDICTION_KINDS,
+)
 
-CROSSENTROPY_KINDS = frozenset({"binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
-                                "categorical_focal_crossentropy", "sparse_categorical_crossentropy"})
 PROBE_POOL = 32
+#: Losses that reduce over (or read their classes from) axis -1 of each element.
+AXIS_KINDS = ELEMENTWISE_LAST_AXIS_MEAN | CROSSENTROPY_KINDS | {"kl_divergence", "cosine_similarity",
+                                                                 "categorical_hinge"}
 
 
 @dataclass
@@ -39,6 +50,17 @@ class OutputLoss:
         opts = getattr(self.loss, "_fn_kwargs", None) or {}
         return opts.get(name, self.spec.option(name, default))
 
+    def record(self) -> OutputLossRecord:
+        """What the rules read about this output (no rank probe or data measurement yet)."""
+        f = self.facts
+        return OutputLossRecord(
+            name=self.name, index=self.index, kind=self.kind, label=self.spec.label, loss_name=loss_name(self.loss),
+            reduction=self.spec.reduction, weight=self.weight, shape=tuple(f.shape), activation=f.activation,
+            activation_layer=f.activation_layer, channels_axis=f.channels_axis, channels_reason=f.channels_reason,
+            from_logits=bool(self.option("from_logits", False)),
+            label_smoothing=float(self.option("label_smoothing", 0.0) or 0.0),
+            mismatched_axis=feature_axis_mismatch(self))
+
 
 def output_losses(loaded) -> list[OutputLoss]:
     facts = output_facts(loaded.model, list(loaded.output_names))
@@ -51,6 +73,20 @@ def output_losses(loaded) -> list[OutputLoss]:
             continue
         out.append(OutputLoss(f.name, f.index, loss, spec, float(loaded.loss_weights.get(f.name, 1.0)), f))
     return out
+
+
+def feature_axis_mismatch(ol: OutputLoss) -> int | None:
+    """The channels axis when the loss reduces over a different (last) one; None when all is well."""
+    f = ol.facts
+    rank = len(f.shape)
+    if rank < 3 or ol.kind not in AXIS_KINDS or f.channels_axis is None:
+        return None
+    loss_axis = ol.option("axis", -1)
+    if not isinstance(loss_axis, int):
+        return None
+    if loss_axis % rank == f.channels_axis % rank or f.channels_axis % rank == rank - 1:
+        return None
+    return f.channels_axis
 
 
 def loss_function(loss: Any):
@@ -81,10 +117,6 @@ def concrete_shape(shape: tuple, batch: int, fill: int = 4) -> tuple[int, ...]:
     return (batch,) + tuple(fill if d is None else int(d) for d in shape[1:])
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
 
 def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(y_true, y_pred) pools of PROBE_POOL distinct samples shaped like this output (and like its
@@ -97,12 +129,11 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
     from_logits = bool(ol.option("from_logits", False))
     act = ol.facts.activation
     z = rng.normal(size=p_shape)
-    if act == "softmax" or (kind in ("categorical_crossentropy", "sparse_categorical_crossentropy",
-                                     "categorical_focal_crossentropy", "kl_divergence") and not from_logits):
-        p = _softmax(z)
+    if act == "softmax" or (kind in CLASS_PROBABILITY_KINDS and not from_logits):
+        p = softmax(z)
     elif act == "sigmoid" or (kind in CROSSENTROPY_KINDS and not from_logits):
         p = 1.0 / (1.0 + np.exp(-z))
-    elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error"):
+    elif kind == "custom" or kind in POSITIVE_PREDICTION_KINDS:
         p = rng.uniform(0.1, 0.9, size=p_shape)
     else:
         p = z
@@ -112,12 +143,12 @@ def synthetic_pool(ol: OutputLoss, y_shape: tuple | None = None, seed: int = 0) 
         t = rng.integers(0, max(n_classes, 1), size=t_shape).astype(np.float64)
     else:
         t_shape = (PROBE_POOL,) + tuple(y_shape) if y_shape is not None else p_shape
-        if kind in ("categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge") and \
+        if kind in ONEHOT_KINDS and \
                 t_shape == p_shape:
             t = np.eye(n_classes)[rng.integers(0, n_classes, size=p_shape[:-1])]
-        elif kind in ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"):
+        elif kind in BINARY_KINDS:
             t = rng.integers(0, 2, size=t_shape).astype(np.float64)
-        elif kind == "custom" or kind in ("poisson", "mean_squared_logarithmic_error", "kl_divergence"):
+        elif kind == "custom" or kind in NON_NEGATIVE_KINDS:
             t = rng.uniform(0.1, 0.9, size=t_shape)
         else:
             t = rng.normal(size=t_shape)
@@ -130,11 +161,3 @@ def data_pool(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(y)[idx].astype("float32"), np.asarray(p)[idx].astype("float32")
 
 
-def fmt(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def memo(loaded) -> dict[str, Any]:
-    """Per-model scratch space shared by static_checks and data_checks of one run."""
-    store = loaded.__dict__.setdefault("_losscheck_checks", {})
-    return store

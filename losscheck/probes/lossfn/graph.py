@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from losscheck.report.text import shape_text
+
 #: Layers that only move or copy values: the activation and layout of their input carry through.
 _PASS_THROUGH = ("Identity", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
                  "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Masking", "Reshape", "Flatten",
@@ -151,15 +153,8 @@ def output_facts(model, output_names: list[str]) -> list[OutputFacts]:
         act, act_layer = final_activation(t) if t is not None else (None, None)
         axis, reason = channels_axis(t, len(shape)) if t is not None else (None, "")
         if axis is None and len(shape) >= 4 and None not in shape[1:] and shape[-1] == shape[-2] != shape[1]:
-            axis, reason = 1, (f"the shape {_shape_text(shape)} looks channels-first (the last two axes are equal "
+            axis, reason = 1, (f"the shape {shape_text(shape)} looks channels-first (the last two axes are equal "
                                "spatial sizes, the feature count comes first)")
         facts.append(OutputFacts(name, i, shape, act, act_layer, axis, reason))
     return facts
 
-
-def _shape_text(shape) -> str:
-    dims = ["batch" if d is None and i == 0 else str(d) for i, d in enumerate(shape)]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-shape_text = _shape_text

@@ -8,6 +8,7 @@ from losscheck._tf import keras
 from losscheck.loading.losses import LossFunctionWrapper
 from losscheck.reference.formulas import supported
 from losscheck.reference.specs import LossSpec
+from losscheck.taxonomy import AUTO_CROSSENTROPY as AUTO_CROSSENTROPY
 
 
 def _builtin_kind(loss: Any) -> str | None:
@@ -42,7 +43,6 @@ def loss_spec(loss: Any) -> LossSpec:
                     display=describe_loss(loss), dtype=dtype)
 
 
-AUTO_CROSSENTROPY = ("crossentropy", "ce")
 
 
 def auto_crossentropy_kind(y_true_shape: tuple, y_pred_shape: tuple) -> str:

@@ -1,0 +1,85 @@
+"""Pieces every command uses: the report header, the usage errors found right after loading (before
+any pass), the regularized layers. No TensorFlow import here (the model's facts come from loading/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from losscheck import __version__
+from losscheck.config import Config
+from losscheck.errors import UsageError
+from losscheck.findings import Finding
+from losscheck.loading.inputs import input_names, load_inputs
+
+__all__ = ["build_header", "check_loaded", "input_names", "legacy_findings", "load_inputs", "probe_limit", "regularized_layers"]
+
+#: the layer attributes that hold a regularizer
+REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
+                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
+                     "embeddings_regularizer")
+
+
+def build_header(cfg: Config, loaded: Any, data: Any = None) -> dict[str, Any]:
+    """The report header: versions, the model (path, format, outputs, losses) and the data."""
+    from losscheck.loading.inputs import keras_facts
+
+    header: dict[str, Any] = {
+        "losscheck_version": __version__,
+        **keras_facts(),
+        "model": {
+            "path": str(cfg.model_path),
+            "format": loaded.info.format,
+            "saved_by": loaded.info.saved_by,
+            "outputs": list(loaded.output_names),
+            "losses": loaded.loss_labels(),
+            "loss_weights": {o: w for o, w in loaded.loss_weights.items() if loaded.losses.get(o) is not None},
+        },
+    }
+    if data is not None:
+        # a pipeline batches itself: its own batch size is the one every figure used
+        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
+        header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
+    return header
+
+
+def check_loaded(cfg: Config, loaded: Any, data: Any) -> None:
+    """The usage errors that need the loaded model and data but no pass, raised before any pass runs:
+    --class-weight on a multi-output model, or beside sample weights in the data (fit refuses both)."""
+    if not cfg.class_weight:
+        return
+    if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
+        raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
+                         "ValueError for that too); use per-output sample weights")
+    if data is not None and getattr(data, "sample_weight", None) is not None:
+        raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
+                         "(Keras raises ValueError for that too); drop one of them")
+
+
+def probe_limit(cfg: Config, n: int) -> int | None:
+    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
+    smaller), None for all samples."""
+    if cfg.probe_samples is None or cfg.probe_samples >= n:
+        return None
+    return cfg.probe_samples
+
+
+def regularized_layers(model: Any) -> list[str]:
+    """Trainable layers with a weight or activity regularizer (Keras 3 drops frozen layers' penalties)."""
+    from losscheck.probes import all_layers
+
+    out = []
+    for layer in all_layers(model):
+        regs = [getattr(layer, a, None) for a in REGULARIZER_ATTRS]
+        if any(r is not None for r in regs) and (layer.trainable or getattr(layer, "activity_regularizer", None)):
+            out.append(layer.name)
+    return out
+
+
+def legacy_findings(loaded: Any) -> list[Finding]:
+    """legacy-keras when a tf.keras 2.x file's loss semantics differ from Keras 3's."""
+    if not loaded.info.legacy:
+        return []
+    from losscheck.loading.legacy import legacy_message
+
+    message, advice = legacy_message(loaded)
+    return [Finding("legacy-keras", message, advice=advice)]
