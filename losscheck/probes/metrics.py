@@ -137,9 +137,8 @@ class MetricsObserver:
     @staticmethod
     def _is_scalar(track: MetricTrack, t: np.ndarray, p: np.ndarray) -> bool:
         e = track.entry
-        kind = e.spec.kind if e.spec is not None else None
-        if kind is not None and kind.startswith(("fn:", "loss:")):
-            return np.ndim(metric_values(kind, t, p, e.spec.options)[0]) == 0
+        if e.spec is not None and e.spec.kind.startswith(("fn:", "loss:")):
+            return np.ndim(metric_values(e.spec.kind, t, p, e.spec.options)[0]) == 0
         if e.custom_function:
             from losscheck._tf import keras
 
