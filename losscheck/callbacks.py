@@ -15,12 +15,14 @@ variable, optimizer and metric state, `stop_training`, and all random state exac
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from losscheck._tf import keras
 from losscheck.findings import Figure, Report
+from losscheck.measurements import Measurements, frozen_mapping
 
 DESCRIPTIONS = {
     "fit_logged": "the loss fit logged for this epoch (logs['loss']): the mean of the losses measured before "
@@ -93,37 +95,36 @@ class LossCheck(keras.callbacks.Callback):
 
     def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
         from losscheck.api import data_label
-        from losscheck.commands.common import build_header, regularized_layers
+        from losscheck.commands.common import build_header
+        from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
+        from losscheck.compare import SUBSET_FIGURES
         from losscheck.config import Config
+        from losscheck.decomposition import finite_rows
         from losscheck.loading.memory import LABEL, loaded_in_memory
         from losscheck.loading.sources import data_measurements
-        from losscheck.measurements import Measurements
         from losscheck.rules import judge_areas
 
         loaded = loaded_in_memory(model)
         data = self._dataset(loaded)
         cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
                      class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, probe_samples=self.probe_samples)
-        figures, ev = epoch_figures(loaded, data, cfg, logs)
-        from losscheck.attribution import attribute
-
-        measured = Measurements("callback", rtol=cfg.rtol, data=data_measurements(data, cfg.batch_size))
-        findings = [_as_logged(f) for f in attribute(ev)] + list(judge_areas(measured, ("data",)))
+        measured = epoch_measurements(loaded, data, cfg, logs)
+        gaps = measured.gaps
+        assert gaps is not None
+        measured = dataclasses.replace(measured, data=data_measurements(data, cfg.batch_size))
+        findings = list(judge_areas(measured, ("gaps", "data")))
         report = Report("callback", build_header(cfg, loaded, data))
-        from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
-        from losscheck.compare import SUBSET_FIGURES
-
         descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
-        for key, value in figures.items():
-            extra = {"samples": ev.probe_samples} if ev.probe_samples and key in SUBSET_FIGURES else {}
+        for key, value in measured.figures.items():
+            extra = {"samples": gaps.probe_samples} if gaps.probe_samples and key in SUBSET_FIGURES else {}
             report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
         report.findings = findings
-        report.sections["decomposition"] = decomposition_rows(ev)
+        report.sections["decomposition"] = finite_rows(gaps.decomposition)
         report.sections["epoch"] = epoch
         report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
         notes = [n for n in loaded.notes if "fit_epoch" not in n]
         notes.append(f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final "
-                     f"weights; regularized layers: {', '.join(regularized_layers(model)) or 'none'}")
+                     f"weights; regularized layers: {', '.join(gaps.regularized_layers) or 'none'}")
         report.sections["notes"] = notes
         return self.gate.apply(report)
 
@@ -136,16 +137,15 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
+def epoch_measurements(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]) -> Measurements:
     """The figures at the current weights (one inference pass, one combined training-mode pass) plus
-    the logged ones, and the Evidence the attribution rules read (fit_logged in fit_epoch's place)."""
-    from losscheck.attribution import Evidence
-    from losscheck.commands.common import probe_limit, regularized_layers
-    from losscheck.compare import SampleWeightStats, training_mode_figures
+    the logged ones, and the gap facts the rules read, with fit_logged as fit's figure."""
+    from losscheck.commands.common import probe_limit
     from losscheck.probes import Prober
+    from losscheck.probes.gaps import gap_measurements, training_mode_figures
+    from losscheck.probes.weights import SampleWeightStats
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
-    fam = prober.families
     sw_stats = SampleWeightStats(prober)
     inf = prober.inference_pass([sw_stats])
     figures: dict[str, float] = {}
@@ -160,45 +160,10 @@ def epoch_figures(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]):
     figures.update(training_mode_figures(prober, cw, limit)[0])
     if "val_loss" in logs and _is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
-    evidence_figures = {("fit_epoch" if k == "fit_logged" else k): v for k, v in figures.items()
-                        if k != "val_loss_logged"}
-    ev = Evidence(figures=evidence_figures, rtol=cfg.rtol,
-                  families=fam.named(),
-                  regularized_layers=regularized_layers(loaded.model), class_weight=cw,
-                  sample_weight=sw_stats.summary(), probe_samples=limit,
-                  fit_steps=len(list(data.batch_bounds(cfg.batch_size))))
-    return figures, ev
-
-
-def _logged(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    return (text.replace("fit_epoch", "fit_logged").replace("at the saved weights", "at the epoch's final weights")
-            .replace("fit reports", "fit logged"))
-
-
-def _as_logged(finding: Any) -> Any:
-    """A compare finding reworded for the callback: fit's figure is the logged one, and the weights
-    are the epoch's final weights, not saved ones."""
-    if finding.between:
-        finding.between = tuple(_logged(b) for b in finding.between)
-    finding.message = _logged(finding.message)
-    return finding
-
-
-def decomposition_rows(ev: Any) -> list[dict[str, Any]]:
-    """compare's gap decomposition with fit_logged in fit_epoch's place."""
-    from losscheck.compare import finite_rows
-
-    rows = []
-    for row in finite_rows(ev.decomposition):
-        row = dict(row)
-        for key in ("name", "label", "parent"):
-            row[key] = _logged(row.get(key))
-        if row.get("between"):
-            row["between"] = [_logged(b) for b in row["between"]]
-        rows.append(row)
-    return rows
+    gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(), probe_samples=limit,
+                            fit_steps=len(list(data.batch_bounds(cfg.batch_size))), fit_figure="fit_logged",
+                            overridden=False)
+    return Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps)
 
 
 def summary(report: Report) -> str:

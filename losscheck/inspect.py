@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.commands.common import REGULARIZER_ATTRS, build_header, legacy_findings, regularized_layers
+from losscheck.commands.common import REGULARIZER_ATTRS, build_header, regularized_layers
 from losscheck.config import Config
 from losscheck.findings import Report
 from losscheck.taxonomy import LISTED_FAMILIES
@@ -57,6 +57,7 @@ def loss_config(outputs) -> dict[str, Any]:
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
     from losscheck.commands.common import load_inputs
+    from losscheck.loading.legacy import model_facts
     from losscheck.measurements import Measurements
     from losscheck.probes import LayerFamilies
     from losscheck.probes.lossfn import measure_static
@@ -72,9 +73,9 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
     report.sections["regularized_layers"] = regularized_layers(loaded.model)
     report.sections["regularizers"] = regularizers(loaded.model)
     lossfn = static.measurements()
-    findings = judge_areas(Measurements("inspect", rtol=cfg.rtol, lossfn=lossfn), ("lossfn",))
+    m = Measurements("inspect", rtol=cfg.rtol, model=model_facts(loaded), lossfn=lossfn)
     report.sections["notes"] = list(loaded.notes) + list(lossfn.errors)
-    report.findings = legacy_findings(loaded) + list(findings)
+    report.findings = list(judge_areas(m, ("legacy", "lossfn")))
     return report
 
 

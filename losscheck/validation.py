@@ -8,7 +8,7 @@ Figures (validation data V, training data T, saved weights W, the fit probe's en
 Decomposition (differences of measured figures, the weight update the remainder with --probe-samples;
 the terms add up exactly):
   fit_epoch - evaluate_val = weight update       } the rows under `fit_epoch - evaluate` of the compare
-                           + class weight        } decomposition (attribution.decompose): fit_epoch -
+                           + class weight        } decomposition (losscheck.decomposition): fit_epoch -
                            + training-mode layers} train_mode[_class_weighted], train_mode_class_weighted
                                                    - train_mode, train_mode - evaluate
                            + regularization       penalties on T - penalties on V (weight penalties are the
@@ -285,12 +285,12 @@ def sentence(fig: dict[str, float], parts: dict[str, float], layer_names: list[s
     return text + "."
 
 
-def validation_measurements(figures: dict[str, float], ev, fam, data, val, split_at: int | None, cfg, inf, inf_val,
-                            classes_train, classes_val) -> ValidationMeasurements:
+def validation_measurements(figures: dict[str, float], gaps, fam, data, val, split_at: int | None, cfg, inf,
+                            inf_val, classes_train, classes_val) -> ValidationMeasurements:
     """What the validation rule and section read. `inf`/`inf_val`: the inference passes on the training
-    and validation data; `classes_*`: their SafeClassObservers; `ev`: the compare Evidence (its
-    decomposition rows under `fit_epoch - evaluate` are reused)."""
-    parts = decompose(figures, ev.decomposition, inf_val.regularization)
+    and validation data; `classes_*`: their SafeClassObservers; `gaps`: the compare GapMeasurements
+    (its decomposition rows under `fit_epoch - evaluate` are reused)."""
+    parts = decompose(figures, list(gaps.decomposition), inf_val.regularization)
     classes = class_gap(classes_train.rows(inf) if classes_train else None,
                         classes_val.rows(inf_val) if classes_val else None)
     split = None
@@ -300,7 +300,7 @@ def validation_measurements(figures: dict[str, float], ev, fam, data, val, split
     return ValidationMeasurements(
         samples=val.n, regularization=float(inf_val.regularization), parts=frozen_mapping(parts),
         per_class_gap=tuple(frozen_mapping(r) for r in classes), split=split,
-        training_mode_samples=ev.probe_samples,
+        training_mode_samples=gaps.probe_samples,
         layer_names=tuple(n for f in BUILTIN_FAMILIES for n in fam.names(f)))
 
 

@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from losscheck.attribution import Evidence, attribute, decompose
-from losscheck.compare import finite_rows, frozen_batchnorm_note
+from losscheck.compare import frozen_batchnorm_note
+from losscheck.decomposition import decompose, finite_rows
+from losscheck.measurements import GapMeasurements, Measurements, frozen_mapping
+from losscheck.rules import judge_areas
 
 FULL = {"fit_epoch": 1.24, "train_mode_class_weighted": 1.34, "train_mode": 0.78, "train_mode_dropout_only": 0.70,
         "train_mode_batchnorm_only": 0.75, "evaluate": 0.59, "manual": 0.58, "regularization": 0.011}
 
 
-def _check(ev: Evidence) -> list[dict]:
-    rows = decompose(ev)
+def _measure(figures: dict, **facts) -> Measurements:
+    """Measurements of the gaps area on hand-set figures (families as lists, like LayerFamilies.names)."""
+    facts["families"] = frozen_mapping({k: tuple(v) for k, v in facts.get("families", {}).items()})
+    return Measurements("compare", 1e-4, frozen_mapping(figures),
+                        gaps=GapMeasurements(decomposition=decompose(figures), **facts))
+
+
+def attribute(m: Measurements) -> tuple:
+    return judge_areas(m, ("gaps",))
+
+
+def _check(ev: Measurements) -> list:
+    rows = decompose(ev.figures)
     for row in rows:
         children = [r for r in rows if r["parent"] == row["name"]]
         if children:
@@ -28,12 +41,12 @@ def _check(ev: Evidence) -> list[dict]:
 
 
 def test_class_weight_chain():
-    ev = Evidence(dict(FULL), class_weight={0: 1.0, 1: 3.0}, families={"dropout": ["d"], "batchnorm": ["bn"]},
+    ev = _measure(dict(FULL), class_weight={0: 1.0, 1: 3.0}, families={"dropout": ["d"], "batchnorm": ["bn"]},
                   fit_steps=4)
     rows = {r["name"]: r for r in _check(ev)}
-    assert rows["weight update"]["between"] == ["fit_epoch", "train_mode_class_weighted"]
-    assert rows["class weight"]["between"] == ["train_mode_class_weighted", "train_mode"]
-    assert rows["training-mode layers"]["between"] == ["train_mode", "evaluate"]
+    assert rows["weight update"]["between"] == ("fit_epoch", "train_mode_class_weighted")
+    assert rows["class weight"]["between"] == ("train_mode_class_weighted", "train_mode")
+    assert rows["training-mode layers"]["between"] == ("train_mode", "evaluate")
     assert rows["interaction"]["value"] == pytest.approx(0.78 - 0.59 - (0.70 - 0.59) - (0.75 - 0.59))
     assert rows["residual"]["value"] == pytest.approx(0.59 - 0.58 - 0.011)
     found = {f.code: f for f in attribute(ev)}
@@ -46,9 +59,9 @@ def test_class_weight_chain():
 def test_probe_subset_weight_update_is_the_rest():
     figures = {k: v for k, v in FULL.items() if k != "train_mode_class_weighted"}
     figures["evaluate_probe_subset"] = 0.54
-    ev = Evidence(figures, probe_samples=16, families={"dropout": ["d"], "batchnorm": ["bn"]}, fit_steps=4)
+    ev = _measure(figures, probe_samples=16, families={"dropout": ["d"], "batchnorm": ["bn"]}, fit_steps=4)
     rows = {r["name"]: r for r in _check(ev)}
-    assert rows["training-mode layers"]["between"] == ["train_mode", "evaluate_probe_subset"]
+    assert rows["training-mode layers"]["between"] == ("train_mode", "evaluate_probe_subset")
     assert rows["weight update"]["between"] is None
     assert rows["weight update"]["value"] == pytest.approx((1.24 - 0.59) - (0.78 - 0.54))
     update = next(f for f in attribute(ev) if f.code == "weight-update")
@@ -58,7 +71,7 @@ def test_probe_subset_weight_update_is_the_rest():
 
 
 def test_without_fit_or_families():
-    ev = Evidence({"train_mode": 0.7, "evaluate": 0.6})
+    ev = _measure({"train_mode": 0.7, "evaluate": 0.6})
     rows = _check(ev)
     assert [r["name"] for r in rows] == ["training-mode layers"] and rows[0]["depth"] == 0
     (f,) = attribute(ev)
@@ -67,9 +80,9 @@ def test_without_fit_or_families():
 
 
 def test_non_finite_group_is_left_out_whole():
-    ev = Evidence({"fit_epoch": float("nan"), "train_mode": 0.7, "evaluate": 0.6, "manual": 0.6,
+    ev = _measure({"fit_epoch": float("nan"), "train_mode": 0.7, "evaluate": 0.6, "manual": 0.6,
                    "regularization": 0.0})
-    names = [r["name"] for r in finite_rows(decompose(ev))]
+    names = [r["name"] for r in finite_rows(decompose(ev.figures))]
     assert names == ["evaluate - manual", "regularization", "residual"]
 
 
@@ -88,12 +101,12 @@ def test_figures_table_and_gaps_table_show_the_same_training_mode_gap():
 
     figures = {"fit_epoch": 0.72, "train_mode": 0.69, "train_mode_batchnorm_only": 0.69,
                "evaluate_probe_subset": 0.54, "evaluate": 0.59, "manual": 0.59, "regularization": 0.0}
-    ev = Evidence(dict(figures), probe_samples=16, families={"batchnorm": ["bn"]}, fit_steps=4)
+    ev = _measure(dict(figures), probe_samples=16, families={"batchnorm": ["bn"]}, fit_steps=4)
     report = Report("compare", {"model": {}})
     subset = ("train_mode", "train_mode_batchnorm_only", "evaluate_probe_subset")
     report.figures = {k: Figure(v, k, {"samples": 16} if k in subset else {}) for k, v in figures.items()}
     shown = {name: (diff, desc) for name, _, diff, desc in figure_rows(report)}
-    rows = {r["name"]: r for r in decompose(ev)}
+    rows = {r["name"]: r for r in decompose(ev.figures)}
     assert shown["train_mode"][0] == sig(rows["training-mode layers"]["value"], signed=True)
     assert shown["train_mode_batchnorm_only"][0] == sig(rows["batchnorm"]["value"], signed=True)
     assert "vs evaluate_probe_subset" in shown["train_mode"][1]
@@ -106,7 +119,7 @@ def test_weight_normalized_keeps_a_loss_that_returns_one_scalar_per_batch():
     sequences with per-sample weights used to fail to broadcast here)."""
     import numpy as np
 
-    from losscheck.compare import weight_normalized
+    from losscheck.reference.weighting import weight_normalized
 
     w = np.array([1.0, 2.0, 0.5, 1.0, 3.0])
     mask = np.ones((5, 5))

@@ -306,8 +306,10 @@ def test_keras2_differences_named_for_the_model(tmp_path):
     holding Dropout, a frozen regularized layer, BCE on an output no sigmoid produced."""
     import keras
 
-    from losscheck.loading.legacy import keras2_differences, legacy_message
+    from losscheck.loading.legacy import keras2_differences
     from losscheck.loading.model import load_model
+    from losscheck.measurements import ModelFacts
+    from losscheck.rules.legacy import legacy_message
 
     L = keras.layers
     b_in = keras.Input((4,))
@@ -322,7 +324,8 @@ def test_keras2_differences_named_for_the_model(tmp_path):
     text = " ".join(d for d, _ in keras2_differences(loaded))
     assert "nested model(s) base" in text and "frozen layer(s) frozen_dense" in text
     assert "binary crossentropy" in text
-    message, _ = legacy_message(loaded)
+    facts = ModelFacts(legacy=True, saved_by="tf.keras 2.15.0", keras2_differences=tuple(keras2_differences(loaded)))
+    message, _ = legacy_message(facts)
     assert "differ for this model: (1)" in message
 
 

@@ -291,38 +291,42 @@ def test_variants_measure_masks_and_clipping():
     assert facts.masked and facts.clipped and facts.clip_active == 1
 
 
-def test_semantic_findings_from_the_chain():
-    from losscheck.semantics import semantic_findings
+def _semantic(fig: dict, facts: dict, evaluate: float, manual: float | None):
+    """The semantics rules' findings and the natural_numpy section on a hand-set chain."""
+    from losscheck.measurements import Measurements, SemanticMeasurements, frozen_mapping
+    from losscheck.rules import judge_areas
 
+    sem = SemanticMeasurements.of({"figures": fig, "facts": facts})
+    figures = {"evaluate": evaluate, **({"manual": manual} if manual is not None else {})}
+    found = judge_areas(Measurements("compare", 1e-4, frozen_mapping(figures), semantics=sem), ("semantics",))
+    return {f.code: f for f in found}, sem.section()
+
+
+def test_semantic_findings_from_the_chain():
     facts = {"out": SimpleNamespace(masked=True, masked_fraction=[1.0, 4.0], logits_used=True, clipped=False,
                                     clip_active=0, low_precision=None)}
     fig = {"keras": 2.0, "no_weights": 2.0, "no_masks": 1.5, "probabilities": 1.0, "unclipped": 1.5,
            "float64_outputs": 2.0}
-    inf = SimpleNamespace(semantic={"figures": fig, "facts": facts}, manual=2.0, evaluate=2.0)
-    ctx = SimpleNamespace(inference=inf, config=SimpleNamespace(rtol=1e-4), sections={})
-    found = {f.code: f for f in semantic_findings(ctx)}
+    found, section = _semantic(fig, facts, evaluate=2.0, manual=2.0)
     assert set(found) == {"mask", "logits-shortcut"}
     assert found["mask"].magnitude == pytest.approx(0.5) and "25.0%" in found["mask"].message
     assert found["logits-shortcut"].magnitude == pytest.approx(0.5)
-    assert ctx.sections["natural_numpy"]["probabilities"] == 1.0
+    assert section["probabilities"] == 1.0
     fig.update(no_masks=2.0, probabilities=2.0 + 1e-5)  # below rtol * |evaluate|: nothing to say
-    assert {f.code for f in semantic_findings(ctx)} == set()
+    assert set(_semantic(fig, facts, evaluate=2.0, manual=2.0)[0]) == set()
+    fig.update(no_masks=1.5, probabilities=1.0)  # no manual figure: the chain is not judged
+    assert set(_semantic(fig, facts, evaluate=2.0, manual=None)[0]) == set()
 
 
 def test_semantic_findings_clipping_to_infinity_and_mixed_precision():
-    from losscheck.semantics import semantic_findings
-
     facts = {"a": SimpleNamespace(masked=False, masked_fraction=[0, 0], logits_used=False, clipped=True,
                                   clip_active=3, low_precision="float16")}
     fig = {"keras": 5.0, "no_weights": 5.0, "no_masks": 5.0, "probabilities": 5.0, "unclipped": math.inf,
            "float64_outputs": 9.0}
-    ctx = SimpleNamespace(inference=SimpleNamespace(semantic={"figures": fig, "facts": facts}, manual=5.0,
-                                                    evaluate=5.0),
-                          config=SimpleNamespace(rtol=1e-4), sections={})
-    found = {f.code: f for f in semantic_findings(ctx)}
+    found, section = _semantic(fig, facts, evaluate=5.0, manual=5.0)
     assert found["probability-clipping"].magnitude is None and "infinite" in found["probability-clipping"].message
     assert found["mixed-precision"].magnitude == pytest.approx(-4.0)
-    assert ctx.sections["natural_numpy"]["unclipped"] is None
+    assert section["unclipped"] is None
     assert "unexplained" not in found
 
 

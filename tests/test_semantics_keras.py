@@ -15,17 +15,20 @@ def _inference(model, x, y, sw=None, batch_size=8):
 
     from losscheck.loading.losses import resolve_loss
     from losscheck.loading.model import LoadedModel
+    from losscheck.measurements import Measurements, SemanticMeasurements, frozen_mapping
     from losscheck.probes import Prober
-    from losscheck.semantics import semantic_findings
+    from losscheck.rules import judge_areas
 
     name = model.output_names[0]
     loaded = LoadedModel(model, None, [name], {name: resolve_loss(model.loss, {})}, {name: 1.0}, "memory", False)
     data = _Arrays(x, y, sw)
     prober = Prober(loaded, data, batch_size)
     inf = prober.inference_pass()
-    ctx = SimpleNamespace(loaded=loaded, data=data, prober=prober, inference=inf,
-                          config=SimpleNamespace(rtol=1e-4), sections={})
-    return inf, {f.code: f for f in semantic_findings(ctx)}, ctx
+    sem = SemanticMeasurements.of(inf.semantic) if inf.semantic and inf.manual is not None else None
+    figures = {"evaluate": inf.evaluate, **({"manual": inf.manual} if inf.manual is not None else {})}
+    m = Measurements("compare", 1e-4, frozen_mapping(figures), semantics=sem)
+    ctx = SimpleNamespace(sections={"natural_numpy": sem.section()} if sem else {})
+    return inf, {f.code: f for f in judge_areas(m, ("semantics",))}, ctx
 
 
 class _Arrays:

@@ -26,9 +26,10 @@ def test_the_trait_sets_are_read_from_the_table():
 
 
 def test_one_family_tuple():
-    from losscheck.attribution import FAMILY_FIGURES, FAMILY_LABEL, FAMILY_TEXT
+    from losscheck.decomposition import FAMILY_FIGURES
     from losscheck.findings import FIGURE_ORDER
     from losscheck.report.lossfn import FAMILY_TEXT as SECTION_TEXT
+    from losscheck.rules.gaps import FAMILY_LABEL, FAMILY_TEXT
 
     assert set(taxonomy.STOCHASTIC_FAMILIES) <= set(taxonomy.FAMILIES)
     assert set(taxonomy.BUILTIN_FAMILIES) == set(taxonomy.FAMILIES) - {"custom"}

@@ -8,10 +8,9 @@ from typing import Any
 from losscheck import __version__
 from losscheck.config import Config
 from losscheck.errors import UsageError
-from losscheck.findings import Finding
 from losscheck.loading.inputs import input_names, load_inputs
 
-__all__ = ["build_header", "check_loaded", "input_names", "legacy_findings", "load_inputs", "probe_limit", "regularized_layers"]
+__all__ = ["build_header", "check_loaded", "input_names", "load_inputs", "probe_limit", "regularized_layers"]
 
 #: the layer attributes that hold a regularizer
 REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
@@ -73,13 +72,3 @@ def regularized_layers(model: Any) -> list[str]:
         if any(r is not None for r in regs) and (layer.trainable or getattr(layer, "activity_regularizer", None)):
             out.append(layer.name)
     return out
-
-
-def legacy_findings(loaded: Any) -> list[Finding]:
-    """legacy-keras when a tf.keras 2.x file's loss semantics differ from Keras 3's."""
-    if not loaded.info.legacy:
-        return []
-    from losscheck.loading.legacy import legacy_message
-
-    message, advice = legacy_message(loaded)
-    return [Finding("legacy-keras", message, advice=advice)]

@@ -1,10 +1,12 @@
-"""Which Keras 2 (tf.keras) loss semantics differ from Keras 3's for one loaded model
-(tf.keras 2.x vs Keras 3 loss semantics), for the `legacy-keras` finding. Static: looks at the model, never runs it."""
+"""Which Keras 2 (tf.keras) loss semantics differ from Keras 3's for one loaded model, and the model
+facts the rules read (the `legacy-keras` rule is losscheck.rules.legacy). Static: looks at the model,
+never runs it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from losscheck.measurements.model import ModelFacts
 from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name
 
 _REG_ATTRS = ("kernel_regularizer", "bias_regularizer", "depthwise_regularizer", "pointwise_regularizer",
@@ -111,17 +113,9 @@ def keras2_differences(loaded) -> list[tuple[str, bool]]:
     return found
 
 
-def legacy_message(loaded) -> tuple[str, str]:
-    """(message, advice) for the legacy-keras finding."""
-    head = (f"The file was saved by {loaded.info.saved_by}; losscheck rebuilt its compile configuration "
-            "(losses, loss weights, optimizer state) for Keras 3 from the file itself.")
-    diffs = keras2_differences(loaded)
-    if not diffs:
-        return (head + " None of the known Keras 2/3 loss differences applies to this model: Keras 2 reported the "
-                "same evaluate figure.", "Figures here are Keras 3's and match what tf.keras reported.")
-    listed = "; ".join(f"({i}) {d}" for i, (d, _) in enumerate(diffs, 1))
-    if not any(changes for _, changes in diffs):
-        return (head + " Keras 2 reported the same evaluate figure; Keras 2 semantics that differ for this model "
-                f"elsewhere: {listed}.", "The evaluate figure matches tf.keras; other logged numbers may differ as noted.")
-    return (head + f" Keras 2 semantics that differ for this model: {listed}.",
-            "Figures here are Keras 3's; numbers logged under tf.keras may differ as noted.")
+def model_facts(loaded) -> ModelFacts:
+    """The plain facts the rules read about the loaded model (the Keras 2/3 differences only for a
+    file saved by tf.keras 2.x)."""
+    legacy = bool(loaded.info.legacy)
+    return ModelFacts(output_names=tuple(loaded.output_names), legacy=legacy, saved_by=str(loaded.info.saved_by),
+                      keras2_differences=tuple(keras2_differences(loaded)) if legacy else ())

@@ -379,6 +379,7 @@ CLIPPING_KINDS = CROSSENTROPY_KINDS
 
 
 def supported(kind: str) -> bool:
+    """True when losscheck has a numpy formula for the built-in loss `kind`."""
     return kind in FORMULAS
 
 

@@ -37,6 +37,7 @@ class MetricSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def option(self, name: str, default: Any = None) -> Any:
+        """The option `name`, or `default` when it is absent or None."""
         value = self.options.get(name, default)
         return default if value is None else value
 
@@ -47,21 +48,25 @@ def _f32(x: Any) -> np.ndarray:
 
 # -- per-sample functions of the mean-wrapper metrics ------------------------------------------------
 def accuracy(t, p, **_):
+    """Per element: 1.0 where y_true == y_pred exactly (ranks matched as Keras matches them), else 0.0."""
     t, p = match_rank(_f32(t), _f32(p))
     return (t == p).astype(np.float64)
 
 
 def binary_accuracy(t, p, threshold=0.5, **_):
+    """Per element: 1.0 where y_true == (y_pred > threshold), in float32 as Keras compares, else 0.0."""
     t, p = match_rank(_f32(t), _f32(p))
     return (t == (p > np.float32(threshold)).astype(np.float32)).astype(np.float64)
 
 
 def categorical_accuracy(t, p, **_):
+    """Per sample: 1.0 where argmax(y_true, -1) == argmax(y_pred, -1), else 0.0."""
     t, p = np.asarray(t), np.asarray(p)
     return (np.argmax(t, axis=-1) == np.argmax(p, axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(t, p, **_):
+    """Per sample: 1.0 where the class index y_true == argmax(y_pred, -1), else 0.0."""
     t, p = _f32(t), np.asarray(p)
     if t.ndim == p.ndim and t.shape[-1] == 1:
         t = t[..., 0]
@@ -82,10 +87,12 @@ def _in_top_k(labels: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_k_categorical_accuracy(t, p, k=5, **_):
+    """Per sample: 1.0 where argmax(y_true) is among the k largest scores (ties count), else 0.0."""
     return _in_top_k(np.argmax(np.asarray(t), axis=-1), np.asarray(p), int(k))
 
 
 def sparse_top_k_categorical_accuracy(t, p, k=5, from_sorted_ids=False, **_):
+    """Per sample: 1.0 where the class index is among the k largest scores (or the first k sorted ids), else 0.0."""
     t, p = np.asarray(t), np.asarray(p)
     if from_sorted_ids:
         flat = p.reshape(-1, p.shape[-1])[:, : int(k)]
@@ -95,11 +102,13 @@ def sparse_top_k_categorical_accuracy(t, p, k=5, from_sorted_ids=False, **_):
 
 
 def cosine_similarity(t, p, axis=-1, **_):
+    """Per sample: cos(y_true, y_pred) along `axis` (the metric's sign: +1 when aligned)."""
     t, p = match_rank(np.asarray(t, np.float64), np.asarray(p, np.float64))
     return -formulas.cosine_similarity(t, p, axis=axis)
 
 
 def pearson_correlation(t, p, axis=-1, **_):
+    """Per sample: mean over `axis` of the standardized y_true times the standardized y_pred."""
     t, p = match_rank(np.asarray(t, np.float64), np.asarray(p, np.float64))
     tn = t - np.mean(t, axis=axis, keepdims=True)
     pn = p - np.mean(p, axis=axis, keepdims=True)
@@ -110,6 +119,7 @@ def pearson_correlation(t, p, axis=-1, **_):
 
 
 def concordance_correlation(t, p, axis=-1, **_):
+    """Per sample: 2 cov(t, p) / (var t + var p + (mean t - mean p)^2 + eps) along `axis`."""
     t, p = match_rank(np.asarray(t, np.float64), np.asarray(p, np.float64))
     tm = np.mean(t, axis=axis, keepdims=True)
     pm = np.mean(p, axis=axis, keepdims=True)
@@ -187,6 +197,7 @@ class MeanAccumulator:
         self.count = 0.0
 
     def add(self, values: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Add per-element `values` (reduced per sample) with their sample weights to the running total and count."""
         v, w = samplewise(values, sample_weight, np.mean if self.reduce == "mean" else np.sum)
         self.total += float(np.sum(v))
         if self.reduce == "sum":
@@ -197,22 +208,27 @@ class MeanAccumulator:
             self.count += float(v.shape[0]) if v.ndim >= 1 else 1.0
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch: the metric's per-element values of (t, p), masked and weighted."""
         assert self.values_fn is not None
         values, own = self.values_fn(t, p, logits)
         self.add(values, _mask_weights(_mask_weights(sample_weight, mask), own))
 
     def result(self) -> float:
+        """total / count (0.0 when empty), or the total for a sum-reduced metric."""
         if self.reduce == "sum":
             return self.total
         return self.total / self.count if self.count else 0.0
 
 
 class RootMeanSquared(MeanAccumulator):
+    """RootMeanSquaredError: sqrt of the weighted mean of (y_pred - y_true)^2."""
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch's squared errors with their sample weights."""
         t, p = match_rank(np.asarray(t, np.float64), np.asarray(p, np.float64))
         self.add(np.square(p - t), sample_weight)
 
     def result(self) -> float:
+        """sqrt(weighted mean squared error)."""
         return float(np.sqrt(super().result()))
 
 
@@ -325,6 +341,7 @@ class ConfusionAccumulator:
         self.counts: dict[str, np.ndarray] | None = None
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch's weighted tp/fp/tn/fn counts at every threshold."""
         p = np.asarray(p, np.float64)
         if self.from_logits:
             p = 1.0 / (1.0 + np.exp(-p))
@@ -338,6 +355,7 @@ class ConfusionAccumulator:
                 self.counts[k] = self.counts[k] + c[k]
 
     def result(self) -> float | list[float]:
+        """The metric from the accumulated counts (one value, or one per threshold)."""
         c = self.counts or {k: np.zeros(len(self.thresholds)) for k in ("tp", "fp", "tn", "fn")}
         tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
         k = self.kind
@@ -420,6 +438,8 @@ class IoUAccumulator:
         return np.trunc(x.astype(np.float64)) if self.integer else x.astype(np.float64)
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch to the weighted confusion matrix (classes outside [0, num_classes) and the ignored class are skipped).
+        """
         t, p = np.asarray(t), np.asarray(p)
         if self.kind == "BinaryIoU":
             p = (p.astype(np.float32) >= np.float32(self.threshold if self.threshold is not None else 0.5))
@@ -438,6 +458,7 @@ class IoUAccumulator:
         np.add.at(self.cm, (t[ok].astype(np.int64), p[ok].astype(np.int64)), w[ok])
 
     def result(self) -> float:
+        """Mean over the target classes with a non-empty union of tp / (tp + fp + fn)."""
         cm = self.cm
         rows, cols, tp = cm.sum(axis=0), cm.sum(axis=1), np.diag(cm)
         denom = (rows + cols - tp)[self.ids].astype(np.float32).astype(np.float64)
@@ -448,6 +469,7 @@ class IoUAccumulator:
         return float(np.sum(iou) / n) if n else 0.0
 
     def per_class(self) -> list[float]:
+        """tp / (tp + fp + fn) for every class (0.0 where the union is empty)."""
         cm = self.cm
         rows, cols, tp = cm.sum(axis=0), cm.sum(axis=1), np.diag(cm)
         denom = rows + cols - tp
@@ -466,6 +488,7 @@ class FBetaAccumulator:
         self.sums: dict[str, np.ndarray] | None = None
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch's weighted tp / fp / fn per class (or in total for average='micro')."""
         t = np.asarray(t, np.float32).astype(np.float64)
         p = np.asarray(p, np.float32)
         if self.threshold is None:
@@ -485,6 +508,7 @@ class FBetaAccumulator:
         self.sums = c if self.sums is None else {k: self.sums[k] + c[k] for k in c}
 
     def per_class(self) -> list[float] | None:
+        """The F-beta score per class, or None for average='micro' or before any batch."""
         if self.sums is None or self.average == "micro":
             return None
         return list(np.atleast_1d(self._scores()).tolist())
@@ -498,6 +522,7 @@ class FBetaAccumulator:
         return precision * recall / (b2 * precision + recall + EPS) * (1 + b2)
 
     def result(self) -> float | list[float]:
+        """(1 + b^2) P R / (b^2 P + R), averaged as `average` says (None: one value per class)."""
         if self.sums is None:
             return 0.0
         f = self._scores()
@@ -521,6 +546,7 @@ class R2Accumulator:
         self.num_samples = 0
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
+        """Add one batch's per-column weighted sums of y, y^2, squared error and weight."""
         t, p = match_rank(np.asarray(t, np.float32).astype(np.float64), np.asarray(p, np.float32).astype(np.float64))
         w = np.ones(1) if sample_weight is None else np.asarray(sample_weight, np.float64)
         if w.ndim == 1 and t.ndim > 1:
@@ -536,6 +562,7 @@ class R2Accumulator:
         self.num_samples += int(t.size)
 
     def result(self) -> float | list[float]:
+        """1 - SSE / SST per column, aggregated as class_aggregation says (adjusted for num_regressors)."""
         if self.s is None:
             return 0.0
         mean = self.s / self.count
@@ -567,6 +594,7 @@ THRESHOLD_KINDS = frozenset({"fn:binary_accuracy", "Precision", "Recall", "TrueP
 
 
 def supported(kind: str) -> bool:
+    """True when losscheck can recompute the metric `kind` in numpy."""
     if kind.startswith("fn:"):
         return kind[3:] in METRIC_FUNCTIONS
     if kind.startswith("loss:"):

@@ -160,6 +160,7 @@ def loss_values(
 
 
 def merge_masks(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """a & b as booleans; None when both are None (no mask), the other when one is None."""
     if a is None:
         return None if b is None else np.asarray(b, bool)
     if b is None:
@@ -202,11 +203,13 @@ class EpochMean:
     count: float = 0.0
 
     def add(self, value: float, n: int) -> None:
+        """Add one batch: its value weighted by its n samples."""
         self.total += float(value) * n
         self.count += n
 
     @property
     def value(self) -> float:
+        """sum_b n_b v_b / sum_b n_b (0.0 before any batch)."""
         return self.total / self.count if self.count else 0.0
 
 

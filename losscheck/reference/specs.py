@@ -37,8 +37,10 @@ class LossSpec:
     dtype: str = "float32"  # the loss's compute dtype: y_true, y_pred and weights are converted to it
 
     def option(self, name: str, default: Any = None) -> Any:
+        """The loss option `name` (from_logits, label_smoothing, axis, ...), or `default`."""
         return self.options.get(name, default)
 
     @property
     def label(self) -> str:
+        """How the loss is shown: its display name, else its kind."""
         return self.display or self.kind

@@ -136,6 +136,7 @@ class SemanticStats:
 
     # results ---------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
+        """{'figures': variant -> its mean loss (None when it failed or saw no batch), 'facts': per-output facts}."""
         figures = {v: (None if v in self.failed or not m.count else m.value) for v, m in self.means.items()}
         return {"figures": figures, "facts": self.facts}
 
@@ -153,4 +154,5 @@ def _safe(fn):
 
 
 def finite(x: float | None) -> bool:
+    """True when x is a finite number (not None, NaN or Inf)."""
     return x is not None and math.isfinite(x)

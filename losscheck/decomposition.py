@@ -1,0 +1,120 @@
+"""Where the gaps come from: the figures' decomposition into rows (pure, no TensorFlow).
+
+All figures are batch-size-weighted epoch means; every row below a gap is a difference of two figures
+shown in the report, or the remainder, so the rows add up to their parent exactly:
+  fit - evaluate       = (fit - train_mode_class_weighted)                weight update
+                       + (train_mode_class_weighted - train_mode)       class weight (only with --class-weight)
+                       + (train_mode - base)                             training-mode layers
+  train_mode - base    = sum over families (train_mode_<family>_only - base) + interaction (the rest)
+      families: dropout, batchnorm, noise, custom
+  evaluate - evaluate_float32                                            mixed precision (low-precision models)
+  evaluate - manual    = regularization + residual
+`fit` is fit's figure: fit_epoch (compare) or fit_logged (the callback). base is `evaluate`, or
+`evaluate_probe_subset` when the training-mode figures ran on the first --probe-samples samples; then
+the weight update is the remainder (an estimate) and has no figure pair. Without --class-weight the
+class-weight row is absent and the weight update is fit - train_mode.
+
+A row is a read-only mapping {name, label, value, depth, parent, between}: `parent` is the name of the
+row it is part of (None at the top), `between` the two figures whose difference `value` is (None for a
+remainder or a figure).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from losscheck.taxonomy import FAMILIES, family_figure
+
+#: (family, its train_mode_<family>_only figure), in decomposition order
+FAMILY_FIGURES = tuple((family, family_figure(family)) for family in FAMILIES)
+
+Row = Mapping[str, Any]
+
+
+def base_name(figures: Mapping[str, float]) -> str:
+    """The all-inference figure on the same samples as the training-mode figures."""
+    return "evaluate_probe_subset" if "evaluate_probe_subset" in figures else "evaluate"
+
+
+def fit_reference(figures: Mapping[str, float]) -> str:
+    """The training-mode figure fit's first step measures (class-weighted when fit is)."""
+    return "train_mode_class_weighted" if "train_mode_class_weighted" in figures else "train_mode"
+
+
+def _row(name: str, label: str, value: float, depth: int, parent: str | None,
+         between: tuple[str, str] | None = None) -> Row:
+    return MappingProxyType({"name": name, "label": label, "value": float(value), "depth": depth, "parent": parent,
+                             "between": between})
+
+
+def _diff(fig: Mapping[str, float], a: str, b: str, name: str, depth: int, parent: str | None) -> Row:
+    return _row(name, f"{a} - {b} ({name})", fig[a] - fig[b], depth, parent, (a, b))
+
+
+def decompose(figures: Mapping[str, float], fit: str = "fit_epoch") -> tuple[Row, ...]:
+    """The gap decomposition of `figures` as rows (see the module docstring); `fit` names fit's figure.
+    The rows under a parent add up to it exactly."""
+    fig = figures
+    rows: list[Row] = []
+    base = base_name(fig)
+    has_train = "train_mode" in fig and base in fig
+    layer_depth, layer_parent = 0, None
+    if fit in fig and "evaluate" in fig:
+        top = f"{fit} - evaluate"
+        rows.append(_row(top, top, fig[fit] - fig["evaluate"], 0, None, (fit, "evaluate")))
+        if has_train:
+            layer_depth, layer_parent = 1, top
+            ref = fit_reference(fig)
+            parts = []
+            if ref != "train_mode":
+                parts.append(_diff(fig, ref, "train_mode", "class weight", 1, layer_parent))
+            parts.append(_diff(fig, "train_mode", base, "training-mode layers", 1, layer_parent))
+            if base == "evaluate":
+                update = _diff(fig, fit, ref, "weight update", 1, layer_parent)
+            else:
+                rest = rows[0]["value"] - sum(p["value"] for p in parts)
+                update = _row("weight update", "weight update (estimated: the rest)", rest, 1, layer_parent)
+            rows += [update, *parts]
+    elif has_train:
+        rows.append(_diff(fig, "train_mode", base, "training-mode layers", 0, None))
+    if has_train:
+        total = fig["train_mode"] - fig[base]
+        families = [(family, key) for family, key in FAMILY_FIGURES if key in fig]
+        if families:
+            parent = "training-mode layers"
+            for family, key in families:
+                rows.append(_diff(fig, key, base, family, layer_depth + 1, parent))
+            rest = total - sum((fig[key] - fig[base] for _, key in families), 0.0)
+            rows.append(_row("interaction", "interaction (not attributable to one family)" if len(families) > 1
+                             else "other layers with a training behaviour", rest, layer_depth + 1, parent))
+    if "evaluate_float32" in fig and "evaluate" in fig:
+        rows.append(_diff(fig, "evaluate", "evaluate_float32", "mixed precision", 0, None))
+    if "manual" in fig and "evaluate" in fig:
+        gap = fig["evaluate"] - fig["manual"]
+        reg = fig.get("regularization", 0.0)
+        rows += [_row("evaluate - manual", "evaluate - manual", gap, 0, None, ("evaluate", "manual")),
+                 _row("regularization", "regularization (the figure)", reg, 1, "evaluate - manual"),
+                 _row("residual", "residual", gap - reg, 1, "evaluate - manual")]
+    return tuple(rows)
+
+
+def row_named(rows: tuple[Row, ...], name: str) -> Row | None:
+    """The row called `name`, or None."""
+    return next((r for r in rows if r["name"] == name), None)
+
+
+def finite_rows(rows: tuple[Row, ...] | list[Row]) -> list[dict[str, Any]]:
+    """The decomposition rows for the report (plain dicts, `between` a list), without any top-level gap
+    (and its rows below) that holds a non-finite value: the non-finite finding says where NaN/Inf came
+    from."""
+    groups: list[list[Row]] = []
+    for row in rows:
+        if row["depth"] == 0:
+            groups.append([])
+        if groups:
+            groups[-1].append(row)
+    return [{**row, "between": list(row["between"]) if row["between"] else None}
+            for group in groups if all(math.isfinite(r["value"]) for r in group) for row in group]
