@@ -332,7 +332,13 @@ def test_shuffling_pipeline_is_detected():
     """Two passes over a reshuffling pipeline give different orders; a fixed order is not reported."""
     import tensorflow as tf
 
-    from losscheck.loading.sources import PipelineDataset, pipeline_findings
+    from losscheck.loading.sources import PipelineDataset, data_measurements
+    from losscheck.measurements import Measurements
+    from losscheck.rules.data import shuffled_data
+
+    def pipeline_findings(data):
+        return shuffled_data(Measurements("compare", data=data_measurements(data, BATCH)))
+
 
     x, y = _data()
     base = tf.data.Dataset.from_tensor_slices((x, y))

@@ -519,7 +519,7 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
                 weights[o] = 1.0 if w is None else _float_weight(w, info)
     optimizer = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
     compile_losses = [losses[o] for o in outputs]
-    from losscheck.metrics.loading import resolve_metrics
+    from losscheck.loading.metrics import resolve_metrics
 
     metric_args = {key: resolve_metrics(cc.get(key), custom_objects, notes, key)
                    for key in ("metrics", "weighted_metrics")}
