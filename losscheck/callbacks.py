@@ -15,6 +15,7 @@ variable, optimizer and metric state, `stop_training`, and all random state exac
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class LossCheck(keras.callbacks.Callback):
         from losscheck.config import Config
         from losscheck.decomposition import finite_rows
         from losscheck.loading.memory import LABEL, loaded_in_memory
-        from losscheck.loading.sources import pipeline_findings
+        from losscheck.loading.sources import data_measurements
         from losscheck.rules import judge_areas
 
         loaded = loaded_in_memory(model)
@@ -110,7 +111,8 @@ class LossCheck(keras.callbacks.Callback):
         measured = epoch_measurements(loaded, data, cfg, logs)
         gaps = measured.gaps
         assert gaps is not None
-        findings = [*judge_areas(measured, ("gaps",)), *pipeline_findings(data)]
+        measured = dataclasses.replace(measured, data=data_measurements(data, cfg.batch_size))
+        findings = list(judge_areas(measured, ("gaps", "data")))
         report = Report("callback", build_header(cfg, loaded, data))
         descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
         for key, value in measured.figures.items():

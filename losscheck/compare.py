@@ -82,9 +82,9 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         from losscheck.probes.weights import SampleWeightStats
 
         sw_stats = SampleWeightStats(prober)
-        from losscheck.metrics.observe import MetricsObserver
-        from losscheck.metrics.targets import TargetsObserver
         from losscheck.probes.lossfn import LossFnObservers, measure_data, measure_static
+        from losscheck.probes.metrics import MetricsObserver
+        from losscheck.probes.targets import TargetsObserver
 
         classes_train = classes_val = None
         if val is not None:
@@ -138,7 +138,6 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
             figures["fit_val"] = fit_logs["val_loss"]
 
         from losscheck.loading.legacy import model_facts
-        from losscheck.loading.sources import pipeline_findings
         from losscheck.probes.gaps import gap_measurements, low_precision_facts
         from losscheck.probes.spread import random_spread
 
@@ -155,30 +154,35 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
         if semantics is not None:
             ctx.sections["natural_numpy"] = semantics.section()
         findings: list[Finding] = list(judge_areas(m, ("gaps", "legacy", "lossfn", "semantics")))
-        findings += pipeline_findings(data)
-        from losscheck.metrics.findings import metric_findings
-
-        findings += metric_findings(metrics_obs, inf, loaded, data, cfg.rtol)
-        findings += targets_obs.findings()
         extra_sections: dict[str, Any] = {}
         extra_notes: list[str] = []
-        if cfg.parity:
-            findings += parity_findings(cfg, loaded, data, figures, low, progress, extra_notes)
-        if strategy is not None:
-            findings += distribution_findings(cfg, loaded, data, figures, strategy, progress, extra_notes,
-                                              fam.names("batchnorm"))
+        measured_validation = measured_history = None
         if val is not None and inf_val is not None:
-            from losscheck.validation import validation_report
+            from losscheck.validation import validation_measurements, validation_section
 
-            findings += validation_report(figures, gaps, fam, data, val, split_at, cfg, inf, inf_val, classes_train,
-                                          classes_val, extra_sections, extra_notes)
+            measured_validation = validation_measurements(figures, gaps, fam, data, val, split_at, cfg, inf, inf_val,
+                                                          classes_train, classes_val)
+            extra_sections["validation"], validation_notes = validation_section(figures, measured_validation)
+            extra_notes += validation_notes
         if history is not None:
             from losscheck.history import match
 
             found = match(history, figures, cfg.rtol, val is not None)
             extra_sections["history"] = found.section
             extra_notes += found.notes
-            findings += found.findings()
+            measured_history = found.facts
+        from losscheck.loading.sources import data_measurements
+        from losscheck.probes.metrics import metric_measurements
+
+        m = dataclasses.replace(m, data=data_measurements(data, cfg.batch_size),
+                                metrics=metric_measurements(metrics_obs, targets_obs, inf, loaded, data),
+                                validation=measured_validation, history=measured_history)
+        findings += judge_areas(m, ("data", "metrics", "validation", "history"))
+        if cfg.parity:
+            findings += parity_findings(cfg, loaded, data, figures, low, progress, extra_notes)
+        if strategy is not None:
+            findings += distribution_findings(cfg, loaded, data, figures, strategy, progress, extra_notes,
+                                              fam.names("batchnorm"))
 
         report = Report("compare", build_header(cfg, loaded, data))
         for key, value in figures.items():

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from losscheck.errors import UsageError
-from losscheck.findings import Finding
+from losscheck.measurements import frozen_mapping
+from losscheck.measurements.validation import SplitFacts, ValidationMeasurements
 from losscheck.taxonomy import BUILTIN_FAMILIES
 
 PROFILE_ROWS = 4096  # rows of targets read at a time when profiling the split
@@ -206,7 +207,7 @@ class SafeClassObserver:
             return
         try:
             self.obs(b)
-        except Exception as exc:  # not decomposable: no per-class rows, never a fake
+        except Exception as exc:  # noqa: BLE001 - not decomposable: no per-class rows, never a fake
             self.failed = str(exc)
 
     def rows(self, inf) -> list[dict[str, Any]] | None:
@@ -216,7 +217,7 @@ class SafeClassObserver:
 
         try:
             return class_section(self.obs, inf)["per_class"]
-        except Exception:
+        except Exception:  # noqa: BLE001 - no per-class rows when the observer cannot split the loss
             return None
 
 
@@ -241,7 +242,7 @@ def class_gap(train_rows, val_rows) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Decomposition, sentence, finding
+# Decomposition, sentence, measurements and section (the generalization-gap rule: rules/validation.py)
 # ----------------------------------------------------------------------------------------------
 def decompose(fig: dict[str, float], rows: list[dict[str, Any]], reg_val: float) -> dict[str, float]:
     """fit_epoch - evaluate_val split into its causes (see the module docstring), reusing the rows of
@@ -284,66 +285,47 @@ def sentence(fig: dict[str, float], parts: dict[str, float], layer_names: list[s
     return text + "."
 
 
-def generalization_finding(fig: dict[str, float], parts: dict[str, float], reg_val: float,
-                           classes: list[dict[str, Any]], split_lines: list[str], rtol: float) -> list[Finding]:
-    """generalization-gap: evaluate - evaluate_val on the same weights, less the penalty difference."""
-    if "evaluate_val" not in fig:
-        return []
-    gap = parts.get("generalization gap",
-                    (fig["evaluate"] - fig.get("regularization", 0.0)) - (fig["evaluate_val"] - reg_val))
-    if not abs(gap) > rtol * max(abs(fig["evaluate"]), 1e-12):
-        return []
-    train_data = fig["evaluate"] - fig.get("regularization", 0.0)
-    val_data = fig["evaluate_val"] - reg_val
-    better = "better" if gap > 0 else "worse"
-    msg = (f"On the same (saved) weights the data loss is {train_data:.6g} on the training data and {val_data:.6g} "
-           f"on the validation data: the model does {better} on the validation data by {abs(gap):.6g} "
-           f"({'underfitting, or easier validation data' if gap > 0 else 'overfitting, or a distribution shift'}"
-           ", or a different class balance).")
-    if classes:
-        top = ", ".join(f"class {r['class']}" + (f" of {r['output']}" if len({c['output'] for c in classes}) > 1 else "")
-                        + f" {r['gap']:+.4g}" for r in classes[:3])
-        msg += f" Largest per-class contributions (training minus validation): {top}."
-    if split_lines:
-        msg += " The validation part is the last rows of the data, not a random sample: " + "; ".join(split_lines) + "."
-    # the penalties of weight regularizers are the same on both sets: the gap is then evaluate - evaluate_val
-    exact = abs(fig.get("regularization", 0.0) - reg_val) <= 1e-12 * max(abs(fig["evaluate"]), 1.0)
-    if exact:
-        gap = fig["evaluate"] - fig["evaluate_val"]
-    return [Finding("generalization-gap", msg, magnitude=gap, between=("evaluate", "evaluate_val") if exact else None,
-                    advice="Judge over- or underfitting on evaluate of both sets at the same weights, not on fit's "
-                           "running figure; with validation_split, shuffle the arrays once before fit if the last "
-                           "rows are not representative.")]
-
-
-def validation_report(figures, ev, fam, data, val, split_at, cfg, inf, inf_val, classes_train, classes_val,
-                sections: dict[str, Any], notes: list[str]) -> list[Finding]:
-    """Fill `sections["validation"]` (decomposition of fit_epoch - evaluate_val, per-class gap, split
-    profile) and `notes`; return the generalization-gap finding. `inf`/`inf_val`: the inference passes
-    on the training and validation data; `classes_*`: their SafeClassObservers."""
-    parts = decompose(figures, ev.decomposition, inf_val.regularization)
+def validation_measurements(figures: dict[str, float], gaps, fam, data, val, split_at: int | None, cfg, inf,
+                            inf_val, classes_train, classes_val) -> ValidationMeasurements:
+    """What the validation rule and section read. `inf`/`inf_val`: the inference passes on the training
+    and validation data; `classes_*`: their SafeClassObservers; `gaps`: the compare GapMeasurements
+    (its decomposition rows under `fit_epoch - evaluate` are reused)."""
+    parts = decompose(figures, list(gaps.decomposition), inf_val.regularization)
     classes = class_gap(classes_train.rows(inf) if classes_train else None,
-                          classes_val.rows(inf_val) if classes_val else None)
-    split_lines: list[str] = []
-    section: dict[str, Any] = {"samples": val.n, "regularization": inf_val.regularization}
+                        classes_val.rows(inf_val) if classes_val else None)
+    split = None
     if split_at is not None:
-        profiles, split_lines = split_profile(data, val)
-        section["split"] = {"fraction": cfg.validation_split, "split_at": split_at, "training_samples": data.n,
-                            "validation_samples": val.n, "targets": profiles}
-        notes.append(f"--validation-split {cfg.validation_split}: as Keras, the training part is rows 0..{split_at - 1} "
-                     f"and the validation part rows {split_at}..{split_at + val.n - 1}, taken before any shuffling "
-                     "(not a random sample)" + ("; " + "; ".join(split_lines) if split_lines else ""))
+        profiles, lines = split_profile(data, val)
+        split = SplitFacts(cfg.validation_split, split_at, data.n, val.n, frozen_mapping(profiles), tuple(lines))
+    return ValidationMeasurements(
+        samples=val.n, regularization=float(inf_val.regularization), parts=frozen_mapping(parts),
+        per_class_gap=tuple(frozen_mapping(r) for r in classes), split=split,
+        training_mode_samples=gaps.probe_samples,
+        layer_names=tuple(n for f in BUILTIN_FAMILIES for n in fam.names(f)))
+
+
+def validation_section(figures: dict[str, float], v: ValidationMeasurements) -> tuple[dict[str, Any], list[str]]:
+    """The `validation` report section (decomposition of fit_epoch - evaluate_val, per-class gap, split
+    profile) and its notes."""
+    notes: list[str] = []
+    section: dict[str, Any] = {"samples": v.samples, "regularization": v.regularization}
+    sp = v.split
+    if sp is not None:
+        section["split"] = {"fraction": sp.fraction, "split_at": sp.split_at, "training_samples": sp.training_samples,
+                            "validation_samples": sp.validation_samples, "targets": dict(sp.targets)}
+        notes.append(f"--validation-split {sp.fraction}: as Keras, the training part is rows 0..{sp.split_at - 1} "
+                     f"and the validation part rows {sp.split_at}..{sp.split_at + v.samples - 1}, taken before any "
+                     "shuffling (not a random sample)" + ("; " + "; ".join(sp.lines) if sp.lines else ""))
+    parts = dict(v.parts)
     if parts:
         section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
                                     **parts}
-        if ev.probe_samples is not None:
-            section["training_mode_samples"] = ev.probe_samples  # weight update and layers estimated on them
-    if classes:
-        section["per_class_gap"] = classes
-    layer_names = [n for f in BUILTIN_FAMILIES for n in fam.names(f)]
-    text = sentence(figures, parts, layer_names)
+        if v.training_mode_samples is not None:
+            section["training_mode_samples"] = v.training_mode_samples  # weight update and layers estimated on them
+    if v.per_class_gap:
+        section["per_class_gap"] = [dict(r) for r in v.per_class_gap]
+    text = sentence(figures, parts, list(v.layer_names))
     if text:
         section["why_val_lower"] = text
         notes.append(text)
-    sections["validation"] = section
-    return generalization_finding(figures, parts, inf_val.regularization, classes, split_lines, cfg.rtol)
+    return section, notes

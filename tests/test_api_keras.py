@@ -267,7 +267,8 @@ def test_cli_function_and_tfrecord_data(trained, tmp_path):
     runs.append(run_cli("compare", model, records, "--parse", f"{tmp_path / 'data_fn.py'}:parse", "--format", "json"))
     for res in runs:
         assert res.code in (0, 1), res.stderr
-        _same({k: v["value"] for k, v in base["figures"].items()}, {k: v["value"] for k, v in res.json["figures"].items()})
+        _same({k: v["value"] for k, v in base["figures"].items()},
+              {k: v["value"] for k, v in res.json["figures"].items()})
         assert res.json["data"]["samples"] == N
     bad = run_cli("compare", model, f"{tmp_path / 'data_fn.py'}:missing")
     assert bad.code == 2 and "missing" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -332,7 +333,13 @@ def test_shuffling_pipeline_is_detected():
     """Two passes over a reshuffling pipeline give different orders; a fixed order is not reported."""
     import tensorflow as tf
 
-    from losscheck.loading.sources import PipelineDataset, pipeline_findings
+    from losscheck.loading.sources import PipelineDataset, data_measurements
+    from losscheck.measurements import Measurements
+    from losscheck.rules.data import shuffled_data
+
+    def pipeline_findings(data):
+        return shuffled_data(Measurements("compare", data=data_measurements(data, BATCH)))
+
 
     x, y = _data()
     base = tf.data.Dataset.from_tensor_slices((x, y))

@@ -18,10 +18,13 @@ from losscheck.breakdown.decompose import (
     class_labels,
     class_rows,
 )
-from losscheck.breakdown.results import class_findings, distribution, output_findings
+from losscheck.breakdown.results import distribution
+from losscheck.measurements import Measurements
+from losscheck.measurements.breakdown import BreakdownMeasurements
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss, reduce_weighted
 from losscheck.reference.reduction import loss_values, tracked_value
 from losscheck.report.breakdown import bar_text
+from losscheck.rules.breakdown import class_dilution, partial_batch
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")
 B, T = 5, 3
@@ -121,6 +124,18 @@ def test_class_means_weighted_by_count_give_the_epoch_loss(sparse):
     assert sum(r["count"] * r["loss"] for r in rows) / n == pytest.approx(ref.value, rel=1e-12)
     acc = [float(np.mean(p[labels == k].argmax(1) == k)) for k in range(K) if counts[k]]
     assert [r["recall"] for r in rows] == pytest.approx(acc)
+
+
+def class_findings(rows, total, n_outputs):
+    """The class-dilution rule on breakdown --per-class rows."""
+    return class_dilution(Measurements("breakdown", breakdown=BreakdownMeasurements(
+        "per_class", total=total, outputs=n_outputs, per_class=tuple(rows))))
+
+
+def output_findings(rows, rtol, n, batch_size):
+    """The partial-batch rule on breakdown --per-output rows."""
+    return partial_batch(Measurements("breakdown", rtol=rtol, breakdown=BreakdownMeasurements(
+        "per_output", per_output=tuple(rows), samples=n, batch_size=batch_size)))
 
 
 def _class_row(k, loss, count, n, recall):

@@ -67,24 +67,36 @@ def test_oversized_and_missing_history(tmp_path):
         read_history(tmp_path / "empty_tb")
 
 
+def _match(h, figures, has_val):
+    """The section and notes `match` gives, and the history-mismatch finding(s) its facts give."""
+    from losscheck.measurements import Measurements, frozen_mapping
+    from losscheck.rules.history import history_mismatch
+
+    m = match(h, figures, 1e-4, has_val)
+    return m, history_mismatch(Measurements("compare", figures=frozen_mapping(figures), history=m.facts))
+
+
 def test_matching_rules(tmp_path):
+    from losscheck.findings import Severity
+
     h = read_history(_write(tmp_path, "h.json", json.dumps({"loss": [1.0, 0.8, 0.7], "val_loss": [0.9, 0.6, 0.65]})))
     # the val_loss of epoch 2 (the best): a checkpoint, not the end of training
-    m = match(h, {"evaluate": 0.5, "evaluate_val": 0.6000001, "fit_epoch": 0.7}, 1e-4, True)
-    assert m.section["matched_epoch"] == 2 and m.section["best_epoch"] == 2 and m.mismatch is None
+    m, found = _match(h, {"evaluate": 0.5, "evaluate_val": 0.6000001, "fit_epoch": 0.7}, True)
+    assert m.section["matched_epoch"] == 2 and m.section["best_epoch"] == 2 and found == []
     assert "checkpoint" in m.notes[0]
     # the last epoch although epoch 2 was best: restore_best_weights did not restore
-    m = match(h, {"evaluate": 0.5, "evaluate_val": 0.65, "fit_epoch": 0.7}, 1e-4, True)
+    m, found = _match(h, {"evaluate": 0.5, "evaluate_val": 0.65, "fit_epoch": 0.7}, True)
     assert m.section["matched_epoch"] == 3 and "restore_best_weights" in m.notes[0]
-    m = match(h, {"evaluate": 0.5, "evaluate_val": 0.3, "fit_epoch": 0.7}, 1e-4, True)
-    assert m.section["matched_epoch"] is None and "lower than every logged val_loss" in m.mismatch
-    m = match(h, {"evaluate": 0.5, "evaluate_val": 0.602, "fit_epoch": 0.7}, 1e-4, True)
-    assert "different batch size" in m.mismatch
+    m, (f,) = _match(h, {"evaluate": 0.5, "evaluate_val": 0.3, "fit_epoch": 0.7}, True)
+    assert m.section["matched_epoch"] is None and "lower than every logged val_loss" in f.message
+    assert f.severity == Severity.WARNING
+    m, (f,) = _match(h, {"evaluate": 0.5, "evaluate_val": 0.602, "fit_epoch": 0.7}, True)
+    assert "different batch size" in f.message
     # without validation data: only the next epoch's loss can identify the weights
-    m = match(h, {"evaluate": 0.5, "fit_epoch": 0.7}, 1e-4, False)
-    assert m.section["matched_epoch"] == 2 and m.mismatch is None
-    m = match(h, {"evaluate": 0.5, "fit_epoch": 0.75}, 1e-4, False)
-    assert m.section["matched_epoch"] is None and m.mismatch_info and "running mean" in m.mismatch
+    m, found = _match(h, {"evaluate": 0.5, "fit_epoch": 0.7}, False)
+    assert m.section["matched_epoch"] == 2 and found == []
+    m, (f,) = _match(h, {"evaluate": 0.5, "fit_epoch": 0.75}, False)
+    assert m.section["matched_epoch"] is None and f.severity == Severity.INFO and "running mean" in f.message
 
 
 def _one_line_error(res, *words):
@@ -148,7 +160,12 @@ def test_sections_render_in_table_and_markdown():
     table = render(rep, "table", width=80, color=False)
     assert "generalization gap" in table and "← the model's weights" in table and "matched epoch: 3" in table
     md = render(rep, "markdown")
-    assert "| 3 | 0.6 | 0.57 | ← the model's weights |" in md and "**Training vs validation**" in md
+    # markdown marks the lowest val_loss as the table does
+    assert "| 3 | 0.6 | 0.57 | ← the model's weights; lowest val_loss |" in md and "**Training vs validation**" in md
+    assert "lowest val_loss" in table
+    rep.sections["history"] = {**rep.sections["history"], "matched_epoch": 2}
+    md = render(rep, "markdown")
+    assert "| 2 | 0.8 | 0.7 | ← the model's weights |" in md and "| 3 | 0.6 | 0.57 | lowest val_loss |" in md
 
 
 def test_plot_draws_png_and_svg(tmp_path):

@@ -30,17 +30,22 @@ class _Inference:
     def __init__(self, model_path, data_path, **kw) -> None:
         from losscheck.commands.common import load_inputs
         from losscheck.config import Config
-        from losscheck.metrics.findings import metric_findings
-        from losscheck.metrics.observe import MetricsObserver
-        from losscheck.metrics.targets import TargetsObserver
+        from losscheck.measurements import Measurements, frozen_mapping
         from losscheck.probes import Prober
+        from losscheck.probes.metrics import MetricsObserver, metric_measurements
+        from losscheck.probes.targets import TargetsObserver
+        from losscheck.rules import judge_areas
 
         cfg = Config(model_path=model_path, data_path=data_path, **kw)
         loaded, data = load_inputs(cfg, lambda _m: None)
         try:
             obs, targets = MetricsObserver(loaded), TargetsObserver(loaded)
             inf = Prober(loaded, data, cfg.batch_size).inference_pass([obs, targets], metrics=True)
-            self.findings = metric_findings(obs, inf, loaded, data, cfg.rtol) + targets.findings()
+            measured = Measurements("compare", rtol=cfg.rtol,
+                                    figures=frozen_mapping({"evaluate": inf.evaluate,
+                                                            "regularization": inf.regularization}),
+                                    metrics=metric_measurements(obs, targets, inf, loaded, data))
+            self.findings = list(judge_areas(measured, ("metrics",)))
             self.figures = {"evaluate": inf.evaluate}
             self.sections = {"metrics": obs.section(inf.metrics)}
         finally:

@@ -76,8 +76,8 @@ def _measure(model_path, data_path, batch_size: int = 32) -> dict:
     compare runs (the metrics ride on it; the fit and training-mode passes add nothing to them)."""
     from losscheck.commands.common import load_inputs
     from losscheck.config import Config
-    from losscheck.metrics.observe import MetricsObserver
     from losscheck.probes import Prober
+    from losscheck.probes.metrics import MetricsObserver
 
     loaded, data = load_inputs(Config(model_path=model_path, data_path=data_path, batch_size=batch_size),
                                lambda _m: None)
@@ -226,8 +226,8 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
     np.savez(tmp_path / "data.npz", x=x, y=y)
     from losscheck.commands.common import load_inputs
     from losscheck.config import Config
-    from losscheck.metrics.observe import MetricsObserver
     from losscheck.probes import Prober
+    from losscheck.probes.metrics import MetricsObserver
 
     loaded, data = load_inputs(Config(model_path=tmp_path / "model.keras", data_path=tmp_path / "data.npz"),
                                lambda _m: None)

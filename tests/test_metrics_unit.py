@@ -9,9 +9,9 @@ import sys
 import jsonschema
 
 from losscheck.findings import Report
-from losscheck.metrics.render import metrics_markdown, per_class_metrics_markdown
 from losscheck.report.json import load_schema, report_dict
 from losscheck.report.markdown import render_markdown
+from losscheck.report.metrics import metrics_markdown, per_class_metrics_markdown
 from losscheck.report.table import render_table
 from tests.conftest import ROOT
 

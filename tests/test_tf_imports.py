@@ -19,11 +19,7 @@ TF_MODULES = ("tensorflow", "keras", "tf_keras", "losscheck._tf")
 #: the modules and folders that may import them
 ALLOWED = ("_tf.py", "loading/", "probes/", "api.py", "callbacks.py")
 #: modules that still import them, each with why (shrink this list; never grow it)
-KNOWN = {
-    "metrics/compiled.py": "converted by the area rules work",  # Keras metric objects
-    "metrics/loading.py": "converted by the area rules work",  # compiled metrics resolved by Keras
-    "metrics/observe.py": "converted by the area rules work",  # Keras metric calls per batch
-}
+KNOWN: dict[str, str] = {}
 
 
 def _imports(tree: ast.AST) -> list[tuple[int, str]]:

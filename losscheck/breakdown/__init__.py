@@ -24,9 +24,8 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         raise UsageError(f"unknown breakdown mode {mode!r}; use --per-class, --per-output or --per-sample")
     from losscheck.breakdown.observers import ClassObserver, SampleObserver
     from losscheck.breakdown.results import (
-        class_findings,
+        breakdown_measurements,
         class_section,
-        output_findings,
         output_section,
         sample_section,
     )
@@ -45,7 +44,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         observers = [observer] if observer is not None else []
         metrics_obs = None
         if mode == "per_class":
-            from losscheck.metrics.observe import MetricsObserver
+            from losscheck.probes.metrics import MetricsObserver
 
             metrics_obs = MetricsObserver(loaded, per_class=True)
             observers.append(metrics_obs)
@@ -65,7 +64,6 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
         report.figures["regularization"] = Figure(inf.regularization, "penalties (model.losses) included in evaluate")
         if mode == "per_class":
             report.sections.update(class_section(observer, inf))
-            findings = class_findings(report.sections["per_class"], report.sections["total"], len(observer.outputs))
             assert metrics_obs is not None
             rows = metrics_obs.per_class_rows()
             if rows:
@@ -78,10 +76,14 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
             progress("regularization per layer")
             layers = regularization_by_layer(prober, inf.regularization)
             report.sections.update(output_section(prober, inf, layers))
-            findings = output_findings(report.sections["per_output"], cfg.rtol, data.n, cfg.batch_size)
         else:
             report.sections.update(sample_section(observer, inf))
-            findings = []
+        from losscheck.measurements import Measurements
+        from losscheck.rules import judge_areas
+
+        outputs = len(getattr(observer, "outputs", prober.outputs))  # the outputs the rows cover
+        measured = breakdown_measurements(mode, report.sections, outputs, data.n, cfg.batch_size)
+        findings = list(judge_areas(Measurements("breakdown", rtol=cfg.rtol, breakdown=measured), ("breakdown",)))
         # loading notes about the fit probe do not concern breakdown (it never fits)
         notes = [n for n in loaded.notes if "fit probe" not in n] + list(getattr(observer, "notes", []))
         if notes:

@@ -1,20 +1,16 @@
-"""Report sections and findings of `losscheck breakdown` from the observers' sums (no TensorFlow)."""
+"""Report sections of `losscheck breakdown` from the observers' sums, and the measurements its rules
+read (losscheck.rules.breakdown). No TensorFlow."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from losscheck.breakdown.decompose import ChannelStats, ClassStats, channel_rows, class_rows
-from losscheck.findings import Finding
-from losscheck.report.text import plural
+from losscheck.measurements import frozen_mapping
+from losscheck.measurements.breakdown import BreakdownMeasurements
 
-#: a class is "wrong" below this recall / IoU (element-wise) or recall (sample-wise)
-WRONG_BELOW = 0.5
-#: ... and diluted when its positives / samples lose at least this many times the output's mean loss
-DILUTION_FACTOR = 2.0
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HIST_BINS = 20
 
@@ -90,59 +86,6 @@ def _has_mask(obs) -> bool:
     return bool(getattr(obs, "masked", False))
 
 
-def class_findings(rows: list[dict[str, Any]], total: float, n_outputs: int) -> list[Finding]:
-    """class-dilution: a class the model gets wrong (recall or IoU below 0.5), whose positives lose at
-    least DILUTION_FACTOR times the output's mean loss, and which is a minority (its positives under
-    half of its channel, or fewer samples than an equal share of the classes): the mean loss averages
-    its failure away. A model that is bad everywhere has no diluted class (nothing stands out)."""
-    out_loss: dict[str, float] = {}
-    n_classes: dict[str, int] = {}
-    for r in rows:
-        if r["kind"] == "output":
-            continue
-        out_loss[r["output"]] = out_loss.get(r["output"], 0.0) + r["weight"] * r["loss"]
-        n_classes[r["output"]] = n_classes.get(r["output"], 0) + 1
-    findings = []
-    for r in rows:
-        if r["kind"] == "output" or r.get("recall") is None:
-            continue
-        o, k = r["output"], r["class"]
-        mean = out_loss[o]
-        subject = str(k) if n_outputs == 1 else f"{o}:{k}"
-        share = r["share"] or 0.0
-        if r["kind"] == "channel":
-            iou, rec = r.get("iou"), r["recall"]
-            wrong = (iou is not None and iou < WRONG_BELOW) or rec < WRONG_BELOW
-            pos_loss = r.get("loss_positives")
-            minority = (r.get("prevalence") or 0.0) < 0.5
-            if not (wrong and minority and pos_loss is not None and pos_loss >= DILUTION_FACTOR * mean):
-                continue
-            msg = (f"class {k} (output {o}) is badly predicted: IoU {_pct(iou)}, recall {_pct(rec)} at 0.5. Its "
-                   f"positive elements lose {pos_loss:.4g} each, {pos_loss / mean:.3g}x the output's mean loss "
-                   f"{mean:.4g}: they are {_pct(r['prevalence'])} of the channel and the channel is 1 of "
-                   f"{n_classes[o]} averaged, so the mean dilutes the failure (the class makes up {_pct(share)} of "
-                   f"the total {total:.4g}).")
-        else:
-            rec = r["recall"]
-            minority = (r.get("prevalence") or 0.0) < 1.0 / max(n_classes[o], 2)
-            if not (rec < WRONG_BELOW and minority and r["loss"] >= DILUTION_FACTOR * mean):
-                continue
-            msg = (f"class {k} (output {o}) is badly predicted: recall {_pct(rec)} ({plural(r['count'], 'sample')}, "
-                   f"{_pct(r['prevalence'])} of the data). Its samples lose {r['loss']:.4g} on average, "
-                   f"{r['loss'] / mean:.3g}x the output's mean loss {mean:.4g}, but they weigh only "
-                   f"{_pct(r['weight'])} in the mean, so the mean dilutes the failure (the class makes up "
-                   f"{_pct(share)} of the total {total:.4g}).")
-        findings.append(Finding(
-            "class-dilution", msg, magnitude=share, subject=subject,
-            advice="Track a per-class metric (recall, IoU) for this class rather than the mean loss; if it matters, "
-                   "give it more weight (class or sample weights, focal or Dice loss) or more examples."))
-    return findings
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.3g}%"
-
-
 def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
     lw = prober.loaded.loss_weights
     outs = [o for o in prober.outputs if prober.specs.get(o) is not None]
@@ -185,27 +128,14 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def output_findings(rows: list[dict[str, Any]], rtol: float, n: int, batch_size: int) -> list[Finding]:
-    findings = []
-    last = n % batch_size
-    nb = math.ceil(n / batch_size)
-    for r in rows:
-        log = r.get("keras_log")
-        if log is None:
-            continue
-        diff = log - r["loss"]
-        if abs(diff) <= rtol * max(abs(r["loss"]), 1e-12):
-            continue
-        why = (f"the last of the {nb} batches has {plural(last, 'sample')} instead of {batch_size}" if last else
-               "the batches differ in size")
-        findings.append(Finding(
-            "partial-batch",
-            f"Keras logs {r['output']}_loss = {log:.6g}, the exact dataset mean is {r['loss']:.6g} ({diff:+.3g}): "
-            f"Keras averages the per-batch losses of an output without weighting them by batch size, and {why}.",
-            magnitude=diff, subject=r["output"],
-            advice="Compare per-output losses with the exact means shown here, or use a batch size that divides the "
-                   "number of samples; the total `loss` is weighted by batch size and is not affected."))
-    return findings
+def breakdown_measurements(mode: str, sections: dict[str, Any], outputs: int, samples: int,
+                           batch_size: int) -> BreakdownMeasurements:
+    """The rows and totals the breakdown rules read, copied from the report sections."""
+    return BreakdownMeasurements(
+        mode=mode, total=float(sections.get("total", 0.0)), outputs=outputs,
+        per_class=tuple(frozen_mapping(r) for r in sections.get("per_class", ())),
+        per_output=tuple(frozen_mapping(r) for r in sections.get("per_output", ())),
+        samples=samples, batch_size=batch_size)
 
 
 def distribution(losses: np.ndarray) -> dict[str, Any]:

@@ -269,20 +269,16 @@ class PipelineDataset:
         pass
 
 
-def pipeline_findings(data: Any) -> list[Any]:
-    """`shuffled-data` when a pipeline gave different orders on different passes."""
-    if not getattr(data, "pipeline", False) or not data.order_changed():
-        return []
-    from losscheck.findings import Finding
+def data_measurements(data: Any, batch_size: int) -> Any:
+    """The data facts the data rules read (a DataMeasurements). Call it after every pass: whether a
+    pipeline shuffles is told by the orders its passes gave (and one more look at its first batches).
+    `batch_size`: the one arrays are batched by (a pipeline batches itself)."""
+    from losscheck.measurements.data import DataMeasurements
 
-    return [Finding(
-        "shuffled-data",
-        f"The data pipeline {data.path} gives its samples in a different order on each pass (it shuffles): "
-        "fit_epoch, the training-mode figures and evaluate each averaged differently composed batches, so "
-        "batch-dependent effects (a partial last batch, BatchNormalization batch statistics, masks, sample "
-        "weights) differ between them as well.",
-        advice="For an exact comparison pass the pipeline without .shuffle() (or with "
-               "reshuffle_each_iteration=False); shuffle only the training pipeline.")]
+    pipeline = bool(getattr(data, "pipeline", False))
+    return DataMeasurements(path=str(getattr(data, "path", "")), samples=int(data.n),
+                            batch_size=data.batch_size if pipeline else batch_size,
+                            pipeline=pipeline, shuffled=pipeline and data.order_changed())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -560,7 +560,7 @@ class Prober:
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
         semantic findings explain (reference.variants). metrics=True: the compiled metrics too, as
         evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored)."""
-        from losscheck.metrics.compiled import KerasMetrics
+        from losscheck.probes.metrics import KerasMetrics
 
         keras_metrics = KerasMetrics(self.model) if metrics else None
         ev, reg, manual = EpochMean(), EpochMean(), EpochMean()

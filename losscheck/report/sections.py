@@ -37,8 +37,8 @@ from losscheck.report.validation import TABLE as _VALIDATION_TABLE  # noqa: E402
 TABLE.update(_VALIDATION_TABLE)
 MARKDOWN.update(_VALIDATION_MD)
 # compiled metrics: metrics, per_class_metrics
-from losscheck.metrics.render import MARKDOWN as _METRICS_MD  # noqa: E402
-from losscheck.metrics.render import TABLE as _METRICS_TABLE  # noqa: E402
+from losscheck.report.metrics import MARKDOWN as _METRICS_MD  # noqa: E402
+from losscheck.report.metrics import TABLE as _METRICS_TABLE  # noqa: E402
 
 TABLE.update(_METRICS_TABLE)
 MARKDOWN.update(_METRICS_MD)

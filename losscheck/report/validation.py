@@ -45,17 +45,22 @@ def validation_table(value: dict[str, Any]):
     return Group(*parts) if parts else Text("")
 
 
+def _marks(value: dict[str, Any], epoch: int) -> list[str]:
+    """What an epoch row of the history section is marked with: the matched epoch, the best one."""
+    mark = []
+    if epoch == value.get("matched_epoch"):
+        mark.append("← the model's weights")
+    if epoch == value.get("best_epoch"):
+        mark.append("lowest val_loss")
+    return mark
+
+
 def history_table(value: dict[str, Any]):
     matched = value.get("matched_epoch")
     val = value.get("val_loss")
     rows = []
     for i, epoch in enumerate(value.get("epochs") or []):
-        mark = []
-        if epoch == matched:
-            mark.append("← the model's weights")
-        if epoch == value.get("best_epoch"):
-            mark.append("lowest val_loss")
-        rows.append((str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(mark)))
+        rows.append((str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(_marks(value, epoch))))
     return FitTable(f"Logged history ({value.get('format')}: {value.get('path')}); matched epoch: "
                     f"{matched if matched is not None else 'none'}",
                     [Col("epoch", "right", wrap=False), Col("loss", "right", wrap=False),
@@ -83,7 +88,7 @@ def history_markdown(value: dict[str, Any]) -> str:
              "", "| epoch | loss | val_loss | |", "|---:|---:|---:|---|"]
     val = value.get("val_loss")
     for i, epoch in enumerate(value.get("epochs") or []):
-        mark = "← the model's weights" if epoch == matched else ""
+        mark = "; ".join(_marks(value, epoch))
         lines.append(f"| {epoch} | {_num(value['loss'][i])} | {_num(val[i]) if val else ''} | {mark} |")
     return "\n".join(lines) + "\n"
 

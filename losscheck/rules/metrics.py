@@ -1,3 +1,237 @@
-"""Rules of the metrics area (see losscheck.rules)."""
+"""Rules of the metrics area (see losscheck.rules): compiled metrics against the loss, metrics that
+average batch values, threshold metrics on logits, and targets the loss does not expect."""
 
 from __future__ import annotations
+
+import math
+
+from losscheck.findings import Finding, Severity
+from losscheck.measurements import Measurements
+from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, TargetFacts
+from losscheck.rules import rule
+from losscheck.rules.significance import scale_of, significant
+from losscheck.taxonomy import UNIT_RANGE_KINDS
+
+_CLIPPED = {"kl_divergence": "KL divergence clips targets to [1e-7, 1], so negative targets count as zero",
+            "mean_squared_logarithmic_error": "MSLE clips targets at 1e-7, so negative targets count as zero",
+            "poisson": "the Poisson loss -y log p then rewards small predictions"}
+
+
+@rule("metric-vs-loss")
+def metric_vs_loss(m: Measurements) -> list[Finding]:
+    """A compiled metric that is the output's own loss function but differs from the loss Keras logs:
+    the gap (logged - metric) split into penalties, loss weight and the averaging that differs
+    (sample weights, masks, batch means)."""
+    mm = m.metrics
+    if mm is None:
+        return []
+    out = []
+    for e in mm.metrics:
+        o = mm.outputs.get(e.output)
+        if e.keras is None or not e.same_as_loss or o is None or o.data_loss is None:
+            continue
+        f = _vs_loss(m, mm, e, e.keras, o, o.data_loss)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def _vs_loss(m: Measurements, mm: MetricMeasurements, e: MetricFacts, kv: float, o: OutputFacts,
+             data_loss: float) -> Finding | None:
+    single = mm.single_loss
+    if single:
+        logged, logged_name = float(m.figures["evaluate"]), "loss"
+    else:
+        logged = o.keras_log if o.keras_log is not None else data_loss
+        logged_name = f"{e.output}_loss"
+    gap = logged - kv
+    if not math.isnan(gap) and not significant(gap, m.rtol, scale_of(logged)):
+        return None
+    parts = []
+    if single:
+        penalties = float(m.figures.get("regularization", 0.0))
+        if penalties:
+            parts.append(f"penalties {penalties:+.6g} (regularization is in the loss only)")
+        w = o.loss_weight
+        if w != 1.0:
+            parts.append(f"loss weight {w:g}: {(w - 1.0) * data_loss:+.6g} (the loss is {w:g} x the output's loss)")
+        data_logged = data_loss
+    else:
+        data_logged = logged
+    rest = data_logged - kv
+    if significant(rest, m.rtol, scale_of(kv)):
+        if mm.sample_weighted:
+            how = ("`weighted_metrics` divide sum(w*l) by sum(w), the loss divides it by the element count"
+                   if e.weighted else "`metrics` ignore sample weights, the loss applies them")
+            parts.append(f"sample weights {rest:+.6g} ({how})")
+        elif o.masked:
+            parts.append(f"masks {rest:+.6g} (the metric averages over every unmasked element of the dataset, the "
+                         "loss per batch)")
+        else:
+            parts.append(f"per-batch averaging {rest:+.6g} (the loss averages batch means, the metric "
+                         "every sample)")
+    return Finding(
+        "metric-vs-loss",
+        f"The metric {e.name!r} ({e.label}) is {kv:.6g} while Keras logs {logged_name} = {logged:.6g} "
+        f"(difference {gap:+.6g}): " + ("; ".join(parts) or "no single cause") + ".",
+        magnitude=gap, subject=e.output, between=(logged_name, e.name),
+        advice="compare the metric with the loss only after removing these terms; use `weighted_metrics` to weight "
+               "a metric as the loss is weighted")
+
+
+@rule("metric-batch-mean")
+def metric_batch_mean(m: Measurements) -> list[Finding]:
+    """A metric whose function gives one value per batch: Keras reports the mean of the batch values,
+    not the value on the whole dataset (magnitude: reported - dataset value, when computed)."""
+    if m.metrics is None:
+        return []
+    out = []
+    for e in m.metrics.metrics:
+        if e.keras is None or not e.scalar or not e.batch_sizes:
+            continue
+        sizes, kv, dataset = e.batch_sizes, e.keras, e.dataset
+        partial = f", the last one of {sizes[-1]}" if len(sizes) > 1 and sizes[-1] != sizes[0] else ""
+        shown = f"{dataset:.6g}" if dataset is not None else "not computed (the data is too large to keep)"
+        out.append(Finding(
+            "metric-batch-mean",
+            f"The metric {e.name!r} ({e.label}) returns one value per batch, so Keras reports the mean of "
+            f"{len(sizes)} batch values ({kv:.6g}; batches of {sizes[0]}{partial}, each counting once), not the "
+            f"value on the whole dataset: {shown}. It changes with the batch size.",
+            magnitude=None if dataset is None else kv - dataset, subject=e.output, between=("evaluate", "dataset"),
+            advice="return one value per sample (no reduction over the batch axis), or make it a stateful Metric "
+                   "that accumulates sums over batches and computes the ratio in result()"))
+    return out
+
+
+@rule("metric-threshold")
+def metric_threshold(m: Measurements) -> list[Finding]:
+    """A threshold metric on an output that gives logits (or tanh values) for binary targets: what
+    Keras reports against the same metric on probabilities made from the outputs."""
+    if m.metrics is None:
+        return []
+    out = []
+    for e in m.metrics.metrics:
+        o = m.metrics.outputs.get(e.output)
+        if e.keras is None or e.threshold is None or o is None:
+            continue
+        lo, hi = o.value_range if o.value_range is not None else (0.0, 1.0)
+        act = o.activation
+        if act in ("sigmoid", "softmax") or (lo >= 0.0 and hi <= 1.0) or not o.binary_targets:
+            continue  # probabilities already, or not a classification output (regression targets)
+        alt = e.threshold.on_probabilities
+        if alt is None:
+            continue
+        what = "tanh outputs mapped to (p + 1) / 2" if act == "tanh" else "sigmoid(outputs)"
+        thr = e.threshold.thresholds
+        thr_text = f"{thr[0]:g}" if isinstance(thr, tuple) and len(thr) == 1 else (
+            "its thresholds in [0, 1]" if isinstance(thr, tuple) or thr is None else f"{thr:g}")
+        kind = "logits" if act in (None, "linear") else f"{act} values"
+        out.append(Finding(
+            "metric-threshold",
+            f"{e.label} {e.name!r} reads output {e.output!r} as probabilities (threshold {thr_text}), but the "
+            f"output gives {kind} (activation {act or 'unknown'}; values in [{lo:.4g}, {hi:.4g}]): Keras reports "
+            f"{e.keras:.6g}; on {what} it is {alt:.6g}.",
+            magnitude=e.keras - alt, subject=e.output, between=("evaluate", "probabilities"),
+            advice="threshold logits at 0 (e.g. BinaryAccuracy(threshold=0.0)), pass from_logits=True where the "
+                   "metric has it (AUC), or add the activation to the model's output"))
+    return out
+
+
+@rule("target-shape")
+def target_shape(m: Measurements) -> list[Finding]:
+    """Targets shaped so that the user's numpy (y (n,) against an (n, 1) output) or Keras itself (class
+    indices against a (n, C) output with an element-wise loss) computes something else."""
+    if m.metrics is None:
+        return []
+    out = []
+    for t in m.metrics.targets:
+        o = t.output
+        if t.naive is not None and t.per_sample is not None:
+            out.append(Finding(
+                "target-shape",
+                f"Output {o!r} has shape (n, 1) and its targets (n,) (or the reverse). Keras matches their ranks "
+                f"before the loss; numpy does not: np.mean((y - p)**2) on predict() output broadcasts to an "
+                f"(n, n) matrix and gives {t.naive:.6g}, while the squared error per sample averages to "
+                f"{t.per_sample:.6g}.",
+                magnitude=t.naive - t.per_sample, subject=o, between=("naive numpy", "manual"),
+                advice="reshape first: np.mean((y.reshape(-1) - p.reshape(-1))**2), or store y with the "
+                       "output's shape (n, 1)"))
+        if t.keras_on_indices is not None and t.on_one_hot is not None:
+            k, r = t.keras_on_indices, t.on_one_hot
+            out.append(Finding(
+                "target-shape",
+                f"Output {o!r} has {t.classes} classes but its targets are class indices, and its loss "
+                f"{t.label} is element-wise: Keras broadcasts each index against all {t.classes} outputs "
+                f"without complaint and reports {k:.6g}; on one-hot targets the same loss is {r:.6g}.",
+                magnitude=k - r, subject=o, between=("evaluate", "one-hot targets"),
+                severity=Severity.WARNING,
+                advice="one-hot encode the targets (keras.utils.to_categorical), or use "
+                       "sparse_categorical_crossentropy with class indices"))
+    return out
+
+
+@rule("target-range")
+def target_range(m: Measurements) -> list[Finding]:
+    """Target values outside the range the loss is defined on, and distribution targets whose rows do
+    not sum to 1 (magnitude: how many)."""
+    if m.metrics is None:
+        return []
+    out = []
+    for t in m.metrics.targets:
+        if t.out_of_range:
+            out.append(_out_of_range(t))
+        if t.bad_rows:
+            neg = f"; {t.negative_losses} per-element loss values are negative" if t.negative_losses else ""
+            out.append(Finding(
+                "target-range",
+                f"Output {t.output!r} ({t.label}): {t.bad_rows} of {t.rows} target rows do not sum to 1 (sums in "
+                f"[{t.row_min:.4g}, {t.row_max:.4g}]): the crossentropy scales with each row's sum and is no "
+                f"longer comparable across samples{neg}.",
+                magnitude=float(t.bad_rows), subject=t.output,
+                advice="normalize each target row to sum to 1 (one-hot or a probability distribution)"))
+    return out
+
+
+def _out_of_range(t: TargetFacts) -> Finding:
+    if t.kind in UNIT_RANGE_KINDS:
+        what = (f"targets outside [0, 1] (range [{t.y_min:.4g}, {t.y_max:.4g}])",
+                "it is no longer minimal at p = y and can be negative")
+        advice = "scale the targets to [0, 1] (or use a regression loss for unbounded targets)"
+    else:
+        what = (f"negative targets (minimum {t.y_min:.4g})", _CLIPPED[t.kind])
+        advice = "these losses need non-negative targets: shift or rescale them, or use MSE/MAE"
+    neg = (f"; {t.negative_losses} per-element loss values are negative (minimum {t.loss_min:.4g})"
+           if t.negative_losses else "")
+    return Finding(
+        "target-range",
+        f"Output {t.output!r} ({t.label}) has {t.out_of_range} of {t.values} {what[0]}: {what[1]}{neg}. "
+        "Keras computes the loss without complaint.",
+        magnitude=float(t.out_of_range), subject=t.output, advice=advice)
+
+
+def arrange(m: Measurements, findings: list[Finding]) -> list[Finding]:
+    """The area's findings in report order: metric by metric (Keras's order), then the targets output
+    by output; stable, so the rules' registration order holds for one metric or output."""
+    mm = m.metrics
+    if mm is None:
+        return findings
+    outputs = [t.output for t in mm.targets]
+
+    def position(f: Finding) -> tuple[int, int]:
+        if f.code.startswith("target-"):
+            return (1, outputs.index(f.subject) if f.subject in outputs else len(outputs))
+        for i, e in enumerate(mm.metrics):
+            if _about(f, e):
+                return (0, i)
+        return (0, len(mm.metrics))
+
+    return sorted(findings, key=position)
+
+
+def _about(f: Finding, e: MetricFacts) -> bool:
+    """Whether metric finding `f` is about metric `e` (by the name each rule writes into it)."""
+    if f.code == "metric-vs-loss":
+        return f.between is not None and f.between[1] == e.name
+    if f.code == "metric-batch-mean":
+        return f.message.startswith(f"The metric {e.name!r} ({e.label})")
+    return f.message.startswith(f"{e.label} {e.name!r} reads output")

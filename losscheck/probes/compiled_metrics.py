@@ -1,9 +1,6 @@
 """The model's compiled metrics: their names as Keras logs them, the output each measures, whether
-sample weights apply (`weighted_metrics`), what losscheck recomputes for each, and Keras's own values.
-
-Keras's values come from the model's own CompileMetrics updated inside the inference pass, exactly as
-`evaluate`'s test_step updates them (`compute_metrics` -> `_compile_metrics.update_state(y, y_pred,
-sample_weight)`); its variables are saved before the pass and restored after it.
+sample weights apply (`weighted_metrics`) and what losscheck recomputes for each. Keras's own values
+come from losscheck.probes.metrics.KerasMetrics.
 """
 
 from __future__ import annotations
@@ -76,7 +73,8 @@ def metric_spec(m: Any) -> tuple[MetricSpec | None, str | None, str]:
         o = {"thresholds": _thresholds(m.thresholds)}
     elif cls == "AUC":
         lw = getattr(m, "label_weights", None)
-        o = {"thresholds": _thresholds(m._thresholds), "thresholds_distributed_evenly": bool(m._thresholds_distributed_evenly),
+        o = {"thresholds": _thresholds(m._thresholds),
+             "thresholds_distributed_evenly": bool(m._thresholds_distributed_evenly),
              "curve": m.curve.value, "summation_method": m.summation_method.value, "multi_label": bool(m.multi_label),
              "label_weights": None if lw is None else np.asarray(lw).tolist(), "from_logits": bool(m._from_logits)}
     elif cls in ("PrecisionAtRecall", "RecallAtPrecision", "SensitivityAtSpecificity", "SpecificityAtSensitivity"):
@@ -132,47 +130,3 @@ def compiled_metrics(model: Any, outputs: list[str]) -> list[CompiledMetric]:
                     name = _prefixed(mls.output_name, f"weighted_{m.name}")
                 add(_unique(name, counters), m, index, weighted)
     return out
-
-
-class KerasMetrics:
-    """The model's CompileMetrics around one pass: built (as evaluate builds it), state saved and reset
-    before, values read and state restored after."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.cm = getattr(model, "_compile_metrics", None)
-        self.snapshot: list[tuple[Any, np.ndarray]] = []
-        self.error: str | None = None
-
-    def begin(self, x: Any, y: Any, sw: Any) -> Any:
-        """Build and reset; returns the CompileMetrics to update in the step, or None (no metrics, or
-        they cannot be built for this data: `error` says why)."""
-        cm = self.cm
-        if cm is None:
-            return None
-        try:
-            if not cm.built:
-                self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
-            self.snapshot = [(v, np.array(v)) for v in cm.variables]
-            cm.reset_state()
-        except Exception as exc:  # noqa: BLE001 - a metric Keras cannot build must not stop the loss analysis
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            self.error = f"the compiled metrics cannot be built for this data ({type(exc).__name__}: {first})"
-            return None
-        return cm
-
-    def end(self) -> dict[str, Any]:
-        """{name: float or list} as evaluate(return_dict=True) gives them; restores the saved state."""
-        cm = self.cm
-        if cm is None or not cm.built:
-            return {}
-        try:
-            return {k: _plain(v) for k, v in cm.result().items()}
-        finally:
-            for var, value in self.snapshot:
-                var.assign(value)
-
-
-def _plain(value: Any) -> Any:
-    arr = np.asarray(value, dtype=np.float64)
-    return float(arr) if arr.shape == () else arr.tolist()

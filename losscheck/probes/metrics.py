@@ -1,4 +1,13 @@
-"""The observer the compiled metrics ride on in the inference pass (no pass of its own).
+"""Compiled metrics on the inference pass (no pass of their own): Keras's values and losscheck's.
+
+KerasMetrics: the model's own CompileMetrics updated inside the inference pass, exactly as
+`evaluate`'s test_step updates them (`compute_metrics` -> `_compile_metrics.update_state(y, y_pred,
+sample_weight)`); its variables are saved before the pass and restored after it.
+
+MetricsObserver: the observer the compiled metrics ride on in the inference pass.
+metric_measurements: what both gave, as the frozen record the metric rules read (rules/metrics.py).
+Which metrics a model compiles: probes/compiled_metrics.py; the `metrics` / `per_class_metrics`
+sections are rendered by report/metrics.py.
 
 Per batch and per compiled metric: the numpy accumulator (reference/metrics.py) with sample weights
 for `weighted_metrics` only and the output's Keras mask for mean-wrapper metrics, as CompileMetrics
@@ -9,12 +18,15 @@ batch kept so the dataset value can be computed once (metric-batch-mean); per-cl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from losscheck.metrics.compiled import CompiledMetric, compiled_metrics
+from losscheck.measurements import frozen_mapping
+from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, ThresholdFacts
+from losscheck.probes.compiled_metrics import CompiledMetric, compiled_metrics
 from losscheck.reference.metrics import (
     THRESHOLD_KINDS,
     MetricSpec,
@@ -125,9 +137,8 @@ class MetricsObserver:
     @staticmethod
     def _is_scalar(track: MetricTrack, t: np.ndarray, p: np.ndarray) -> bool:
         e = track.entry
-        kind = e.spec.kind if e.spec is not None else None
-        if kind is not None and kind.startswith(("fn:", "loss:")):
-            return np.ndim(metric_values(kind, t, p, e.spec.options)[0]) == 0
+        if e.spec is not None and e.spec.kind.startswith(("fn:", "loss:")):
+            return np.ndim(metric_values(e.spec.kind, t, p, e.spec.options)[0]) == 0
         if e.custom_function:
             from losscheck._tf import keras
 
@@ -247,4 +258,98 @@ def _activations(loaded: Any) -> dict[str, str | None]:
         return {}
 
 
-__all__ = ["MetricSpec", "MetricsObserver", "MetricTrack", "to_probabilities"]
+class KerasMetrics:
+    """The model's CompileMetrics around one pass: built (as evaluate builds it), state saved and reset
+    before, values read and state restored after."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.cm = getattr(model, "_compile_metrics", None)
+        self.snapshot: list[tuple[Any, np.ndarray]] = []
+        self.error: str | None = None
+
+    def begin(self, x: Any, y: Any, sw: Any) -> Any:
+        """Build and reset; returns the CompileMetrics to update in the step, or None (no metrics, or
+        they cannot be built for this data: `error` says why)."""
+        cm = self.cm
+        if cm is None:
+            return None
+        try:
+            if not cm.built:
+                self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
+            self.snapshot = [(v, np.array(v)) for v in cm.variables]
+            cm.reset_state()
+        except Exception as exc:  # noqa: BLE001 - a metric Keras cannot build must not stop the loss analysis
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            self.error = f"the compiled metrics cannot be built for this data ({type(exc).__name__}: {first})"
+            return None
+        return cm
+
+    def end(self) -> dict[str, Any]:
+        """{name: float or list} as evaluate(return_dict=True) gives them; restores the saved state."""
+        cm = self.cm
+        if cm is None or not cm.built:
+            return {}
+        try:
+            return {k: _plain(v) for k, v in cm.result().items()}
+        finally:
+            for var, value in self.snapshot:
+                var.assign(value)
+
+
+def _plain(value: Any) -> Any:
+    arr = np.asarray(value, dtype=np.float64)
+    return float(arr) if arr.shape == () else arr.tolist()
+
+
+def _number(value: Any) -> float | None:
+    """A finite int or float as float; None for anything else (a list, NaN, Inf, None)."""
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(float(value)) else None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def metric_measurements(obs: MetricsObserver, targets: Any, inf: Any, loaded: Any, data: Any) -> MetricMeasurements:
+    """What the metric and target rules read, from the observers of one inference pass `inf` (with
+    metrics=True). A per-batch metric is computed on the whole dataset here, once, only when Keras
+    gave a number for it."""
+    values = inf.metrics or {}
+    specs = loaded.specs
+    metrics = []
+    for track in obs.tracks or []:
+        e = track.entry
+        kv = _number(values.get(e.name))
+        spec = specs.get(e.output)
+        dataset = None
+        if kv is not None and track.scalar:
+            try:
+                dataset = obs.dataset_value(track)
+            except Exception:  # noqa: BLE001 - the user's function may not run on the whole dataset at once
+                dataset = None
+        threshold = None
+        if track.alt is not None and track.error is None:
+            thr = e.spec.option("thresholds", e.spec.option("threshold", 0.5)) if e.spec is not None else 0.5
+            alt = track.alt.result()
+            thresholds = (tuple(float(t) for t in thr) if isinstance(thr, (list, tuple))
+                          else float(thr) if isinstance(thr, (int, float)) else None)
+            threshold = ThresholdFacts(thresholds, float(alt) if isinstance(alt, (int, float)) else None)
+        metrics.append(MetricFacts(
+            name=e.name, label=e.label, output=e.output, weighted=e.weighted, keras=kv,
+            same_as_loss=spec is not None and e.spec is not None and e.spec.kind == f"loss:{spec.kind}",
+            scalar=bool(track.scalar), batch_sizes=tuple(track.batch_sizes), dataset=dataset, threshold=threshold))
+    outputs = {}
+    for o in loaded.output_names:
+        rng = obs.ranges.get(o)
+        outputs[o] = OutputFacts(
+            name=o, has_loss=specs.get(o) is not None, loss_weight=float(loaded.loss_weights.get(o, 1.0)),
+            data_loss=_float(inf.output_loss.get(o)), keras_log=_float(inf.output_loss_keras_log.get(o)),
+            masked=o in obs.masked, binary_targets=obs.binary_targets.get(o, False),
+            activation=obs.activations.get(o), value_range=None if rng is None else (rng[0], rng[1]))
+    return MetricMeasurements(metrics=tuple(metrics), outputs=frozen_mapping(outputs),
+                              sample_weighted=data.sample_weight is not None, targets=targets.facts())
+
+
+__all__ = ["KerasMetrics", "MetricSpec", "MetricsObserver", "MetricTrack", "metric_measurements",
+           "to_probabilities"]

@@ -1,5 +1,6 @@
-"""target-shape and target-range: the targets as Keras takes them versus what they mean, and the
-number the user's own numpy arithmetic gives. An observer on the inference pass (no pass of its own).
+"""The targets as Keras takes them versus what they mean, and the number the user's own numpy
+arithmetic gives: an observer on the inference pass (no pass of its own) whose facts the target-shape
+and target-range rules read (losscheck.rules.metrics).
 
 target-shape:
   - y of shape (n,) against an output of shape (n, 1) (or the reverse): Keras expands/squeezes y to the
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.findings import Finding, Severity
+from losscheck.measurements.metrics import TargetFacts
 from losscheck.reference import EpochMean, output_batch_loss
 from losscheck.reference.reduction import loss_values_and_mask
 from losscheck.taxonomy import DISTRIBUTION_KINDS, NON_NEGATIVE_KINDS, SPARSE_KINDS, UNIT_RANGE_KINDS
@@ -52,6 +53,8 @@ class OutputTargets:
 
 
 class TargetsObserver:
+    """Per output with a built-in loss: the sums and counts behind TargetFacts, batch by batch."""
+
     def __init__(self, loaded: Any) -> None:
         self.loaded = loaded
         self.outputs = list(loaded.output_names)
@@ -110,62 +113,23 @@ class TargetsObserver:
             if values.size:
                 st.loss_min = min(st.loss_min, float(np.nanmin(values)))
 
-    def findings(self) -> list[Finding]:
-        out: list[Finding] = []
+    def facts(self) -> tuple[TargetFacts, ...]:
+        """What the target rules read, per output with a built-in loss (in the order first seen)."""
+        out = []
         specs = self.loaded.specs
         for o, st in self.stats.items():
-            label = specs[o].label
+            naive = per_sample = None
             if st.flat and st.naive[0]:
                 n, sy, sy2, sp, sp2, se = st.naive
                 naive = sy2 / n - 2.0 * (sy / n) * (sp / n) + sp2 / n
-                right = se / n
-                out.append(Finding(
-                    "target-shape",
-                    f"Output {o!r} has shape (n, 1) and its targets (n,) (or the reverse). Keras matches their ranks "
-                    f"before the loss; numpy does not: np.mean((y - p)**2) on predict() output broadcasts to an "
-                    f"(n, n) matrix and gives {naive:.6g}, while the squared error per sample averages to "
-                    f"{right:.6g}.",
-                    magnitude=naive - right, subject=o, between=("naive numpy", "manual"),
-                    advice="reshape first: np.mean((y.reshape(-1) - p.reshape(-1))**2), or store y with the "
-                           "output's shape (n, 1)"))
-            if st.indices and st.one_hot.count:
-                k, r = st.keras.value, st.one_hot.value
-                out.append(Finding(
-                    "target-shape",
-                    f"Output {o!r} has {st.classes} classes but its targets are class indices, and its loss "
-                    f"{label} is element-wise: Keras broadcasts each index against all {st.classes} outputs "
-                    f"without complaint and reports {k:.6g}; on one-hot targets the same loss is {r:.6g}.",
-                    magnitude=k - r, subject=o, between=("evaluate", "one-hot targets"),
-                    severity=Severity.WARNING,
-                    advice="one-hot encode the targets (keras.utils.to_categorical), or use "
-                           "sparse_categorical_crossentropy with class indices"))
-            if st.out_of_range:
-                kind = specs[o].kind
-                if kind in UNIT_RANGE_KINDS:
-                    what = (f"targets outside [0, 1] (range [{st.y_min:.4g}, {st.y_max:.4g}])", "it is no longer "
-                            "minimal at p = y and can be negative")
-                    advice = "scale the targets to [0, 1] (or use a regression loss for unbounded targets)"
-                else:
-                    clip = {"kl_divergence": "KL divergence clips targets to [1e-7, 1], so negative targets count as "
-                                             "zero", "mean_squared_logarithmic_error": "MSLE clips targets at 1e-7, "
-                                             "so negative targets count as zero",
-                            "poisson": "the Poisson loss -y log p then rewards small predictions"}[kind]
-                    what = (f"negative targets (minimum {st.y_min:.4g})", clip)
-                    advice = "these losses need non-negative targets: shift or rescale them, or use MSE/MAE"
-                neg = (f"; {st.negative_losses} per-element loss values are negative (minimum {st.loss_min:.4g})"
-                       if st.negative_losses else "")
-                out.append(Finding(
-                    "target-range",
-                    f"Output {o!r} ({label}) has {st.out_of_range} of {st.values} {what[0]}: {what[1]}{neg}. "
-                    "Keras computes the loss without complaint.",
-                    magnitude=float(st.out_of_range), subject=o, advice=advice))
-            if st.bad_rows:
-                neg = (f"; {st.negative_losses} per-element loss values are negative" if st.negative_losses else "")
-                out.append(Finding(
-                    "target-range",
-                    f"Output {o!r} ({label}): {st.bad_rows} of {st.rows} target rows do not sum to 1 (sums in "
-                    f"[{st.row_min:.4g}, {st.row_max:.4g}]): the crossentropy scales with each row's sum and is no "
-                    f"longer comparable across samples{neg}.",
-                    magnitude=float(st.bad_rows), subject=o,
-                    advice="normalize each target row to sum to 1 (one-hot or a probability distribution)"))
-        return out
+                per_sample = se / n
+            indices = st.indices and bool(st.one_hot.count)
+            out.append(TargetFacts(
+                output=o, label=specs[o].label, kind=specs[o].kind,
+                naive=naive, per_sample=per_sample, classes=st.classes,
+                keras_on_indices=float(st.keras.value) if indices else None,
+                on_one_hot=float(st.one_hot.value) if indices else None,
+                values=st.values, out_of_range=st.out_of_range, y_min=st.y_min, y_max=st.y_max, rows=st.rows,
+                bad_rows=st.bad_rows, row_min=st.row_min, row_max=st.row_max, negative_losses=st.negative_losses,
+                loss_min=st.loss_min))
+        return tuple(out)

@@ -1,0 +1,51 @@
+"""The history-area rule (history-mismatch) on hand-built Measurements: no TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from losscheck.findings import Severity
+from losscheck.measurements import Measurements, frozen_mapping
+from losscheck.measurements.history import FIT_COMPARED, VAL_COMPARED, HistoryMeasurements
+from losscheck.rules import judge_areas
+
+H = HistoryMeasurements("h.json", "json", (1, 2, 3), (1.0, 0.8, 0.7), (0.9, 0.6, 0.65), VAL_COMPARED, None, 2)
+
+
+def _m(h, evaluate_val=0.3, evaluate=0.5):
+    return Measurements("compare", figures=frozen_mapping({"evaluate": evaluate, "evaluate_val": evaluate_val}),
+                        history=h)
+
+
+CASES = {
+    "no history area": (Measurements("compare"), [], None),
+    "matched on val_loss": (_m(dataclasses.replace(H, matched_epoch=2), 0.6), [], None),
+    "below every val_loss": (_m(H, 0.3), ["history-mismatch"], "lower than every logged val_loss"),
+    "above every val_loss": (_m(H, 1.5), ["history-mismatch"], "higher than every logged val_loss"),
+    "close to one epoch": (_m(H, 0.602), ["history-mismatch"], "different batch size"),
+    "between logged values": (_m(H, 0.75), ["history-mismatch"], "lies between logged values"),
+    "no val_loss logged": (_m(dataclasses.replace(H, val_loss=None, best_epoch=None)), ["history-mismatch"],
+                           "logs no val_loss"),
+    "matched on the next epoch's loss": (_m(dataclasses.replace(H, compared=FIT_COMPARED, matched_epoch=2)), [],
+                                         None),
+    "no validation data, no match": (_m(dataclasses.replace(H, compared=FIT_COMPARED)), ["history-mismatch"],
+                                     "nearest logged loss is epoch 3's (0.7)"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_history_rules(name):
+    m, codes, text = CASES[name]
+    found = judge_areas(m, ("history",))
+    assert [f.code for f in found] == codes
+    if text:
+        assert text in found[0].message
+
+
+def test_mismatch_severity():
+    (f,) = judge_areas(_m(H, 0.3), ("history",))
+    assert f.severity == Severity.WARNING and f.magnitude is None
+    (f,) = judge_areas(_m(dataclasses.replace(H, compared=FIT_COMPARED)), ("history",))
+    assert f.severity == Severity.INFO and "running mean" in f.message
