@@ -246,12 +246,12 @@ def mixed_precision_float32(m: Measurements) -> list[Finding]:
     """evaluate - evaluate_float32: the model computes in float16/bfloat16 (the part of the code's rule
     for the float32 copy; losscheck.rules.semantics continues it for low-precision outputs)."""
     fig = m.figures
-    if m.gaps is None or "evaluate_float32" not in fig or "evaluate" not in fig:
+    if "evaluate_float32" not in fig or "evaluate" not in fig:
         return []
     delta = fig["evaluate"] - fig["evaluate_float32"]
     if not _significant(m, delta):
         return []
-    facts = m.gaps.low_precision
+    facts = m.gaps.low_precision if m.gaps is not None else None
     policies = ", ".join((facts.policies if facts else ()) or ["float16/bfloat16"])
     layers = facts.layers if facts else ()
     outs = facts.output_layers if facts else ()
