@@ -139,7 +139,8 @@ def validation_options(f: Callable) -> Callable:
         click.option("--val", "val", type=click.Path(path_type=Path), metavar="VAL",
                      help="Validation data file (same keys as DATA): adds evaluate_val and fit_val and splits "
                           "fit_epoch - evaluate_val into its causes."),
-        click.option("--validation-split", "validation_split", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        click.option("--validation-split", "validation_split",
+                     type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      metavar="F", help="Use the last fraction F of DATA as validation data, exactly as "
                                        "fit(validation_split=F) cuts it (before shuffling)."),
         click.option("--history", "history", type=click.Path(path_type=Path), metavar="FILE",
@@ -443,7 +444,7 @@ def guarded(command: Callable) -> Callable:
                 traceback.print_exc()
             click.echo(f"losscheck: error: {for_terminal(usercode.exited(exc).message)}", err=True)
             code = EXIT_ERROR
-        except Exception as exc:  # the user's code failed, or an internal error: exit 2 with one line
+        except Exception as exc:  # noqa: BLE001 - the user's code failed, or an internal error: exit 2 with one line
             if kw.get("debug"):
                 traceback.print_exc()
             theirs = usercode.explain(exc)

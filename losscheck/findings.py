@@ -15,6 +15,7 @@ from losscheck.taxonomy import FAMILIES, family_figure
 
 
 class Severity(enum.IntEnum):
+    """How serious a finding is: info < warning < error (compared with --fail-on)."""
     INFO = 1
     WARNING = 2
     ERROR = 3
@@ -24,6 +25,7 @@ class Severity(enum.IntEnum):
 
     @classmethod
     def parse(cls, text: str) -> Severity:
+        """The severity named by `text` (case-insensitive: info, warning, error)."""
         return cls[text.upper()]
 
 
@@ -183,6 +185,7 @@ class Finding:
         return None if self.magnitude is None else MAGNITUDE_KINDS.get(self.code)
 
     def to_json(self) -> dict[str, Any]:
+        """The finding as the report's JSON object (schema: $defs.finding)."""
         out = {
             "code": self.code,
             "severity": str(self.severity),
@@ -207,6 +210,7 @@ class Figure:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The figure as the report's JSON object: value, description and any extra keys."""
         return {"value": self.value, "description": self.description, **self.extra}
 
 
@@ -241,13 +245,16 @@ class Report:
 
     @property
     def fail_on(self) -> str:
+        """The gate's --fail-on severity (error, warning, info or never)."""
         return self.gate.fail_on
 
     @property
     def max_gap(self) -> float | None:
+        """The gate's --max-gap bound on relative gaps, or None."""
         return self.gate.max_gap
 
     def ordered_figures(self) -> list[tuple[str, Figure]]:
+        """(name, figure) pairs in FIGURE_ORDER, then any other figures in insertion order."""
         known = [(k, self.figures[k]) for k in FIGURE_ORDER if k in self.figures]
         rest = [(k, v) for k, v in self.figures.items() if k not in FIGURE_ORDER]
         return known + rest
@@ -258,6 +265,7 @@ class Report:
         return self.gate.breaches(self.figures)
 
     def gap_exceeded(self) -> bool:
+        """True when some figure breaches the gate's --max-gap."""
         return bool(self.gap_breaches())
 
     def failing_findings(self) -> list[Finding]:
@@ -280,16 +288,19 @@ class Report:
         return report_dict(self)
 
     def to_json(self) -> str:
+        """Exactly the `--format json` report, as a string."""
         from losscheck.report.json import render_json
 
         return render_json(self)
 
     def to_markdown(self) -> str:
+        """Exactly the `--format markdown` report."""
         from losscheck.report.markdown import render_markdown
 
         return render_markdown(self)
 
     def to_table(self, width: int = 100, color: bool = False) -> str:
+        """The `--format table` report as plain text (ANSI colours when `color`), `width` columns wide."""
         from losscheck.report.table import render_table
 
         return render_table(self, width=width, color=color)

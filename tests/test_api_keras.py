@@ -267,7 +267,8 @@ def test_cli_function_and_tfrecord_data(trained, tmp_path):
     runs.append(run_cli("compare", model, records, "--parse", f"{tmp_path / 'data_fn.py'}:parse", "--format", "json"))
     for res in runs:
         assert res.code in (0, 1), res.stderr
-        _same({k: v["value"] for k, v in base["figures"].items()}, {k: v["value"] for k, v in res.json["figures"].items()})
+        _same({k: v["value"] for k, v in base["figures"].items()},
+              {k: v["value"] for k, v in res.json["figures"].items()})
         assert res.json["data"]["samples"] == N
     bad = run_cli("compare", model, f"{tmp_path / 'data_fn.py'}:missing")
     assert bad.code == 2 and "missing" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -49,7 +49,8 @@ def test_dangling_or_group_x_in_h5_data(tmp_path, classifier):
     with h5py.File(tmp_path / "dangling.h5", "w") as f:
         f["y"] = arrays["y"]
         f["x"] = h5py.SoftLink("/nowhere")
-    line = one_line(run_cli("compare", model, tmp_path / "dangling.h5"), "dangling.h5", "'x' is a soft link to /nowhere")
+    line = one_line(run_cli("compare", model, tmp_path / "dangling.h5"), "dangling.h5",
+                    "'x' is a soft link to /nowhere")
     assert "found 'y'" not in line
     with h5py.File(tmp_path / "group.h5", "w") as f:
         f["y"] = arrays["y"]

@@ -95,7 +95,7 @@ def check_case(case: Case, tmp_path) -> None:
     try:
         expected = model.evaluate(x, y, sample_weight=sw, batch_size=case.batch_size, verbose=0,
                                   return_dict=True)["loss"]
-    except Exception as exc:  # a combination Keras itself rejects is not a case
+    except Exception as exc:  # noqa: BLE001 - a combination Keras itself rejects is not a case
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         event(f"Keras rejects: {type(exc).__name__}: {(lines[-1] if lines else '')[:80]}")
         reject()
@@ -334,7 +334,7 @@ def test_cli_compare_sweep(case, tmp_path):
     y = ys if len(ys) > 1 else ys[0]
     try:
         expected = model.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)["loss"]
-    except Exception:
+    except Exception:  # noqa: BLE001 - Keras rejects the combination: not a case
         reject()
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     model_path, data_path = save_inputs(model, x, ys, sw, folder)

@@ -139,7 +139,8 @@ def test_hostile_h5_model_is_refused(tmp_path):
     def linked_weights(f):
         f["model_weights/evil"] = h5py.ExternalLink(str(secret), "/x")
 
-    for hostile, name in ((external_optimizer_state, "optimizer_weights/stolen"), (linked_weights, "model_weights/evil")):
+    for hostile, name in ((external_optimizer_state, "optimizer_weights/stolen"),
+                          (linked_weights, "model_weights/evil")):
         model = _copy_h5_model(tmp_path, hostile)
         for command in (["inspect", model], ["compare", model, K3 / "mse_str.npz"]):
             res = run_cli(*command)

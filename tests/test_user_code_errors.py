@@ -219,5 +219,6 @@ def test_a_loss_that_fails_only_when_it_runs_is_named_as_a_suspect(tmp_path, wor
             return keras.ops.mean(keras.ops.take_along_axis(y_pred, keras.ops.reshape(index, (1, 1)) +
                                   keras.ops.zeros_like(y_pred, dtype="int32"), axis=1))
     '''))
-    one_line(run_cli("compare", work / "model.keras", work / "data.npz", "--loss", f"{tmp_path / 'gather.py'}:gather_loss"),
+    one_line(run_cli("compare", work / "model.keras", work / "data.npz", "--loss",
+                     f"{tmp_path / 'gather.py'}:gather_loss"),
              "data.npz", "is not in [0, 1)", "your own loss 'gather_loss' (output 'Y')")

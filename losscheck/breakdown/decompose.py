@@ -56,7 +56,8 @@ def batch_coefficients(shape: tuple[int, ...], sample_weight: np.ndarray | None,
     ones = np.ones(shape, np.float64)
     weighted = np.asarray(reduce_weighted(ones, sample_weight, mask, "none"), np.float64)
     if weighted.size != ones.size:
-        raise NotDecomposable(f"sample weights of shape {getattr(sample_weight, 'shape', None)} broadcast the loss values "
+        raise NotDecomposable(f"sample weights of shape {getattr(sample_weight, 'shape', None)} "
+                              "broadcast the loss values "
                               f"{shape} to {weighted.shape}")
     whole = float(np.sum(weighted))
     if whole == 0.0:

@@ -121,7 +121,8 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         raise DataFileError(path, "holds a single array, not named arrays", remake)
     if "config.json" in npz.files and ("metadata.json" in npz.files or "model.weights.h5" in npz.files):
         npz.close()
-        raise DataFileError(path, "is a Keras model file (.keras), not a data file", "pass the model first, then the data")
+        raise DataFileError(path, "is a Keras model file (.keras), not a data file",
+                            "pass the model first, then the data")
     arrays = {}
     key = "?"
     try:
@@ -193,7 +194,8 @@ def _h5_not_a_dataset(handle: Any, key: str) -> str:
     return f"{key!r} is not a dataset ({type(obj).__name__})"
 
 
-def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path, what: str) -> tuple[list[Any], list[str]]:
+def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path,
+          what: str) -> tuple[list[Any], list[str]]:
     if len(names) == 1:
         for key in (prefix, f"{prefix}_{names[0]}", f"{prefix}_0"):
             if key in arrays:
@@ -249,7 +251,8 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
         raise DataFileError(path, "is a single .npy array, not an .npz with x and y",
                             "save it with numpy.savez(path, x=..., y=...)")
     elif head[:2] == b"\x80\x04" or head[:2] == b"\x80\x05" or path.suffix.lower() in (".pkl", ".pickle"):
-        raise DataFileError(path, "is a pickle, which losscheck never loads", "save it with numpy.savez(path, x=..., y=...)")
+        raise DataFileError(path, "is a pickle, which losscheck never loads",
+                            "save it with numpy.savez(path, x=..., y=...)")
     else:
         raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
     try:
@@ -292,7 +295,8 @@ def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
                 np.asarray(a[a.shape[0] - 1:])
             except Exception as exc:
                 raise DataFileError(path, f"array {key!r} cannot be read ({type(exc).__name__}: {first_line(exc)})",
-                                    "the file is damaged, or compressed with a filter h5py lacks; re-create it") from exc
+                                    "the file is damaged, or compressed with a filter h5py lacks; "
+                                    "re-create it") from exc
     sw = ds.sample_weight
     if sw is not None and len(sw.shape) > 1 and len(ds.y) == 1:
         y_shape = tuple(ds.y[0].shape)
@@ -359,8 +363,9 @@ def _check_class_range(path: Path, key: str, name: str, arr: Any, classes: int, 
             low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
     if high >= classes or low < 0:
         bad = high if high >= classes else low
-        raise DataFileError(path, f"target {key!r} holds class index {bad:g}, but output {name!r} has {classes} classes "
-                            f"(indices 0..{classes - 1})", "fix the labels, or check that this data belongs to this model")
+        raise DataFileError(path, f"target {key!r} holds class index {bad:g}, but output {name!r} has "
+                            f"{classes} classes (indices 0..{classes - 1})",
+                            "fix the labels, or check that this data belongs to this model")
 
 
 def check_against_model(ds: Dataset, loaded: Any) -> None:

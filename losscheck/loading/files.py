@@ -117,7 +117,7 @@ def is_hdf5(path: Path) -> bool:
         import h5py
 
         return bool(h5py.is_hdf5(str(path)))
-    except Exception:
+    except Exception:  # noqa: BLE001 - not an HDF5 file, whatever h5py raises
         return False
 
 
@@ -153,7 +153,8 @@ def read_model_file_info(path: Path) -> ModelFileInfo:
     if head.startswith(b"\x93NUMPY"):
         raise ModelFileError(path, "is a numpy .npy array, not a model file", "pass the model first, then the data")
     if suffix in (".pkl", ".pickle", ".joblib"):
-        raise ModelFileError(path, "is a pickle, which losscheck never loads", "save the model with model.save('model.keras')")
+        raise ModelFileError(path, "is a pickle, which losscheck never loads",
+                             "save the model with model.save('model.keras')")
     raise ModelFileError(path, f"unsupported model file type {suffix or '(no extension)'!r}",
                          "pass a Keras .keras or .h5 file")
 
@@ -265,5 +266,6 @@ def _read_h5(path: Path) -> ModelFileInfo:
         if isinstance(training, dict):
             info.compile_config = training
         else:
-            info.compile_config_problem = "its training_config attribute (the saved compile arguments) is not valid JSON"
+            info.compile_config_problem = ("its training_config attribute (the saved compile arguments) "
+                                           "is not valid JSON")
     return info

@@ -162,7 +162,7 @@ def _read_events(path: Path, files: list[Path], tags: tuple[str, ...]) -> dict[i
                         out[int(event.step)] = _scalar(value)
         except UsageError:
             raise
-        except Exception as exc:  # DataLossError on a truncated or damaged file, and the like
+        except Exception as exc:  # noqa: BLE001 - DataLossError on a truncated or damaged file, and the like
             raise _bad(path, f"the event file {f.name} cannot be read ({type(exc).__name__})") from None
     return out
 

@@ -37,7 +37,7 @@ def _ends_in_sigmoid(layer) -> bool:
 def _layers(model) -> list[Any]:
     try:
         return list(model._flatten_layers(include_self=False, recursive=True))
-    except Exception:
+    except Exception:  # noqa: BLE001 - a model without Keras 3's layer walk: its direct layers
         return list(getattr(model, "layers", []))
 
 

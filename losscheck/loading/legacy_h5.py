@@ -138,8 +138,8 @@ def _strip(node: Any, class_name: str, keys: set[str], dropped: set[str]) -> Non
                 if key in cfg:
                     value = cfg.pop(key)
                     if not harmless(key, value):
-                        raise Unfixable(f"layer {cfg.get('name', '?')!r} ({class_name}) has {key}={value!r}, a tf.keras "
-                                        "option Keras 3 does not have")
+                        raise Unfixable(f"layer {cfg.get('name', '?')!r} ({class_name}) has {key}={value!r}, "
+                                        "a tf.keras option Keras 3 does not have")
                     dropped.add(f"{class_name}.{key}")
         for value in node.values():
             _strip(value, class_name, keys, dropped)
@@ -201,6 +201,6 @@ def load_patched(path: Path, first_error: Exception, custom_objects: dict[str, A
                     done.append(f"shifted the node indices of nested model(s) {', '.join(moved)} (tf.keras counts "
                                 "one more node per nested model)")
                 return model, done
-            except Exception as exc:  # the next incompatibility, or a real problem
+            except Exception as exc:  # noqa: BLE001 - the next incompatibility, or a real problem
                 error = exc
         raise error

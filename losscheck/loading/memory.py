@@ -128,6 +128,7 @@ def preserved(model: Any) -> Iterator[None]:
     optimizer = getattr(model, "optimizer", None)
     swapped = optimizer is not None and not getattr(optimizer, "built", False)
     if swapped:
+        assert optimizer is not None
         model.optimizer = optimizer.__class__.from_config(optimizer.get_config())
     try:
         with random_state_preserved():

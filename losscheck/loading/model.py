@@ -139,7 +139,7 @@ def _keras_load(info: ModelFileInfo, custom_objects: dict[str, Any], unsafe: boo
                                                 safe_mode=not unsafe)
             interrupts.check()  # Keras's reading of the weights swallows KeyboardInterrupt
             return model
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure is explained below or re-raised
             error = exc
             # registered objects are looked up as "Package>Name": offer the user's "Name" under that name too
             if not _alias_registered(str(exc), custom_objects):
@@ -345,7 +345,7 @@ def _build_optimizer(config: Any, notes: list[str]):
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(f"unknown optimizer {str(cfg.get('class_name'))[:60]!r}")
         return optimizer
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any rebuild failure falls back to SGD, with a note
         notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {first_line(exc, 80)}); "
                      "the fit probe uses SGD(0.01)")
         return keras.optimizers.SGD(0.01)
@@ -372,7 +372,7 @@ def _optimizer_values(info: ModelFileInfo) -> list[Any] | None:
             group = f["optimizer_weights"]
             names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get("weight_names", [])]
             return [np.array(group[n]) for n in names]
-    except Exception:
+    except Exception:  # noqa: BLE001 - no readable optimizer weights: the fit probe starts fresh
         return None
 
 
@@ -386,14 +386,15 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
         variables = list(opt.variables)
         if len(variables) == len(values) + 1:  # Keras 2 does not store the learning rate as a variable
             variables = [v for v in variables if not v.path.endswith("learning_rate")]
-        if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values, strict=False)):
+        if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape)
+                                                 for v, a in zip(variables, values, strict=False)):
             notes.append("the saved optimizer state does not match this Keras's optimizer layout; the fit probe "
                          "starts from a fresh optimizer state")
             return False
         for v, a in zip(variables, values, strict=False):
             v.assign(a)
         return True
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any restore failure is a note, the probe runs on
         notes.append(f"the saved optimizer state could not be restored ({type(exc).__name__})")
         return False
 
@@ -506,7 +507,8 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
         fn = getattr(loss, "fn", None)
         for obj in (fn, loss):
             name = getattr(obj, "__name__", None) or type(obj).__name__
-            if obj is not None and not str(getattr(obj, "__module__", "")).startswith(("keras", "tensorflow", "tf_keras")):
+            module = str(getattr(obj, "__module__", ""))
+            if obj is not None and not module.startswith(("keras", "tensorflow", "tf_keras")):
                 usercode.register_loss(name, out)
     _smoke_test(model, outputs, losses, info)
     raw_weights = cc.get("loss_weights") if loss_arg is None else None

@@ -73,7 +73,8 @@ def metric_spec(m: Any) -> tuple[MetricSpec | None, str | None, str]:
         o = {"thresholds": _thresholds(m.thresholds)}
     elif cls == "AUC":
         lw = getattr(m, "label_weights", None)
-        o = {"thresholds": _thresholds(m._thresholds), "thresholds_distributed_evenly": bool(m._thresholds_distributed_evenly),
+        o = {"thresholds": _thresholds(m._thresholds),
+             "thresholds_distributed_evenly": bool(m._thresholds_distributed_evenly),
              "curve": m.curve.value, "summation_method": m.summation_method.value, "multi_label": bool(m.multi_label),
              "label_weights": None if lw is None else np.asarray(lw).tolist(), "from_logits": bool(m._from_logits)}
     elif cls in ("PrecisionAtRecall", "RecallAtPrecision", "SensitivityAtSpecificity", "SpecificityAtSensitivity"):

@@ -438,7 +438,8 @@ class IoUAccumulator:
         return np.trunc(x.astype(np.float64)) if self.integer else x.astype(np.float64)
 
     def update(self, t, p, sample_weight=None, mask=None, logits=None) -> None:
-        """Add one batch to the weighted confusion matrix (classes outside [0, num_classes) and the ignored class are skipped).
+        """Add one batch to the weighted confusion matrix (classes outside [0, num_classes) and the
+        ignored class are skipped).
         """
         t, p = np.asarray(t), np.asarray(p)
         if self.kind == "BinaryIoU":

@@ -149,7 +149,7 @@ def _safe(fn):
     try:
         with np.errstate(all="ignore"):
             return fn()
-    except Exception:  # a variant that cannot be computed is simply not reported
+    except Exception:  # noqa: BLE001 - a variant that cannot be computed is simply not reported
         return None
 
 

@@ -3,6 +3,7 @@ per_class, per_output, regularization, per_sample, distribution. Registered in r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group
@@ -101,7 +102,7 @@ def _class_title(rows: list[dict[str, Any]]) -> str:
         values = {r.get(k) for r in rows}
         if len(values) == 1 and None not in values:
             value = next(iter(values))
-            about.append(f"output {value}" if k == "output" else KIND_TEXT.get(value, str(value)))
+            about.append(f"output {value}" if k == "output" else KIND_TEXT.get(str(value), str(value)))
     return "Loss per class" + (f" ({', '.join(about)})" if about else "")
 
 
@@ -224,7 +225,8 @@ def table_per_sample(rows: list[dict[str, Any]]) -> Any:
 
 
 def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
-    lines = [f"**The {plural(len(rows), 'worst sample', 'worst samples')}**", "", "| rank | index | loss | target | prediction |",
+    lines = [f"**The {plural(len(rows), 'worst sample', 'worst samples')}**", "",
+             "| rank | index | loss | target | prediction |",
              "|---:|---:|---:|---|---|"]
     for i, r in enumerate(rows, 1):
         tgt = _md(r.get("target", ""))
@@ -236,7 +238,8 @@ def markdown_per_sample(rows: list[dict[str, Any]]) -> str:
 def _quantile_line(dist: dict[str, Any]) -> str:
     q = dist.get("quantiles", {})
     parts = [f"min {sig(dist['min'], 4)}"] + [f"{k} {sig(v, 4)}" for k, v in q.items()] + [f"max {sig(dist['max'], 4)}"]
-    return (f"{plural(dist['count'], 'sample')}, mean {sig(dist['mean'], 5)}, std {sig(dist['std'], 4)}\n" + ", ".join(parts))
+    return (f"{plural(dist['count'], 'sample')}, mean {sig(dist['mean'], 5)}, std {sig(dist['std'], 4)}\n"
+            + ", ".join(parts))
 
 
 def _hist_rows(dist: dict[str, Any]) -> list[tuple[str, int, float]]:
@@ -285,11 +288,11 @@ def markdown_identity(text: str) -> str:
     return "How the rows add up: " + _md(text.replace("\n", "; "))
 
 
-TABLE_RENDERERS = {
+TABLE_RENDERERS: dict[str, Callable[[Any], Any]] = {
     "total": table_total, "identity": table_identity, "per_class": table_per_class, "per_output": table_per_output,
     "regularization": table_regularization, "per_sample": table_per_sample, "distribution": table_distribution,
 }
-MARKDOWN_RENDERERS = {
+MARKDOWN_RENDERERS: dict[str, Callable[[Any], str]] = {
     "total": markdown_total, "identity": markdown_identity, "per_class": markdown_per_class,
     "per_output": markdown_per_output, "regularization": markdown_regularization,
     "per_sample": markdown_per_sample, "distribution": markdown_distribution,

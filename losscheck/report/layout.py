@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rich import box as rich_box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -31,7 +31,7 @@ class Col:
     """One column: its header, alignment, and whether its cells may wrap at spaces."""
 
     header: str
-    justify: str = "left"
+    justify: JustifyMethod = "left"
     wrap: bool = True
     style: str | None = None
     #: a wrapping column narrower than this (or than its longest line, if shorter) reads badly: the
@@ -157,7 +157,7 @@ class FitTable:
         for k, i in enumerate(idx):
             col = self.cols[i]
             t.add_column(col.header, justify=col.justify, width=widths[k], no_wrap=False, overflow="fold",
-                         style=col.style)  # type: ignore[arg-type]
+                         style=col.style)
         for row in self.rows:
             t.add_row(*[row[i] for i in idx])
         return t

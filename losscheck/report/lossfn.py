@@ -4,6 +4,7 @@ losscheck/report/sections.py. Pure functions of plain data; no TensorFlow."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group
@@ -143,8 +144,10 @@ def notes_markdown(value: list[str]) -> str:
     return "\n".join(f"- note: {_md(n)}" for n in value)
 
 
-TABLE = {"reduction_trace": trace_table, "loss_config": loss_config_table, "training_layers": training_layers_table,
-         "regularizers": regularizers_table, "check_notes": notes_table}
-MARKDOWN = {"reduction_trace": trace_markdown, "loss_config": loss_config_markdown,
-            "training_layers": training_layers_markdown, "regularizers": regularizers_markdown,
-            "check_notes": notes_markdown}
+TABLE: dict[str, Callable[[Any], Any]] = {
+    "reduction_trace": trace_table, "loss_config": loss_config_table, "training_layers": training_layers_table,
+    "regularizers": regularizers_table, "check_notes": notes_table}
+MARKDOWN: dict[str, Callable[[Any], str]] = {
+    "reduction_trace": trace_markdown, "loss_config": loss_config_markdown,
+    "training_layers": training_layers_markdown, "regularizers": regularizers_markdown,
+    "check_notes": notes_markdown}

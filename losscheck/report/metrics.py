@@ -3,6 +3,7 @@ Registered in losscheck/report/sections.py. Pure functions of plain data; no Ten
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -83,5 +84,6 @@ def per_class_metrics_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLE = {"metrics": metrics_table, "per_class_metrics": per_class_metrics_table}
-MARKDOWN = {"metrics": metrics_markdown, "per_class_metrics": per_class_metrics_markdown}
+TABLE: dict[str, Callable[[Any], Any]] = {"metrics": metrics_table, "per_class_metrics": per_class_metrics_table}
+MARKDOWN: dict[str, Callable[[Any], str]] = {"metrics": metrics_markdown,
+                                             "per_class_metrics": per_class_metrics_markdown}

@@ -8,6 +8,7 @@ cells only at spaces and, when its columns cannot fit, splits or stacks them; te
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -86,11 +87,13 @@ def build_renderables(report: Report) -> list:
         if key in TABLE and value:
             out.append(_never_cut(TABLE[key](value)))
     if report.findings:
-        rows = [(Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else ""), item.code,
-                 magnitude_text(item), finding_body(item)) for item in report.findings]
+        finding_rows: list[tuple[Any, ...]] = [
+            (Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else ""), item.code,
+             magnitude_text(item), finding_body(item)) for item in report.findings]
         out.append(FitTable("Findings", [Col("severity", wrap=False), Col("code", wrap=False),
-                                         Col("size", "right", wrap=False), Col("what happened, and what to do", comfort=32)],
-                            rows, key=0, expand=True, lines=True, heavy=True))
+                                         Col("size", "right", wrap=False),
+                                         Col("what happened, and what to do", comfort=32)],
+                            finding_rows, key=0, expand=True, lines=True, heavy=True))
     else:
         out.append(Text("No findings."))
     for note in report.sections.get("notes", []):

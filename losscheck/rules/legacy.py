@@ -20,7 +20,8 @@ def legacy_message(facts: ModelFacts) -> tuple[str, str]:
     listed = "; ".join(f"({i}) {d}" for i, (d, _) in enumerate(diffs, 1))
     if not any(changes for _, changes in diffs):
         return (head + " Keras 2 reported the same evaluate figure; Keras 2 semantics that differ for this model "
-                f"elsewhere: {listed}.", "The evaluate figure matches tf.keras; other logged numbers may differ as noted.")
+                f"elsewhere: {listed}.",
+                "The evaluate figure matches tf.keras; other logged numbers may differ as noted.")
     return (head + f" Keras 2 semantics that differ for this model: {listed}.",
             "Figures here are Keras 3's; numbers logged under tf.keras may differ as noted.")
 

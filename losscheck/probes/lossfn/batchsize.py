@@ -48,7 +48,8 @@ def measure(loaded, data, batch_size: int, seed: int, inf) -> BatchSizeRecord | 
                                  _handle=None)
     other = Prober(loaded, subset, b2, seed).inference_pass()
     sizes = [size for size, _ in inf.batch_totals]
-    per = {o: (prefix_mean([(size, b.get(o, math.nan)) for size, b in zip(sizes, inf.batch_output_losses, strict=True)], m),
+    batches = list(zip(sizes, inf.batch_output_losses, strict=True))
+    per = {o: (prefix_mean([(size, b.get(o, math.nan)) for size, b in batches], m),
                other.output_loss.get(o, math.nan)) for o in inf.output_loss}
     value = prefix_mean(inf.batch_totals, m)
     return BatchSizeRecord(b1, b2, value, other.evaluate, frozen_mapping(per), samples=m)
