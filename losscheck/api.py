@@ -231,7 +231,7 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset or "FILE.py:FUNC";
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
     path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val."""
-    from losscheck.compare import run_compare
+    from losscheck.commands.compare import run_compare
 
     with _python_random_kept():
         gate = _gate(fail_on, max_gap, select, ignore)
@@ -249,7 +249,7 @@ def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = N
               select: Any = None, ignore: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Where the loss comes from: `per="class" | "output" | "sample"` (worst `top` samples), adding back
     up to evaluate: what `losscheck breakdown --per-...` reports."""
-    from losscheck.breakdown import run_breakdown
+    from losscheck.commands.breakdown import run_breakdown
 
     mode = PER.get(per, per)
     if mode not in PER.values():
@@ -267,7 +267,7 @@ def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None,
             progress: Callable[[str], None] | None = None) -> Report:
     """No data: loss configuration, training-dependent layers, regularizers, static findings: what
     `losscheck inspect MODEL` reports."""
-    from losscheck.inspect import run_inspect
+    from losscheck.commands.inspect import run_inspect
 
     with _python_random_kept():
         gate = _gate(fail_on, None, select, ignore)
