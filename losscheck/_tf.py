@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 import warnings
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", module="keras")
@@ -87,12 +89,33 @@ def _without_matplotlib_import():
     return hidden()
 
 
-with _without_matplotlib_import():
-    _import_quietly()
-    import keras  # noqa: E402
-    import tensorflow as tf  # noqa: E402
+def _tensorflow() -> Any:
+    """Import TensorFlow quietly (once), quieten its loggers and return the module."""
+    import sys
 
-tf.get_logger().setLevel(logging.ERROR)
-logging.getLogger("absl").setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules:
+        with _without_matplotlib_import():
+            _import_quietly()
+    import tensorflow
+
+    tensorflow.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    return tensorflow
+
+
+class _LazyTensorFlow(types.ModuleType):
+    """`tf` on a Keras backend other than TensorFlow: TensorFlow is imported on first use (tf.data
+    pipelines, TFRecord folders, TensorBoard logs), never for a model and data files that need none of
+    it (a JAX or PyTorch machine may not have TensorFlow at all)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_tensorflow(), name)
+
+
+ON_TENSORFLOW = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+
+with _without_matplotlib_import():
+    tf: Any = _tensorflow() if ON_TENSORFLOW else _LazyTensorFlow("tensorflow")
+    import keras  # noqa: E402
 
 __all__ = ["keras", "tf"]

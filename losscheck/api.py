@@ -235,7 +235,7 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     data given as files)."""
     import dataclasses
 
-    from losscheck.compare import run_compare
+    from losscheck.commands.compare import run_compare
     from losscheck.preflight import parse_parity
 
     settings = parse_parity(parity)
@@ -256,7 +256,7 @@ def breakdown(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = N
               select: Any = None, ignore: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Where the loss comes from: `per="class" | "output" | "sample"` (worst `top` samples), adding back
     up to evaluate: what `losscheck breakdown --per-...` reports."""
-    from losscheck.breakdown import run_breakdown
+    from losscheck.commands.breakdown import run_breakdown
 
     mode = PER.get(per, per)
     if mode not in PER.values():
@@ -274,7 +274,7 @@ def inspect(model_or_path: Any, *, custom_objects: Any = None, loss: Any = None,
             progress: Callable[[str], None] | None = None) -> Report:
     """No data: loss configuration, training-dependent layers, regularizers, static findings: what
     `losscheck inspect MODEL` reports."""
-    from losscheck.inspect import run_inspect
+    from losscheck.commands.inspect import run_inspect
 
     with _python_random_kept():
         gate = _gate(fail_on, None, select, ignore)

@@ -15,20 +15,12 @@ variable, optimizer and metric state, `stop_training`, and all random state exac
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from losscheck._tf import keras
-from losscheck.findings import Figure, Report
-from losscheck.measurements import Measurements, frozen_mapping
-
-DESCRIPTIONS = {
-    "fit_logged": "the loss fit logged for this epoch (logs['loss']): the mean of the losses measured before "
-                  "each update of the epoch",
-    "val_loss_logged": "the validation loss fit logged for this epoch (logs['val_loss']), on the validation data",
-}
+from losscheck.findings import Report
 
 
 class LossCheck(keras.callbacks.Callback):
@@ -96,74 +88,20 @@ class LossCheck(keras.callbacks.Callback):
     def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
         from losscheck.api import data_label
         from losscheck.commands.common import build_header
-        from losscheck.compare import DESCRIPTIONS as COMPARE_DESCRIPTIONS
-        from losscheck.compare import SUBSET_FIGURES
         from losscheck.config import Config
-        from losscheck.decomposition import finite_rows
         from losscheck.loading.memory import LABEL, loaded_in_memory
-        from losscheck.loading.sources import data_measurements
-        from losscheck.rules import judge_areas
+        from losscheck.probes.epoch import is_number, measure_epoch
+        from losscheck.report.assemble import callback_report
+        from losscheck.rules import judge
 
         loaded = loaded_in_memory(model)
         data = self._dataset(loaded)
         cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
                      class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, probe_samples=self.probe_samples)
-        measured = epoch_measurements(loaded, data, cfg, logs)
-        gaps = measured.gaps
-        assert gaps is not None
-        measured = dataclasses.replace(measured, data=data_measurements(data, cfg.batch_size))
-        findings = list(judge_areas(measured, ("gaps", "data")))
-        report = Report("callback", build_header(cfg, loaded, data))
-        descriptions = {**COMPARE_DESCRIPTIONS, **DESCRIPTIONS}
-        for key, value in measured.figures.items():
-            extra = {"samples": gaps.probe_samples} if gaps.probe_samples and key in SUBSET_FIGURES else {}
-            report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
-        report.findings = findings
-        report.sections["decomposition"] = finite_rows(gaps.decomposition)
-        report.sections["epoch"] = epoch
-        report.sections["logs"] = {k: float(v) for k, v in logs.items() if _is_number(v)}
-        notes = [n for n in loaded.notes if "fit_epoch" not in n]
-        notes.append(f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final "
-                     f"weights; regularized layers: {', '.join(gaps.regularized_layers) or 'none'}")
-        report.sections["notes"] = notes
+        measured = measure_epoch(loaded, data, cfg, logs)
+        numeric_logs = {k: float(v) for k, v in logs.items() if is_number(v)}
+        report = callback_report(build_header(cfg, loaded, data), measured, judge(measured.m), epoch, numeric_logs)
         return self.gate.apply(report)
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def epoch_measurements(loaded: Any, data: Any, cfg: Any, logs: dict[str, Any]) -> Measurements:
-    """The figures at the current weights (one inference pass, one combined training-mode pass) plus
-    the logged ones, and the gap facts the rules read, with fit_logged as fit's figure."""
-    from losscheck.commands.common import probe_limit
-    from losscheck.probes import Prober
-    from losscheck.probes.gaps import gap_measurements, training_mode_figures
-    from losscheck.probes.weights import SampleWeightStats
-
-    prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
-    sw_stats = SampleWeightStats(prober)
-    inf = prober.inference_pass([sw_stats])
-    figures: dict[str, float] = {}
-    if "loss" in logs and _is_number(logs["loss"]):
-        figures["fit_logged"] = float(logs["loss"])
-    figures["evaluate"] = inf.evaluate
-    if inf.manual is not None:
-        figures["manual"] = inf.manual
-    figures["regularization"] = inf.regularization
-    cw = cfg.class_weight
-    limit = probe_limit(cfg, data.n)
-    figures.update(training_mode_figures(prober, cw, limit)[0])
-    if "val_loss" in logs and _is_number(logs["val_loss"]):
-        figures["val_loss_logged"] = float(logs["val_loss"])
-    gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(), probe_samples=limit,
-                            fit_steps=len(list(data.batch_bounds(cfg.batch_size))), fit_figure="fit_logged",
-                            overridden=False)
-    return Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps)
 
 
 def summary(report: Report) -> str:

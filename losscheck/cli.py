@@ -503,7 +503,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
     preflight.check_validation(kw.get("val"), kw.get("validation_split"))
     _check_plot(kw.get("plot"))
     cfg = _config(model, data, kw)
-    from losscheck.compare import run_compare
+    from losscheck.commands.compare import run_compare
 
     report = run_compare(cfg, progress)
     if kw.get("plot") is not None:
@@ -535,7 +535,7 @@ def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sa
         raise UsageError(f"breakdown takes one mode at a time, not {given}; run it once per mode")
     mode = modes[0]
     cfg = _config(model, data, kw)
-    from losscheck.breakdown import run_breakdown
+    from losscheck.commands.breakdown import run_breakdown
 
     return run_breakdown(cfg, mode, top, progress)
 
@@ -547,7 +547,7 @@ def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sa
 def inspect(model: Path, progress: Callable[[str], None], **kw: Any):
     """Loss configuration, training-dependent layers, regularizers, saved-by version: no data needed."""
     cfg = _config(model, None, kw)
-    from losscheck.inspect import run_inspect
+    from losscheck.commands.inspect import run_inspect
 
     return run_inspect(cfg, progress)
 

@@ -1,84 +1,9 @@
-"""`losscheck inspect MODEL`: what can be said without data: the loss configuration per output, the
-training-dependent layers, the regularizers, the version that saved the file, and the findings that
-need no data (the loss-function rules on the measurements that need no data)."""
+"""`losscheck.inspect`: the Python API's inspect (calling this module calls `losscheck.api.inspect`);
+the command itself is `losscheck.commands.inspect.run_inspect`."""
 
-from __future__ import annotations
+from losscheck._entry import make_callable
+from losscheck.commands.inspect import run_inspect
 
-from collections.abc import Callable
-from typing import Any
+__all__ = ["run_inspect"]
 
-from losscheck.commands.common import REGULARIZER_ATTRS, build_header, regularized_layers
-from losscheck.config import Config
-from losscheck.findings import Report
-from losscheck.taxonomy import LISTED_FAMILIES
-
-
-def _describe_regularizer(reg: Any) -> str:
-    try:
-        cfg = reg.get_config()
-    except Exception:  # noqa: BLE001 - a custom regularizer without config: its class name is enough
-        cfg = {}
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cfg.items())
-    return f"{type(reg).__name__}({args})"
-
-
-def regularizers(model) -> list[dict[str, Any]]:
-    """Every regularizer, where it sits, and whether Keras 3 counts it (frozen layers' weight penalties
-    are dropped; activity regularizers always count)."""
-    from losscheck.probes import all_layers
-
-    out = []
-    for layer in all_layers(model):
-        for attr in REGULARIZER_ATTRS:
-            reg = getattr(layer, attr, None)
-            if reg is None:
-                continue
-            counted = bool(layer.trainable) or attr == "activity_regularizer"
-            out.append({"layer": layer.name, "attribute": attr.replace("_regularizer", ""),
-                        "regularizer": _describe_regularizer(reg), "counted": counted})
-    return out
-
-
-def loss_config(outputs) -> dict[str, Any]:
-    """output -> its loss, kind, reduction, options, weight, shape, final activation, feature axis
-    (`outputs`: the OutputLoss list of losscheck.probes.lossfn)."""
-    out: dict[str, Any] = {}
-    for ol in outputs:
-        opts = dict(getattr(ol.loss, "_fn_kwargs", None) or ol.spec.options or {})
-        out[ol.name] = {
-            "loss": ol.spec.label, "kind": ol.kind, "reduction": ol.spec.reduction,
-            "options": {k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool, type(None)))},
-            "loss_weight": ol.weight, "output_shape": list(ol.facts.shape),
-            "final_activation": ol.facts.activation,
-            "feature_axis": ol.facts.channels_axis if ol.facts.channels_axis is not None else None,
-        }
-    return out
-
-
-def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    from losscheck.commands.common import load_inputs
-    from losscheck.loading.legacy import model_facts
-    from losscheck.measurements import Measurements
-    from losscheck.probes import LayerFamilies
-    from losscheck.probes.lossfn import measure_static
-    from losscheck.rules import judge_areas
-
-    loaded, _ = load_inputs(cfg, progress)
-    fam = LayerFamilies.of(loaded.model)
-    report = Report("inspect", build_header(cfg, loaded))
-    progress("static loss checks")
-    static = measure_static(loaded)
-    report.sections["loss_config"] = loss_config(static.outputs)
-    report.sections["training_layers"] = {k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom}
-    report.sections["regularized_layers"] = regularized_layers(loaded.model)
-    report.sections["regularizers"] = regularizers(loaded.model)
-    lossfn = static.measurements()
-    m = Measurements("inspect", rtol=cfg.rtol, model=model_facts(loaded), lossfn=lossfn)
-    report.sections["notes"] = list(loaded.notes) + list(lossfn.errors)
-    report.findings = list(judge_areas(m, ("legacy", "lossfn")))
-    return report
-
-
-from losscheck._entry import make_callable  # noqa: E402
-
-make_callable(__name__, "inspect")  # losscheck.inspect(...) is the Python API's inspect
+make_callable(__name__, "inspect")

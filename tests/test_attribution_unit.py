@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from losscheck.compare import frozen_batchnorm_note
 from losscheck.decomposition import decompose, finite_rows
 from losscheck.measurements import GapMeasurements, Measurements, frozen_mapping
+from losscheck.report.assemble import frozen_batchnorm_note
 from losscheck.rules import judge_areas
 
 FULL = {"fit_epoch": 1.24, "train_mode_class_weighted": 1.34, "train_mode": 0.78, "train_mode_dropout_only": 0.70,

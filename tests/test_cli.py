@@ -44,14 +44,14 @@ class Stub:
 def stub(monkeypatch, tmp_path):
     """The stubbed core, run in a folder holding (empty) model.keras and data.npz: the CLI checks that
     its inputs exist before it calls the core."""
-    import losscheck.breakdown
-    import losscheck.compare
-    import losscheck.inspect
+    import losscheck.commands.breakdown
+    import losscheck.commands.compare
+    import losscheck.commands.inspect
 
     stubs = {"compare": Stub(), "inspect": Stub(inspect_report), "breakdown": Stub()}
-    monkeypatch.setattr(losscheck.compare, "run_compare", stubs["compare"])
-    monkeypatch.setattr(losscheck.inspect, "run_inspect", stubs["inspect"])
-    monkeypatch.setattr(losscheck.breakdown, "run_breakdown", stubs["breakdown"])
+    monkeypatch.setattr(losscheck.commands.compare, "run_compare", stubs["compare"])
+    monkeypatch.setattr(losscheck.commands.inspect, "run_inspect", stubs["inspect"])
+    monkeypatch.setattr(losscheck.commands.breakdown, "run_breakdown", stubs["breakdown"])
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)

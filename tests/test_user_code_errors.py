@@ -187,7 +187,7 @@ def test_a_nan_loss_is_never_ok(work):
 
 def test_a_nan_figure_without_a_finding_still_fails(monkeypatch, tmp_path):
     """Whatever the core reports, a non-finite figure is an error finding, so the run cannot exit 0."""
-    import losscheck.compare
+    import losscheck.commands.compare
     from tests.test_report_render import clean_report
 
     def nan_report(cfg, progress):
@@ -195,7 +195,7 @@ def test_a_nan_figure_without_a_finding_still_fails(monkeypatch, tmp_path):
         report.figures["evaluate"].value = float("nan")
         return report
 
-    monkeypatch.setattr(losscheck.compare, "run_compare", nan_report)
+    monkeypatch.setattr(losscheck.commands.compare, "run_compare", nan_report)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     for name in ("m.keras", "d.npz"):

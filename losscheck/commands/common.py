@@ -18,8 +18,10 @@ REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regular
                      "embeddings_regularizer")
 
 
-def build_header(cfg: Config, loaded: Any, data: Any = None) -> dict[str, Any]:
-    """The report header: versions, the model (path, format, outputs, losses) and the data."""
+def build_header(cfg: Config, loaded: Any, data: Any = None, val: Any = None,
+                 split_at: int | None = None) -> dict[str, Any]:
+    """The report header: versions, the model (path, format, outputs, losses) and the data (with the
+    validation data `val`, cut from DATA at `split_at` by --validation-split or loaded on its own)."""
     from losscheck.loading.inputs import keras_facts
 
     header: dict[str, Any] = {
@@ -38,6 +40,11 @@ def build_header(cfg: Config, loaded: Any, data: Any = None) -> dict[str, Any]:
         # a pipeline batches itself: its own batch size is the one every figure used
         batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
         header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
+    if val is not None:
+        header["data"]["validation"] = (
+            {"path": str(cfg.data_path), "samples": val.n, "validation_split": cfg.validation_split,
+             "split_at": split_at} if split_at is not None
+            else {"path": str(getattr(val, "path", cfg.val_path)), "samples": val.n})
     return header
 
 

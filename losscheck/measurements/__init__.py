@@ -29,6 +29,7 @@ __all__ = [
     "GapMeasurements",
     "HistoryMeasurements",
     "LossFnMeasurements",
+    "Measured",
     "Measurements",
     "MetricMeasurements",
     "ModelFacts",
@@ -67,3 +68,19 @@ class Measurements:
     data: DataMeasurements | None = None
     breakdown: BreakdownMeasurements | None = None
     parity: ParityMeasurements | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One command's measuring step: the frozen `Measurements` the rules judge, and what its report
+    shows beside figures and findings.
+
+    sections: report section name -> plain data, in report order (those measured with the passes).
+    notes: what loading and measuring noted (e.g. a part that could not be measured).
+    section_notes: the notes that come with the sections (validation, history), shown after the report's
+      own notes."""
+
+    m: Measurements
+    sections: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    notes: tuple[str, ...] = ()
+    section_notes: tuple[str, ...] = ()

@@ -322,8 +322,11 @@ def _call_key(args, kwargs) -> tuple | None:
     """A hashable key of a layer call's arguments: tensors by identity, plain values by value; None
     when an argument is neither (then the call is not memoized)."""
     parts: list[Any] = []
-    for leaf in tf.nest.flatten([list(args), dict(kwargs)]):
-        if isinstance(leaf, (tf.Tensor, tf.Variable)) or hasattr(leaf, "_keras_history") or keras.ops.is_tensor(leaf):
+    tensorflow = is_tensorflow()
+    flatten = tf.nest.flatten if tensorflow else keras.tree.flatten
+    for leaf in flatten([list(args), dict(kwargs)]):
+        if (tensorflow and isinstance(leaf, (tf.Tensor, tf.Variable))) or hasattr(leaf, "_keras_history") or \
+                keras.ops.is_tensor(leaf):
             parts.append(("t", id(leaf)))
         elif leaf is None or isinstance(leaf, (bool, int, float, str)):
             parts.append(leaf)

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
 
-    from losscheck.compare import load_inputs
+    from losscheck.commands.common import load_inputs
     from losscheck.config import Config
     from losscheck.errors import LosscheckError
     from losscheck.probes.parity import keras_evaluate

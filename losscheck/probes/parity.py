@@ -4,6 +4,7 @@ in a subprocess started with that backend (losscheck.probes.backend_eval)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -116,16 +117,17 @@ def uses_add_loss(model) -> bool:
     return False
 
 
-def measure_parity(cfg, loaded, data, settings: frozenset[str], evaluate: float, evaluate_float32: float | None,
-                   low_precision: list[Any], progress=lambda _msg: None):
-    """The ParityMeasurements of `settings` (a subset of PARITY_SETTINGS) and the figures they add
-    (evaluate_jit, evaluate_nojit, evaluate_<backend>, evaluate_float32), plus notes for what could not
-    be measured."""
+def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: list[Any], strategy: Any,
+                   batchnorm: list[str], progress=lambda _msg: None):
+    """(ParityMeasurements, notes) for `cfg.parity` (a subset of backends, jit, float32) and, with a
+    `strategy` (--distribute), Keras's evaluate under it and the one-epoch fit of a copy loaded on one
+    device. Adds the figures it measures to `figures` (evaluate_jit, evaluate_nojit, evaluate_<backend>,
+    evaluate_distributed, fit_epoch_one_device); `notes` say what could not be measured."""
     from losscheck.measurements.parity import ParityMeasurements
     from losscheck.probes import float32_copy
 
+    settings = cfg.parity
     here = keras.backend.backend()
-    figures: dict[str, float] = {}
     notes: list[str] = []
     backends: dict[str, float] = {}
     errors: dict[str, str] = {}
@@ -152,16 +154,35 @@ def measure_parity(cfg, loaded, data, settings: frozenset[str], evaluate: float,
     if "float32" in settings:
         if not low_precision:
             notes.append("--parity float32: the model computes in float32 already")
-        elif evaluate_float32 is not None:
-            f32 = evaluate_float32
+        elif figures.get("evaluate_float32") is not None:
+            f32 = figures["evaluate_float32"]
         elif float32_copy(loaded) is None:
             notes.append("--parity float32: the model could not be rebuilt with float32 policies")
+    distributed = fit_one = None
+    replicas = 1
+    if strategy is not None:
+        from losscheck.commands.common import load_inputs
+        from losscheck.probes import fit_epoch
+        from losscheck.probes.distribute import scope
+
+        replicas = int(strategy.num_replicas_in_sync)
+        progress(f"evaluate under {cfg.distribute} distribution ({replicas} replicas)")
+        with scope(strategy):
+            distributed = figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
+        progress("one-epoch fit of a copy on one device")
+        single, _ = load_inputs(dataclasses.replace(cfg, data_path=None), lambda _msg: None)
+        fit_one = figures["fit_epoch_one_device"] = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight,
+                                                              cfg.seed)
+        notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
+                     f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
     dtypes = tuple(sorted({str(getattr(lyr, "compute_dtype", "")) for lyr in low_precision}))
     record = ParityMeasurements(
-        backend=here, evaluate=evaluate, backends=_frozen(backends), backend_errors=_frozen(errors),
+        backend=here, evaluate=figures["evaluate"], backends=_frozen(backends), backend_errors=_frozen(errors),
         jit=jit, nojit=nojit, float32=f32, low_precision=dtypes,
-        logits_shortcut=uses_logits_shortcut(loaded), add_loss=uses_add_loss(loaded.model))
-    return record, figures, notes
+        logits_shortcut=uses_logits_shortcut(loaded), add_loss=uses_add_loss(loaded.model),
+        distributed=distributed, replicas=replicas, fit_distributed=figures.get("fit_epoch") if fit_one else None,
+        fit_one_device=fit_one, batchnorm=tuple(batchnorm))
+    return record, notes
 
 
 def _frozen(d: dict) -> Any:

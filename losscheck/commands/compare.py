@@ -1,0 +1,43 @@
+"""`losscheck compare`: load -> measure (probes.compare) -> judge (rules) -> Report. No printing here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from losscheck.commands.common import build_header, check_loaded, input_names, load_inputs
+from losscheck.config import Config
+from losscheck.findings import Report
+
+Progress = Callable[[str], None]
+
+
+def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
+    """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
+    history = None
+    if cfg.history_path is not None:
+        from losscheck.loading.history import read_history
+
+        history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
+    from losscheck.probes.compare import measure_compare
+    from losscheck.probes.distribute import scope, strategy_for
+    from losscheck.report.assemble import compare_report
+    from losscheck.rules import judge
+
+    with scope(strategy_for(cfg.distribute)):  # variables created under --distribute's strategy
+        loaded, data = load_inputs(cfg, progress)
+    assert data is not None
+    check_loaded(cfg, loaded, data)
+    val, split_at = validation_data, None
+    try:
+        if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:
+            from losscheck.validation import validation_inputs
+
+            data, val, split_at = validation_inputs(cfg, loaded, data, validation_data, input_names(loaded.model),
+                                                    progress)
+        measured = measure_compare(cfg, loaded, data, val, split_at, history, progress)
+        header = build_header(cfg, loaded, data, val, split_at)
+        return compare_report(header, measured, judge(measured.m))
+    finally:
+        data.close()
+        if val is not None and val is not validation_data:
+            val.close()

@@ -1,0 +1,23 @@
+"""`losscheck inspect MODEL`: what can be said without data: load -> measure (probes.inspect: the loss
+configuration per output, the training-dependent layers, the regularizers, the version that saved the
+file) -> judge (rules; the ones that need data find nothing) -> Report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from losscheck.commands.common import build_header
+from losscheck.config import Config
+from losscheck.findings import Report
+
+
+def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
+    from losscheck.commands.common import load_inputs
+    from losscheck.probes.inspect import measure_inspect
+    from losscheck.report.assemble import inspect_report
+    from losscheck.rules import judge
+
+    loaded, _ = load_inputs(cfg, progress)
+    header = build_header(cfg, loaded)
+    measured = measure_inspect(cfg, loaded, progress)
+    return inspect_report(header, measured, judge(measured.m))

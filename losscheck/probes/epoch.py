@@ -1,0 +1,50 @@
+"""The callback's measuring step after an epoch: the figures at the current weights (one inference
+pass, one combined training-mode pass) plus the ones fit logged, into one `Measured`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from losscheck.commands.common import probe_limit
+from losscheck.measurements import Measured, Measurements, frozen_mapping
+
+
+def is_number(value: Any) -> bool:
+    """Whether float(value) works (fit's logs may hold other values)."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> Measured:
+    """The figures at the current weights plus the logged ones, the gap facts the rules read (with
+    fit_logged as fit's figure) and the data record; the loading notes that concern the callback."""
+    from losscheck.loading.sources import data_measurements
+    from losscheck.probes import Prober
+    from losscheck.probes.gaps import gap_measurements, training_mode_figures
+    from losscheck.probes.weights import SampleWeightStats
+
+    prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
+    sw_stats = SampleWeightStats(prober)
+    inf = prober.inference_pass([sw_stats])
+    figures: dict[str, float] = {}
+    if "loss" in logs and is_number(logs["loss"]):
+        figures["fit_logged"] = float(logs["loss"])
+    figures["evaluate"] = inf.evaluate
+    if inf.manual is not None:
+        figures["manual"] = inf.manual
+    figures["regularization"] = inf.regularization
+    cw = cfg.class_weight
+    limit = probe_limit(cfg, data.n)
+    figures.update(training_mode_figures(prober, cw, limit)[0])
+    if "val_loss" in logs and is_number(logs["val_loss"]):
+        figures["val_loss_logged"] = float(logs["val_loss"])
+    gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(), probe_samples=limit,
+                            fit_steps=len(list(data.batch_bounds(cfg.batch_size))), fit_figure="fit_logged",
+                            overridden=False)
+    m = Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps,
+                     data=data_measurements(data, cfg.batch_size))
+    return Measured(m, notes=tuple(n for n in loaded.notes if "fit_epoch" not in n))
