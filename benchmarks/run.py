@@ -1,6 +1,6 @@
 """Benchmark runner: losscheck compare vs the hand-written baseline, memory and linearity.
 
-    python benchmarks/run.py [--reps 5] [--skip-timing] [--skip-memory] [--n 2048]
+    python benchmarks/run.py [--reps 5] [--skip-timing] [--skip-memory] [--n 2048] [--backends tensorflow,jax]
 
 1. Time: the baseline (benchmarks/baseline.py: load, evaluate, predict + numpy loss, fit on a second
    copy) and `losscheck compare MODEL DATA --batch-size 64 --format json` (all figures, report thrown
@@ -8,6 +8,8 @@
    load hits both alike. Prints every wall time, the medians and the median of the pairwise ratios.
 2. Memory: `losscheck compare` on an .h5 data file of N and of 4N samples; peak RSS of the process
    (getrusage of the finished child) must grow by less than 10 %.
+   With --backends, the timing runs once per Keras backend (KERAS_BACKEND set for both commands),
+   one row each: the ratio to the hand-written baseline on that backend.
 3. Linearity: the wall times of those two runs; the cost of each extra sample at 4N must not exceed
    the average cost per sample at N (no super-linear growth).
 
@@ -43,10 +45,12 @@ def losscheck_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "losscheck"]
 
 
-def run(cmd: list[str]) -> tuple[float, float, int]:
-    """Run cmd to completion, output discarded. Returns (wall seconds, cpu seconds, peak RSS MiB)."""
+def run(cmd: list[str], backend: str | None = None) -> tuple[float, float, int]:
+    """Run cmd to completion (with KERAS_BACKEND=backend when given), output discarded. Returns (wall
+    seconds, cpu seconds, peak RSS MiB)."""
+    env = {**os.environ, "KERAS_BACKEND": backend} if backend else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -71,10 +75,12 @@ def machine() -> str:
             f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}")
 
 
-def timing(scratch: Path, reps: int, batch: int) -> bool:
+def timing(scratch: Path, reps: int, batch: int, backend: str | None = None) -> tuple[bool, float]:
+    """(pass, median pairwise ratio) of losscheck vs the baseline, both on `backend` (None: the default)."""
     model, data = scratch / "model.keras", scratch / "data.npz"
     lc, base = compare_cmd(model, data, batch), baseline_cmd(model, data, batch)
-    print(f"timing {reps} interleaved repetitions on {data.name} ({build_bench.N_DEFAULT} samples, batch {batch})")
+    on = f" on the {backend} backend" if backend else ""
+    print(f"timing {reps} interleaved repetitions on {data.name} ({build_bench.N_DEFAULT} samples, batch {batch}){on}")
     print(f"  losscheck: {' '.join(lc)}\n  baseline:  {' '.join(base)}")
     run(lc[:1] + ["--version"])  # warm the file cache for both
     t_lc, t_base, ratios, cpu_ratios = [], [], [], []
@@ -82,7 +88,7 @@ def timing(scratch: Path, reps: int, batch: int) -> bool:
         order = [("baseline", base), ("losscheck", lc)] if i % 2 == 0 else [("losscheck", lc), ("baseline", base)]
         got = {}
         for name, cmd in order:
-            got[name] = run(cmd)
+            got[name] = run(cmd, backend)
         t_base.append(got["baseline"][0])
         t_lc.append(got["losscheck"][0])
         ratios.append(t_lc[-1] / t_base[-1])
@@ -96,7 +102,7 @@ def timing(scratch: Path, reps: int, batch: int) -> bool:
           f"median pairwise CPU-time ratio {statistics.median(cpu_ratios):.3f} (less sensitive to other load)")
     ok = med_ratio <= TARGET_RATIO
     print(f"  {'PASS' if ok else 'FAIL'}: ratio {med_ratio:.3f}")
-    return ok
+    return ok, med_ratio
 
 
 def memory_and_linearity(scratch: Path, n: int, batch: int) -> bool:
@@ -131,6 +137,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=build_bench.N_DEFAULT, help="samples N of the memory check (and 4N)")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--backends", default="",
+                    help="comma-separated Keras backends to time on, one row each (e.g. tensorflow,jax); "
+                         "default: KERAS_BACKEND or Keras's default")
     args = ap.parse_args()
 
     scratch = build_bench.SCRATCH
@@ -143,7 +152,16 @@ def main() -> int:
     print(f"machine: {machine()}")
     ok = True
     if not args.skip_timing:
-        ok &= timing(scratch, args.reps, build_bench.BATCH)
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()] or [None]
+        rows = []
+        for backend in backends:
+            passed, ratio = timing(scratch, args.reps, build_bench.BATCH, backend)
+            ok &= passed
+            rows.append((backend or os.environ.get("KERAS_BACKEND", "default"), ratio, passed))
+        if len(rows) > 1:
+            print("backend      ratio to baseline")
+            for name, ratio, passed in rows:
+                print(f"  {name:<10} {ratio:6.3f}  {'PASS' if passed else 'FAIL'}")
     if not args.skip_memory:
         print(f"memory and linearity (.h5 data, {args.n} and {4 * args.n} samples)")
         ok &= memory_and_linearity(scratch, args.n, build_bench.BATCH)

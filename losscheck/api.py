@@ -225,20 +225,27 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
             validation_data: Any = None, validation_split: float | None = None, history: Any = None,
-            progress: Callable[[str], None] | None = None) -> Report:
+            parity: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
     of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset or "FILE.py:FUNC";
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
-    path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val."""
-    from losscheck.commands.compare import run_compare
+    path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val.
+    `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and
+    data given as files)."""
+    import dataclasses
 
+    from losscheck.commands.compare import run_compare
+    from losscheck.preflight import parse_parity
+
+    settings = parse_parity(parity)
     with _python_random_kept():
         gate = _gate(fail_on, max_gap, select, ignore)
         cfg, model = _config(model_or_path, data, x, y, sample_weight, True, batch_size=batch_size, seed=seed,
                              class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
                              probe_samples=probe_samples, unsafe=unsafe, validation_data=validation_data,
                              validation_split=validation_split, history=history)
+        cfg = dataclasses.replace(cfg, parity=settings)
         with _guard(model):
             return gate.apply(run_compare(cfg, progress or (lambda _m: None)))
 

@@ -112,6 +112,9 @@ def common_options(f: Callable) -> Callable:
         click.option("--select", help="Comma-separated finding codes to keep."),
         click.option("--ignore", help="Comma-separated finding codes to drop."),
         click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set)."),
+        click.option("--backend", metavar="NAME",
+                     help="Keras backend to run on: tensorflow, jax or torch (sets KERAS_BACKEND before Keras is "
+                          "imported; jax/torch need the losscheck[jax] / losscheck[torch] extra)."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),
     ]
     for option in reversed(options):
@@ -146,6 +149,15 @@ def validation_options(f: Callable) -> Callable:
         click.option("--history", "history", type=click.Path(path_type=Path), metavar="FILE",
                      help="The run's logged losses: History.history JSON, CSVLogger CSV or TensorBoard log "
                           "folder; finds the epoch the model's weights are from."),
+        click.option("--parity", "parity", metavar="LIST",
+                     help="Re-measure evaluate under other execution settings, comma-separated: backends (every "
+                          "other installed Keras backend, in a subprocess), jit (jit_compile on and off), "
+                          "float32 (a float32 copy of a mixed-precision model); differences become findings."),
+        click.option("--distribute", type=click.Choice(["mirrored"]),
+                     help="Load the model under tf.distribute.MirroredStrategy over the visible devices (every GPU, "
+                          "else every logical CPU; on JAX, Keras's DataParallel over every JAX device): fit_epoch "
+                          "and evaluate_distributed are Keras's distributed figures; a fit that differs from one "
+                          "device is distribution-scaling."),
         click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
                           "(.png or .svg; needs the losscheck[plot] extra)."),
@@ -170,7 +182,7 @@ def _check_plot(path: Path | None) -> None:
 
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
-    preflight.check_backend()
+    preflight.check_backend(kw.get("backend"))
     preflight.check_model(model)
     data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
     if kw["custom_objects"] is not None:
@@ -195,7 +207,10 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         rtol=kw["rtol"], probe_samples=kw.get("probe_samples"),
         progress=_stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
+        parity=preflight.parse_parity(kw.get("parity")), distribute=kw.get("distribute"),
     )
+
+
 
 
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:

@@ -115,6 +115,19 @@ CODES: dict[str, tuple[Severity, str]] = {
         Severity.WARNING,
         "targets outside the loss's domain ([0, 1], non-negative, rows summing to 1)",
     ),
+    "backend-difference": (
+        Severity.INFO,
+        "`evaluate` differs on another Keras backend (`--parity backends`): logits shortcut, add_loss, op numerics",
+    ),
+    "xla-difference": (Severity.INFO, "`evaluate` differs with `jit_compile` on and off (`--parity jit`)"),
+    "precision-difference": (
+        Severity.INFO,
+        "`evaluate` of the mixed-precision model differs from a float32 copy (`--parity float32`)",
+    ),
+    "distribution-scaling": (
+        Severity.WARNING,
+        "under `--distribute` the loss differs from one device: a custom loss divides by a batch size itself",
+    ),
 }
 
 
@@ -152,6 +165,10 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "metric-threshold": "gap",
     "target-shape": "gap",
     "target-range": "count",
+    "backend-difference": "gap",
+    "xla-difference": "gap",
+    "precision-difference": "gap",
+    "distribution-scaling": "gap",
 }
 
 

@@ -35,19 +35,45 @@ AUTO_CROSSENTROPY = frozenset(taxonomy.AUTO_CROSSENTROPY)
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 
 
-def check_backend() -> None:
-    """losscheck runs Keras on TensorFlow: a KERAS_BACKEND naming anything else (or a backend that is
-    not installed) is refused here, before Keras fails on import with a traceback."""
-    name = os.environ.get("KERAS_BACKEND")
-    if name is None or name == "tensorflow":
-        return
+#: the package each backend needs, and the losscheck extra that installs it
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
+                    "openvino": "openvino"}
+BACKEND_EXTRAS = {"jax": "losscheck[jax]", "torch": "losscheck[torch]"}
+TRAINING_BACKENDS = ("tensorflow", "jax", "torch")
+INFERENCE_ONLY = frozenset({"numpy", "openvino"})
+
+
+def check_backend(option: str | None = None) -> str | None:
+    """The Keras backend to run on: `--backend NAME` when given (it sets KERAS_BACKEND, which Keras
+    reads when it is imported), else KERAS_BACKEND, else tensorflow. An unknown name, a backend whose
+    package is not installed, or (in-process callers) a Keras already imported on another backend is
+    one UsageError line. Returns the backend's name (None: Keras's own default, keras.json or tensorflow)."""
+    import sys
+
+    where = "--backend" if option is not None else "KERAS_BACKEND"
+    name = option if option is not None else os.environ.get("KERAS_BACKEND")
+    if name is None:  # Keras's own choice (keras.json, else tensorflow)
+        return None
     if name not in KERAS_BACKENDS:
-        raise UsageError(f"KERAS_BACKEND={name!r} is not a Keras backend ({', '.join(KERAS_BACKENDS)}); "
-                         "unset KERAS_BACKEND or set it to tensorflow")
-    installed = importlib.util.find_spec(name) is not None
-    state = "is not installed" if not installed else "is not the backend losscheck runs on"
-    raise UsageError(f"KERAS_BACKEND={name}: that backend {state}; losscheck runs Keras on TensorFlow: "
-                     "unset KERAS_BACKEND or set it to tensorflow")
+        raise UsageError(f"{where}={name!r} is not a Keras backend ({', '.join(KERAS_BACKENDS)}); "
+                         "give one of these, or unset KERAS_BACKEND for tensorflow")
+    if importlib.util.find_spec(BACKEND_PACKAGES[name]) is None:
+        extra = BACKEND_EXTRAS.get(name)
+        how = f'pip install "{extra}"' if extra else f"pip install {BACKEND_PACKAGES[name]}"
+        raise UsageError(f"{where}={name}: that backend is not installed; {how}, or unset KERAS_BACKEND "
+                         "or set it to tensorflow")
+    if name in INFERENCE_ONLY:
+        raise UsageError(f"{where}={name}: Keras's {name} backend cannot train a model, so fit cannot be "
+                         f"measured on it; use one of {', '.join(TRAINING_BACKENDS)}")
+    keras_mod = sys.modules.get("keras")
+    if keras_mod is not None and hasattr(keras_mod, "backend"):
+        current = keras_mod.backend.backend()
+        if current != name:
+            raise UsageError(f"{where}={name}: Keras is already imported in this process on {current}; "
+                             f"set KERAS_BACKEND={name} before Keras is imported (e.g. in a new process)")
+    if option is not None:
+        os.environ["KERAS_BACKEND"] = name
+    return name
 
 
 def check_model(path: Path) -> None:
@@ -191,6 +217,22 @@ def parse_class_weight(value: str | None) -> dict[int, float] | None:
     if negative:
         raise UsageError(f"--class-weight: class {negative[0]} is negative; classes are indices 0, 1, ...")
     return weights
+
+
+PARITY_SETTINGS = ("backends", "jit", "float32")
+
+
+def parse_parity(value: str | list[str] | tuple[str, ...] | frozenset[str] | None) -> frozenset[str]:
+    """--parity: a comma-separated subset of PARITY_SETTINGS (the API also takes a list of them)."""
+    if not value:
+        return frozenset()
+    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    settings = frozenset(s.strip() for s in parts if s.strip())
+    unknown = sorted(settings - set(PARITY_SETTINGS))
+    if unknown or not settings:
+        raise UsageError(f"--parity: unknown setting(s) {', '.join(unknown) or repr(value)}; give a comma-separated "
+                         f"list of {', '.join(PARITY_SETTINGS)}")
+    return settings
 
 
 def check_validation(val: object, split: object, val_name: str = "--val",

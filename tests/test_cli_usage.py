@@ -109,6 +109,20 @@ def test_keras_backend_that_is_not_installed_or_not_a_backend(files, monkeypatch
     one_error_line(run_cli("inspect", "m.keras"), "KERAS_BACKEND='tensorfow'", "not a Keras backend")
 
 
+def test_backend_option_unknown_missing_or_inference_only(files, monkeypatch):
+    import importlib.util
+
+    one_error_line(run_cli("inspect", "m.keras", "--backend", "tensorfow"), "--backend='tensorfow'",
+                   "not a Keras backend", "tensorflow, jax, torch")
+    missing = next((n for n in ("torch", "jax") if importlib.util.find_spec(n) is None), None)
+    if missing is not None:
+        one_error_line(run_cli("compare", "m.keras", "d.npz", "--backend", missing), f"--backend={missing}",
+                       "not installed", f'pip install "losscheck[{missing}]"')
+    if importlib.util.find_spec("numpy") is not None:
+        one_error_line(run_cli("inspect", "m.keras", "--backend", "numpy"), "--backend=numpy", "cannot train")
+    assert "KERAS_BACKEND" not in os.environ  # a refused --backend changes nothing
+
+
 @pytest.mark.parametrize("spec, needles", [
     ("msee", ("--loss", "'msee'", "not a Keras loss name")),
     ("Mean_Squared_Error", ("did you mean mean_squared_error",)),

@@ -93,6 +93,9 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
     # compiled (the default): the batch dimension is unknown when traced, so Mean gets no weight;
     # run_eagerly=True: weighted by the batch size, i.e. the exact mean
     eager = bool((prober.loaded.info.compile_config or {}).get("run_eagerly"))
+    from losscheck.probes.compiled import is_tensorflow
+
+    tensorflow = is_tensorflow()
     rows = []
     for o in outs:
         loss = float(inf.output_loss[o])
@@ -101,7 +104,8 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
         if logged:
             row["keras_log"] = loss if eager else float(inf.output_loss_keras_log[o])
             row["keras_log_mode"] = ("eager: batch-size-weighted mean" if eager
-                                     else "compiled: unweighted mean of the batch losses")
+                                     else "compiled: unweighted mean of the batch losses" if tensorflow
+                                     else "compiled with static batch shapes: batch-size-weighted mean")
             row["keras_log_difference"] = row["keras_log"] - loss
         rows.append(row)
     reg = float(inf.regularization)
@@ -118,7 +122,9 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
                      "weighted by batch size) + regularization = evaluate"
                      + (("; keras_log is Keras's own <output>_loss log: "
                          + ("with run_eagerly=True, the batch-size-weighted mean (exact)" if eager
-                            else "the unweighted mean of the batch losses (compiled mode)")) if logged else "")),
+                            else "the unweighted mean of the batch losses (compiled mode)" if tensorflow
+                            else "the batch-size-weighted mean (compiled with static batch shapes)"))
+                        if logged else "")),
     }
 
 

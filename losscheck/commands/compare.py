@@ -19,10 +19,12 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
     from losscheck.probes.compare import measure_compare
+    from losscheck.probes.distribute import scope, strategy_for
     from losscheck.report.assemble import compare_report
     from losscheck.rules import judge
 
-    loaded, data = load_inputs(cfg, progress)
+    with scope(strategy_for(cfg.distribute)):  # variables created under --distribute's strategy
+        loaded, data = load_inputs(cfg, progress)
     assert data is not None
     check_loaded(cfg, loaded, data)
     val, split_at = validation_data, None

@@ -19,6 +19,7 @@ from losscheck.measurements.history import HistoryMeasurements
 from losscheck.measurements.lossfn import LossFnMeasurements
 from losscheck.measurements.metrics import MetricMeasurements
 from losscheck.measurements.model import ModelFacts
+from losscheck.measurements.parity import ParityMeasurements
 from losscheck.measurements.semantics import SemanticMeasurements
 from losscheck.measurements.validation import ValidationMeasurements
 
@@ -32,6 +33,7 @@ __all__ = [
     "Measurements",
     "MetricMeasurements",
     "ModelFacts",
+    "ParityMeasurements",
     "SemanticMeasurements",
     "ValidationMeasurements",
     "frozen_mapping",
@@ -65,6 +67,7 @@ class Measurements:
     history: HistoryMeasurements | None = None
     data: DataMeasurements | None = None
     breakdown: BreakdownMeasurements | None = None
+    parity: ParityMeasurements | None = None
 
 
 @dataclass(frozen=True)

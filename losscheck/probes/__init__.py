@@ -25,12 +25,14 @@ from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
 from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.loading.memory import state_variables
+from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, keras_mask
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
 from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES
 
 L = keras.layers
+ops = keras.ops
 DROPOUT_TYPES: tuple[type, ...] = (L.Dropout,)  # SpatialDropout* subclass Dropout
 NOISE_TYPES: tuple[type, ...] = tuple(
     getattr(L, n) for n in ("GaussianNoise", "GaussianDropout", "AlphaDropout") if hasattr(L, n)
@@ -320,8 +322,11 @@ def _call_key(args, kwargs) -> tuple | None:
     """A hashable key of a layer call's arguments: tensors by identity, plain values by value; None
     when an argument is neither (then the call is not memoized)."""
     parts: list[Any] = []
-    for leaf in tf.nest.flatten([list(args), dict(kwargs)]):
-        if isinstance(leaf, (tf.Tensor, tf.Variable)) or hasattr(leaf, "_keras_history") or keras.ops.is_tensor(leaf):
+    tensorflow = is_tensorflow()
+    flatten = tf.nest.flatten if tensorflow else keras.tree.flatten
+    for leaf in flatten([list(args), dict(kwargs)]):
+        if (tensorflow and isinstance(leaf, (tf.Tensor, tf.Variable))) or hasattr(leaf, "_keras_history") or \
+                keras.ops.is_tensor(leaf):
             parts.append(("t", id(leaf)))
         elif leaf is None or isinstance(leaf, (bool, int, float, str)):
             parts.append(leaf)
@@ -397,7 +402,9 @@ class InferenceResult:
     regularization: float
     manual: float | None
     output_loss: dict[str, float]  # exact dataset mean per output (n_b-weighted)
-    output_loss_keras_log: dict[str, float]  # Keras's compiled per-output log: unweighted batch mean
+    # Keras's compiled per-output log: on TensorFlow the unweighted mean of the batch losses (the traced
+    # batch dimension is unknown, so its Mean gets no weight); on JAX/torch (static shapes) the exact mean
+    output_loss_keras_log: dict[str, float]
     batch_totals: list[tuple[int, float]]  # (n_b, total_b)
     batch_output_losses: list[dict[str, float]]  # per batch: output -> reference L_o,b
     manual_unsupported: list[str]
@@ -407,6 +414,27 @@ class InferenceResult:
     manual_errors: dict[str, str] = field(default_factory=dict)  # output -> why manual is missing
     metrics: dict[str, Any] | None = None  # compiled metrics as evaluate(return_dict=True) names them
     metrics_error: str | None = None  # why the compiled metrics could not be measured
+
+
+def _tf_logits(p, spec, loss) -> tuple[Any, Any, str | None]:
+    """TensorFlow only, while tracing: (the logits Keras's crossentropy uses instead of the output,
+    the pre-activation of a float16/bfloat16 softmax/sigmoid output, that activation's op type)."""
+    cached = getattr(p, "_keras_logits", None)
+    op_type = getattr(getattr(p, "op", None), "type", None)
+    act = op_type if op_type in ("Softmax", "Sigmoid") else None
+    lg = raw = None
+    if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS:
+        loss_dtype = getattr(loss, "dtype", None) or "float32"
+        if p.dtype == tf.as_dtype(loss_dtype):
+            # keras/src/backend/tensorflow/nn.py _get_logits: the cached attribute first,
+            # then (graph tensors only) the input of the expected op type
+            if cached is not None:
+                lg = cached
+            elif op_type == LOGITS_OP_TYPE[spec.kind]:
+                lg = p.op.inputs[0]
+    if p.dtype in (tf.float16, tf.bfloat16) and act is not None:
+        raw = cached if cached is not None else p.op.inputs[0]
+    return lg, raw, act
 
 
 class Prober:
@@ -460,15 +488,20 @@ class Prober:
                 self.specs[o] = auto_crossentropy_spec(loss, tuple(y_t.shape), tuple(y_p.shape))
             return self.specs.get(o)
 
+        tensorflow = is_tensorflow()
+
         def fn(x, y, sw=None):
             pred = model(x, training=False)
             total = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
             if compile_metrics is not None:
                 compile_metrics.update_state(y, pred, sample_weight=sw)
             # a "none" reduction gives a vector: Keras's loss tracker records its mean
-            total = tf.reduce_mean(tf.cast(total, tf.float32))
-            extra = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in model.losses]
-            reg = tf.add_n(extra) if extra else tf.constant(0.0)
+            total = ops.mean(ops.cast(total, "float32"))
+            extra = [ops.sum(ops.cast(v, "float32")) for v in model.losses]
+            if not extra:
+                reg = ops.zeros((), "float32")
+            else:
+                reg = tf.add_n(extra) if tensorflow else ops.sum(ops.stack(extra))
             if isinstance(pred, dict):
                 preds = [pred[o] for o in outputs]
             else:
@@ -477,52 +510,45 @@ class Prober:
             logits, raws, acts, masks, values, vmasks = [], [], [], [], [], []
             for i, p in enumerate(preds):
                 spec, loss = spec_of(i, ys[i], p), losses[i]
-                cached = getattr(p, "_keras_logits", None)
-                op_type = getattr(getattr(p, "op", None), "type", None)
-                act = op_type if op_type in ("Softmax", "Sigmoid") else None
-                lg = raw = None
-                if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS:
-                    loss_dtype = getattr(loss, "dtype", None) or "float32"
-                    if p.dtype == tf.as_dtype(loss_dtype):
-                        # keras/src/backend/tensorflow/nn.py _get_logits: the cached attribute first,
-                        # then (graph tensors only) the input of the expected op type
-                        if cached is not None:
-                            lg = cached
-                        elif op_type == LOGITS_OP_TYPE[spec.kind]:
-                            lg = p.op.inputs[0]
-                if p.dtype in (tf.float16, tf.bfloat16) and act is not None:
-                    raw = cached if cached is not None else p.op.inputs[0]
+                lg = raw = act = None
+                if tensorflow:  # the logits shortcut exists only in TensorFlow's crossentropy
+                    lg, raw, act = _tf_logits(p, spec, loss)
                 logits.append(lg)
                 raws.append(raw)
                 acts.append(act if raw is not None else None)
-                masks.append(getattr(p, "_keras_mask", None))
+                masks.append(keras_mask(p))
                 v = vm = None
                 if spec is not None and spec.kind == "custom" and not isinstance(loss, str):
                     dtype = getattr(loss, "dtype", None) or "float32"
                     yt = keras.ops.convert_to_tensor(ys[i], dtype=dtype)
                     yp = keras.ops.convert_to_tensor(p, dtype=dtype)
                     v = loss.call(yt, yp)
-                    vm = getattr(v, "_keras_mask", None)
+                    vm = keras_mask(v)
                 values.append(v)
                 vmasks.append(vm)
             traced["activations"] = acts
             return total, reg, preds, logits, masks, values, vmasks, raws
 
         x0, y0, sw0 = sample
+        build_state(model, _structure(x0), _structure(y0), sw0)
+        variables = [*model.trainable_variables, *model.non_trainable_variables,
+                     *(compile_metrics.variables if compile_metrics is not None else ())]
+        if tensorflow:
+            def relaxed(a):
+                a = np.asarray(a)
+                return tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))
 
-        def relaxed(a):
-            a = np.asarray(a)
-            return tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))
+            def spec_tree(arrays):
+                specs = [relaxed(a) for a in arrays]
+                return specs[0] if len(specs) == 1 else specs
 
-        def spec_tree(arrays):
-            specs = [relaxed(a) for a in arrays]
-            return specs[0] if len(specs) == 1 else specs
-
-        if with_weights:
-            sig = [spec_tree(x0), spec_tree(y0), relaxed(sw0)]
-            compiled = tf.function(fn, input_signature=sig)
+            sig = [spec_tree(x0), spec_tree(y0)] + ([relaxed(sw0)] if with_weights else [])
         else:
-            compiled = tf.function(lambda x, y: fn(x, y), input_signature=[spec_tree(x0), spec_tree(y0)])
+            sig = None
+        if with_weights:
+            compiled = compile_step(fn, variables, sig)
+        else:
+            compiled = compile_step(lambda x, y: fn(x, y), variables, sig)
 
         def step(x, y, sw):
             out = compiled(x, y, sw) if with_weights else compiled(x, y)
@@ -606,7 +632,8 @@ class Prober:
             regularization=reg.value,
             manual=None if unsupported else manual.value,
             output_loss={o: m.value for o, m in per_out.items()},
-            output_loss_keras_log={o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()},
+            output_loss_keras_log=({o: float(np.mean(v)) if v else 0.0 for o, v in per_out_log.items()}
+                                   if is_tensorflow() else {o: m.value for o, m in per_out.items()}),
             batch_totals=batch_totals,
             batch_output_losses=batch_output_losses,
             manual_unsupported=sorted(unsupported),
@@ -673,11 +700,22 @@ class Prober:
                     state.flat[0] = state.flat[0] + 7919 * draw
                     var.assign(state)
 
-            @tf.function(reduce_retracing=True)
+            tensorflow = is_tensorflow()
+            if tensorflow:
+                def batch_mean(t):
+                    return tf.reduce_mean(tf.cast(t, tf.float64))
+            else:  # JAX computes in float32 unless x64 is enabled
+                def batch_mean(t):
+                    return ops.mean(ops.cast(t, "float32"))
+
             def step(x, y, sw, cw):
                 calls.reset()
-                t_values = [tf.identity(v.value) for v in trainable]
-                n_values = [tf.identity(v.value) for v in non_trainable]
+                if tensorflow:
+                    t_values = [tf.identity(v.value) for v in trainable]
+                    n_values = [tf.identity(v.value) for v in non_trainable]
+                else:  # inside compile_step's own scope: the traced values
+                    t_values = [v.value for v in trainable]
+                    n_values = [v.value for v in non_trainable]
                 mapping = list(zip(trainable, t_values, strict=True)) + list(zip(non_trainable, n_values, strict=True))
                 losses, advanced = [], {}
                 for f in variants:
@@ -687,10 +725,10 @@ class Prober:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
                         # a reduction="none" loss is a vector: Keras's tracker records its mean
-                        losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                        losses.append(batch_mean(loss))
                         if cw is not None:
                             loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=cw, training=outer)
-                            losses.append(tf.reduce_mean(tf.cast(loss, tf.float64)))
+                            losses.append(batch_mean(loss))
                     for i, var in seeds:
                         new = scope.get_current_value(var)
                         if new is not None and new is not n_values[i]:
@@ -699,14 +737,17 @@ class Prober:
                 for i, var in seeds:  # a separate pass advances each seed once per batch
                     if i in advanced:
                         var.assign(advanced[i])
-                return tf.stack(losses)
+                return ops.stack(losses)
 
+            step = compile_step(step, [*trainable, *non_trainable])
             width = 2 if weighted else 1
             means = [EpochMean() for _ in range(width * len(variants))]
             batches: list[tuple[int, dict]] = []
             for start, stop, xs, ys, sw in self._batches(limit):
                 cw = self._class_weighted(ys, sw, class_weight) if weighted else None
-                values = step(_structure(xs), _structure(ys), sw, cw).numpy()
+                if not batches:
+                    build_state(model, _structure(xs), _structure(ys), sw)
+                values = np.asarray(step(_structure(xs), _structure(ys), sw, cw))
                 for m, v in zip(means, values, strict=True):
                     m.add(float(v), stop - start)
                 batches.append((stop - start, {f: float(values[width * i]) for i, f in enumerate(variants)}))
@@ -731,14 +772,17 @@ class Prober:
         """evaluate-like loss (all inference) with optional class weights and sample limit."""
         model = self.model
 
-        @tf.function(reduce_retracing=True)
         def step(x, y, sw):
             pred = model(x, training=False)
             return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
 
         mean = EpochMean()
+        compiled = None
         for start, stop, xs, ys, sw in self._batches(limit, class_weight):
-            mean.add(float(np.mean(step(_structure(xs), _structure(ys), sw))), stop - start)
+            if compiled is None:
+                build_state(model, _structure(xs), _structure(ys), sw)
+                compiled = compile_step(step, [*model.trainable_variables, *model.non_trainable_variables])
+            mean.add(float(np.mean(compiled(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
 
 

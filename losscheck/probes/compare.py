@@ -83,7 +83,12 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         progress("one-epoch fit (on the loaded model, its state restored afterwards)")
         # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
         fit_logs: dict[str, float] = {}
-        figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
+        from losscheck.probes.distribute import scope, strategy_for
+
+        strategy = strategy_for(cfg.distribute)
+        with scope(strategy):  # Keras's own fit, distributed under --distribute
+            figures["fit_epoch"] = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val,
+                                                       fit_logs)
         if "val_loss" in fit_logs:
             figures["fit_val"] = fit_logs["val_loss"]
 
@@ -120,17 +125,24 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         from losscheck.loading.sources import data_measurements
         from losscheck.probes.metrics import metric_measurements
 
+        parity, parity_notes = None, []
+        if cfg.parity or strategy is not None:
+            from losscheck.probes.parity import measure_parity
+
+            parity, parity_notes = measure_parity(cfg, loaded, data, figures, low, strategy, fam.names("batchnorm"),
+                                                  progress)
         m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), model=model_facts(loaded),
                          gaps=gaps, lossfn=lossfn, semantics=semantics,
                          data=data_measurements(data, cfg.batch_size),
                          metrics=metric_measurements(metrics_obs, targets_obs, inf, loaded, data),
-                         validation=measured_validation, history=measured_history)
+                         validation=measured_validation, history=measured_history, parity=parity)
         metrics_section = metrics_obs.section(inf.metrics)
         if metrics_section:
             sections["metrics"] = metrics_section
         notes = list(loaded.notes)
         if inf.manual_unsupported:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
+        notes += parity_notes
         return Measured(m, sections=sections, notes=tuple(notes), section_notes=tuple(section_notes))
     finally:
         if dropped_metrics is not None:

@@ -34,6 +34,13 @@ DESCRIPTIONS = {
     "evaluate_val": "what val_loss / model.evaluate(...) on the validation data reports at the saved weights",
     "fit_val": "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with the "
                "weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
+    "evaluate_distributed": "model.evaluate(...) under --distribute (each batch split across the replicas)",
+    "fit_epoch_one_device": "with --distribute: fit_epoch of a copy of the model on one device",
+    "evaluate_jit": "model.evaluate(...) with jit_compile=True (XLA), --parity jit",
+    "evaluate_nojit": "model.evaluate(...) with jit_compile=False, --parity jit",
+    "evaluate_tensorflow": "model.evaluate(...) on the TensorFlow backend (a subprocess), --parity backends",
+    "evaluate_jax": "model.evaluate(...) on the JAX backend (a subprocess), --parity backends",
+    "evaluate_torch": "model.evaluate(...) on the torch backend (a subprocess), --parity backends",
 }
 
 #: the callback's own figures (its other figures are described as in compare)

@@ -43,10 +43,10 @@ class RankProbe:
 
 def call_loss(loss: Any, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """The loss's own values (no reduction), as Keras computes them inside Loss.__call__."""
-    from losscheck._tf import tf
+    from losscheck._tf import keras
 
-    t = tf.constant(np.asarray(y_true, dtype="float32"))
-    p = tf.constant(np.asarray(y_pred, dtype="float32"))
+    t = keras.ops.convert_to_tensor(np.asarray(y_true, dtype="float32"))
+    p = keras.ops.convert_to_tensor(np.asarray(y_pred, dtype="float32"))
     loss = resolve(loss, t, p)
     return np.asarray(loss.call(t, p))
 
@@ -85,7 +85,10 @@ def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, on_data: bool 
     if result.moved_to is None and np.all(np.isfinite(one)) and abs(float(np.mean(one))) > 1e-12:
         result.factor = float(np.mean(many) / np.mean(one))
     try:
-        _graph_details(ol, pool_t, pool_p, result)
+        from losscheck.probes.compiled import is_tensorflow
+
+        if is_tensorflow():  # the loss's TensorFlow graph names the slices; other backends: shapes only
+            _graph_details(ol, pool_t, pool_p, result)
     except Exception:  # noqa: BLE001 - the trace only adds detail; the shapes above are the evidence
         pass
     return result.record(on_data)

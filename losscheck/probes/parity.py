@@ -1,0 +1,191 @@
+"""evaluate under other execution settings (`--parity`): Keras's own evaluate with jit_compile forced on
+or off (on the loaded model, its state restored afterwards), and Keras's evaluate on another backend,
+in a subprocess started with that backend (losscheck.probes.backend_eval)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+
+from losscheck._tf import keras
+from losscheck.loading.memory import state_variables
+from losscheck.probes import _H5Sequence, _structure, data_errors
+
+#: the backends --parity backends re-measures on, when installed
+PARITY_BACKENDS = ("tensorflow", "jax", "torch")
+#: seconds one other backend may take (import, load, one evaluate)
+BACKEND_TIMEOUT_S = 600
+
+
+@data_errors
+def keras_evaluate(model, data, batch_size: int, jit_compile: bool | None = None) -> float:
+    """model.evaluate(x, y, batch_size, sample_weight) as Keras reports it (the total loss); with
+    `jit_compile` True/False, under that setting. The model's jit setting, compiled test function and
+    every state variable (metrics, loss trackers) are put back afterwards."""
+    saved_jit = model._jit_compile
+    snapshot = [(var, np.array(var)) for var in state_variables(model)]
+    try:
+        if jit_compile is not None:
+            model.jit_compile = jit_compile
+            model.test_function = None
+        if getattr(data, "pipeline", False):
+            out = model.evaluate(data.keras_input(), verbose=0, return_dict=True)
+        elif data.streamed:
+            out = model.evaluate(_H5Sequence(data, batch_size), verbose=0, return_dict=True)
+        else:
+            xs, ys, sw = data.slice(0, data.n)
+            out = model.evaluate(_structure(xs), _structure(ys), batch_size=batch_size, sample_weight=sw,
+                                 verbose=0, return_dict=True)
+        return float(out["loss"])
+    finally:
+        if jit_compile is not None:
+            model._jit_compile = saved_jit
+            model.test_function = None
+        for var, value in snapshot:
+            var.assign(value)
+
+
+def installed_backends() -> list[str]:
+    import importlib.util
+
+    return [b for b in PARITY_BACKENDS if importlib.util.find_spec(b) is not None]
+
+
+def backend_evaluate(backend: str, cfg) -> float:
+    """Keras's evaluate of the same model file and data file on `backend`, from a subprocess (Keras
+    picks its backend once per process). Raises RuntimeError with the reason when it cannot."""
+    if cfg.inputs is not None:
+        raise RuntimeError("in-memory models and data cannot be passed to another process")
+    if cfg.validation_split is not None:
+        raise RuntimeError("not measured with --validation-split")
+    args = [sys.executable, "-m", "losscheck.probes.backend_eval", backend, str(cfg.model_path), str(cfg.data_path),
+            "--batch-size", str(cfg.batch_size), "--seed", str(cfg.seed)]
+    if cfg.custom_objects is not None:
+        args += ["--custom-objects", str(cfg.custom_objects)]
+    if cfg.loss:
+        args += ["--loss", cfg.loss]
+    if cfg.unsafe:
+        args.append("--unsafe")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=BACKEND_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"took over {BACKEND_TIMEOUT_S} s") from None
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise RuntimeError(why[:300])
+    result: dict[str, Any] = json.loads(lines[-1])
+    return float(result["evaluate"])
+
+
+def uses_logits_shortcut(loaded) -> bool:
+    """Some output's crossentropy (from_logits=False) follows a softmax/sigmoid, whose logits
+    TensorFlow's crossentropy uses instead of the clipped probabilities."""
+    from losscheck.probes.lossfn.graph import output_facts
+    from losscheck.reference.specs import LOGITS_SHORTCUT_KINDS
+
+    try:
+        facts = {f.name: f for f in output_facts(loaded.model, list(loaded.output_names))}
+    except Exception:  # noqa: BLE001 - a graph losscheck cannot read: no claim
+        return False
+    for name, spec in loaded.specs.items():
+        fact = facts.get(name)
+        if spec is None or fact is None or spec.kind not in LOGITS_SHORTCUT_KINDS:
+            continue
+        if not spec.options.get("from_logits") and fact.activation in ("softmax", "sigmoid"):
+            return True
+    return False
+
+
+def uses_add_loss(model) -> bool:
+    """A layer adds losses in call(): an activity_regularizer, or a call() that refers to add_loss."""
+    from losscheck.probes import all_layers
+
+    for layer in [model, *all_layers(model)]:
+        if getattr(layer, "activity_regularizer", None) is not None:
+            return True
+        code = getattr(getattr(type(layer), "call", None), "__code__", None)
+        if code is not None and "add_loss" in code.co_names:
+            return True
+    return False
+
+
+def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: list[Any], strategy: Any,
+                   batchnorm: list[str], progress=lambda _msg: None):
+    """(ParityMeasurements, notes) for `cfg.parity` (a subset of backends, jit, float32) and, with a
+    `strategy` (--distribute), Keras's evaluate under it and the one-epoch fit of a copy loaded on one
+    device. Adds the figures it measures to `figures` (evaluate_jit, evaluate_nojit, evaluate_<backend>,
+    evaluate_distributed, fit_epoch_one_device); `notes` say what could not be measured."""
+    from losscheck.measurements.parity import ParityMeasurements
+    from losscheck.probes import float32_copy
+
+    settings = cfg.parity
+    here = keras.backend.backend()
+    notes: list[str] = []
+    backends: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    if "backends" in settings:
+        others = [b for b in installed_backends() if b != here]
+        if not others:
+            notes.append(f"--parity backends: no other Keras backend is installed besides {here} "
+                         '(pip install "losscheck[jax]" or "losscheck[torch]")')
+        for other in others:
+            progress(f"evaluate on the {other} backend (a subprocess)")
+            try:
+                backends[other] = backend_evaluate(other, cfg)
+                figures[f"evaluate_{other}"] = backends[other]
+            except (RuntimeError, OSError, ValueError) as exc:
+                errors[other] = str(exc)
+                notes.append(f"--parity backends: evaluate on {other} could not be measured ({exc})")
+    jit = nojit = None
+    if "jit" in settings:
+        progress("evaluate with jit_compile on and off")
+        jit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=True)
+        nojit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=False)
+        figures["evaluate_jit"], figures["evaluate_nojit"] = jit, nojit
+    f32 = None
+    if "float32" in settings:
+        if not low_precision:
+            notes.append("--parity float32: the model computes in float32 already")
+        elif figures.get("evaluate_float32") is not None:
+            f32 = figures["evaluate_float32"]
+        elif float32_copy(loaded) is None:
+            notes.append("--parity float32: the model could not be rebuilt with float32 policies")
+    distributed = fit_one = None
+    replicas = 1
+    if strategy is not None:
+        from losscheck.commands.common import load_inputs
+        from losscheck.probes import fit_epoch
+        from losscheck.probes.distribute import scope
+
+        replicas = int(strategy.num_replicas_in_sync)
+        progress(f"evaluate under {cfg.distribute} distribution ({replicas} replicas)")
+        with scope(strategy):
+            distributed = figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
+        progress("one-epoch fit of a copy on one device")
+        single, _ = load_inputs(dataclasses.replace(cfg, data_path=None), lambda _msg: None)
+        fit_one = figures["fit_epoch_one_device"] = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight,
+                                                              cfg.seed)
+        notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
+                     f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
+    dtypes = tuple(sorted({str(getattr(lyr, "compute_dtype", "")) for lyr in low_precision}))
+    record = ParityMeasurements(
+        backend=here, evaluate=figures["evaluate"], backends=_frozen(backends), backend_errors=_frozen(errors),
+        jit=jit, nojit=nojit, float32=f32, low_precision=dtypes,
+        logits_shortcut=uses_logits_shortcut(loaded), add_loss=uses_add_loss(loaded.model),
+        distributed=distributed, replicas=replicas, fit_distributed=figures.get("fit_epoch") if fit_one else None,
+        fit_one_device=fit_one, batchnorm=tuple(batchnorm))
+    return record, notes
+
+
+def _frozen(d: dict) -> Any:
+    from losscheck.measurements import frozen_mapping
+
+    return frozen_mapping(d)

@@ -1,0 +1,125 @@
+"""Rules of the parity area (see losscheck.rules): evaluate re-measured under another backend, with
+jit_compile on and off, and in float32 instead of the model's mixed precision (`--parity`)."""
+
+from __future__ import annotations
+
+from losscheck.findings import Finding
+from losscheck.measurements import Measurements
+from losscheck.rules import rule
+from losscheck.rules.significance import scale_of, significant
+
+#: above this relative size a backend difference is more than float32 op numerics
+NUMERICS_RTOL = 1e-3
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+@rule("backend-difference")
+def backend_difference(m: Measurements) -> list[Finding]:
+    """evaluate on another backend - evaluate here, per backend, when significant; the causes named
+    are those that apply to this model (TensorFlow's logits shortcut, add_loss), else op numerics."""
+    p = m.parity
+    if p is None:
+        return []
+    scale = scale_of(p.evaluate)
+    out = []
+    for other, value in p.backends.items():
+        delta = value - p.evaluate
+        if not significant(delta, m.rtol, scale):
+            continue
+        causes = []
+        if p.logits_shortcut and "tensorflow" in (other, p.backend):
+            causes.append("TensorFlow's crossentropy computes the loss from the softmax/sigmoid's logits (the "
+                          "logits shortcut), while the other backends clip the probabilities at epsilon")
+        if p.add_loss:
+            causes.append("the model adds losses in call() (add_loss), which each backend's trainer collects "
+                          "in its own way")
+        if not causes or abs(delta) <= NUMERICS_RTOL * scale:
+            causes.append("op numerics (each backend's kernels round float32 differently)")
+        message = (f"evaluate on {other} is {_fmt(value)}, on {p.backend} {_fmt(p.evaluate)} ({delta:+.6g}, "
+                   f"{abs(delta) / scale:.3%}); likely cause: " + "; ".join(causes) + ".")
+        advice = ("Compare losses measured on the same backend; for crossentropy on a softmax/sigmoid output, "
+                  "output logits and use from_logits=True, which every backend computes the same way."
+                  if p.logits_shortcut else "Compare losses measured on the same backend.")
+        out.append(Finding("backend-difference", message, magnitude=delta, subject=other,
+                           between=(f"evaluate_{other}", "evaluate"), advice=advice))
+    return out
+
+
+@rule("xla-difference")
+def xla_difference(m: Measurements) -> list[Finding]:
+    """evaluate_jit - evaluate_nojit, when significant."""
+    p = m.parity
+    if p is None or p.jit is None or p.nojit is None:
+        return []
+    delta = p.jit - p.nojit
+    scale = scale_of(p.evaluate)
+    if not significant(delta, m.rtol, scale):
+        return []
+    message = (f"evaluate with jit_compile=True (XLA) is {_fmt(p.jit)}, with jit_compile=False {_fmt(p.nojit)} "
+               f"({delta:+.6g}, {abs(delta) / scale:.3%}): XLA fuses and reorders operations, so float32 "
+               "results round differently.")
+    return [Finding("xla-difference", message, magnitude=delta, subject=p.backend,
+                    between=("evaluate_jit", "evaluate_nojit"),
+                    advice="Compare figures computed with the same jit_compile setting; a large difference "
+                           "points at a numerically fragile loss (log of a probability near 0, a large sum).")]
+
+
+@rule("precision-difference")
+def precision_difference(m: Measurements) -> list[Finding]:
+    """evaluate (mixed precision) - evaluate_float32, when significant."""
+    p = m.parity
+    if p is None or p.float32 is None:
+        return []
+    delta = p.evaluate - p.float32
+    scale = scale_of(p.evaluate)
+    if not significant(delta, m.rtol, scale):
+        return []
+    dtypes = "/".join(p.low_precision) or "a lower precision"
+    message = (f"evaluate computed in {dtypes} is {_fmt(p.evaluate)}; a float32 copy of the model with the same "
+               f"weights gives {_fmt(p.float32)} ({delta:+.6g}, {abs(delta) / scale:.3%}).")
+    return [Finding("precision-difference", message, magnitude=delta, subject=dtypes,
+                    between=("evaluate", "evaluate_float32"),
+                    advice="Keep the output layer and the loss in float32 (dtype='float32' on the last layer), "
+                           "as the Keras mixed-precision guide recommends.")]
+
+
+@rule("distribution-scaling")
+def distribution_scaling(m: Measurements) -> list[Finding]:
+    """Under --distribute: fit_epoch (distributed) - fit_epoch_one_device, and evaluate_distributed -
+    evaluate, each when significant. Keras scales each replica's loss by 1/replicas and sums the
+    gradients, which is the one-device gradient only for a loss that is a mean over the batch it is
+    given; a loss that divides by a fixed (global) batch size or sums changes the update."""
+    p = m.parity
+    if p is None or p.distributed is None:
+        return []
+    scale = scale_of(p.evaluate)
+    r = p.replicas
+    out = []
+    if p.fit_distributed is not None and p.fit_one_device is not None:
+        delta = p.fit_distributed - p.fit_one_device
+        if significant(delta, m.rtol, scale):
+            if p.batchnorm:
+                why = (f"BatchNormalization ({', '.join(p.batchnorm[:3])}) normalizes each replica's part of a "
+                       "batch with that part's statistics, so fit computes other losses and gradients; or a custom "
+                       "loss divides by a fixed (global) batch size or sums over the batch.")
+            else:
+                why = ("the loss's gradient depends on how the batch is split: a custom loss that divides by a "
+                       "fixed (global) batch size or sums over the batch is scaled again by Keras across replicas.")
+            message = (f"fit over {r} replica(s) reports {_fmt(p.fit_distributed)}, the same fit on one device "
+                       f"{_fmt(p.fit_one_device)} ({delta:+.6g}): " + why)
+            out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
+                               between=("fit_epoch", "fit_epoch_one_device"), advice=_DIST_ADVICE))
+    delta = p.distributed - p.evaluate
+    if significant(delta, m.rtol, scale):
+        message = (f"evaluate over {r} replica(s) is {_fmt(p.distributed)}, on one device {_fmt(p.evaluate)} "
+                   f"({delta:+.6g}): the loss's value depends on how the batch is split across replicas.")
+        out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
+                           between=("evaluate_distributed", "evaluate"), advice=_DIST_ADVICE))
+    return out
+
+
+_DIST_ADVICE = ("Return per-sample losses (shape (batch,)) and let Keras reduce them, or divide by the batch size "
+                "of the tensor you are given (ops.shape(y_true)[0]), never a fixed one.")

@@ -1,0 +1,69 @@
+"""Rules of the parity area on hand-built Measurements (no TensorFlow): each code fires where its
+difference is above --rtol and not where it is within it or was not measured."""
+
+from __future__ import annotations
+
+import pytest
+
+from losscheck.measurements import Measurements, ParityMeasurements, frozen_mapping
+from losscheck.rules import RULES, load_rules
+from losscheck.rules import parity as rules
+
+load_rules()
+
+
+def measured(**kw) -> Measurements:
+    base = {"backend": "tensorflow", "evaluate": 2.0}
+    base.update(kw)
+    for key in ("backends", "backend_errors"):
+        if key in base:
+            base[key] = frozen_mapping(base[key])
+    return Measurements("compare", rtol=1e-4, parity=ParityMeasurements(**base))
+
+
+CASES = [
+    # (code, measurements, fires, words in the message)
+    ("backend-difference", measured(backends={"jax": 1.5}, logits_shortcut=True), True, ["logits shortcut"]),
+    ("backend-difference", measured(backends={"jax": 2.0 + 1e-5}), False, []),
+    ("backend-difference", measured(backends={"jax": 2.001}), True, ["op numerics"]),
+    ("backend-difference", measured(backends={"torch": 2.5}, add_loss=True), True, ["add_loss"]),
+    ("backend-difference", measured(backend="jax", backends={"torch": 2.5}, logits_shortcut=True), True,
+     ["op numerics"]),
+    ("backend-difference", measured(), False, []),
+    ("xla-difference", measured(jit=2.01, nojit=2.0), True, ["jit_compile=True", "XLA"]),
+    ("xla-difference", measured(jit=2.0, nojit=2.0), False, []),
+    ("xla-difference", measured(jit=2.01), False, []),
+    ("precision-difference", measured(float32=1.9, low_precision=("float16",)), True, ["float16", "float32 copy"]),
+    ("precision-difference", measured(float32=2.0 - 1e-6, low_precision=("bfloat16",)), False, []),
+    ("precision-difference", measured(), False, []),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.8, fit_one_device=1.6), True,
+     ["2 replica(s)", "fixed (global) batch size"]),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.8, fit_one_device=1.6,
+                                      batchnorm=("bn",)), True, ["BatchNormalization (bn)", "each replica's part"]),
+    ("distribution-scaling", measured(distributed=1.0, replicas=2), True, ["evaluate over 2 replica(s)"]),
+    ("distribution-scaling", measured(distributed=2.0, replicas=2, fit_distributed=1.6, fit_one_device=1.6), False,
+     []),
+    ("distribution-scaling", measured(), False, []),
+]
+
+
+@pytest.mark.parametrize("code, m, fires, words", CASES)
+def test_parity_rules(code, m, fires, words):
+    found = RULES[code](m)
+    assert bool(found) == fires
+    for f in found:
+        assert f.code == code and f.magnitude_kind == "gap"
+        a, b = f.between
+        values = {"evaluate": m.parity.evaluate, "evaluate_jit": m.parity.jit, "evaluate_nojit": m.parity.nojit,
+                  "evaluate_float32": m.parity.float32, "evaluate_distributed": m.parity.distributed,
+                  "fit_epoch": m.parity.fit_distributed, "fit_epoch_one_device": m.parity.fit_one_device,
+                  **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
+        assert f.magnitude == values[a] - values[b]
+        for word in words:
+            assert word in f.message
+
+
+def test_no_parity_record_no_findings():
+    m = Measurements("compare")
+    assert rules.backend_difference(m) == rules.xla_difference(m) == rules.precision_difference(m) == []
+    assert rules.distribution_scaling(m) == []
