@@ -112,6 +112,16 @@ class _LazyTensorFlow(types.ModuleType):
         return getattr(_tensorflow(), name)
 
 
+def invalid_argument_errors() -> tuple[type[BaseException], ...]:
+    """TensorFlow's InvalidArgumentError when TensorFlow is loaded, else no class (an `except` over
+    this tuple then never imports TensorFlow just to test an exception raised on another backend)."""
+    import sys
+
+    if "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None:
+        return ()
+    return (tf.errors.InvalidArgumentError,)
+
+
 ON_TENSORFLOW = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
 
 with _without_matplotlib_import():

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from losscheck import usercode
-from losscheck._tf import keras, tf
+from losscheck._tf import invalid_argument_errors, keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
 from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
@@ -56,7 +56,7 @@ def data_errors(method: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except tf.errors.InvalidArgumentError as exc:
+        except invalid_argument_errors() as exc:
             theirs = usercode.explain(exc)  # the user's loss or layer failed at run time, not the data
             if theirs is not None:
                 raise theirs from exc
