@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 
-def _empty() -> Mapping[str, float]:
+def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 

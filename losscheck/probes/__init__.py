@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +40,11 @@ NOISE_TYPES: tuple[type, ...] = tuple(
 BN_TYPES: tuple[type, ...] = (L.BatchNormalization,)
 
 
-def _keras_reason(exc: Exception) -> str:
+def _keras_reason(exc: BaseException) -> str:
     """The informative line of a TensorFlow runtime error (not 'Graph execution error:')."""
     lines = [ln.strip() for ln in str(getattr(exc, "message", exc)).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if "Graph execution error" not in ln and not ln.startswith(("Detected at node", "File "))]
+    useful = [ln for ln in lines
+              if "Graph execution error" not in ln and not ln.startswith(("Detected at node", "File "))]
     first = (useful or lines or [type(exc).__name__])[0]
     return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", first)[:300]
 
@@ -76,10 +77,10 @@ def data_errors(method: Callable) -> Callable:
                 raise DataFileError(path, f"Keras cannot apply sample_weight of shape {tuple(sw.shape)} to the loss "
                                     f"({reason}): Keras 3 does not expand (n,) weights to a per-element loss",
                                     hint) from exc
-            theirs = usercode.loss_names()
-            if theirs:  # TensorFlow's run-time error does not say which op failed: it may be their loss
+            names = usercode.loss_names()
+            if names:  # TensorFlow's run-time error does not say which op failed: it may be their loss
                 raise DataFileError(path, f"Keras cannot compute the loss on this data ({reason})",
-                                    f"check that x, y and sample_weight fit the model, and your own {theirs}, "
+                                    f"check that x, y and sample_weight fit the model, and your own {names}, "
                                     "which computes it") from exc
             raise DataFileError(path, f"Keras cannot compute the loss on this data ({reason})",
                                 "check that x, y and sample_weight fit the model's inputs, outputs and loss") from exc
@@ -132,13 +133,13 @@ def _call_params_of(cls: type) -> tuple[str, ...]:
     import inspect
 
     try:
-        return tuple(inspect.signature(cls.call).parameters)
+        return tuple(inspect.signature(cls.call).parameters)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         return ()
 
 
 def _call_params(layer) -> tuple[str, ...]:
-    return _call_params_of(type(layer))
+    return _call_params_of(type(layer))  # type: ignore[arg-type]  # classes are hashable
 
 
 @dataclass
@@ -184,7 +185,7 @@ def family_of(layer) -> str | None:
     """The family of a layer (FAMILIES or FROZEN_BATCHNORM), None for a layer with no training behaviour
     (a Dropout of rate 0 included)."""
     if isinstance(layer, BN_TYPES):
-        return "batchnorm" if layer.trainable else FROZEN_BATCHNORM
+        return "batchnorm" if getattr(layer, "trainable") else FROZEN_BATCHNORM  # noqa: B009 - typed as object
     if isinstance(layer, DROPOUT_TYPES):
         return "dropout" if float(getattr(layer, "rate", 0) or 0) > 0 else None
     if _has_internal_dropout(layer):
@@ -277,7 +278,7 @@ class _VariantCalls:
     def reset(self) -> None:
         self.cache = {}
 
-    def force(self, layers: list[Any], off: list[Any] = ()) -> None:
+    def force(self, layers: Sequence[Any], off: Sequence[Any] = ()) -> None:
         """`layers` run with training=True, `off` with training=False (even when a layer around them
         passes its own `training` on), every other layer as the outer call says."""
         self.forced = {id(lyr) for lyr in layers}
@@ -557,7 +558,7 @@ class Prober:
         return step
 
     @data_errors
-    def inference_pass(self, observers: list[Callable[[BatchResult], None]] = (),
+    def inference_pass(self, observers: Sequence[Callable[[BatchResult], None]] = (),
                        metrics: bool = False) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
@@ -598,7 +599,8 @@ class Prober:
             for i in range(len(m_np)):
                 if vmasks[i] is not None:
                     vm = np.asarray(vmasks[i]).astype(bool)
-                    m_np[i] = vm if m_np[i] is None else (m_np[i].astype(bool) & vm)
+                    prev = m_np[i]
+                    m_np[i] = vm if prev is None else (prev.astype(bool) & vm)
             losses_b: dict[str, float] = {}
             for i, o in enumerate(self.outputs):
                 spec = self.specs.get(o)
@@ -612,7 +614,7 @@ class Prober:
                         losses_b[o] = output_batch_loss(
                             spec, ys[i], out_np[i], sample_weight=sw, mask=m_np[i], logits=lg_np[i], values=v_np[i]
                         )
-                except Exception as exc:  # shapes the reference cannot reproduce: no manual, never a fake
+                except Exception as exc:  # noqa: BLE001 - shapes the reference cannot reproduce: no manual, never a fake
                     unsupported[o] = f"{type(exc).__name__}: {exc}"
                     continue
                 per_out[o].add(losses_b[o], n)
@@ -717,7 +719,8 @@ class Prober:
                     t_values = [v.value for v in trainable]
                     n_values = [v.value for v in non_trainable]
                 mapping = list(zip(trainable, t_values, strict=True)) + list(zip(non_trainable, n_values, strict=True))
-                losses, advanced = [], {}
+                losses: list[Any] = []
+                advanced: dict[int, Any] = {}
                 for f in variants:
                     outer = f is None
                     calls.force(forced[f], held_off if f == "custom" else ())
@@ -858,7 +861,8 @@ def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: in
     keras.utils.set_random_seed(seed)
     val = _validation_data(validation, batch_size)
     if getattr(data, "pipeline", False):  # fit consumes the pipeline itself, with its own batching
-        history = model.fit(data.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0,
+        pipeline: Any = data
+        history = model.fit(pipeline.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0,
                             validation_data=val)
     elif data.streamed:
         seq = _H5Sequence(data, batch_size, class_weight)
