@@ -19,9 +19,12 @@ def test_readme_opens_with_two_setup_commands():
     block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
     assert len(block) == 2
     assert "losscheck compare" in block[0] and "pip install" in block[0]
-    assert "pytest" in block[1] and ".[test]" in block[1]
+    assert "pytest" in block[1] and ".[test" in block[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest" in ci
+    # CI installs exactly the extras the README's test command installs
+    extras = re.compile(r'"\.\[([a-z,]+)\]"')
+    assert extras.search(block[1]).group(1) == extras.search(ci).group(1)
 
 
 def test_help_lists_every_option():
