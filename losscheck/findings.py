@@ -172,9 +172,9 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
-    """One explained (or unexplained) cause, with its measured size.
+    """One explained (or unexplained) cause, with its measured size. Frozen: a rule makes it whole.
 
     `between` names the two figures whose difference (a - b) is `magnitude` exactly, or is None when
     the magnitude is not such a difference (a remainder, a count, a ratio). `unit` is what a count
@@ -194,7 +194,7 @@ class Finding:
         if self.code not in CODES:
             raise ValueError(f"unknown finding code {self.code!r}")
         if self.severity is None:
-            self.severity = CODES[self.code][0]
+            object.__setattr__(self, "severity", CODES[self.code][0])
 
     @property
     def magnitude_kind(self) -> str | None:
