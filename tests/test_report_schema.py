@@ -5,6 +5,7 @@ The same schema is checked against every command's real output in tests/test_cli
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 
@@ -61,7 +62,7 @@ def test_rendered_json_validates(factory, gate):
 def test_nan_figures_are_written_as_null_and_validate():
     report = compare_report()
     report.figures["manual"].value = float("nan")
-    report.findings[0].magnitude = float("inf")
+    report.findings[0] = dataclasses.replace(report.findings[0], magnitude=float("inf"))
     doc = report_dict(report)
     assert doc["figures"]["manual"]["value"] is None and doc["findings"][0]["magnitude"] is None
     validate(doc)
