@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import types
@@ -122,7 +123,8 @@ def invalid_argument_errors() -> tuple[type[BaseException], ...]:
     return (tf.errors.InvalidArgumentError,)
 
 
-ON_TENSORFLOW = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+ON_TENSORFLOW = (os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+                 and importlib.util.find_spec("tensorflow") is not None)
 
 with _without_matplotlib_import():
     tf: Any = _tensorflow() if ON_TENSORFLOW else _LazyTensorFlow("tensorflow")

@@ -3,7 +3,7 @@ logged against the loss at the epoch's final weights.
 
 Figures: `fit_logged` (logs["loss"]: the batch-size-weighted mean of the losses measured before each
 update of the epoch), `evaluate`, `manual`, `regularization`, the training-mode figures at the final
-weights (`train_mode`, `train_mode_<family>_only`), `evaluate_class_weighted` with class_weight, and
+weights (`train_mode`, `train_mode_<family>_only`), `train_mode_class_weighted` with class_weight, and
 `val_loss_logged` (logs["val_loss"]) when fit validated. Findings: weight-update (fit_logged against
 train_mode), dropout, batchnorm-batch-stats, noise-layer, regularization, class-weight,
 sample-weight, unexplained, shuffled-data.

@@ -211,8 +211,6 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     )
 
 
-
-
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
     """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
     PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
@@ -334,21 +332,6 @@ def _gate(kw: dict[str, Any]) -> Gate:
                 ignore=codes(kw.get("ignore"), "--ignore"), max_gap=kw.get("max_gap"))
 
 
-def _with_nonfinite_figure(report):
-    """`report`, or a copy with the non-finite rule's finding for a NaN/Inf figure when no finding says
-    so (a command that does not judge the loss-function area still never reports a NaN as "OK")."""
-    import dataclasses
-
-    from losscheck.measurements import LossFnMeasurements, Measurements, frozen_mapping
-    from losscheck.rules.lossfn import non_finite
-
-    if any(f.code == "non-finite" for f in report.findings):
-        return report
-    figures = {name: fig.value for name, fig in report.figures.items() if isinstance(fig.value, float)}
-    extra = non_finite(Measurements(report.command, figures=frozen_mapping(figures), lossfn=LossFnMeasurements()))
-    return dataclasses.replace(report, findings=[*report.findings, *extra]) if extra else report
-
-
 class StderrProgress:
     """The `progress` callback the core receives, shown on stderr with rich when it is a terminal.
 
@@ -438,7 +421,6 @@ def guarded(command: Callable) -> Callable:
                 gate = _gate(kw)  # usage errors before loading anything
                 with _progress(kw) as progress:
                     report = command(*args, progress=progress, **kw)
-                report = _with_nonfinite_figure(report)
                 report = gate.apply(report)
                 _emit(report, kw)
                 code = report.exit_code(gate)

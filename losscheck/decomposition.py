@@ -101,11 +101,6 @@ def decompose(figures: Mapping[str, float], fit: str = "fit_epoch") -> tuple[Row
     return tuple(rows)
 
 
-def row_named(rows: tuple[Row, ...], name: str) -> Row | None:
-    """The row called `name`, or None."""
-    return next((r for r in rows if r["name"] == name), None)
-
-
 def finite_rows(rows: tuple[Row, ...] | list[Row]) -> list[dict[str, Any]]:
     """The decomposition rows for the report (plain dicts, `between` a list), without any top-level gap
     (and its rows below) that holds a non-finite value: the non-finite finding says where NaN/Inf came

@@ -58,13 +58,16 @@ def test_precision_difference_sizes_mixed_precision(tmp_path):
     f32.set_weights(model.get_weights())
     y = (f32.predict(x, verbose=0) + 1e-3).astype("float32")
     path, data = _save(tmp_path, model, x, y)
-    fig, found, _ = _compare(path, data, "--parity", "float32")
+    fig, found, out = _compare(path, data, "--parity", "float32")
     assert rel(fig["evaluate"], model.evaluate(x, y, batch_size=32, verbose=0)) < 1e-4
     assert rel(fig["evaluate_float32"], f32.evaluate(x, y, batch_size=32, verbose=0)) < 1e-4
     f = found["precision-difference"]
     assert f["between"] == ["evaluate", "evaluate_float32"]
     assert f["magnitude"] == fig["evaluate"] - fig["evaluate_float32"]
     assert "float16" in f["message"]
+    # the same delta is not reported twice: with --parity float32 it is precision-difference alone
+    assert not [f for f in out["findings"]
+                if f["code"] == "mixed-precision" and f["between"] == ["evaluate", "evaluate_float32"]]
 
 
 def test_xla_difference_when_jit_compile_changes_the_figure(tmp_path):

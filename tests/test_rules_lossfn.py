@@ -65,7 +65,9 @@ TABLE = [
     ("nonfinite-figure", "non-finite", m(lossfn(out()), evaluate=1.0, fit_epoch=math.inf), 1,
      ("the figure fit_epoch is inf",)),
     ("nonfinite-none", "non-finite", m(lossfn(out(), non_finite=())), 0, ()),
-    ("nonfinite-no-area", "non-finite", m(None, evaluate=math.nan), 0, ()),
+    # breakdown and the callback measure no loss function: a NaN figure is still named
+    ("nonfinite-no-area", "non-finite", m(None, evaluate=math.nan), 1, ("the figure evaluate is nan",)),
+    ("nonfinite-no-area-finite", "non-finite", m(None, evaluate=0.5), 0, ()),
     ("rank-scalar", "loss-rank", m(lossfn(out(kind="custom", loss_name="my_loss", rank=SCALAR))), 1,
      ("Loss 'my_loss' of output 'out' on y_pred (32, 3) returns a scalar", "It sums over the batch")),
     ("rank-with-rerun", "loss-rank", m(lossfn(out(kind="custom", rank=SCALAR), batch_size=SUMMED)), 1,

@@ -74,7 +74,7 @@ class OutputFacts:
 class TargetFacts:
     """The targets of one output (with a built-in loss) against what its loss expects.
 
-    label, kind: the loss's label and kind (losscheck.lossspec);
+    label, kind: the loss's label and kind (losscheck.loading.lossspec);
     naive: the naive numpy figure mean_ij (y_i - p_j)^2 when y is (n,) and the output (n, 1) or the
       reverse, with per_sample = mean((y - p)^2) per sample (both None otherwise);
     classes, keras_on_indices, on_one_hot: class indices against a (classes)-wide output with an

@@ -61,7 +61,8 @@ def backend_evaluate(backend: str, cfg) -> float:
     """Keras's evaluate of the same model file and data file on `backend`, from a subprocess (Keras
     picks its backend once per process). Raises RuntimeError with the reason when it cannot."""
     if cfg.inputs is not None:
-        raise RuntimeError("in-memory models and data cannot be passed to another process")
+        raise RuntimeError("a model or data built in this process (in memory, FILE.py:FUNC or a TFRecord "
+                           "folder) cannot be passed to another process")
     if cfg.validation_split is not None:
         raise RuntimeError("not measured with --validation-split")
     args = [sys.executable, "-m", "losscheck.probes.backend_eval", backend, str(cfg.model_path), str(cfg.data_path),
@@ -124,7 +125,6 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
     device. Adds the figures it measures to `figures` (evaluate_jit, evaluate_nojit, evaluate_<backend>,
     evaluate_distributed, fit_epoch_one_device); `notes` say what could not be measured."""
     from losscheck.measurements.parity import ParityMeasurements
-    from losscheck.probes import float32_copy
 
     settings = cfg.parity
     here = keras.backend.backend()
@@ -147,16 +147,23 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
     jit = nojit = None
     if "jit" in settings:
         progress("evaluate with jit_compile on and off")
-        jit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=True)
-        nojit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=False)
-        figures["evaluate_jit"], figures["evaluate_nojit"] = jit, nojit
+        try:
+            jit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=True)
+            nojit = keras_evaluate(loaded.model, data, cfg.batch_size, jit_compile=False)
+        except Exception as exc:  # noqa: BLE001 - XLA may not compile a model that runs without it
+            jit = nojit = None
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            notes.append(f"--parity jit: evaluate with jit_compile on and off could not be measured "
+                         f"({type(exc).__name__}: {reason})")
+        else:
+            figures["evaluate_jit"], figures["evaluate_nojit"] = jit, nojit
     f32 = None
     if "float32" in settings:
         if not low_precision:
             notes.append("--parity float32: the model computes in float32 already")
         elif figures.get("evaluate_float32") is not None:
             f32 = figures["evaluate_float32"]
-        elif float32_copy(loaded) is None:
+        else:  # evaluate_float32 is measured for every low-precision model: only a failed copy lacks it
             notes.append("--parity float32: the model could not be rebuilt with float32 policies")
     distributed = fit_one = None
     replicas = 1
@@ -180,7 +187,8 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
         backend=here, evaluate=figures["evaluate"], backends=_frozen(backends), backend_errors=_frozen(errors),
         jit=jit, nojit=nojit, float32=f32, low_precision=dtypes,
         logits_shortcut=uses_logits_shortcut(loaded), add_loss=uses_add_loss(loaded.model),
-        distributed=distributed, replicas=replicas, fit_distributed=figures.get("fit_epoch") if fit_one else None,
+        distributed=distributed, replicas=replicas,
+        fit_distributed=figures.get("fit_epoch") if fit_one is not None else None,
         fit_one_device=fit_one, batchnorm=tuple(batchnorm))
     return record, notes
 

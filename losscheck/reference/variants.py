@@ -110,7 +110,8 @@ class SemanticStats:
         if builtin and spec.kind in formulas.CLIPPING_KINDS:
             used = spec.kind in LOGITS_SHORTCUT_KINDS and uses_logits(spec, y, _f64(p), logits)
             if used:
-                # with from_logits=True the shortcut is a from-logits mismatch (checks.logits reports it)
+                # with from_logits=True the shortcut is a from-logits mismatch (reported by the
+                # from-logits-mismatch rule in losscheck.rules.lossfn)
                 facts.logits_used = not spec.option("from_logits", False)
                 out["probabilities"] = f(sample_weight=None, mask=None, loss_mask=False, logits_mode="never")
             elif not (spec.option("from_logits", False) and spec.kind in LOGITS_SHORTCUT_KINDS):

@@ -248,6 +248,8 @@ def mixed_precision_float32(m: Measurements) -> list[Finding]:
     fig = m.figures
     if "evaluate_float32" not in fig or "evaluate" not in fig:
         return []
+    if m.parity is not None and m.parity.float32 is not None:  # --parity float32: precision-difference sizes it
+        return []
     delta = fig["evaluate"] - fig["evaluate_float32"]
     if not _significant(m, delta):
         return []

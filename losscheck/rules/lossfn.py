@@ -98,8 +98,8 @@ def non_finite(m: Measurements) -> list[Finding]:
     """NaN/Inf in the model's weights, else in the data or the model's pass over it (located), else a
     non-finite figure."""
     lf = m.lossfn
-    if lf is None:
-        return []
+    if lf is None:  # a command that measured no loss function (breakdown, the callback): the figures only
+        return _figure_finding(m)
     found = [_weight_finding(s) for s in lf.non_finite_weights]
     found += [_site_finding(s, m.figures.get("evaluate")) for s in lf.non_finite or ()]
     return found or _figure_finding(m)
