@@ -211,6 +211,21 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     )
 
 
+def _with_nonfinite_figure(report):
+    """`report`, or a copy with the non-finite rule's finding for a NaN/Inf figure when no finding names
+    one: whatever a command returned, a NaN figure never exits 0."""
+    import dataclasses
+
+    from losscheck.measurements import Measurements, frozen_mapping
+    from losscheck.rules.lossfn import non_finite
+
+    if any(f.code == "non-finite" for f in report.findings):
+        return report
+    figures = {name: fig.value for name, fig in report.figures.items() if isinstance(fig.value, float)}
+    extra = non_finite(Measurements(report.command, figures=frozen_mapping(figures)))
+    return dataclasses.replace(report, findings=[*report.findings, *extra]) if extra else report
+
+
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
     """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
     PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
@@ -421,7 +436,7 @@ def guarded(command: Callable) -> Callable:
                 gate = _gate(kw)  # usage errors before loading anything
                 with _progress(kw) as progress:
                     report = command(*args, progress=progress, **kw)
-                report = gate.apply(report)
+                report = gate.apply(_with_nonfinite_figure(report))
                 _emit(report, kw)
                 code = report.exit_code(gate)
         except LosscheckError as exc:
