@@ -19,7 +19,7 @@ from losscheck.measurements import Measurements
 from losscheck.measurements.gaps import GapMeasurements
 from losscheck.report.text import plural
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
+from losscheck.rules.significance import fmt, moves_evaluate, scale_of
 from losscheck.taxonomy import FAMILIES, STOCHASTIC_FAMILIES
 
 #: family -> (code, message with {layers} and {delta}, advice)
@@ -58,19 +58,10 @@ FIT_WORDS = {"fit_epoch": ("fit reports", "the saved weights"),
              "fit_logged": ("fit logged", "the epoch's final weights")}
 
 
-def fmt(v: float) -> str:
-    """A figure as the messages show it (6 significant digits)."""
-    return f"{v:.6g}"
-
-
 def names(layers: tuple[str, ...] | list[str], limit: int = 6) -> str:
     """Up to `limit` names, then "and N more"."""
     shown = ", ".join(layers[:limit])
     return shown + (f" and {len(layers) - limit} more" if len(layers) > limit else "")
-
-
-def _significant(m: Measurements, delta: float | None) -> bool:
-    return significant(delta, m.rtol, scale_of(m.figures.get("evaluate")))
 
 
 def _pm(u: float | None) -> str:
@@ -104,7 +95,7 @@ def _family(m: Measurements, family: str) -> list[Finding]:
         return []
     key, base = row["between"]
     delta = row["value"]
-    if not _significant(m, delta):
+    if not moves_evaluate(m, delta):
         return []
     code, text, advice = FAMILY_TEXT[family]
     u = g.uncertainty.get(key)
@@ -127,7 +118,7 @@ def weight_update(m: Measurements) -> list[Finding]:
     if g is None:
         return []
     row = g.row("weight update")
-    if row is None or not _significant(m, row["value"]):
+    if row is None or not moves_evaluate(m, row["value"]):
         return []
     delta = row["value"]
     ref, base, fit = fit_reference(fig), base_name(fig), g.fit_figure
@@ -197,7 +188,7 @@ def _training_remainder(m: Measurements) -> _Remainder | None:
     if total is None:
         return None
     residual = row["value"] if row is not None else total["value"]
-    if not _significant(m, residual):
+    if not moves_evaluate(m, residual):
         return None
     return _Remainder(g, row, total, residual, [f for f in FAMILIES if g.families.get(f)])
 
@@ -251,7 +242,7 @@ def mixed_precision_float32(m: Measurements) -> list[Finding]:
     if m.parity is not None and m.parity.float32 is not None:  # --parity float32: precision-difference sizes it
         return []
     delta = fig["evaluate"] - fig["evaluate_float32"]
-    if not _significant(m, delta):
+    if not moves_evaluate(m, delta):
         return []
     facts = m.gaps.low_precision if m.gaps is not None else None
     policies = ", ".join((facts.policies if facts else ()) or ["float16/bfloat16"])
@@ -280,7 +271,7 @@ def class_weight(m: Measurements) -> list[Finding]:
     if g is None or not g.class_weight:
         return []
     row = g.row("class weight")
-    if row is None or not _significant(m, row["value"]):
+    if row is None or not moves_evaluate(m, row["value"]):
         return []
     delta = row["value"]
     a, b = row["between"]
@@ -299,7 +290,7 @@ def class_weight(m: Measurements) -> list[Finding]:
 def regularization(m: Measurements) -> list[Finding]:
     """The regularization figure: penalties in Keras's total that a numpy loss on predict() lacks."""
     reg = m.figures.get("regularization")
-    if reg is None or m.gaps is None or not _significant(m, reg):
+    if reg is None or m.gaps is None or not moves_evaluate(m, reg):
         return []
     layers = m.gaps.regularized_layers
     who = f" from {names(layers)}" if layers else ""
@@ -333,7 +324,7 @@ def sample_weight(m: Measurements) -> list[Finding]:
     if sw is None:
         return []
     delta = sw.weighted - sw.unweighted
-    if not _significant(m, delta):
+    if not moves_evaluate(m, delta):
         return []
     what, numpy = _sample_weight_text(sw.per_element, sw.masked)
     over = " over the unmasked elements" if sw.masked else ""
@@ -351,7 +342,7 @@ def unexplained_manual(m: Measurements) -> list[Finding]:
     """evaluate - manual - regularization: a residual no known cause accounts for."""
     fig = m.figures
     row = m.gaps.row("residual") if m.gaps is not None else None
-    if row is None or not _significant(m, row["value"]):
+    if row is None or not moves_evaluate(m, row["value"]):
         return []
     residual = row["value"]
     reg = fig.get("regularization", 0.0)

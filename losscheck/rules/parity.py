@@ -6,14 +6,10 @@ from __future__ import annotations
 from losscheck.findings import Finding
 from losscheck.measurements import Measurements
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
+from losscheck.rules.significance import fmt, scale_of, significant
 
 #: above this relative size a backend difference is more than float32 op numerics
 NUMERICS_RTOL = 1e-3
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
 
 
 @rule("backend-difference")
@@ -38,7 +34,7 @@ def backend_difference(m: Measurements) -> list[Finding]:
                           "in its own way")
         if not causes or abs(delta) <= NUMERICS_RTOL * scale:
             causes.append("op numerics (each backend's kernels round float32 differently)")
-        message = (f"evaluate on {other} is {_fmt(value)}, on {p.backend} {_fmt(p.evaluate)} ({delta:+.6g}, "
+        message = (f"evaluate on {other} is {fmt(value)}, on {p.backend} {fmt(p.evaluate)} ({delta:+.6g}, "
                    f"{abs(delta) / scale:.3%}); likely cause: " + "; ".join(causes) + ".")
         advice = ("Compare losses measured on the same backend; for crossentropy on a softmax/sigmoid output, "
                   "output logits and use from_logits=True, which every backend computes the same way."
@@ -58,7 +54,7 @@ def xla_difference(m: Measurements) -> list[Finding]:
     scale = scale_of(p.evaluate)
     if not significant(delta, m.rtol, scale):
         return []
-    message = (f"evaluate with jit_compile=True (XLA) is {_fmt(p.jit)}, with jit_compile=False {_fmt(p.nojit)} "
+    message = (f"evaluate with jit_compile=True (XLA) is {fmt(p.jit)}, with jit_compile=False {fmt(p.nojit)} "
                f"({delta:+.6g}, {abs(delta) / scale:.3%}): XLA fuses and reorders operations, so float32 "
                "results round differently.")
     return [Finding("xla-difference", message, magnitude=delta, subject=p.backend,
@@ -78,8 +74,8 @@ def precision_difference(m: Measurements) -> list[Finding]:
     if not significant(delta, m.rtol, scale):
         return []
     dtypes = "/".join(p.low_precision) or "a lower precision"
-    message = (f"evaluate computed in {dtypes} is {_fmt(p.evaluate)}; a float32 copy of the model with the same "
-               f"weights gives {_fmt(p.float32)} ({delta:+.6g}, {abs(delta) / scale:.3%}).")
+    message = (f"evaluate computed in {dtypes} is {fmt(p.evaluate)}; a float32 copy of the model with the same "
+               f"weights gives {fmt(p.float32)} ({delta:+.6g}, {abs(delta) / scale:.3%}).")
     return [Finding("precision-difference", message, magnitude=delta, subject=dtypes,
                     between=("evaluate", "evaluate_float32"),
                     advice="Keep the output layer and the loss in float32 (dtype='float32' on the last layer), "
@@ -108,13 +104,13 @@ def distribution_scaling(m: Measurements) -> list[Finding]:
             else:
                 why = ("the loss's gradient depends on how the batch is split: a custom loss that divides by a "
                        "fixed (global) batch size or sums over the batch is scaled again by Keras across replicas.")
-            message = (f"fit over {r} replica(s) reports {_fmt(p.fit_distributed)}, the same fit on one device "
-                       f"{_fmt(p.fit_one_device)} ({delta:+.6g}): " + why)
+            message = (f"fit over {r} replica(s) reports {fmt(p.fit_distributed)}, the same fit on one device "
+                       f"{fmt(p.fit_one_device)} ({delta:+.6g}): " + why)
             out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
                                between=("fit_epoch", "fit_epoch_one_device"), advice=_DIST_ADVICE))
     delta = p.distributed - p.evaluate
     if significant(delta, m.rtol, scale):
-        message = (f"evaluate over {r} replica(s) is {_fmt(p.distributed)}, on one device {_fmt(p.evaluate)} "
+        message = (f"evaluate over {r} replica(s) is {fmt(p.distributed)}, on one device {fmt(p.evaluate)} "
                    f"({delta:+.6g}): the loss's value depends on how the batch is split across replicas.")
         out.append(Finding("distribution-scaling", message, magnitude=delta, subject=f"{r} replicas",
                            between=("evaluate_distributed", "evaluate"), advice=_DIST_ADVICE))

@@ -16,11 +16,7 @@ from losscheck.findings import Finding
 from losscheck.measurements import Measurements
 from losscheck.measurements.semantics import SemanticMeasurements
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.6g}"
+from losscheck.rules.significance import fmt, moves_evaluate
 
 
 def _subject(names: list[str]) -> str | None:
@@ -44,10 +40,6 @@ def _chain(m: Measurements) -> SemanticMeasurements | None:
     return m.semantics
 
 
-def _significant(m: Measurements, delta: float | None) -> bool:
-    return significant(delta, m.rtol, scale_of(m.figures.get("evaluate")))
-
-
 def _link(m: Measurements, has: str, a: str, b: str) -> tuple[list[str], dict[str, float], float] | None:
     """(outputs whose fact `has` is set, the chain's finite figures, a - b) when those outputs exist,
     both figures are finite and a - b is significant."""
@@ -59,7 +51,7 @@ def _link(m: Measurements, has: str, a: str, b: str) -> tuple[list[str], dict[st
     if not outputs or a not in g or b not in g:
         return None
     delta = g[a] - g[b]
-    return (outputs, g, delta) if _significant(m, delta) else None
+    return (outputs, g, delta) if moves_evaluate(m, delta) else None
 
 
 @rule("mask")
@@ -75,8 +67,8 @@ def mask(m: Measurements) -> list[Finding]:
     return [Finding(
         "mask",
         f"Keras leaves out the masked loss elements of {_which(masked, len(facts))} ({share:.1%} of them) and "
-        f"divides each batch by its own count of unmasked elements: {_fmt(g['no_weights'])} "
-        f"(without sample weights), while a plain mean over every element gives {_fmt(g['no_masks'])} "
+        f"divides each batch by its own count of unmasked elements: {fmt(g['no_weights'])} "
+        f"(without sample weights), while a plain mean over every element gives {fmt(g['no_masks'])} "
         f"({delta:+.6g}).",
         magnitude=delta, subject=_subject(masked),
         advice="To reproduce it, take sum(loss*mask)/sum(mask) per batch (mask = the output's "
@@ -95,9 +87,9 @@ def logits_shortcut(m: Measurements) -> list[Finding]:
     return [Finding(
         "logits-shortcut",
         f"TensorFlow computes the crossentropy of {_which(shortcut, len(m.semantics.facts))} from the "
-        f"pre-activation logits cached on the softmax/sigmoid output, so nothing is clipped: {_fmt(g['no_masks'])}, "
+        f"pre-activation logits cached on the softmax/sigmoid output, so nothing is clipped: {fmt(g['no_masks'])}, "
         f"while the same loss on predict() probabilities (clipped to [1e-7, 1-1e-7]) gives "
-        f"{_fmt(g['probabilities'])} ({delta:+.6g}).",
+        f"{fmt(g['probabilities'])} ({delta:+.6g}).",
         magnitude=delta, subject=_subject(shortcut),
         advice="Compute the loss from the logits (a model without the final activation and "
                "from_logits=True, or log-softmax/log-sigmoid in numpy); saturated probabilities "
@@ -118,15 +110,15 @@ def probability_clipping(m: Measurements) -> list[Finding]:
     if not clipped or "no_masks" not in g or unclipped is None:
         return []
     gap: float | None = g["no_masks"] - unclipped if "unclipped" in g else None
-    if not _significant(m, gap):
+    if not moves_evaluate(m, gap):
         return []
     count = sum(facts[o].clip_active for o in clipped)
-    what = (f"the unclipped formula gives {_fmt(unclipped)} ({gap:+.6g})" if gap is not None
+    what = (f"the unclipped formula gives {fmt(unclipped)} ({gap:+.6g})" if gap is not None
             else "the unclipped formula is infinite (log of 0)")
     return [Finding(
         "probability-clipping",
         f"Keras computes the crossentropy of {_which(clipped, len(facts))} from probabilities clipped to "
-        f"[1e-7, 1-1e-7] ({count} predicted values lie outside): {_fmt(g['no_masks'])}, while "
+        f"[1e-7, 1-1e-7] ({count} predicted values lie outside): {fmt(g['no_masks'])}, while "
         f"{what}.",
         magnitude=gap, subject=_subject(clipped),
         advice="Clip with np.clip(p, 1e-7, 1 - 1e-7) as Keras does to reproduce it; to get the "
@@ -149,7 +141,7 @@ def mixed_precision_outputs(m: Measurements) -> list[Finding]:
         "mixed-precision",
         f"{_cap(_which(low, len(facts)))} is computed in {dtype}: Keras casts it to float32 "
         f"before the loss, so the loss sees {dtype}-rounded probabilities and loses the logits "
-        f"shortcut: {_fmt(g['keras'])}, against {_fmt(g['float64_outputs'])} with the activation computed in full "
+        f"shortcut: {fmt(g['keras'])}, against {fmt(g['float64_outputs'])} with the activation computed in full "
         f"precision from the same logits ({delta:+.6g}).",
         magnitude=delta, subject=_subject(low),
         advice="Give the final activation dtype='float32' (e.g. Activation('softmax', "

@@ -1,6 +1,11 @@
-"""The one place that decides whether a difference is significant."""
+"""The one place that decides whether a difference is significant, and how rules print a figure."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from losscheck.measurements import Measurements
 
 
 def scale_of(evaluate: float | None) -> float:
@@ -11,3 +16,13 @@ def scale_of(evaluate: float | None) -> float:
 def significant(delta: float | None, rtol: float, scale: float) -> bool:
     """True when |delta| > rtol * scale; a missing (None) delta counts as significant, a NaN one not."""
     return delta is None or abs(delta) > rtol * scale
+
+
+def moves_evaluate(m: Measurements, delta: float | None) -> bool:
+    """significant(delta) relative to the measured evaluate figure: |delta| > m.rtol * |evaluate|."""
+    return significant(delta, m.rtol, scale_of(m.figures.get("evaluate")))
+
+
+def fmt(v: float) -> str:
+    """A figure as the messages show it (6 significant digits)."""
+    return f"{v:.6g}"
