@@ -80,6 +80,11 @@ CODES: dict[str, tuple[Severity, str]] = {
     "label-smoothing": (Severity.INFO, "smoothed targets put a floor under the loss"),
     "mixed-precision": (Severity.INFO, "the loss was computed in float16/bfloat16"),
     "legacy-keras": (Severity.INFO, "the file was saved by tf.keras 2.x, whose loss semantics differ where noted"),
+    "custom-step": (
+        Severity.INFO,
+        "the model overrides train_step / test_step / compute_loss / compute_metrics or has no compiled loss: which "
+        "figures run its own code, and which are left out",
+    ),
     "non-finite": (Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where"),
     "class-dilution": (Severity.WARNING, "a class the model gets wrong contributes little to the mean loss"),
     "unexplained": (Severity.ERROR, "a gap above `--rtol` that no cause accounts for, with its size"),
@@ -154,6 +159,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "label-smoothing": "floor",
     "mixed-precision": "gap",
     "legacy-keras": None,
+    "custom-step": None,
     "non-finite": "count",
     "class-dilution": "ratio",
     "unexplained": "gap",

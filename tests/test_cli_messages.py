@@ -78,9 +78,9 @@ def test_nan_sparse_labels_are_named_nan(tmp_path, classifier):
     assert "-9223372036854775808" not in line
 
 
-def test_an_unknown_optimizer_in_the_file_falls_back_as_the_note_says(tmp_path, classifier):
-    """The optimizer only matters for the fit probe: the run goes on with SGD(0.01) and says so,
-    instead of advising --loss (which cannot fix an optimizer)."""
+def test_an_unknown_optimizer_in_the_file_leaves_only_fit_out(tmp_path, classifier):
+    """The optimizer only matters for the fit probe: fit_epoch is left out (a fit with another optimizer
+    is not the user's fit) and the note says how to fix it; every other figure is measured."""
     import keras
 
     model, data, arrays = classifier
@@ -97,7 +97,10 @@ def test_an_unknown_optimizer_in_the_file_falls_back_as_the_note_says(tmp_path, 
     result = run_cli("compare", bogus, data, "--format", "json")
     assert result.code in (0, 1), result.stderr
     doc = result.json
-    assert any("'Bogus'" in n and "SGD(0.01)" in n for n in doc["notes"])
+    assert any("'Bogus'" in n and "fit_epoch is not measured" in n and "--custom-objects" in n for n in doc["notes"])
+    assert "fit_epoch" not in doc["figures"] and "fit_val" not in doc["figures"]
+    assert "weight-update" not in {f["code"] for f in doc["findings"]}
+    assert "train_mode" in doc["figures"]
     reference = keras.saving.load_model(model)
     expected = reference.evaluate(arrays["x"], arrays["y"], batch_size=32, verbose=0)
     assert rel(doc["figures"]["evaluate"]["value"], expected) < 1e-4

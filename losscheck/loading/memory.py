@@ -18,6 +18,7 @@ from losscheck.errors import LosscheckError, UsageError
 from losscheck.loading.files import ModelFileInfo
 from losscheck.loading.losses import resolve_loss
 from losscheck.loading.model import LoadedModel, _outputs, _per_output
+from losscheck.loading.steps import adds_losses, custom_steps
 
 LABEL = "<in-memory model>"
 
@@ -27,11 +28,16 @@ def loaded_in_memory(model: Any, custom_objects: dict[str, Any] | None = None) -
     info = ModelFileInfo(path=Path(LABEL), format="memory", keras_version=keras.__version__,
                          compile_config=None, model_config=None)
     compile_loss = getattr(model, "_compile_loss", None)
-    if not getattr(model, "compiled", False) or compile_loss is None:
+    own_loss = bool(custom_steps(model)) or adds_losses(model)  # the loss is in add_loss or the model's steps
+    if not getattr(model, "compiled", False) or (compile_loss is None and not own_loss):
         raise UsageError(f"{LABEL}: the model is not compiled with a loss; call model.compile(loss=...) first "
                          "(losscheck never compiles your model)")
     outputs = _outputs(model)
     custom_objects = dict(custom_objects or {})
+    notes: list[str] = []
+    if compile_loss is None:
+        return LoadedModel(model, info, outputs, {o: None for o in outputs}, {o: 1.0 for o in outputs}, "model",
+                           _optimizer_state_note(model, notes), notes, custom_objects)
     try:
         raw = _per_output(compile_loss._user_loss, outputs, "loss", info.path)
         losses: dict[str, Any] = {}
@@ -52,13 +58,18 @@ def loaded_in_memory(model: Any, custom_objects: dict[str, Any] | None = None) -
         raise
     except Exception as exc:
         raise UsageError(f"{LABEL}: its compiled loss cannot be read ({type(exc).__name__}: {exc})") from exc
-    notes: list[str] = []
+    restored = _optimizer_state_note(model, notes)
+    return LoadedModel(model, info, outputs, losses, weights, "model", restored, notes, custom_objects)
+
+
+def _optimizer_state_note(model: Any, notes: list[str]) -> bool:
+    """Whether the model's optimizer has state (it has been trained); else a note says fit starts fresh."""
     optimizer = getattr(model, "optimizer", None)
     restored = optimizer is not None and bool(getattr(optimizer, "built", False))
     if not restored:
         notes.append("the model's optimizer has no state yet (never trained): fit_epoch starts from a fresh "
                       "optimizer state")
-    return LoadedModel(model, info, outputs, losses, weights, "model", restored, notes, custom_objects)
+    return restored
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
 from losscheck.loading.losses import resolve_loss
 from losscheck.loading.lossspec import describe_loss, loss_spec
+from losscheck.loading.steps import LoopFacts, adds_losses, custom_steps
 from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
@@ -53,6 +54,18 @@ class LoadedModel:
     loss_arg: Any = None  # --loss, when given
     custom_objects_file: Path | None = None
     unsafe: bool = False
+    # why the saved optimizer could not be rebuilt (then no fit figure is measured), or None
+    optimizer_problem: str | None = None
+
+    @property
+    def compiled_loss(self) -> bool:
+        """Some output has a compiled loss (else every loss comes from add_loss or the model's own steps)."""
+        return any(v is not None for v in self.losses.values())
+
+    @property
+    def loop(self) -> LoopFacts:
+        """How the model's training loop departs from Keras's default one (read from the model each time)."""
+        return LoopFacts.of(self.model, self.compiled_loss)
 
     @property
     def specs(self):
@@ -317,13 +330,19 @@ def _is_serialized_object(d: dict) -> bool:
     return "class_name" in d and "config" in d
 
 
-def _build_optimizer(config: Any, notes: list[str]):
+#: the optimizer a model is compiled with when the file's cannot be rebuilt: never used for a figure
+PLACEHOLDER_OPTIMIZER = "sgd"
+
+
+def _build_optimizer(config: Any, notes: list[str]) -> tuple[Any, str | None]:
+    """(the optimizer, None), or (a placeholder, why the saved one cannot be rebuilt): then the fit
+    figures are left out, since they would not be what the user's fit reports."""
     if config is None:
         notes.append("no optimizer in the file: the fit probe uses SGD(learning_rate=0.01)")
-        return keras.optimizers.SGD(0.01)
+        return keras.optimizers.SGD(0.01), None
     try:
         if isinstance(config, str):
-            return keras.optimizers.get(config)
+            return keras.optimizers.get(config), None
         cfg = copy.deepcopy(config)
         inner = cfg.get("config", {}) if isinstance(cfg, dict) else {}
         if isinstance(inner, dict):
@@ -344,11 +363,13 @@ def _build_optimizer(config: Any, notes: list[str]):
         optimizer = keras.optimizers.deserialize(cfg)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(f"unknown optimizer {str(cfg.get('class_name'))[:60]!r}")
-        return optimizer
-    except Exception as exc:  # noqa: BLE001 - any rebuild failure falls back to SGD, with a note
-        notes.append(f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {first_line(exc, 80)}); "
-                     "the fit probe uses SGD(0.01)")
-        return keras.optimizers.SGD(0.01)
+        return optimizer, None
+    except Exception as exc:  # noqa: BLE001 - any rebuild failure leaves the fit figures out, with a note
+        problem = (f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {first_line(exc, 80)}), so "
+                   "fit_epoch is not measured (a fit with another optimizer is not the fit you ran); pass the file "
+                   "that defines a custom optimizer with --custom-objects FILE.py")
+        notes.append(problem)
+        return keras.optimizers.get(PLACEHOLDER_OPTIMIZER), problem
 
 
 def _optimizer_values(info: ModelFileInfo) -> list[Any] | None:
@@ -491,17 +512,20 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
     cc = info.compile_config or {}
     source = "--loss" if loss_arg is not None else "file"
     raw_loss = loss_arg if loss_arg is not None else cc.get("loss")
-    if raw_loss is None or (isinstance(raw_loss, (list, dict)) and not raw_loss):
+    steps = custom_steps(model)
+    no_loss = raw_loss is None or (isinstance(raw_loss, (list, dict)) and not raw_loss)
+    if no_loss and not steps and not adds_losses(model):
         problem = ("the model was saved without a compiled loss (uncompiled model)" if info.compile_config is None
-                   else "the model was compiled without a loss (loss=None: only add_loss terms, or compiled later)")
+                   else "the model was compiled without a loss, and no layer adds one (add_loss) nor does the model "
+                   "compute one in its own train_step/test_step/compute_loss")
         raise ModelFileError(info.path, problem,
                              "pass the loss you train with, e.g. --loss mse or --loss my_losses.py:my_loss")
-    per_output_raw = _per_output(raw_loss, outputs, "loss", info.path)
+    per_output_raw = {o: None for o in outputs} if no_loss else _per_output(raw_loss, outputs, "loss", info.path)
     losses: dict[str, Any] = {}
     for out, raw in per_output_raw.items():
         losses[out] = None if raw is None else _resolve_one(info, out, raw, custom_objects, custom_objects_file, notes,
                                                         loss_arg is not None)
-    if all(v is None for v in losses.values()):
+    if not no_loss and all(v is None for v in losses.values()):
         raise ModelFileError(info.path, "no output has a loss", "pass --loss")
     for out, loss in losses.items():  # the names the user's loss code shows up under in a traceback
         fn = getattr(loss, "fn", None)
@@ -519,14 +543,16 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
         else:
             for o, w in _per_output(raw_weights, outputs, "loss_weights", info.path).items():
                 weights[o] = 1.0 if w is None else _float_weight(w, info)
-    optimizer = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
+    optimizer, optimizer_problem = _build_optimizer(cc.get("optimizer") or cc.get("optimizer_config"), notes)
     compile_losses = [losses[o] for o in outputs]
     from losscheck.loading.metrics import resolve_metrics
 
     metric_args = {key: resolve_metrics(cc.get(key), custom_objects, notes, key)
                    for key in ("metrics", "weighted_metrics")}
-    compile_args = {"optimizer": optimizer, "loss": compile_losses if len(outputs) > 1 else compile_losses[0],
-                    "loss_weights": [weights[o] for o in outputs] if len(outputs) > 1 else weights[outputs[0]]}
+    compile_args: dict[str, Any] = {"optimizer": optimizer}
+    if not no_loss:  # else every loss comes from add_loss or the model's own steps, as the user compiled it
+        compile_args["loss"] = compile_losses if len(outputs) > 1 else compile_losses[0]
+        compile_args["loss_weights"] = [weights[o] for o in outputs] if len(outputs) > 1 else weights[outputs[0]]
     try:
         try:
             model.compile(**compile_args, **{k: v for k, v in metric_args.items() if v is not None})
@@ -543,9 +569,9 @@ def compile_loaded(model, info: ModelFileInfo, custom_objects: dict[str, Any], l
         shown = ", ".join(f"{o}: {describe_loss(v)}" for o, v in losses.items() if v is not None)
         notes.append(f"loss configuration recovered from the .h5 file's training_config ({shown}); Keras 3's own "
                      "compile-on-load is not used, as it fails for most such files")
-    restored = _restore_optimizer(model, info, notes)
+    restored = _restore_optimizer(model, info, notes) if optimizer_problem is None else False
     return LoadedModel(model, info, outputs, losses, weights, source, restored, notes, custom_objects, loss_arg,
-                       custom_objects_file)
+                       custom_objects_file, optimizer_problem=optimizer_problem)
 
 
 def reload_for_fit(loaded: LoadedModel, unsafe: bool) -> Any:

@@ -18,7 +18,7 @@ from losscheck.measurements.gaps import GapMeasurements
 from losscheck.measurements.history import HistoryMeasurements
 from losscheck.measurements.lossfn import LossFnMeasurements
 from losscheck.measurements.metrics import MetricMeasurements
-from losscheck.measurements.model import ModelFacts
+from losscheck.measurements.model import LoopMeasurements, ModelFacts
 from losscheck.measurements.parity import ParityMeasurements
 from losscheck.measurements.semantics import SemanticMeasurements
 from losscheck.measurements.validation import ValidationMeasurements
@@ -28,6 +28,7 @@ __all__ = [
     "DataMeasurements",
     "GapMeasurements",
     "HistoryMeasurements",
+    "LoopMeasurements",
     "LossFnMeasurements",
     "Measured",
     "Measurements",
@@ -68,6 +69,7 @@ class Measurements:
     data: DataMeasurements | None = None
     breakdown: BreakdownMeasurements | None = None
     parity: ParityMeasurements | None = None
+    loop: LoopMeasurements | None = None
 
 
 @dataclass(frozen=True)

@@ -451,6 +451,9 @@ class Prober:
         self.last_batches: list[tuple[int, dict]] = []
         self.specs: dict[str, LossSpec | None] = loaded.specs
         self.outputs = loaded.output_names
+        # Keras's compute_loss has a loss to compute; else (the loss lives only in the model's own
+        # train/test steps) the passes record a zero total and losscheck reports none of them as a loss
+        self.keras_loss = loaded.loop.keras_loss
 
     # -- helpers -------------------------------------------------------------------------------
     def _batches(self, limit: int | None = None, class_weight=None):
@@ -490,10 +493,12 @@ class Prober:
             return self.specs.get(o)
 
         tensorflow = is_tensorflow()
+        keras_loss = self.keras_loss
 
         def fn(x, y, sw=None):
             pred = model(x, training=False)
-            total = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False)
+            total = (model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=False) if keras_loss
+                     else ops.zeros((), "float32"))
             if compile_metrics is not None:
                 compile_metrics.update_state(y, pred, sample_weight=sw)
             # a "none" reduction gives a vector: Keras's loss tracker records its mean
@@ -853,11 +858,12 @@ def _validation_data(val: Dataset | None, batch_size: int):
 
 @data_errors
 def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0,
-              validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float:
-    """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports,
-    on `model` (which it changes: see fit_epoch_restoring). With `validation`, fit also evaluates it
-    after the epoch (validation_data=..., validation_batch_size = batch_size); `logs` receives the
-    epoch's logs (loss, val_loss, ...)."""
+              validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float | None:
+    """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports as
+    `loss` (None when the model's own train_step logs no `loss`), on `model` (which it changes: see
+    fit_epoch_restoring). With `validation`, fit also evaluates it after the epoch
+    (validation_data=..., validation_batch_size = batch_size); `logs` receives the epoch's scalar logs
+    (loss, val_loss, the model's own keys, ...)."""
     keras.utils.set_random_seed(seed)
     val = _validation_data(validation, batch_size)
     if getattr(data, "pipeline", False):  # fit consumes the pipeline itself, with its own batching
@@ -872,12 +878,14 @@ def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: in
         history = model.fit(_structure(xs), _structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
                             sample_weight=sw, class_weight=class_weight, verbose=0, validation_data=val)
     if logs is not None:
-        logs.update({k: float(v[-1]) for k, v in history.history.items() if v})
-    return float(history.history["loss"][-1])
+        logs.update({k: float(np.asarray(v[-1])) for k, v in history.history.items()
+                     if v and np.asarray(v[-1]).size == 1})
+    loss = history.history.get("loss")
+    return float(loss[-1]) if loss else None
 
 
 def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0,
-                        validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float:
+                        validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float | None:
     """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
     it touched is put back (weights, BatchNormalization statistics, seed states, optimizer and metric
     state), so the model is left as loaded. Spares a second load; the figure is the one a fresh copy

@@ -45,6 +45,12 @@ def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, 
         observers.append(lambda _b: advance())
     else:
         progress("inference pass (evaluate + per-element losses)")
+    loop = loaded.loop
+    if not loop.manual_applies:
+        own = [s for s in loop.steps if s in ("test_step", "compute_loss")]
+        raise UsageError("breakdown splits the compiled loss into its parts, and this model's loss is "
+                         + (f"computed by its own {' and '.join(own)}" if own else "not compiled (only add_loss)")
+                         + "; run `losscheck compare` for Keras's own figures of this model")
     inf = prober.inference_pass(observers, metrics=metrics_obs is not None)
     if inf.manual is None:
         raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "

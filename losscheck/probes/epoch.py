@@ -33,18 +33,32 @@ def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> 
     figures: dict[str, float] = {}
     if "loss" in logs and is_number(logs["loss"]):
         figures["fit_logged"] = float(logs["loss"])
-    figures["evaluate"] = inf.evaluate
-    if inf.manual is not None:
+    loop = loaded.loop
+    notes: list[str] = []
+    if loop.customized:  # Keras's own evaluate, through the model's own steps
+        from losscheck.probes.compare import own_logs
+
+        own_logs(loaded.model, data, cfg.batch_size, "evaluate", figures, notes)
+    else:
+        figures["evaluate"] = inf.evaluate
+    if inf.manual is not None and loop.manual_applies:
         figures["manual"] = inf.manual
-    figures["regularization"] = inf.regularization
+    if loop.manual_applies:
+        figures["regularization"] = inf.regularization
     cw = cfg.class_weight
     limit = probe_limit(cfg, data.n)
-    figures.update(training_mode_figures(prober, cw, limit)[0])
+    if loop.training_mode_comparable:
+        figures.update(training_mode_figures(prober, cw, limit)[0])
     if "val_loss" in logs and is_number(logs["val_loss"]):
         figures["val_loss_logged"] = float(logs["val_loss"])
-    gaps = gap_measurements(figures, prober, class_weight=cw, sample_weight=sw_stats.summary(), probe_samples=limit,
+    decomposed = figures if loop.decomposable else {k: v for k, v in figures.items() if k != "fit_logged"}
+    gaps = gap_measurements(decomposed, prober, class_weight=cw,
+                            sample_weight=sw_stats.summary() if loop.manual_applies else None, probe_samples=limit,
                             fit_steps=len(list(data.batch_bounds(cfg.batch_size))), fit_figure="fit_logged",
                             overridden=False)
+    from losscheck.probes.compare import loop_facts
+
     m = Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps,
-                     data=data_measurements(data, cfg.batch_size))
-    return Measured(m, notes=tuple(n for n in loaded.notes if "fit_epoch" not in n))
+                     data=data_measurements(data, cfg.batch_size),
+                     loop=loop_facts(loop, figures, "evaluate" in figures))
+    return Measured(m, notes=tuple(n for n in loaded.notes if "fit_epoch" not in n) + tuple(notes))

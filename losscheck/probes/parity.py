@@ -15,6 +15,7 @@ import numpy as np
 
 from losscheck._tf import keras
 from losscheck.loading.memory import state_variables
+from losscheck.loading.steps import adds_losses
 from losscheck.probes import _H5Sequence, _structure, data_errors
 
 #: the backends --parity backends re-measures on, when installed
@@ -28,6 +29,12 @@ def keras_evaluate(model, data, batch_size: int, jit_compile: bool | None = None
     """model.evaluate(x, y, batch_size, sample_weight) as Keras reports it (the total loss); with
     `jit_compile` True/False, under that setting. The model's jit setting, compiled test function and
     every state variable (metrics, loss trackers) are put back afterwards."""
+    return keras_evaluate_logs(model, data, batch_size, jit_compile)["loss"]
+
+
+def keras_evaluate_logs(model, data, batch_size: int, jit_compile: bool | None = None) -> dict[str, float]:
+    """Every log of model.evaluate(..., return_dict=True) (the model's own test_step, when it has one), as
+    floats; state put back as keras_evaluate does. Raises what evaluate raises."""
     saved_jit = model._jit_compile
     snapshot = [(var, np.array(var)) for var in state_variables(model)]
     try:
@@ -42,7 +49,7 @@ def keras_evaluate(model, data, batch_size: int, jit_compile: bool | None = None
             xs, ys, sw = data.slice(0, data.n)
             out = model.evaluate(_structure(xs), _structure(ys), batch_size=batch_size, sample_weight=sw,
                                  verbose=0, return_dict=True)
-        return float(out["loss"])
+        return {str(k): float(np.asarray(v)) for k, v in out.items() if np.asarray(v).size == 1}
     finally:
         if jit_compile is not None:
             model._jit_compile = saved_jit
@@ -101,19 +108,6 @@ def uses_logits_shortcut(loaded) -> bool:
         if spec is None or fact is None or spec.kind not in LOGITS_SHORTCUT_KINDS:
             continue
         if not spec.options.get("from_logits") and fact.activation in ("softmax", "sigmoid"):
-            return True
-    return False
-
-
-def uses_add_loss(model) -> bool:
-    """A layer adds losses in call(): an activity_regularizer, or a call() that refers to add_loss."""
-    from losscheck.probes import all_layers
-
-    for layer in [model, *all_layers(model)]:
-        if getattr(layer, "activity_regularizer", None) is not None:
-            return True
-        code = getattr(getattr(type(layer), "call", None), "__code__", None)
-        if code is not None and "add_loss" in code.co_names:
             return True
     return False
 
@@ -186,7 +180,7 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
     record = ParityMeasurements(
         backend=here, evaluate=figures["evaluate"], backends=_frozen(backends), backend_errors=_frozen(errors),
         jit=jit, nojit=nojit, float32=f32, low_precision=dtypes,
-        logits_shortcut=uses_logits_shortcut(loaded), add_loss=uses_add_loss(loaded.model),
+        logits_shortcut=uses_logits_shortcut(loaded), add_loss=adds_losses(loaded.model),
         distributed=distributed, replicas=replicas,
         fit_distributed=figures.get("fit_epoch") if fit_one is not None else None,
         fit_one_device=fit_one, batchnorm=tuple(batchnorm))

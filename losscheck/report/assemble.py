@@ -68,11 +68,23 @@ def _report(command: str, header: dict[str, Any], measured: Measured, findings: 
     report = Report(command, header)
     gaps = measured.m.gaps
     samples = gaps.probe_samples if gaps is not None else None
+    own = measured.m.loop.own_figures if measured.m.loop is not None else ()
     for key, value in measured.m.figures.items():
         extra = {"samples": samples} if samples and key in SUBSET_FIGURES else {}
-        report.figures[key] = Figure(float(value), descriptions.get(key, key), extra)
+        described = own_figure_description(key) if key in own else descriptions.get(key, key)
+        report.figures[key] = Figure(float(value), described, extra)
     report.findings = list(findings)
     return report
+
+
+def own_figure_description(name: str) -> str:
+    """What a figure named after the model's own log key is: evaluate_<key> or fit_epoch_<key>."""
+    for prefix, what in (("fit_epoch_", "model.fit(..., epochs=1, shuffle=False) logs"),
+                         ("evaluate_val_", "model.evaluate(...) on the validation data logs"),
+                         ("evaluate_", "model.evaluate(...) logs")):
+        if name.startswith(prefix):
+            return f"what {what} as {name[len(prefix):]} (a loss the model's own step logs)"
+    return name
 
 
 def compare_report(header: dict[str, Any], measured: Measured, findings: Iterable[Finding]) -> Report:

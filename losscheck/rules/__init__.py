@@ -25,7 +25,8 @@ Rule = Callable[[Measurements], list[Finding]]
 RULES: dict[str, Rule] = {}
 
 #: area modules under losscheck.rules, in the order their findings appear in a report
-AREAS = ("gaps", "legacy", "lossfn", "semantics", "data", "metrics", "validation", "history", "breakdown", "parity")
+AREAS = ("gaps", "legacy", "loop", "lossfn", "semantics", "data", "metrics", "validation", "history", "breakdown",
+         "parity")
 
 #: (area, rule or part of a rule) in registration order
 _PARTS: list[tuple[str, Rule]] = []

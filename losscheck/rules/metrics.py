@@ -39,6 +39,8 @@ def metric_vs_loss(m: Measurements) -> list[Finding]:
 def _vs_loss(m: Measurements, mm: MetricMeasurements, e: MetricFacts, kv: float, o: OutputFacts,
              data_loss: float) -> Finding | None:
     single = mm.single_loss
+    if single and "evaluate" not in m.figures:
+        return None
     if single:
         logged, logged_name = float(m.figures["evaluate"]), "loss"
     else:
