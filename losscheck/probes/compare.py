@@ -134,7 +134,8 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
                                 low_precision=low_precision_facts(loaded.model, low) if low else None,
                                 uncertainty=spread)
         semantics = SemanticMeasurements.of(inf.semantic) if inf.semantic and "manual" in figures else None
-        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf)
+        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf,
+                              reported=loop.manual_applies)
         sections: dict[str, Any] = lossfn_sections(lossfn)
         if semantics is not None:
             sections["natural_numpy"] = semantics.section()

@@ -104,16 +104,18 @@ def _rank_on_data(loaded, data, retry: list[OutputLoss], errors: list[str]) -> d
 
 
 def measure_data(static: StaticLossFn, obs: LossFnObservers, loaded, data, batch_size: int, seed: int,
-                 inf) -> LossFnMeasurements:
+                 inf, reported: bool = True) -> LossFnMeasurements:
     """Everything the data adds, `inf` being the inference pass `obs` observed: where NaN/Inf sits;
     and, when the loss is finite, the rank probe on real outputs for losses synthetic tensors did not
-    fit, the output ranges, each output's loss, the batch-size rerun and the reduction trace."""
+    fit, the output ranges, each output's loss, the batch-size rerun and the reduction trace. With
+    `reported` False (the model's own steps compute the reported loss, not the compiled one) only where
+    NaN/Inf sits: the batch-size rerun and the trace would describe a loss Keras does not report."""
     errors = list(static.errors)
     records = dict(static.records)
     non_finite = None
     if not static.non_finite_weights:
         non_finite = tuple(_safely(errors, "non-finite", nonfinite.measure, loaded, data, batch_size, inf) or ())
-    if not math.isfinite(inf.evaluate) or non_finite or static.non_finite_weights:
+    if not reported or not math.isfinite(inf.evaluate) or non_finite or static.non_finite_weights:
         return LossFnMeasurements(outputs=frozen_mapping(records), non_finite_weights=static.non_finite_weights,
                                   non_finite=non_finite, errors=tuple(errors))
 
