@@ -116,3 +116,40 @@ def test_models_trained_the_default_way_get_no_custom_step():
         res, _, _ = compare_json(name)
         assert "custom-step" not in {f["code"] for f in res.json["findings"]}, name
         assert "evaluate" in res.json["figures"] and "manual" in res.json["figures"], name
+
+
+def test_the_python_api_takes_an_in_memory_model_with_its_own_steps():
+    import losscheck
+
+    truth = _keras_truth("lowlevel_steps")
+    import keras
+
+    model_path, data_path = fixture_files("lowlevel_steps")
+    arrays = load_npz(data_path)
+    model = keras.saving.load_model(model_path)  # its class is registered by _keras_truth's import
+    report = losscheck.compare(model, x=arrays["x"], y=arrays["y"])
+    assert rel(report.figures["evaluate"].value, truth["evaluate"]["loss"]) < 1e-4
+    assert rel(report.figures["fit_epoch"].value, truth["fit"]["loss"]) < 1e-4
+    assert "custom-step" in {f.code for f in report.findings}
+
+
+def test_a_fit_whose_validation_keras_cannot_run_keeps_its_training_figures():
+    """The VAE's evaluate has no loss, so Keras's own fit(validation_data=...) raises: fit_val is left out
+    and the fit figures are those of a fit on the training part without it."""
+    import keras
+
+    _keras_truth("vae_train_step")  # registers the fixture's classes
+    model_path, data_path = fixture_files("vae_train_step")
+    result = run_cli("compare", model_path, data_path, "--validation-split", "0.25", "--custom-objects",
+                     FIXTURES / "vae_train_step" / "objects.py", "--format", "json")
+    assert result.code in (0, 1), result.stderr
+    doc = result.json
+    assert "fit_val" not in doc["figures"] and "evaluate_val" not in doc["figures"]
+    assert any(n.startswith("fit_val is not reported") for n in doc["notes"])
+    arrays = load_npz(data_path)
+    split = int(len(arrays["x"]) * 0.75)
+    model = keras.saving.load_model(model_path)
+    keras.utils.set_random_seed(0)
+    logs = model.fit(arrays["x"][:split], arrays["y"][:split], batch_size=32, epochs=1, shuffle=False,
+                     verbose=0).history
+    assert rel(doc["figures"]["fit_epoch_total_loss"]["value"], logs["total_loss"][-1]) < 1e-4

@@ -27,7 +27,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
     """Every figure and area record of `compare` on the loaded model and data. `val`: the validation
     Dataset or None (`split_at`: where --validation-split cut DATA); `history`: the read --history or
     None. The model's compiled metrics are put back if they had to be left out for fit."""
-    from losscheck.probes import Prober, fit_epoch_restoring
+    from losscheck.probes import Prober
 
     dropped_metrics = None
     loop = loaded.loop
@@ -110,7 +110,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
             for var, value in as_loaded:  # e.g. a SeedGenerator a pass drew from: fit starts as a fresh load
                 var.assign(value)
             with scope(strategy):  # Keras's own fit, distributed under --distribute
-                fit = fit_epoch_restoring(loaded.model, data, cfg.batch_size, cw, cfg.seed, val, fit_logs)
+                fit = own_fit(loaded, data, cfg, val, fit_logs, loop_notes)
             if fit is not None:
                 figures["fit_epoch"] = fit
             else:
@@ -144,9 +144,9 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         if val is not None and inf_val is not None and "evaluate" in figures and "evaluate_val" in figures:
             from losscheck.validation import validation_measurements, validation_section
 
-            measured_validation = validation_measurements(figures, gaps, fam, data, val, split_at, cfg, inf, inf_val,
-                                                          classes_train, classes_val)
-            sections["validation"], validation_notes = validation_section(figures, measured_validation)
+            measured_validation = validation_measurements(decomposed, gaps, fam, data, val, split_at, cfg, inf,
+                                                          inf_val, classes_train, classes_val)
+            sections["validation"], validation_notes = validation_section(decomposed, measured_validation)
             section_notes += validation_notes
         if history is not None:
             from losscheck.history import match
@@ -162,7 +162,9 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         from losscheck.probes.metrics import metric_measurements
 
         parity, parity_notes = None, []
-        if cfg.parity or strategy is not None:
+        if (cfg.parity or strategy is not None) and "evaluate" not in figures:
+            parity_notes.append("--parity / --distribute: not measured, since evaluate is not reported for this model")
+        elif cfg.parity or strategy is not None:
             from losscheck.probes.parity import measure_parity
 
             parity, parity_notes = measure_parity(cfg, loaded, data, figures, low, strategy, fam.names("batchnorm"),
@@ -188,6 +190,26 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
     finally:
         if dropped_metrics is not None:
             loaded.model._compile_metrics = dropped_metrics
+
+
+def own_fit(loaded: Any, data: Any, cfg: Config, val: Any, logs: dict[str, float], notes: list[str]) -> float | None:
+    """fit_epoch_restoring with the validation data; for a model with its own training loop whose
+    evaluation Keras cannot run (fit(validation_data=...) raises in Keras too), the fit without it and a
+    note that fit_val is not reported."""
+    from losscheck.probes import fit_epoch_restoring
+
+    def run(validation: Any) -> float | None:  # every variable is put back after each try
+        return fit_epoch_restoring(loaded.model, data, cfg.batch_size, cfg.class_weight, cfg.seed, validation, logs)
+
+    if val is None or not loaded.loop.customized:
+        return run(val)
+    try:
+        return run(val)
+    except Exception as exc:  # noqa: BLE001 - Keras's own fit failing on the validation data is reported
+        notes.append(f"fit_val is not reported: Keras's own fit(validation_data=...) fails on this model "
+                     f"({type(exc).__name__}: {first_line(exc, 120)}); the fit figures come from a fit without it")
+        logs.clear()
+        return run(None)
 
 
 def own_logs(model: Any, data: Any, batch_size: int, figure: str, figures: dict[str, float],

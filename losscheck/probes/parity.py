@@ -29,7 +29,10 @@ def keras_evaluate(model, data, batch_size: int, jit_compile: bool | None = None
     """model.evaluate(x, y, batch_size, sample_weight) as Keras reports it (the total loss); with
     `jit_compile` True/False, under that setting. The model's jit setting, compiled test function and
     every state variable (metrics, loss trackers) are put back afterwards."""
-    return keras_evaluate_logs(model, data, batch_size, jit_compile)["loss"]
+    logs = keras_evaluate_logs(model, data, batch_size, jit_compile)
+    if "loss" not in logs:
+        raise ValueError(f"model.evaluate logs no 'loss' (it logs {', '.join(k[:40] for k in list(logs)[:8])})")
+    return logs["loss"]
 
 
 def keras_evaluate_logs(model, data, batch_size: int, jit_compile: bool | None = None) -> dict[str, float]:
@@ -172,8 +175,9 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
             distributed = figures["evaluate_distributed"] = keras_evaluate(loaded.model, data, cfg.batch_size)
         progress("one-epoch fit of a copy on one device")
         single, _ = load_inputs(dataclasses.replace(cfg, data_path=None), lambda _msg: None)
-        fit_one = figures["fit_epoch_one_device"] = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight,
-                                                              cfg.seed)
+        fit_one = fit_epoch(single.model, data, cfg.batch_size, cfg.class_weight, cfg.seed)
+        if fit_one is not None:  # None: the model's own train_step logs no loss
+            figures["fit_epoch_one_device"] = fit_one
         notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
                      f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
     dtypes = tuple(sorted({str(getattr(lyr, "compute_dtype", "")) for lyr in low_precision}))
