@@ -74,7 +74,7 @@ class _Inputs:
         if callable(self.data) and not is_data_object(self.data):  # a function that builds the data
             self.data = self.data()
         data = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
-                         input_names(loaded.model), loaded.output_names)
+                         input_names(loaded.model), loaded.output_names, label=cfg.data_path)
         return loaded, data
 
     def load_validation(self, loaded):
@@ -94,15 +94,19 @@ def is_data_object(value: Any) -> bool:
     return is_pipeline(value)
 
 
-def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str]):
-    """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset)."""
+def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str],
+              label: Any = None):
+    """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset, the batches of a
+    Python generator). `label`: what messages call the data (default: its kind)."""
     from losscheck.loading.data import load_data
     from losscheck.loading.sources import (
         PipelineDataset,
         arrays_dataset,
         dict_dataset,
         function_data,
+        generator_dataset,
         is_function_spec,
+        is_generator,
         is_pipeline,
     )
 
@@ -126,10 +130,13 @@ def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs
         return arrays_dataset(data[0], data[1], data[2] if len(data) == 3 else None, inputs, outputs, loaded)
     if isinstance(data, dict):
         return dict_dataset(data, inputs, outputs, loaded)
+    if is_generator(data):
+        return generator_dataset(data, inputs, outputs, str(label or "<generator>"))
     if is_pipeline(data):
         return PipelineDataset(data, inputs, outputs)
     raise UsageError(f"data of type {type(data).__name__} is not supported; pass a file path, (x, y[, "
-                     "sample_weight]) arrays, a dict of arrays, a tf.data.Dataset or a keras.utils.PyDataset")
+                     "sample_weight]) arrays, a dict of arrays, a tf.data.Dataset, a keras.utils.PyDataset or a "
+                     "Python generator")
 
 
 def data_label(data: Any) -> str:
