@@ -1,11 +1,13 @@
 """The Python API: `losscheck.compare / breakdown / inspect` on an in-memory model or a file, with
-data as a file, arrays, a tf.data.Dataset or a keras.utils.PyDataset. Same figures and findings as
-the command line; returns the Report (nothing printed). TensorFlow is imported on the first call.
+data as a file, arrays, a tf.data.Dataset, a keras.utils.PyDataset or a Python generator. Same figures
+and findings as the command line; returns the Report (nothing printed). TensorFlow is imported on the
+first call.
 
 An in-memory model is used as it is (never recompiled or saved) and left exactly as it was: every
 variable, the optimizer's and the metrics' state, fit's attributes, and the process's random state
 (see loading.memory.preserved). A tf.data.Dataset or PyDataset is streamed with its own batching
-(as Keras does: `batch_size` then does not apply) and never materialized.
+(as Keras does: `batch_size` then does not apply) and never materialized; a generator, which can be
+read only once, is read whole once and its batches held in memory (loading.sources.read_generator).
 """
 
 from __future__ import annotations
@@ -235,7 +237,8 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             parity: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
-    of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset or "FILE.py:FUNC";
+    of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset, a Python generator (read
+    once, its batches held in memory) or "FILE.py:FUNC";
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
     path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val.
     `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and
