@@ -209,6 +209,9 @@ def test_extra_arrays_are_left_out_with_a_note(case):
         assert res.json["data"]["samples"] == N
         note = next(n for n in res.json["notes"] if "left out" in n)
         assert note.startswith(f"{data.name}: read 'x', 'y'; left out") and note.endswith(left_out), note
+    with_val = run_cli("compare", model, folder / "arrays.npz", "--val", npz, "--format", "json")
+    assert rel(_figures(with_val)["evaluate_val"], expected) < 1e-4
+    assert any(n.startswith("with_test.npz: read 'x', 'y'; left out 3") for n in with_val.json["notes"])
     # an object array beside them is never unpickled: it is not read at all
     pickled = folder / "with_objects.npz"
     np.savez(pickled, x=x, y=y, meta=np.array([{"source": "kaggle"}], dtype=object))
