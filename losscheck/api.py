@@ -1,11 +1,13 @@
 """The Python API: `losscheck.compare / breakdown / inspect` on an in-memory model or a file, with
-data as a file, arrays, a tf.data.Dataset or a keras.utils.PyDataset. Same figures and findings as
-the command line; returns the Report (nothing printed). TensorFlow is imported on the first call.
+data as a file, arrays, a tf.data.Dataset, a keras.utils.PyDataset or a Python generator. Same figures
+and findings as the command line; returns the Report (nothing printed). TensorFlow is imported on the
+first call.
 
 An in-memory model is used as it is (never recompiled or saved) and left exactly as it was: every
 variable, the optimizer's and the metrics' state, fit's attributes, and the process's random state
 (see loading.memory.preserved). A tf.data.Dataset or PyDataset is streamed with its own batching
-(as Keras does: `batch_size` then does not apply) and never materialized.
+(as Keras does: `batch_size` then does not apply) and never materialized; a generator, which can be
+read only once, is read whole once and its batches held in memory (loading.sources.read_generator).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class _Inputs:
         if callable(self.data) and not is_data_object(self.data):  # a function that builds the data
             self.data = self.data()
         data = make_data(self.data, self.x, self.y, self.sample_weight, loaded,
-                         input_names(loaded.model), loaded.output_names)
+                         input_names(loaded.model), loaded.output_names, label=cfg.data_path)
         return loaded, data
 
     def load_validation(self, loaded):
@@ -94,15 +96,19 @@ def is_data_object(value: Any) -> bool:
     return is_pipeline(value)
 
 
-def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str]):
-    """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset)."""
+def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs: list[str], outputs: list[str],
+              label: Any = None):
+    """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset, the batches of a
+    Python generator). `label`: what messages call the data (default: its kind)."""
     from losscheck.loading.data import load_data
     from losscheck.loading.sources import (
         PipelineDataset,
         arrays_dataset,
         dict_dataset,
         function_data,
+        generator_dataset,
         is_function_spec,
+        is_generator,
         is_pipeline,
     )
 
@@ -126,10 +132,13 @@ def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs
         return arrays_dataset(data[0], data[1], data[2] if len(data) == 3 else None, inputs, outputs, loaded)
     if isinstance(data, dict):
         return dict_dataset(data, inputs, outputs, loaded)
+    if is_generator(data):
+        return generator_dataset(data, inputs, outputs, str(label or "<generator>"))
     if is_pipeline(data):
         return PipelineDataset(data, inputs, outputs)
     raise UsageError(f"data of type {type(data).__name__} is not supported; pass a file path, (x, y[, "
-                     "sample_weight]) arrays, a dict of arrays, a tf.data.Dataset or a keras.utils.PyDataset")
+                     "sample_weight]) arrays, a dict of arrays, a tf.data.Dataset, a keras.utils.PyDataset or a "
+                     "Python generator")
 
 
 def data_label(data: Any) -> str:
@@ -228,7 +237,8 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             parity: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
-    of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset or "FILE.py:FUNC";
+    of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset, a Python generator (read
+    once, its batches held in memory) or "FILE.py:FUNC";
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
     path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val.
     `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and

@@ -227,8 +227,8 @@ def _with_nonfinite_figure(report):
 
 
 def _pipeline_inputs(data: Path | None, parse: str | None, batch_size: int) -> Any:
-    """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset or a
-    PyDataset), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
+    """DATA as FILE.py:FUNC (the function returns arrays, a dict of arrays, a tf.data.Dataset, a PyDataset
+    or a Python generator), or a folder of TFRecord files with --parse FILE.py:FUNC: the API's inputs with a data
     function called at load time. None for a data file."""
     from losscheck.loading.sources import function_data, is_function_spec, tfrecord_data
 

@@ -115,13 +115,15 @@ def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str]
         return split_dataset(data, cfg.validation_split)
     if validation_data is not None:
         return data, validation_data, None
+    from losscheck.loading.inputs import with_data_notes
+
     if getattr(cfg.inputs, "validation", None) is not None:
         progress(f"reading {cfg.val_path}")
-        return data, cfg.inputs.load_validation(loaded), None
+        return data, with_data_notes(loaded, cfg.inputs.load_validation(loaded)), None
     from losscheck.loading.data import load_data
 
     progress(f"reading {cfg.val_path}")
-    return data, load_data(cfg.val_path, input_names, loaded.output_names, model=loaded), None
+    return data, with_data_notes(loaded, load_data(cfg.val_path, input_names, loaded.output_names, model=loaded)), None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -50,12 +50,16 @@ def build_header(cfg: Config, loaded: Any, data: Any = None, val: Any = None,
 
 def check_loaded(cfg: Config, loaded: Any, data: Any) -> None:
     """The usage errors that need the loaded model and data but no pass, raised before any pass runs:
-    --class-weight on a multi-output model, or beside sample weights in the data (fit refuses both)."""
+    --class-weight on a multi-output model, with a Python generator, or beside sample weights in the data
+    (fit refuses all three)."""
     if not cfg.class_weight:
         return
     if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
         raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                          "ValueError for that too); use per-output sample weights")
+    if getattr(data, "generator", False):
+        raise UsageError("--class-weight is not supported with a Python generator (Keras raises ValueError for "
+                         "that too); yield (x, y, sample_weight) batches instead")
     if data is not None and getattr(data, "sample_weight", None) is not None:
         raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
                          "(Keras raises ValueError for that too); drop one of them")

@@ -99,15 +99,17 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, 
         return tuple(int(d) for d in shape), dtype, fh.tell()
 
 
-def npy_members_size(zf: zipfile.ZipFile) -> int:
+def npy_members_size(zf: zipfile.ZipFile, keys: set[str] | None = None) -> int:
     """Bytes the .npy members of a checked archive (an .npz) declare, from their headers alone (no
-    data read). Refuses a member whose header declares more data than the member holds (truncated,
-    or a forged shape) and object arrays (ObjectArray)."""
+    data read); only the arrays named in `keys` when given. Refuses a member whose header declares
+    more data than the member holds (truncated, or a forged shape) and object arrays (ObjectArray)."""
     total = 0
     for info in zf.infolist():
         if not info.filename.endswith(".npy"):
             continue
         key = info.filename[:-4]
+        if keys is not None and key not in keys:
+            continue
         try:
             shape, dtype, header = _npy_header(zf, info)
         except ValueError:

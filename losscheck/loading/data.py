@@ -2,6 +2,7 @@
 
 Key mapping (contract): one input/output: `x`, `y`; several: `x_<input name>` / `y_<output name>` or
 positional `x_0, x_1, ...` / `y_0, ...`. Optional `sample_weight` of shape (n,) or matching the loss.
+Other arrays in a file (`x_test` beside `x`, ...) are never read; the Dataset's `notes` name them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Dataset:
     streamed: bool = False
     _handle: Any = field(default=None, repr=False)
     keys: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))  # the file's x and y array names
+    notes: list[str] = field(default_factory=list)  # what reading the data left out, for the report's notes
 
     @property
     def n(self) -> int:
@@ -78,13 +80,14 @@ class Dataset:
 NPZ_MEMORY_SHARE = 0.5
 
 
-def _check_npz(path: Path, remake: str) -> None:
+def _check_npz(path: Path, remake: str, keys: set[str]) -> None:
     """Before np.load reads a byte of data: the archive's headers are honest (archive.check_archive),
-    no array declares more bytes than its member holds, and all arrays fit in available memory."""
+    and of the arrays `keys` (those that will be read) none declares more bytes than its member holds
+    and all fit in available memory."""
     try:
         with zipfile.ZipFile(path) as zf:
             check_archive(zf, path.stat().st_size)
-            total = npy_members_size(zf)
+            total = npy_members_size(zf, keys)
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
         raise
     except ObjectArray as exc:
@@ -99,11 +102,12 @@ def _check_npz(path: Path, remake: str) -> None:
                             "store the data as .h5, which losscheck reads batch by batch")
 
 
-def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
+def _npz_arrays(path: Path, keys: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """(the arrays named in `keys` that the file holds, read whole; the names of the others, never read)."""
     remake = "re-create it with numpy.savez(path, x=..., y=...)"
     try:
         if zipfile.is_zipfile(path):
-            _check_npz(path, remake)
+            _check_npz(path, remake, keys)
         elif read_head(path, "data file", DataFileError, 6) == b"\x93NUMPY":
             raise DataFileError(path, "holds a single array, not named arrays", remake)
         npz = np.load(path, allow_pickle=False, mmap_mode=None)
@@ -125,9 +129,11 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
                             "pass the model first, then the data")
     arrays = {}
     key = "?"
+    others = [k for k in npz.files if k not in keys]
     try:
         for key in npz.files:
-            arrays[key] = npz[key]
+            if key in keys:
+                arrays[key] = npz[key]
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
             raise DataFileError(path, f"array {key!r} holds Python objects (dtype=object), which losscheck never "
@@ -138,10 +144,11 @@ def _npz_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         raise DataFileError(path, f"array {key!r} is truncated or corrupted ({type(exc).__name__})", remake) from exc
     finally:
         npz.close()
-    return arrays, None
+    return arrays, others
 
 
-def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
+def _h5_arrays(path: Path, keys: set[str]) -> tuple[dict[str, Any], list[str], Any]:
+    """(the datasets named in `keys`, read lazily; the names of the file's other root members; the open file)."""
     import h5py
 
     try:
@@ -162,6 +169,7 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
                             "re-create it with the arrays stored in the file itself (h5py: f['x'] = array)")
     try:
         arrays = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
+        others = [k for k in handle if k not in keys]
     except Exception as exc:
         handle.close()
         raise DataFileError(path, f"its HDF5 structure cannot be read ({first_line(exc)})",
@@ -170,12 +178,12 @@ def _h5_arrays(path: Path) -> tuple[dict[str, Any], Any]:
         handle.close()
         raise DataFileError(path, "is a Keras model file, not a data file", "pass the model first, then the data")
     for key in handle:
-        if key in arrays or not (key in ("x", "y", "sample_weight") or key.startswith(("x_", "y_"))):
+        if key in arrays or key not in keys:
             continue
         problem = _h5_not_a_dataset(handle, key)
         handle.close()
         raise DataFileError(path, problem, f"store {key!r} as a dataset (h5py: f[{key!r}] = array)")
-    return arrays, handle
+    return {k: v for k, v in arrays.items() if k in keys}, others, handle
 
 
 def _h5_not_a_dataset(handle: Any, key: str) -> str:
@@ -194,8 +202,31 @@ def _h5_not_a_dataset(handle: Any, key: str) -> str:
     return f"{key!r} is not a dataset ({type(obj).__name__})"
 
 
+def readable_keys(input_names: Sequence[str], output_names: Sequence[str]) -> set[str]:
+    """Every array name a data file for this model may use: `x`, `y`, `sample_weight`, `x_<input>`,
+    `x_<i>`, `y_<output>`, `y_<i>`."""
+    keys = {"x", "y", "sample_weight"}
+    for prefix, names in (("x", input_names), ("y", output_names)):
+        keys |= {f"{prefix}_{n}" for n in names} | {f"{prefix}_{i}" for i in range(len(names))}
+    return keys
+
+
+#: at most this many ignored array names are quoted in the note, each cut to NAME_LIMIT characters
+NAMES_SHOWN, NAME_LIMIT = 8, 60
+
+
+def ignored_note(path: Path, ignored: Sequence[str], used: Sequence[str]) -> str:
+    """The note naming the arrays of a data file that were not read (names quoted with repr, so a
+    control character in one is shown as an escape; long lists and names cut)."""
+    names = sorted(map(str, ignored))
+    shown = [repr(k if len(k) <= NAME_LIMIT else k[:NAME_LIMIT] + "...") for k in names[:NAMES_SHOWN]]
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return (f"{path.name}: read {', '.join(repr(k) for k in used)}; left out {len(names)} other "
+            f"entr{'ies' if len(names) > 1 else 'y'} the model does not use: {', '.join(shown)}{more}")
+
+
 def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path,
-          what: str) -> tuple[list[Any], list[str]]:
+          what: str, found_keys: Sequence[str] | None = None) -> tuple[list[Any], list[str]]:
     if len(names) == 1:
         for key in (prefix, f"{prefix}_{names[0]}", f"{prefix}_0"):
             if key in arrays:
@@ -209,27 +240,34 @@ def _pick(arrays: dict[str, Any], prefix: str, names: Sequence[str], path: Path,
         if all(k in arrays for k in by_pos):
             return [arrays[k] for k in by_pos], by_pos
         expected = ", ".join(repr(k) for k in by_name) + " (or " + ", ".join(repr(k) for k in by_pos) + ")"
-    found = ", ".join(repr(k) for k in sorted(arrays)) or "nothing"
+    found = ", ".join(repr(k) for k in sorted(arrays if found_keys is None else found_keys)) or "nothing"
     raise DataFileError(path, f"no {what} arrays: expected {expected}, found {found}",
                         "name the arrays as in losscheck's data-file contract")
 
 
 def dataset_from_arrays(arrays: dict[str, Any], input_names: Sequence[str], output_names: Sequence[str], path: Path,
                         model: Any = None, streamed: bool = False, handle: Any = None, noun: str = "array",
-                        fix: str = "remove or rename them") -> Dataset:
+                        fix: str = "remove or rename them", others: Sequence[str] | None = None) -> Dataset:
     """The Dataset of arrays named as in a data file (`x`, `y`, `x_<input>`, `y_<output>`, positional
     `x_0`..., optional `sample_weight`), validated, and checked against `model` (a LoadedModel) when
-    given. An array of another name is refused: "unknown <noun>(s) ...", with `fix` as the advice."""
-    x, x_keys = _pick(arrays, "x", input_names, path, "input")
-    y, y_keys = _pick(arrays, "y", output_names, path, "target")
-    unknown = sorted(set(arrays) - set(x_keys) - set(y_keys) - {"sample_weight"})
-    if unknown:
+    given. `others`: for a file, the names it holds besides `arrays` (not read); then every array the
+    model does not use is left out with a note. Without it (in-memory arrays) an array of another name
+    is refused: "unknown <noun>(s) ...", with `fix` as the advice."""
+    found = None if others is None else [*arrays, *others]
+    x, x_keys = _pick(arrays, "x", input_names, path, "input", found)
+    y, y_keys = _pick(arrays, "y", output_names, path, "target", found)
+    used = x_keys + y_keys + (["sample_weight"] if "sample_weight" in arrays else [])
+    unknown = sorted(set(arrays) - set(used))
+    if unknown and others is None:
         raise DataFileError(path, f"unknown {noun}(s) {', '.join(repr(k) for k in unknown)}; this model reads "
                             f"{', '.join(repr(k) for k in x_keys + y_keys)} and optionally 'sample_weight'",
                             f"{fix} as in losscheck's data-file contract")
     ds = Dataset(path, x, y, arrays.get("sample_weight"), list(input_names), list(output_names), streamed, handle)
     ds.keys = (x_keys, y_keys)
-    _validate(ds, arrays)
+    ignored = unknown + list(others or [])
+    if ignored:
+        ds.notes.append(ignored_note(path, ignored, used))
+    _validate(ds, {k: arrays[k] for k in used})
     if model is not None:
         check_against_model(ds, model)
     return ds
@@ -241,11 +279,12 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
     path = Path(path)
     check_readable(path, "data file", DataFileError)
     head = read_head(path, "data file", DataFileError)
+    keys = readable_keys(input_names, output_names)
     if head == H5_SIGNATURE or (not head.startswith(b"PK") and is_hdf5(path)):
-        arrays, handle = _h5_arrays(path)
+        arrays, others, handle = _h5_arrays(path, keys)
         streamed = True
     elif head.startswith(b"PK") or path.suffix.lower() == ".npz":
-        arrays, handle = _npz_arrays(path)
+        (arrays, others), handle = _npz_arrays(path, keys), None
         streamed = False
     elif head.startswith(b"\x93NUMPY"):
         raise DataFileError(path, "is a single .npy array, not an .npz with x and y",
@@ -256,7 +295,7 @@ def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str
     else:
         raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
     try:
-        return dataset_from_arrays(arrays, input_names, output_names, path, model, streamed, handle)
+        return dataset_from_arrays(arrays, input_names, output_names, path, model, streamed, handle, others=others)
     except Exception:
         if handle is not None:
             handle.close()

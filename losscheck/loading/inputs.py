@@ -24,7 +24,8 @@ def load_inputs(cfg: Config, progress: Callable[[str], None]) -> tuple[Any, Any]
     from losscheck.loading.model import load_model
 
     if cfg.inputs is not None:  # the Python API: an in-memory model and/or data
-        return cfg.inputs.load(cfg, progress)
+        loaded, data = cfg.inputs.load(cfg, progress)
+        return loaded, with_data_notes(loaded, data)
     keras.utils.set_random_seed(cfg.seed)
     progress(f"loading {cfg.model_path}")
     loaded = load_model(cfg.model_path, custom_objects_file=cfg.custom_objects, loss=cfg.loss, unsafe=cfg.unsafe)
@@ -32,7 +33,16 @@ def load_inputs(cfg: Config, progress: Callable[[str], None]) -> tuple[Any, Any]
     if cfg.data_path is not None:
         progress(f"reading {cfg.data_path}")
         data = load_data(cfg.data_path, input_names(loaded.model), loaded.output_names, model=loaded)
-    return loaded, data
+    return loaded, with_data_notes(loaded, data)
+
+
+def with_data_notes(loaded: Any, data: Any) -> Any:
+    """`data`, its notes (arrays of a file left out, how a generator was read) added to the loaded
+    model's, which every report shows."""
+    for note in getattr(data, "notes", None) or ():
+        if note not in loaded.notes:
+            loaded.notes.append(note)
+    return data
 
 
 def keras_facts() -> dict[str, str]:
