@@ -153,3 +153,22 @@ def test_a_fit_whose_validation_keras_cannot_run_keeps_its_training_figures():
     logs = model.fit(arrays["x"][:split], arrays["y"][:split], batch_size=32, epochs=1, shuffle=False,
                      verbose=0).history
     assert rel(doc["figures"]["fit_epoch_total_loss"]["value"], logs["total_loss"][-1]) < 1e-4
+
+
+def test_the_callback_reports_keras_own_evaluate_on_a_model_with_its_own_steps():
+    import keras
+
+    from losscheck.callbacks import LossCheck
+
+    _keras_truth("lowlevel_steps")  # registers the fixture's classes
+    model_path, data_path = fixture_files("lowlevel_steps")
+    arrays = load_npz(data_path)
+    model = keras.saving.load_model(model_path)
+    callback = LossCheck(x=arrays["x"], y=arrays["y"], verbose=0)
+    history = model.fit(arrays["x"], arrays["y"], epochs=1, verbose=0, callbacks=[callback])
+    report = callback.reports[-1]
+    expected = model.evaluate(arrays["x"], arrays["y"], verbose=0, return_dict=True)["loss"]
+    assert rel(report.figures["evaluate"].value, expected) < 1e-4
+    assert report.figures["fit_logged"].value == history.history["loss"][-1]
+    assert {f.code for f in report.findings} == {"custom-step"}
+    assert "train_mode" not in report.figures
