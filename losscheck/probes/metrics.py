@@ -276,6 +276,7 @@ class KerasMetrics:
             return None
         try:
             if not cm.built:
+                x = _symbolic_strings(x)
                 self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
             self.snapshot = [(v, np.array(v)) for v in cm.variables]
             cm.reset_state()
@@ -295,6 +296,23 @@ class KerasMetrics:
         finally:
             for var, value in self.snapshot:
                 var.assign(value)
+
+
+def _symbolic_strings(x: Any) -> Any:
+    """String inputs (numpy bytes/str/object arrays, as a pipeline's string tensors arrive) as symbolic
+    string tensors: Keras's symbolic build reads only shape and dtype, and has no dtype for numpy's."""
+    from losscheck._tf import keras
+
+    def one(v: Any) -> Any:
+        if isinstance(v, np.ndarray) and v.dtype.kind in "OSU":
+            return keras.KerasTensor(v.shape, "string")
+        return v
+
+    if isinstance(x, (list, tuple)):
+        return type(x)(one(v) for v in x)
+    if isinstance(x, dict):
+        return {k: one(v) for k, v in x.items()}
+    return one(x)
 
 
 def _plain(value: Any) -> Any:
