@@ -89,6 +89,8 @@ CASES = {
     "OneHotMeanIoU (not tracked)": (_m([dataclasses.replace(IOU, label="OneHotMeanIoU", class_ids=None)],
                                        outputs=(SOFTMAX,)), []),
     "y (n,) against (n, 1)": (_m(targets=[_target(naive=2.0, per_sample=1.0)]), ["target-shape"]),
+    "y (n,) against (n, 1), naive figure not computed": (_m(targets=[_target(per_sample=1.0, flat_samples=9000)]),
+                                                         ["target-shape"]),
     "class indices, element-wise loss": (_m(targets=[_target(classes=3, keras_on_indices=2.0, on_one_hot=0.5)]),
                                          ["target-shape"]),
     "targets outside [0, 1]": (_m(targets=[TargetFacts("out", "bce", "binary_crossentropy", values=10,
@@ -142,7 +144,10 @@ def test_threshold_on_probabilities_and_class_ids_magnitudes():
 
 def test_target_findings():
     (f,) = judge_areas(_m(targets=[_target(naive=2.0, per_sample=1.5)]), ("metrics",))
-    assert f.magnitude == pytest.approx(0.5) and f.between == ("naive numpy", "manual")
+    assert f.magnitude == pytest.approx(0.5) and f.between is None and "np.mean((y - p)**2)" in f.message
+    (f,) = judge_areas(_m(targets=[TargetFacts("out", "mae", "mean_absolute_error", per_sample=1.5,
+                                               flat_samples=9000)]), ("metrics",))
+    assert f.magnitude is None and "9000 samples" in f.message and "1.5" in f.message
     (f,) = judge_areas(_m(targets=[_target(classes=3, keras_on_indices=2.0, on_one_hot=0.5)]), ("metrics",))
     assert f.magnitude == pytest.approx(1.5) and str(f.severity) == "warning" and "3 classes" in f.message
     (f,) = judge_areas(_m(targets=[TargetFacts("out", "kl", "kl_divergence", values=8, out_of_range=2,

@@ -97,8 +97,10 @@ class TargetFacts:
     """The targets of one output (with a built-in loss) against what its loss expects.
 
     label, kind: the loss's label and kind (losscheck.loading.lossspec);
-    naive: the naive numpy figure mean_ij (y_i - p_j)^2 when y is (n,) and the output (n, 1) or the
-      reverse, with per_sample = mean((y - p)^2) per sample (both None otherwise);
+    naive: when y is (n,) and the output (n, 1) or the reverse (element-wise losses), the naive numpy
+      figure: the output's own loss on y - p broadcast to (n, n), mean_ij L(y_i, p_j), on predict()
+      outputs (None: not computed, too many samples for that loss); per_sample: mean_i L(y_i, p_i) on the
+      same outputs; flat_samples: the n of both (per_sample None and 0 otherwise);
     classes, keras_on_indices, on_one_hot: class indices against a (classes)-wide output with an
       element-wise loss: what Keras reports and the same loss on one-hot targets (None otherwise);
     values, out_of_range, y_min, y_max: target values checked against the loss's range and those
@@ -111,6 +113,7 @@ class TargetFacts:
     kind: str
     naive: float | None = None
     per_sample: float | None = None
+    flat_samples: int = 0
     classes: int = 0
     keras_on_indices: float | None = None
     on_one_hot: float | None = None

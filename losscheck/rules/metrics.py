@@ -220,25 +220,32 @@ def metric_class_ids(m: Measurements) -> list[Finding]:
     return out
 
 
+_NAIVE_FORMULA = {"mean_squared_error": "np.mean((y - p)**2)", "mean_absolute_error": "np.mean(np.abs(y - p))",
+                  "binary_crossentropy": "np.mean(-(y*np.log(p) + (1-y)*np.log(1-p)))"}
+
+
 @rule("target-shape")
 def target_shape(m: Measurements) -> list[Finding]:
-    """Targets shaped so that the user's numpy (y (n,) against an (n, 1) output) or Keras itself (class
-    indices against a (n, C) output with an element-wise loss) computes something else."""
+    """Targets shaped so that the user's numpy (y (n,) against an (n, 1) output: the model's own loss
+    over every pair) or Keras itself (class indices against a (n, C) output with an element-wise loss)
+    computes something else."""
     if m.metrics is None:
         return []
     out = []
     for t in m.metrics.targets:
         o = t.output
-        if t.naive is not None and t.per_sample is not None:
+        if t.per_sample is not None:
+            formula = _NAIVE_FORMULA.get(t.kind, f"the {t.label} formula")
+            naive = (f"gives {t.naive:.6g}" if t.naive is not None
+                     else f"is not computed here ({t.flat_samples} samples: too many pairs for this loss)")
             out.append(Finding(
                 "target-shape",
                 f"Output {o!r} has shape (n, 1) and its targets (n,) (or the reverse). Keras matches their ranks "
-                f"before the loss; numpy does not: np.mean((y - p)**2) on predict() output broadcasts to an "
-                f"(n, n) matrix and gives {t.naive:.6g}, while the squared error per sample averages to "
-                f"{t.per_sample:.6g}.",
-                magnitude=t.naive - t.per_sample, subject=o, between=("naive numpy", "manual"),
-                advice="reshape first: np.mean((y.reshape(-1) - p.reshape(-1))**2), or store y with the "
-                       "output's shape (n, 1)"))
+                f"before the loss; numpy does not: {formula} on y and predict() output broadcasts to an (n, n) "
+                f"matrix of every target against every prediction and {naive}, while the loss ({t.label}) per "
+                f"sample averages to {t.per_sample:.6g}.",
+                magnitude=None if t.naive is None else t.naive - t.per_sample, subject=o,
+                advice="reshape first (y.reshape(-1) and p.reshape(-1)), or store y with the output's shape (n, 1)"))
         if t.keras_on_indices is not None and t.on_one_hot is not None:
             k, r = t.keras_on_indices, t.on_one_hot
             out.append(Finding(
