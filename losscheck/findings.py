@@ -110,7 +110,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "metric-threshold": (
         Severity.WARNING,
-        "a threshold metric's threshold does not fit the output's range (0.5 on logits or tanh values, 0.0 on probabilities)",
+        "a metric's threshold does not fit the output's range (0.5 on logits or tanh values, 0.0 on probabilities)",
     ),
     "metric-class-ids": (
         Severity.WARNING,
