@@ -110,7 +110,11 @@ CODES: dict[str, tuple[Severity, str]] = {
     ),
     "metric-threshold": (
         Severity.WARNING,
-        "an accuracy/precision-type metric thresholds logits (or values outside [0, 1]) as probabilities",
+        "a metric's threshold does not fit the output's range (0.5 on logits or tanh values, 0.0 on probabilities)",
+    ),
+    "metric-class-ids": (
+        Severity.WARNING,
+        "a metric that reads class ids (IoU, MeanIoU) is given probabilities or scores, which it truncates to integers",
     ),
     "target-shape": (
         Severity.INFO,
@@ -169,6 +173,7 @@ MAGNITUDE_KINDS: dict[str, str | None] = {
     "metric-vs-loss": "gap",
     "metric-batch-mean": "gap",
     "metric-threshold": "gap",
+    "metric-class-ids": "gap",
     "target-shape": "gap",
     "target-range": "count",
     "backend-difference": "gap",

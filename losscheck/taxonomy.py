@@ -16,7 +16,8 @@ from __future__ import annotations
 #: targets are; binary_targets: 0/1 labels; class_probabilities: predictions are a probability
 #: distribution over the last axis; positive_predictions: predictions must be positive;
 #: sigmoid_logits / softmax_logits: TensorFlow's implementation reads the cached pre-activation
-#: logits of that activation, whatever from_logits says.
+#: logits of that activation, whatever from_logits says; batch_axis_default: with its default axis=None
+#: it reduces over every axis, the batch included (one value per batch).
 LOSS_KINDS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "mean_squared_error": {"last_axis_mean", "same_shape_targets"},
     "mean_absolute_error": {"last_axis_mean", "same_shape_targets"},
@@ -42,8 +43,8 @@ LOSS_KINDS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "sparse_categorical_crossentropy": {"crossentropy", "sparse_targets", "samplewise", "class_probabilities",
                                         "softmax_logits"},
     "categorical_generalized_cross_entropy": {"sparse_targets"},
-    "dice": {"unit_range_targets"},
-    "tversky": {"unit_range_targets"},
+    "dice": {"unit_range_targets", "batch_axis_default"},
+    "tversky": {"unit_range_targets", "batch_axis_default"},
     "circle": set(),
     "ctc": set(),
 }.items()}
@@ -66,6 +67,7 @@ DISTRIBUTION_KINDS = kinds_with("distribution_targets")
 BINARY_KINDS = kinds_with("binary_targets")
 CLASS_PROBABILITY_KINDS = kinds_with("class_probabilities")
 POSITIVE_PREDICTION_KINDS = kinds_with("positive_predictions")
+BATCH_AXIS_DEFAULT_KINDS = kinds_with("batch_axis_default")
 #: kind -> the TensorFlow op whose input the loss reads as logits (sigmoid_logits / softmax_logits)
 LOGITS_OP_TYPE = {k: ("Sigmoid" if "sigmoid_logits" in t else "Softmax") for k, t in LOSS_KINDS.items()
                   if {"sigmoid_logits", "softmax_logits"} & t}

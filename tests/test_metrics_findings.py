@@ -13,7 +13,8 @@ from tests.conftest import rel
 
 pytestmark = pytest.mark.keras
 
-NEW_CODES = {"metric-vs-loss", "metric-batch-mean", "metric-threshold", "target-shape", "target-range"}
+NEW_CODES = {"metric-vs-loss", "metric-batch-mean", "metric-threshold", "metric-class-ids", "target-shape",
+             "target-range"}
 
 
 def _compare(model_path, data_path, **kw):

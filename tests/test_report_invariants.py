@@ -31,7 +31,9 @@ def option_sets(name: str) -> list[tuple[str, ...]]:
     if len(ys) == 1 and "sample_weight" not in arrays:
         y = np.asarray(arrays[ys[0]])
         labels = np.argmax(y, -1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
-        if np.all(np.isfinite(labels)) and np.all(np.equal(np.mod(labels, 1), 0)) and y.shape[:1] == labels.shape:
+        # Keras's class_weight takes targets of rank 1 or 2 only (one label per sample)
+        if y.ndim <= 2 and np.all(np.isfinite(labels)) and np.all(np.equal(np.mod(labels, 1), 0)) \
+                and y.shape[:1] == labels.shape:
             classes = sorted({int(c) for c in labels})
             if 1 < len(classes) <= 20:
                 cw = "{" + ", ".join(f'"{c}": {1 + i % 3}' for i, c in enumerate(classes)) + "}"

@@ -41,6 +41,7 @@ def m(lf: LossFnMeasurements | None, **figures: float) -> Measurements:
 
 SCALAR = RankRecord(((1, ()), (7, ()), (32, ())), (32, 3), ok=False, factor=32.0)
 PER_SAMPLE = RankRecord(((1, (1,)), (7, (7,)), (32, (32,))), (32, 3), ok=True)
+BATCH_DICE = RankRecord(((1, ()), (7, ()), (32, ())), (32, 16, 16, 1), ok=False, factor=1.0)
 PROBS = RangeRecord(0.01, 0.98, 0, 300, 1e-7, keras=0.4, flipped=0.9)
 LOGITS = RangeRecord(-3.0, 4.0, 120, 300, 2.0, keras=1.7, flipped=0.6)
 SUMMED = BatchSizeRecord(32, 16, 10.0, 5.0, frozen_mapping({"out": (10.0, 5.0)}))
@@ -73,6 +74,16 @@ TABLE = [
     ("rank-with-rerun", "loss-rank", m(lossfn(out(kind="custom", rank=SCALAR), batch_size=SUMMED)), 1,
      ("Measured on the data: this output's loss is 10 at batch 32 and 5 at batch 16 (x0.5).",)),
     ("rank-ok", "loss-rank", m(lossfn(out(rank=PER_SAMPLE), batch_size=SUMMED)), 0, ()),
+    ("rank-builtin-batch-level", "loss-rank",
+     m(lossfn(out(kind="dice", loss_name="dice", shape=(None, 16, 16, 1), rank=BATCH_DICE, loss=0.4,
+                  per_sample_loss=0.55, per_sample_axes=(1, 2, 3)))), 1,
+     ("returns a scalar", "With axis=None, Dice computes one value over every element of the batch",
+      "with one value per sample (Dice(axis=(1, 2, 3))) it is 0.55 (difference -0.15)")),
+    ("rank-builtin-static", "loss-rank",
+     m(lossfn(out(kind="tversky", loss_name="tversky", shape=(None, 8, 8, 2), rank=BATCH_DICE))), 1,
+     ("With axis=None, Tversky computes",)),
+    ("rank-builtin-with-axis", "loss-rank",
+     m(lossfn(out(kind="dice", loss_name="dice", shape=(None, 16, 16, 1), rank=PER_SAMPLE))), 0, ()),
     ("rank-unprobed", "loss-rank", m(lossfn(out())), 0, ()),
     ("axis", "channels-first-axis", m(lossfn(out(shape=(None, 3, 8, 8), channels_axis=1, mismatched_axis=1,
                                                  channels_reason="channels-first conv"))), 1,
@@ -107,6 +118,9 @@ TABLE = [
      m(lossfn(out(reduction="sum"), batch_size=SUMMED)), 1,
      ("The reported loss depends on the batch size: 10 at batch 32, 5 at batch 16", "reduction=\"sum\"")),
     ("batchsize-flat", "batch-size-dependence", m(lossfn(out(), batch_size=FLAT)), 0, ()),
+    ("batchsize-builtin-batch-level", "batch-size-dependence",
+     m(lossfn(out(kind="dice", rank=BATCH_DICE), batch_size=SUMMED)), 1,
+     ("its loss function reduces over the batch axis (see loss-rank)",)),
     ("batchsize-unmeasured", "batch-size-dependence", m(lossfn(out())), 0, ()),
 ]
 

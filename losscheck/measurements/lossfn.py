@@ -66,7 +66,9 @@ class OutputLossRecord:
     label_smoothing), the output (shape with None for the batch axis, final activation and its layer,
     feature axis and why), mismatched_axis (the feature axis when the loss reduces over another one),
     and what was measured on it: rank (None: the loss could not be probed), ranges (crossentropies,
-    with data), loss (this output's loss on the data, as evaluate reports it)."""
+    with data), loss (this output's loss on the data, as evaluate reports it); per_sample_loss and
+    per_sample_axes: for a built-in that gives one value per batch (Dice/Tversky with axis=None), the
+    same loss with axis=per_sample_axes (one value per sample) on the data, averaged as Keras does."""
 
     name: str
     index: int
@@ -86,6 +88,8 @@ class OutputLossRecord:
     rank: RankRecord | None = None
     ranges: RangeRecord | None = None
     loss: float | None = None
+    per_sample_loss: float | None = None
+    per_sample_axes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

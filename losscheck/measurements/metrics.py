@@ -16,11 +16,31 @@ class ThresholdFacts:
     """A threshold metric (accuracy at 0.5, Precision, ...) recomputed on probabilities made from the
     outputs: sigmoid(outputs), or (p + 1) / 2 for tanh outputs.
 
-    thresholds: the metric's threshold(s) as it holds them (a float, a tuple of floats, or None).
-    on_probabilities: the metric's value on those probabilities (None when it is not one number)."""
+    thresholds: the metric's threshold(s) as it holds them (a float, a tuple of floats, or None: no
+      threshold, e.g. FBetaScore(threshold=None) takes each row's maximum).
+    on_probabilities: the metric's value on those probabilities (None when it is not one number).
+    at_half: for one threshold at or outside [0, 1] (0.0, the logit midpoint), the metric on the outputs
+      as they are with its threshold at 0.5 (None otherwise)."""
 
     thresholds: float | tuple[float, ...] | None = 0.5
     on_probabilities: float | None = None
+    at_half: float | None = None
+
+
+@dataclass(frozen=True)
+class ClassIdFacts:
+    """A metric that reads its predictions as class ids (IoU, MeanIoU with sparse_y_pred=True) and what
+    it was given.
+
+    values, non_integer: prediction values seen and those that are not whole numbers (the metric
+      truncates them to integers);
+    how: how class ids were made from the outputs ("argmax over the last axis", "outputs > 0.5");
+    on_class_ids: the metric on those class ids (None when they could not be made)."""
+
+    values: int = 0
+    non_integer: int = 0
+    how: str = ""
+    on_class_ids: float | None = None
 
 
 @dataclass(frozen=True)
@@ -34,7 +54,8 @@ class MetricFacts:
     scalar: its function gives one value per batch (Keras then averages batch values);
     batch_sizes: the size of every batch it was updated on (scalar metrics);
     dataset: a scalar metric computed once on every sample (None: not computed);
-    threshold: set for a threshold metric recomputed on probabilities (None otherwise)."""
+    threshold: set for a threshold metric recomputed on probabilities (None otherwise);
+    class_ids: set for a metric that reads class ids (None otherwise)."""
 
     name: str
     label: str
@@ -46,6 +67,7 @@ class MetricFacts:
     batch_sizes: tuple[int, ...] = ()
     dataset: float | None = None
     threshold: ThresholdFacts | None = None
+    class_ids: ClassIdFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -75,8 +97,10 @@ class TargetFacts:
     """The targets of one output (with a built-in loss) against what its loss expects.
 
     label, kind: the loss's label and kind (losscheck.loading.lossspec);
-    naive: the naive numpy figure mean_ij (y_i - p_j)^2 when y is (n,) and the output (n, 1) or the
-      reverse, with per_sample = mean((y - p)^2) per sample (both None otherwise);
+    naive: when y is (n,) and the output (n, 1) or the reverse (element-wise losses), the naive numpy
+      figure: the output's own loss on y - p broadcast to (n, n), mean_ij L(y_i, p_j), on predict()
+      outputs (None: not computed, too many samples for that loss); per_sample: mean_i L(y_i, p_i) on the
+      same outputs; flat_samples: the n of both (per_sample None and 0 otherwise);
     classes, keras_on_indices, on_one_hot: class indices against a (classes)-wide output with an
       element-wise loss: what Keras reports and the same loss on one-hot targets (None otherwise);
     values, out_of_range, y_min, y_max: target values checked against the loss's range and those
@@ -89,6 +113,7 @@ class TargetFacts:
     kind: str
     naive: float | None = None
     per_sample: float | None = None
+    flat_samples: int = 0
     classes: int = 0
     keras_on_indices: float | None = None
     on_one_hot: float | None = None

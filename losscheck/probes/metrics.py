@@ -25,9 +25,16 @@ from typing import Any
 import numpy as np
 
 from losscheck.measurements import frozen_mapping
-from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, ThresholdFacts
+from losscheck.measurements.metrics import (
+    ClassIdFacts,
+    MetricFacts,
+    MetricMeasurements,
+    OutputFacts,
+    ThresholdFacts,
+)
 from losscheck.probes.compiled_metrics import CompiledMetric, compiled_metrics
 from losscheck.reference.metrics import (
+    CLASS_ID_KINDS,
     THRESHOLD_KINDS,
     MetricSpec,
     accumulator,
@@ -50,6 +57,42 @@ def to_probabilities(p: np.ndarray, activation: str | None) -> np.ndarray:
         return np.exp(-np.logaddexp(0.0, -p))
 
 
+def thresholds_of(spec: MetricSpec) -> float | tuple[float, ...] | None:
+    """The threshold(s) a threshold metric compares predictions with (None: FBetaScore/F1Score without
+    one, which take each row's maximum)."""
+    if "thresholds" in spec.options:
+        thr = spec.options["thresholds"]
+        return tuple(float(t) for t in thr) if isinstance(thr, (list, tuple)) else float(thr)
+    if spec.kind in ("FBetaScore", "F1Score") and spec.options.get("threshold") is None:
+        return None
+    value = spec.option("threshold", 0.5)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _single_threshold(spec: MetricSpec) -> float | None:
+    thr = thresholds_of(spec)
+    if isinstance(thr, tuple):
+        return thr[0] if len(thr) == 1 else None
+    return thr
+
+
+def _at_threshold(spec: MetricSpec, value: float) -> MetricSpec:
+    """The same metric with its one threshold at `value`."""
+    key = "thresholds" if "thresholds" in spec.options else "threshold"
+    return MetricSpec(spec.kind, {**spec.options, key: [value] if key == "thresholds" else value})
+
+
+@dataclass
+class ClassIdTrack:
+    """A metric that reads class ids, recomputed on class ids made from the outputs."""
+
+    acc: Any
+    values: int = 0
+    non_integer: int = 0
+    how: str = ""
+    error: str | None = None
+
+
 @dataclass
 class MetricTrack:
     """What the observer keeps for one compiled metric."""
@@ -57,6 +100,8 @@ class MetricTrack:
     entry: CompiledMetric
     acc: Any = None
     alt: Any = None  # the same metric on to_probabilities(outputs)
+    half: Any = None  # the same metric on the outputs with its one threshold at 0.5 (a threshold outside (0, 1))
+    ids: ClassIdTrack | None = None
     scalar: bool | None = None  # the metric's function gives one value per batch
     kept: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     kept_bytes: int = 0
@@ -87,6 +132,12 @@ class MetricsObserver:
                 t.acc = accumulator(e.spec)
                 if e.spec.kind in THRESHOLD_KINDS and not e.spec.option("from_logits", False):
                     t.alt = accumulator(e.spec)
+                    single = _single_threshold(e.spec)
+                    if single is not None and not 0.0 < single < 1.0:
+                        t.half = accumulator(_at_threshold(e.spec, 0.5))
+                if e.spec.kind in CLASS_ID_KINDS and e.spec.options.get("sparse_y_pred", True) is not False:
+                    ids = MetricSpec(e.spec.kind, {**e.spec.options, "sparse_y_true": True, "sparse_y_pred": True})
+                    t.ids = ClassIdTrack(accumulator(ids))
             tracks.append(t)
         return tracks
 
@@ -106,6 +157,11 @@ class MetricsObserver:
                 r = self.ranges.setdefault(o, [lo, hi])
                 r[0], r[1] = min(r[0], lo), max(r[1], hi)
         for track in self.tracks:
+            if track.ids is not None and track.ids.error is None:
+                try:
+                    self._update_ids(track, b)
+                except Exception as exc:  # noqa: BLE001 - class ids numpy cannot make: no comparison, no fake
+                    track.ids.error = f"{type(exc).__name__}: {str(exc)[:160]}"
             if track.error is None:
                 try:
                     self._update(track, b)
@@ -125,6 +181,8 @@ class MetricsObserver:
             track.acc.update(t, p, sw, mask, logits)
         if track.alt is not None:
             track.alt.update(t, to_probabilities(p, self.activations.get(e.output)), sw, mask, None)
+        if track.half is not None:
+            track.half.update(t, p, sw, mask, None)
         if track.scalar is None:
             track.scalar = self._is_scalar(track, t, p)
         track.batch_sizes.append(b.n)
@@ -133,6 +191,33 @@ class MetricsObserver:
             track.kept_bytes += np.asarray(t).nbytes + np.asarray(p).nbytes
         if self.per_class and e.spec is not None:
             self._per_class(track, t, p, sw)
+
+    def _update_ids(self, track: MetricTrack, b: Any) -> None:
+        """Count the predictions that are not whole numbers and update the metric on class ids made
+        from the outputs: argmax over the last axis (targets of the same shape: their argmax too), or
+        for one channel the outputs above 0.5 (0 for a linear or tanh output)."""
+        ids = track.ids
+        assert ids is not None
+        e = track.entry
+        t, p = np.asarray(b.y[e.index]), np.asarray(b.outputs[e.index])
+        if not np.issubdtype(p.dtype, np.floating):
+            return
+        ids.values += int(p.size)
+        with np.errstate(invalid="ignore"):
+            ids.non_integer += int(np.sum(np.isfinite(p) & (p != np.trunc(p))))
+        if p.ndim > 1 and p.shape[-1] > 1:
+            p_ids = np.argmax(p, axis=-1)
+            one_hot = e.spec is not None and e.spec.options.get("sparse_y_true") is False
+            if one_hot or t.shape == p.shape:
+                t_ids, ids.how = np.argmax(t, axis=-1), "the argmax over the last axis of outputs and targets"
+            else:
+                t_ids, ids.how = (t[..., 0] if t.ndim == p.ndim else t), "the argmax over the last axis"
+        else:
+            cut = 0.0 if self.activations.get(e.output) in ("linear", "tanh") else 0.5
+            p_ids, t_ids = (p > cut).astype(np.float64), t
+            ids.how = f"outputs above {cut:g}"
+        sw = b.sample_weight if e.weighted else None
+        ids.acc.update(t_ids, p_ids, sw, None, None)
 
     @staticmethod
     def _is_scalar(track: MetricTrack, t: np.ndarray, p: np.ndarray) -> bool:
@@ -276,6 +361,7 @@ class KerasMetrics:
             return None
         try:
             if not cm.built:
+                x = _symbolic_strings(x)
                 self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
             self.snapshot = [(v, np.array(v)) for v in cm.variables]
             cm.reset_state()
@@ -288,13 +374,30 @@ class KerasMetrics:
     def end(self) -> dict[str, Any]:
         """{name: float or list} as evaluate(return_dict=True) gives them; restores the saved state."""
         cm = self.cm
-        if cm is None or not cm.built:
-            return {}
+        if cm is None or not cm.built or self.error is not None:
+            return {}  # a metric that failed to build may be half built: its zeros are no values
         try:
             return {k: _plain(v) for k, v in cm.result().items()}
         finally:
             for var, value in self.snapshot:
                 var.assign(value)
+
+
+def _symbolic_strings(x: Any) -> Any:
+    """String inputs (numpy bytes/str/object arrays, as a pipeline's string tensors arrive) as symbolic
+    string tensors: Keras's symbolic build reads only shape and dtype, and has no dtype for numpy's."""
+    from losscheck._tf import keras
+
+    def one(v: Any) -> Any:
+        if isinstance(v, np.ndarray) and v.dtype.kind in "OSU":
+            return keras.KerasTensor(v.shape, "string")
+        return v
+
+    if isinstance(x, (list, tuple)):
+        return type(x)(one(v) for v in x)
+    if isinstance(x, dict):
+        return {k: one(v) for k, v in x.items()}
+    return one(x)
 
 
 def _plain(value: Any) -> Any:
@@ -328,17 +431,22 @@ def metric_measurements(obs: MetricsObserver, targets: Any, inf: Any, loaded: An
                 dataset = obs.dataset_value(track)
             except Exception:  # noqa: BLE001 - the user's function may not run on the whole dataset at once
                 dataset = None
-        threshold = None
-        if track.alt is not None and track.error is None:
-            thr = e.spec.option("thresholds", e.spec.option("threshold", 0.5)) if e.spec is not None else 0.5
+        threshold = class_ids = None
+        if track.alt is not None and track.error is None and e.spec is not None:
             alt = track.alt.result()
-            thresholds = (tuple(float(t) for t in thr) if isinstance(thr, (list, tuple))
-                          else float(thr) if isinstance(thr, (int, float)) else None)
-            threshold = ThresholdFacts(thresholds, float(alt) if isinstance(alt, (int, float)) else None)
+            half = track.half.result() if track.half is not None else None
+            threshold = ThresholdFacts(thresholds_of(e.spec), float(alt) if isinstance(alt, (int, float)) else None,
+                                       float(half) if isinstance(half, (int, float)) else None)
+        ids = track.ids
+        if ids is not None and ids.values:
+            on_ids = ids.acc.result() if ids.error is None else None
+            class_ids = ClassIdFacts(ids.values, ids.non_integer, ids.how,
+                                     float(on_ids) if isinstance(on_ids, (int, float)) else None)
         metrics.append(MetricFacts(
             name=e.name, label=e.label, output=e.output, weighted=e.weighted, keras=kv,
             same_as_loss=spec is not None and e.spec is not None and e.spec.kind == f"loss:{spec.kind}",
-            scalar=bool(track.scalar), batch_sizes=tuple(track.batch_sizes), dataset=dataset, threshold=threshold))
+            scalar=bool(track.scalar), batch_sizes=tuple(track.batch_sizes), dataset=dataset, threshold=threshold,
+            class_ids=class_ids))
     outputs = {}
     for o in loaded.output_names:
         rng = obs.ranges.get(o)

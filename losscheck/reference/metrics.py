@@ -587,6 +587,8 @@ CONFUSION_KINDS = frozenset({"Precision", "Recall", "TruePositives", "FalsePosit
                              "FalseNegatives", "AUC", "PrecisionAtRecall", "RecallAtPrecision",
                              "SensitivityAtSpecificity", "SpecificityAtSensitivity"})
 IOU_KINDS = frozenset({"IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"})
+#: metrics that read predictions as class ids unless built with sparse_y_pred=False (floats truncated)
+CLASS_ID_KINDS = frozenset({"IoU", "MeanIoU"})
 #: metrics compared against a threshold or an argmax: they read predictions as probabilities (or scores)
 THRESHOLD_KINDS = frozenset({"fn:binary_accuracy", "Precision", "Recall", "TruePositives", "FalsePositives",
                              "TrueNegatives", "FalseNegatives", "AUC", "PrecisionAtRecall", "RecallAtPrecision",

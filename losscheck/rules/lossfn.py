@@ -25,6 +25,7 @@ from losscheck.reference.specs import CROSSENTROPY_KINDS, ELEMENTWISE_LAST_AXIS_
 from losscheck.report.text import plural, shape_text
 from losscheck.rules import rule
 from losscheck.rules.significance import significant
+from losscheck.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -130,7 +131,13 @@ def _rank_finding(o: OutputLossRecord, r: RankRecord, probe: BatchSizeRecord | N
         how = f"returns {sizes}: the batch axis is gone"
     parts = [f"Loss {o.loss_name!r} of output {o.name!r} on y_pred {shape_text(r.y_pred_shape)} {how}, not one "
              f"value per sample (a shape starting with {big})."]
-    if r.factor is not None:
+    batch_level = o.kind in BATCH_AXIS_DEFAULT_KINDS
+    axes = o.per_sample_axes or tuple(range(1, max(len(o.shape), 2)))
+    cls = "".join(w.capitalize() for w in o.kind.split("_"))  # the keras.losses class of a built-in kind
+    if batch_level:
+        parts.append(f"With axis=None, {cls} computes one value over every element of the batch, so each batch "
+                     "gives one value that mixes its samples.")
+    elif r.factor is not None:
         f = r.factor
         if abs(f - big) <= 0.01 * big:
             parts.append(f"It sums over the batch: {big} identical samples give {f:.4g}x the value of one sample.")
@@ -153,13 +160,20 @@ def _rank_finding(o: OutputLossRecord, r: RankRecord, probe: BatchSizeRecord | N
                      "the wrong axis.")
     else:
         parts.append(f"Keras divides by the {plural(math.prod(got), 'element')} it gets, not by the batch size.")
+    if o.per_sample_loss is not None and o.loss is not None:
+        gap = o.loss - o.per_sample_loss
+        parts.append(f"On the data Keras reports {o.loss:.6g} for this output; with one value per sample "
+                     f"({cls}(axis={_axes_text(axes)})) it is {o.per_sample_loss:.6g} (difference {gap:+.6g}).")
     message = " ".join(parts)
     if probe is not None:
         a, b = probe.per_output.get(o.name, (math.nan, math.nan))
         if moved(a, b, rtol):
             message += (f" Measured on the data: this output's loss is {a:.6g} at batch {probe.batch_size} and "
                         f"{b:.6g} at batch {probe.other_batch_size} (x{b / a:.4g}).")
-    if r.slice_fixes:
+    if batch_level:
+        advice = (f"Pass axis={_axes_text(axes)} (every axis but the batch axis), e.g. keras.losses.{cls}("
+                  f"axis={_axes_text(axes)}): one value per sample, which Keras then averages over the batch.")
+    elif r.slice_fixes:
         advice = (f"Slice with {r.slice_fixes[0]}" + "".join(f" (and {fix})" for fix in r.slice_fixes[1:])
                   + " to keep the feature axis, and reduce over axis=-1 only.")
     elif r.moved_to is not None:
@@ -170,14 +184,19 @@ def _rank_finding(o: OutputLossRecord, r: RankRecord, probe: BatchSizeRecord | N
     return Finding("loss-rank", message, magnitude=r.factor, subject=o.name, advice=advice)
 
 
+def _axes_text(axes: tuple[int, ...]) -> str:
+    return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(str(a) for a in axes) + ")"
+
+
 def _rank_lost(o: OutputLossRecord) -> bool:
     return o.rank is not None and not o.rank.ok
 
 
 @rule("loss-rank")
 def loss_rank(m: Measurements) -> list[Finding]:
-    """A loss function that does not return one value per sample (the batch axis first), with how it
-    lost the batch axis and, when the batch-size rerun measured it, how its loss moved."""
+    """A loss function that does not return one value per sample (the batch axis first), built-in
+    (Dice/Tversky with axis=None) or the user's own, with how it lost the batch axis, the gap to its
+    per-sample form when measured and, when the batch-size rerun measured it, how its loss moved."""
     lf = m.lossfn
     if lf is None:
         return []

@@ -1,5 +1,6 @@
 """Rules of the metrics area (see losscheck.rules): compiled metrics against the loss, metrics that
-average batch values, threshold metrics on logits, and targets the loss does not expect."""
+average batch values, thresholds that do not fit the output's range, class-id metrics given
+probabilities, and targets the loss does not expect."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import math
 
 from losscheck.findings import Finding, Severity
 from losscheck.measurements import Measurements
-from losscheck.measurements.metrics import MetricFacts, MetricMeasurements, OutputFacts, TargetFacts
+from losscheck.measurements.metrics import (
+    MetricFacts,
+    MetricMeasurements,
+    OutputFacts,
+    TargetFacts,
+    ThresholdFacts,
+)
 from losscheck.rules import rule
 from losscheck.rules.significance import scale_of, significant
 from losscheck.taxonomy import UNIT_RANGE_KINDS
@@ -105,59 +112,140 @@ def metric_batch_mean(m: Measurements) -> list[Finding]:
     return out
 
 
+def _probabilities(o: OutputFacts) -> bool:
+    """The output gives probabilities: a sigmoid/softmax, or every value in [0, 1]."""
+    lo, hi = o.value_range if o.value_range is not None else (0.0, 1.0)
+    return o.activation in ("sigmoid", "softmax") or (lo >= 0.0 and hi <= 1.0)
+
+
+def _range_text(o: OutputFacts) -> str:
+    lo, hi = o.value_range if o.value_range is not None else (math.nan, math.nan)
+    return f"activation {o.activation or 'unknown'}; values in [{lo:.4g}, {hi:.4g}]"
+
+
+def _fits_logits(thresholds: float | tuple[float, ...] | None) -> bool:
+    """Thresholds that suit logits or tanh values: none inside (0, 1), where probabilities are cut
+    (0.0 is the logit of 0.5 and tanh's midpoint); no threshold (a row's maximum) suits any scale."""
+    if thresholds is None:
+        return True
+    values = thresholds if isinstance(thresholds, tuple) else (thresholds,)
+    return not any(0.0 < t < 1.0 for t in values)
+
+
 @rule("metric-threshold")
 def metric_threshold(m: Measurements) -> list[Finding]:
-    """A threshold metric on an output that gives logits (or tanh values) for binary targets: what
-    Keras reports against the same metric on probabilities made from the outputs."""
+    """A threshold metric whose threshold does not fit the range of the output it reads, for binary
+    targets: a probability threshold (inside (0, 1)) on logits or tanh values, priced against the same
+    metric on probabilities made from the outputs; or a threshold at or outside [0, 1] (0.0 suits
+    logits) on probabilities, priced against the metric at 0.5."""
     if m.metrics is None:
         return []
     out = []
     for e in m.metrics.metrics:
         o = m.metrics.outputs.get(e.output)
-        if e.keras is None or e.threshold is None or o is None:
+        if e.keras is None or e.threshold is None or o is None or not o.binary_targets:
+            continue  # regression targets: a threshold metric there is the user's own choice
+        if _probabilities(o):
+            f = _threshold_on_probabilities(e, e.keras, e.threshold, o)
+        elif _fits_logits(e.threshold.thresholds):
             continue
-        lo, hi = o.value_range if o.value_range is not None else (0.0, 1.0)
-        act = o.activation
-        if act in ("sigmoid", "softmax") or (lo >= 0.0 and hi <= 1.0) or not o.binary_targets:
-            continue  # probabilities already, or not a classification output (regression targets)
-        alt = e.threshold.on_probabilities
-        if alt is None:
-            continue
-        what = "tanh outputs mapped to (p + 1) / 2" if act == "tanh" else "sigmoid(outputs)"
-        thr = e.threshold.thresholds
-        thr_text = f"{thr[0]:g}" if isinstance(thr, tuple) and len(thr) == 1 else (
-            "its thresholds in [0, 1]" if isinstance(thr, tuple) or thr is None else f"{thr:g}")
-        kind = "logits" if act in (None, "linear") else f"{act} values"
-        out.append(Finding(
-            "metric-threshold",
-            f"{e.label} {e.name!r} reads output {e.output!r} as probabilities (threshold {thr_text}), but the "
-            f"output gives {kind} (activation {act or 'unknown'}; values in [{lo:.4g}, {hi:.4g}]): Keras reports "
-            f"{e.keras:.6g}; on {what} it is {alt:.6g}.",
-            magnitude=e.keras - alt, subject=e.output, between=("evaluate", "probabilities"),
-            advice="threshold logits at 0 (e.g. BinaryAccuracy(threshold=0.0)), pass from_logits=True where the "
-                   "metric has it (AUC), or add the activation to the model's output"))
+        else:
+            f = _threshold_on_logits(e, e.keras, e.threshold, o)
+        if f is not None:
+            out.append(f)
     return out
+
+
+def _threshold_on_logits(e: MetricFacts, kv: float, th: ThresholdFacts, o: OutputFacts) -> Finding | None:
+    alt = th.on_probabilities
+    if alt is None:
+        return None
+    act = o.activation
+    what = "tanh outputs mapped to (p + 1) / 2" if act == "tanh" else "sigmoid(outputs)"
+    thr = th.thresholds
+    thr_text = f"{thr[0]:g}" if isinstance(thr, tuple) and len(thr) == 1 else (
+        "its thresholds in [0, 1]" if isinstance(thr, tuple) or thr is None else f"{thr:g}")
+    kind = "logits" if act in (None, "linear") else f"{act} values"
+    return Finding(
+        "metric-threshold",
+        f"{e.label} {e.name!r} reads output {e.output!r} as probabilities (threshold {thr_text}), but the "
+        f"output gives {kind} ({_range_text(o)}): Keras reports {kv:.6g}; on {what} it is {alt:.6g}.",
+        magnitude=kv - alt, subject=e.output, between=("evaluate", "probabilities"),
+        advice="threshold logits at 0 (e.g. BinaryAccuracy(threshold=0.0)), pass from_logits=True where the "
+               "metric has it (AUC), or add the activation to the model's output")
+
+
+def _threshold_on_probabilities(e: MetricFacts, kv: float, th: ThresholdFacts, o: OutputFacts) -> Finding | None:
+    thr = th.thresholds
+    t = thr[0] if isinstance(thr, tuple) and len(thr) == 1 else thr
+    if not isinstance(t, float) or 0.0 < t < 1.0 or th.at_half is None:
+        return None
+    side = "above" if t <= 0.0 else "not above"
+    verdict = "positive" if t <= 0.0 else "negative"
+    return Finding(
+        "metric-threshold",
+        f"{e.label} {e.name!r} reads output {e.output!r} with threshold {t:g}, a threshold for logits, but the "
+        f"output gives probabilities ({_range_text(o)}): every value is {side} it, so every prediction counts as "
+        f"{verdict}. Keras reports {kv:.6g}; at threshold 0.5 it is {th.at_half:.6g}.",
+        magnitude=kv - th.at_half, subject=e.output, between=None,
+        advice="threshold probabilities at 0.5 (the default); keep threshold=0.0 for a linear (logit) output")
+
+
+@rule("metric-class-ids")
+def metric_class_ids(m: Measurements) -> list[Finding]:
+    """A metric that reads class ids (IoU, MeanIoU) given probabilities or scores: it truncates them
+    to integers, so Keras's value is not the IoU of the predicted classes (magnitude: Keras's value -
+    the metric on class ids made from the outputs)."""
+    if m.metrics is None:
+        return []
+    out = []
+    for e in m.metrics.metrics:
+        c, o = e.class_ids, m.metrics.outputs.get(e.output)
+        if c is None or o is None or not c.non_integer or c.on_class_ids is None:
+            continue
+        kind = "probabilities" if _probabilities(o) else "scores"
+        if e.keras is not None:
+            priced = f"Keras reports {e.keras:.6g}; on class ids ({c.how}) it is {c.on_class_ids:.6g}."
+        else:
+            priced = (f"Keras cannot compute it on these shapes (the compiled metrics fail); on class ids ({c.how}) "
+                      f"it is {c.on_class_ids:.6g}.")
+        out.append(Finding(
+            "metric-class-ids",
+            f"{e.label} {e.name!r} reads output {e.output!r} as class ids, but the output gives {kind} "
+            f"({_range_text(o)}; {c.non_integer} of {c.values} values are not whole numbers): it truncates them to "
+            f"integers and compares them with the targets value by value, not the predicted classes. " + priced,
+            magnitude=None if e.keras is None else e.keras - c.on_class_ids, subject=e.output, between=None,
+            advice="use OneHotMeanIoU / OneHotIoU with one-hot targets, MeanIoU(sparse_y_pred=False) with class-id "
+                   "targets, or BinaryIoU on a single sigmoid output"))
+    return out
+
+
+_NAIVE_FORMULA = {"mean_squared_error": "np.mean((y - p)**2)", "mean_absolute_error": "np.mean(np.abs(y - p))",
+                  "binary_crossentropy": "np.mean(-(y*np.log(p) + (1-y)*np.log(1-p)))"}
 
 
 @rule("target-shape")
 def target_shape(m: Measurements) -> list[Finding]:
-    """Targets shaped so that the user's numpy (y (n,) against an (n, 1) output) or Keras itself (class
-    indices against a (n, C) output with an element-wise loss) computes something else."""
+    """Targets shaped so that the user's numpy (y (n,) against an (n, 1) output: the model's own loss
+    over every pair) or Keras itself (class indices against a (n, C) output with an element-wise loss)
+    computes something else."""
     if m.metrics is None:
         return []
     out = []
     for t in m.metrics.targets:
         o = t.output
-        if t.naive is not None and t.per_sample is not None:
+        if t.per_sample is not None:
+            formula = _NAIVE_FORMULA.get(t.kind, f"the {t.label} formula")
+            naive = (f"gives {t.naive:.6g}" if t.naive is not None
+                     else f"is not computed here ({t.flat_samples} samples: too many pairs for this loss)")
             out.append(Finding(
                 "target-shape",
                 f"Output {o!r} has shape (n, 1) and its targets (n,) (or the reverse). Keras matches their ranks "
-                f"before the loss; numpy does not: np.mean((y - p)**2) on predict() output broadcasts to an "
-                f"(n, n) matrix and gives {t.naive:.6g}, while the squared error per sample averages to "
-                f"{t.per_sample:.6g}.",
-                magnitude=t.naive - t.per_sample, subject=o, between=("naive numpy", "manual"),
-                advice="reshape first: np.mean((y.reshape(-1) - p.reshape(-1))**2), or store y with the "
-                       "output's shape (n, 1)"))
+                f"before the loss; numpy does not: {formula} on y and predict() output broadcasts to an (n, n) "
+                f"matrix of every target against every prediction and {naive}, while the loss ({t.label}) per "
+                f"sample averages to {t.per_sample:.6g}.",
+                magnitude=None if t.naive is None else t.naive - t.per_sample, subject=o,
+                advice="reshape first (y.reshape(-1) and p.reshape(-1)), or store y with the output's shape (n, 1)"))
         if t.keras_on_indices is not None and t.on_one_hot is not None:
             k, r = t.keras_on_indices, t.on_one_hot
             out.append(Finding(
@@ -236,4 +324,4 @@ def _about(f: Finding, e: MetricFacts) -> bool:
         return f.between is not None and f.between[1] == e.name
     if f.code == "metric-batch-mean":
         return f.message.startswith(f"The metric {e.name!r} ({e.label})")
-    return f.message.startswith(f"{e.label} {e.name!r} reads output")
+    return f.message.startswith(f"{e.label} {e.name!r} reads output {e.output!r} ")

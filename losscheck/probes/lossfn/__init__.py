@@ -23,6 +23,7 @@ from losscheck.measurements import frozen_mapping
 from losscheck.measurements.lossfn import LossFnMeasurements, NonFiniteSite, OutputLossRecord, RankRecord
 from losscheck.probes.lossfn import batchsize, nonfinite, rank
 from losscheck.probes.lossfn.outputs import OutputLoss, data_pool, output_losses, synthetic_pool
+from losscheck.probes.lossfn.persample import PerSampleObserver
 from losscheck.probes.lossfn.ranges import RangeObserver
 from losscheck.probes.lossfn.trace import TraceObserver
 
@@ -75,18 +76,20 @@ def measure_static(loaded) -> StaticLossFn:
 
 @dataclass(frozen=True)
 class LossFnObservers:
-    """The observers compare attaches to its inference pass: the reduction trace and the output ranges."""
+    """The observers compare attaches to its inference pass: the reduction trace, the output ranges and
+    the per-sample form of batch-level built-in losses."""
 
     trace: TraceObserver
     ranges: RangeObserver
+    per_sample: PerSampleObserver
 
     @classmethod
     def of(cls, static: StaticLossFn) -> LossFnObservers:
         outputs = list(static.outputs)
-        return cls(TraceObserver(outputs), RangeObserver(outputs))
+        return cls(TraceObserver(outputs), RangeObserver(outputs), PerSampleObserver(outputs))
 
     def all(self) -> list[Any]:
-        return [self.trace, self.ranges]
+        return [self.trace, self.ranges, self.per_sample]
 
 
 def _rank_on_data(loaded, data, retry: list[OutputLoss], errors: list[str]) -> dict[str, RankRecord | None]:
@@ -107,9 +110,10 @@ def measure_data(static: StaticLossFn, obs: LossFnObservers, loaded, data, batch
                  inf, reported: bool = True) -> LossFnMeasurements:
     """Everything the data adds, `inf` being the inference pass `obs` observed: where NaN/Inf sits;
     and, when the loss is finite, the rank probe on real outputs for losses synthetic tensors did not
-    fit, the output ranges, each output's loss, the batch-size rerun and the reduction trace. With
-    `reported` False (the model's own steps compute the reported loss, not the compiled one) only where
-    NaN/Inf sits: the batch-size rerun and the trace would describe a loss Keras does not report."""
+    fit, the output ranges, each output's loss (and the per-sample form of a batch-level built-in), the
+    batch-size rerun and the reduction trace. With `reported` False (the model's own steps compute the
+    reported loss, not the compiled one) only where NaN/Inf sits: the batch-size rerun and the trace
+    would describe a loss Keras does not report."""
     errors = list(static.errors)
     records = dict(static.records)
     non_finite = None
@@ -126,7 +130,11 @@ def measure_data(static: StaticLossFn, obs: LossFnObservers, loaded, data, batch
             records[name] = dataclasses.replace(records[name], rank=result)
     ranges = {ol.name: obs.ranges.stats[ol.name].record() for ol in obs.ranges.outputs}
     for name, record in records.items():
-        records[name] = dataclasses.replace(record, ranges=ranges.get(name), loss=inf.output_loss.get(name))
+        per_sample = obs.per_sample.value(name)
+        records[name] = dataclasses.replace(
+            record, ranges=ranges.get(name), loss=inf.output_loss.get(name),
+            per_sample_loss=None if per_sample is None else per_sample[0],
+            per_sample_axes=None if per_sample is None else per_sample[1])
 
     probe = _safely(errors, "batch-size-dependence", batchsize.measure, loaded, data, batch_size, seed, inf)
     section = obs.trace.section(inf.evaluate)

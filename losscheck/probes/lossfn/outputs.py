@@ -108,11 +108,6 @@ def loss_name(loss: Any) -> str:
     return type(loss).__name__
 
 
-def is_keras_builtin(loss: Any) -> bool:
-    fn = loss_function(loss)
-    return str(getattr(fn, "__module__", "")).startswith("keras.")
-
-
 def concrete_shape(shape: tuple, batch: int, fill: int = 4) -> tuple[int, ...]:
     return (batch,) + tuple(fill if d is None else int(d) for d in shape[1:])
 

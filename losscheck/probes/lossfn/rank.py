@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from losscheck.measurements.lossfn import RankRecord
-from losscheck.probes.lossfn.outputs import OutputLoss, is_keras_builtin, loss_function
+from losscheck.probes.lossfn.outputs import OutputLoss, loss_function
 from losscheck.report.text import shape_text
 
 SIZES = (1, 7, 32)
@@ -67,9 +67,8 @@ def probe(ol: OutputLoss, pool_t: np.ndarray, pool_p: np.ndarray, on_data: bool 
     for b in SIZES:
         shapes[b] = tuple(call_loss(ol.loss, pool_t[:b], pool_p[:b]).shape)
     big = SIZES[-1]
+    # a built-in counts like the user's own loss: Dice/Tversky with axis=None return one value per batch
     ok = all(len(s) >= 1 and s[0] == b for b, s in shapes.items())
-    # Dice/Tversky return a scalar at every batch size: a batch-level loss by design
-    ok = ok or (is_keras_builtin(ol.loss) and all(len(s) == 0 for s in shapes.values()))
     result = RankProbe(shapes, tuple(pool_p[:big].shape), ok)
     if ok:
         return result.record(on_data)
