@@ -45,9 +45,10 @@ _keep_home_clean()
 
 
 
-def _import_quietly():
-    """Import TensorFlow with file descriptor 2 silenced: its C++ start-up lines are noise for users.
-    Python exceptions still propagate."""
+def _import_quietly(name: str = "tensorflow") -> None:
+    """Import module `name` with file descriptor 2 silenced: TensorFlow's C++ and absl start-up lines
+    (also written when Keras on another backend loads TensorFlow for its data utilities) are noise for
+    users. Python exceptions still propagate."""
     import sys
 
     try:
@@ -55,12 +56,11 @@ def _import_quietly():
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
     except OSError:
-        import tensorflow
-
+        importlib.import_module(name)
         return
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        importlib.import_module(name)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -128,6 +128,10 @@ ON_TENSORFLOW = (os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
 
 with _without_matplotlib_import():
     tf: Any = _tensorflow() if ON_TENSORFLOW else _LazyTensorFlow("tensorflow")
+    if not ON_TENSORFLOW and importlib.util.find_spec("tensorflow") is not None:
+        # Keras on another backend imports an installed TensorFlow itself (keras.utils.set_random_seed
+        # seeds it), with its C++ start-up lines on stderr: import it first, quietly
+        _tensorflow()
     import keras  # noqa: E402
 
 __all__ = ["keras", "tf"]
