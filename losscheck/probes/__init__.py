@@ -29,7 +29,7 @@ from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, 
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
-from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES
+from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES, rate_of
 
 L = keras.layers
 ops = keras.ops
@@ -97,9 +97,11 @@ def all_layers(model) -> list[Any]:
 
 
 def _has_internal_dropout(layer) -> bool:
-    return any(float(getattr(layer, a, 0) or 0) > 0 for a in ("dropout", "recurrent_dropout")) and not isinstance(
-        layer, DROPOUT_TYPES
-    )
+    """A layer with a dropout rate of its own (an RNN's `dropout`, `recurrent_dropout`): not a Dropout layer,
+    and not one that holds Dropout sub-layers (those carry the rate; the holder is walked past)."""
+    if isinstance(layer, DROPOUT_TYPES) or not any(rate_of(layer, a) > 0 for a in ("dropout", "recurrent_dropout")):
+        return False
+    return not any(isinstance(s, DROPOUT_TYPES) for s in layer._flatten_layers(include_self=False, recursive=True))
 
 
 #: built-in random augmentation layers whose names do not start with "Random"
@@ -187,7 +189,7 @@ def family_of(layer) -> str | None:
     if isinstance(layer, BN_TYPES):
         return "batchnorm" if getattr(layer, "trainable") else FROZEN_BATCHNORM  # noqa: B009 - typed as object
     if isinstance(layer, DROPOUT_TYPES):
-        return "dropout" if float(getattr(layer, "rate", 0) or 0) > 0 else None
+        return "dropout" if rate_of(layer, "rate") > 0 else None
     if _has_internal_dropout(layer):
         return "dropout"
     if isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
@@ -652,8 +654,9 @@ class Prober:
 
         family None: model(x, training=True) (every layer in training behaviour);
         family "dropout"/"batchnorm"/"noise"/"custom": only that family forced to training, the rest
-        inference ("custom": the layers of the other families inside a custom layer are held at
-        training=False, so a block that passes `training` on to its Dropout is measured without it);
+        inference; the layers of the other families are held at training=False even inside a forced
+        layer (a custom block that passes `training` on to its Dropout and BatchNormalization is measured
+        without them, a block with a dropout rate of its own without its BatchNormalization);
         "inference": no layer forced (what `inference_loss` gives).
         """
         return self.training_passes([family], class_weight, limit)[family]
@@ -723,7 +726,7 @@ class Prober:
                 advanced: dict[int, Any] = {}
                 for f in variants:
                     outer = f is None
-                    calls.force(forced[f], held_off if f == "custom" else ())
+                    calls.force(forced[f], () if f in (None, "inference") else held_off)
                     with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
