@@ -271,7 +271,8 @@ class _VariantCalls:
     def __init__(self, model, unshared: Sequence[Any] = ()) -> None:
         self.layers = [lyr for lyr in all_layers(model) if "call" not in lyr.__dict__]
         ids = {id(v) for v in unshared}
-        self.unshared = {id(lyr) for lyr in self.layers if any(id(v) in ids for v in call_state_variables(lyr))}
+        self.unshared = {id(lyr) for lyr in self.layers
+                         if ids and any(id(v) in ids for v in call_state_variables(lyr))}
         self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=True, recursive=True)}
                        for lyr in self.layers}
         self.forced: set[int] = set()
