@@ -210,3 +210,74 @@ def test_probes_leave_state_as_found(name):
 def test_files_unchanged(name):
     _, before, after = compare_json(name)
     assert before == after
+
+
+OWN_RATE_LAYERS = '''import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="losscheck_tests")
+class OwnDropoutBN(layers.Layer):
+    """Dense -> BatchNormalization -> its own dropout (a rate held as `self.dropout`, no Dropout layer)."""
+
+    def __init__(self, units, dropout=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.dropout = units, dropout
+        self.dense = layers.Dense(units)
+        self.bn = layers.BatchNormalization()
+        self.seed_generator = keras.random.SeedGenerator(7)
+
+    def call(self, inputs, training=None):
+        h = ops.relu(self.bn(self.dense(inputs), training=training))
+        if training:
+            h = keras.random.dropout(h, self.dropout, seed=self.seed_generator)
+        return h
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, dropout=self.dropout)
+        return config
+'''
+
+
+def test_own_dropout_rate_beside_batchnorm(tmp_path):
+    """A layer with a dropout rate of its own is the Dropout family; in the Dropout-only pass the
+    BatchNormalization it holds stays in inference behaviour (Keras: the same model with that
+    BatchNormalization frozen), and in the BatchNorm-only pass the layer itself does not drop."""
+    import keras
+    import numpy as np
+
+    from losscheck.probes import LayerFamilies
+
+    (tmp_path / "layers.py").write_text(OWN_RATE_LAYERS)
+    spec = importlib.util.spec_from_file_location("own_rate_layers", tmp_path / "layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    keras.utils.set_random_seed(11)
+    rng = np.random.default_rng(11)
+    x = (rng.normal(size=(64, 4)) * 2 + 1).astype("float32")
+    y = (x @ rng.normal(size=(4, 1))).astype("float32")
+    model = keras.Sequential([keras.Input((4,), name="x"), module.OwnDropoutBN(8, name="block"),
+                              keras.layers.Dense(1, name="out")])
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    res = run_cli("compare", tmp_path / "model.keras", tmp_path / "data.npz", "--custom-objects",
+                  tmp_path / "layers.py", "--format", "json")
+    assert res.code in (0, 1), res.stderr
+    fig = {k: v["value"] for k, v in res.json["figures"].items()}
+
+    def load():
+        keras.utils.set_random_seed(0)
+        return keras.saving.load_model(tmp_path / "model.keras")
+
+    fam = LayerFamilies.of(load())
+    assert fam.names("dropout") == ["block"] and len(fam.batchnorm) == 1
+    assert rel(fig["train_mode"], training_loss(load(), x, y)) < 1e-4
+    frozen = load()
+    for bn in _sublayers(frozen, keras.layers.BatchNormalization):
+        bn.trainable = False
+    assert rel(fig["train_mode_dropout_only"], training_loss(frozen, x, y)) < 1e-4
+    no_drop = load()
+    no_drop.get_layer("block").dropout = 0.0
+    assert rel(fig["train_mode_batchnorm_only"], training_loss(no_drop, x, y)) < 1e-4
