@@ -5,6 +5,8 @@ Pure Python: no TensorFlow.
 
 from __future__ import annotations
 
+import numbers
+
 # ----------------------------------------------------------------------------------------------
 # Loss kinds: keras.losses function names, with the traits the checks and the reference read
 # ----------------------------------------------------------------------------------------------
@@ -99,6 +101,14 @@ STOCHASTIC_FAMILIES = ("dropout", "noise", "custom")
 FROZEN_BATCHNORM = "frozen_batchnorm"
 #: the layer lists a report shows, in order (frozen BatchNormalization after the trainable one)
 LISTED_FAMILIES = ("dropout", "batchnorm", FROZEN_BATCHNORM, "noise", "custom")
+
+
+def rate_of(layer: object, attribute: str) -> float:
+    """A layer attribute read as a rate (Dropout's `rate`, an RNN's `dropout`): its value when it is a plain
+    number, 0 otherwise (None, or a sub-layer a custom layer holds under that name, e.g. `self.dropout =
+    Dropout(0.1)`)."""
+    value = getattr(layer, attribute, None)
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else 0.0
 
 
 def family_figure(family: str) -> str:

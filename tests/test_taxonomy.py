@@ -38,3 +38,21 @@ def test_one_family_tuple():
     assert [figure for _, figure in FAMILY_FIGURES] == [taxonomy.family_figure(f) for f in taxonomy.FAMILIES]
     assert set(SECTION_TEXT) == set(taxonomy.LISTED_FAMILIES)
     assert all(taxonomy.family_figure(f) in FIGURE_ORDER for f in taxonomy.FAMILIES)
+
+
+def test_rate_of_reads_plain_numbers_only():
+    """A rate is a plain number; a sub-layer held under the same name (self.dropout = Dropout(0.1)),
+    None, a flag or a missing attribute reads as 0."""
+    import numpy as np
+
+    class Holder:
+        dropout = object()  # a sub-layer
+        rate = np.float32(0.25)
+        recurrent_dropout = None
+        flag = True
+
+    assert taxonomy.rate_of(Holder(), "rate") == 0.25
+    assert taxonomy.rate_of(Holder(), "dropout") == 0.0
+    assert taxonomy.rate_of(Holder(), "recurrent_dropout") == 0.0
+    assert taxonomy.rate_of(Holder(), "flag") == 0.0
+    assert taxonomy.rate_of(Holder(), "missing") == 0.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from losscheck.measurements.model import ModelFacts
-from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name
+from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name, rate_of
 
 _REG_ATTRS = ("kernel_regularizer", "bias_regularizer", "depthwise_regularizer", "pointwise_regularizer",
               "recurrent_regularizer", "beta_regularizer", "gamma_regularizer", "embeddings_regularizer")
@@ -48,10 +48,10 @@ def _acts_in_training(layer) -> bool:
         return bool(layer.trainable)
     if name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
                 "AlphaDropout"):
-        return float(getattr(layer, "rate", 0) or 0) > 0
+        return rate_of(layer, "rate") > 0
     if name == "GaussianNoise":
-        return float(getattr(layer, "stddev", 0) or 0) > 0
-    return any(float(getattr(layer, a, 0) or 0) > 0 for a in ("dropout", "recurrent_dropout"))
+        return rate_of(layer, "stddev") > 0
+    return any(rate_of(layer, a) > 0 for a in ("dropout", "recurrent_dropout"))
 
 
 def _nested_called_in_inference(model) -> list[str]:

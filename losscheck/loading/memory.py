@@ -79,19 +79,52 @@ _FIT_ATTRIBUTES = ("history", "stop_training", "_eval_epoch_iterator", "train_fu
                    "predict_function", "_train_counter")
 
 
-def state_variables(model: Any) -> list[Any]:
-    """The model's variables, metric variables and (once built) optimizer variables, each once."""
-    found = list(model.variables) + list(getattr(model, "metrics_variables", []))
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and getattr(optimizer, "built", False):
-        found += list(optimizer.variables)
+def _unique(variables: list[Any]) -> list[Any]:
     seen: set[int] = set()
     out = []
-    for var in found:
+    for var in variables:
         if id(var) not in seen:
             seen.add(id(var))
             out.append(var)
     return out
+
+
+def layer_states(layer: Any) -> list[Any]:
+    """The variables that a layer or model (at any depth) updates in call() but does not list in its
+    `variables`: the states of stateful RNNs."""
+    found: list[Any] = []
+    for sub in layer._flatten_layers(include_self=True, recursive=True):
+        states = getattr(sub, "states", None) if getattr(sub, "stateful", False) is True else None
+        if states is not None:
+            found += [v for v in keras.tree.flatten(states) if isinstance(v, keras.Variable)]
+    return found
+
+
+def call_state_variables(layer: Any) -> list[Any]:
+    """What calling a layer or model may change: its non-trainable variables (BatchNormalization
+    statistics, seed states, a custom layer's own state) and its stateful RNNs' states, each once."""
+    return _unique(list(layer.non_trainable_variables) + layer_states(layer))
+
+
+def state_variables(model: Any) -> list[Any]:
+    """The model's variables, stateful RNN states, metric variables and (once built) optimizer
+    variables, each once."""
+    found = list(model.variables) + layer_states(model) + list(getattr(model, "metrics_variables", []))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        found += list(optimizer.variables)
+    return _unique(found)
+
+
+@contextlib.contextmanager
+def assigned_back(variables: list[Any]) -> Iterator[None]:
+    """Within the block `variables` may change; on exit each holds its value from before the block."""
+    snapshot = [(var, np.array(var)) for var in variables]
+    try:
+        yield
+    finally:
+        for var, value in snapshot:
+            var.assign(value)
 
 
 @contextlib.contextmanager
@@ -130,10 +163,11 @@ def random_state_preserved() -> Iterator[None]:
 @contextlib.contextmanager
 def preserved(model: Any) -> Iterator[None]:
     """Within the block the model may be run, fitted and probed; on exit every variable (weights,
-    BatchNormalization statistics, seed states, optimizer and metric state) holds its old value, fit's
-    attributes (history, stop_training, compiled step functions) are put back, and so is every random
-    state. An optimizer that has no state yet is swapped for a copy during the block, so it stays unbuilt."""
-    snapshot = [(v, np.array(v)) for v in state_variables(model)]
+    BatchNormalization statistics, stateful RNN states, seed states, optimizer and metric state) holds
+    its old value, fit's attributes (history, stop_training, compiled step functions) are put back, and
+    so is every random state. An optimizer that has no state yet is swapped for a copy during the block,
+    so it stays unbuilt."""
+    variables = state_variables(model)
     missing = object()
     attributes = {a: model.__dict__.get(a, missing) for a in _FIT_ATTRIBUTES}
     optimizer = getattr(model, "optimizer", None)
@@ -142,7 +176,7 @@ def preserved(model: Any) -> Iterator[None]:
         assert optimizer is not None
         model.optimizer = optimizer.__class__.from_config(optimizer.get_config())
     try:
-        with random_state_preserved():
+        with assigned_back(variables), random_state_preserved():
             yield
     finally:
         if swapped:
@@ -152,5 +186,3 @@ def preserved(model: Any) -> Iterator[None]:
                 model.__dict__.pop(name, None)
             else:
                 model.__dict__[name] = value
-        for var, value in snapshot:
-            var.assign(value)

@@ -24,12 +24,12 @@ from losscheck._tf import invalid_argument_errors, keras, tf
 from losscheck.errors import DataFileError, UsageError
 from losscheck.loading.data import Dataset
 from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
-from losscheck.loading.memory import state_variables
+from losscheck.loading.memory import assigned_back, call_state_variables, state_variables
 from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, keras_mask
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
-from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES
+from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES, rate_of
 
 L = keras.layers
 ops = keras.ops
@@ -97,9 +97,11 @@ def all_layers(model) -> list[Any]:
 
 
 def _has_internal_dropout(layer) -> bool:
-    return any(float(getattr(layer, a, 0) or 0) > 0 for a in ("dropout", "recurrent_dropout")) and not isinstance(
-        layer, DROPOUT_TYPES
-    )
+    """A layer with a dropout rate of its own (an RNN's `dropout`, `recurrent_dropout`): not a Dropout layer,
+    and not one that holds Dropout sub-layers (those carry the rate; the holder is walked past)."""
+    if isinstance(layer, DROPOUT_TYPES) or not any(rate_of(layer, a) > 0 for a in ("dropout", "recurrent_dropout")):
+        return False
+    return not any(isinstance(s, DROPOUT_TYPES) for s in layer._flatten_layers(include_self=False, recursive=True))
 
 
 #: built-in random augmentation layers whose names do not start with "Random"
@@ -187,7 +189,7 @@ def family_of(layer) -> str | None:
     if isinstance(layer, BN_TYPES):
         return "batchnorm" if getattr(layer, "trainable") else FROZEN_BATCHNORM  # noqa: B009 - typed as object
     if isinstance(layer, DROPOUT_TYPES):
-        return "dropout" if float(getattr(layer, "rate", 0) or 0) > 0 else None
+        return "dropout" if rate_of(layer, "rate") > 0 else None
     if _has_internal_dropout(layer):
         return "dropout"
     if isinstance(layer, NOISE_TYPES) or _is_augmentation(layer):
@@ -237,8 +239,7 @@ def overridden_training_false(model) -> dict[str, str]:
 @contextlib.contextmanager
 def forced_training(model, layers: list[Any], mode: bool) -> Iterator[None]:
     """Within the block, every layer in `layers` runs `call(..., training=mode)` whatever the outer
-    flag. Restores the calls and every non-trainable variable on exit."""
-    snapshot = [(v, np.array(v)) for v in model.non_trainable_variables]
+    flag. Restores the calls and every variable a call may change (call_state_variables) on exit."""
     patched = []
     try:
         for layer in layers:
@@ -253,22 +254,25 @@ def forced_training(model, layers: list[Any], mode: bool) -> Iterator[None]:
 
             layer.__dict__["call"] = call  # instance attribute shadows the method; bypasses tracking
             patched.append(layer)
-        yield
+        with assigned_back(call_state_variables(model)):
+            yield
     finally:
         for layer in patched:
             del layer.__dict__["call"]
-        for var, value in snapshot:
-            var.assign(value)
 
 
 class _VariantCalls:
     """Shadows `call` on every layer of a model (instance attribute, like `forced_training`) with a
     wrapper that (1) forces `training=True` on the layers of the current variant and (2) memoizes the
     call within one trace, keyed on the input tensors' identities, the other arguments, the effective
-    `training` and which forced layers sit inside the layer (nested models). Reset per trace."""
+    `training` and which forced layers sit inside the layer (nested models). Reset per trace. A layer
+    that reads a variable in `unshared` (each variant holds its own value) is never memoized."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, unshared: Sequence[Any] = ()) -> None:
         self.layers = [lyr for lyr in all_layers(model) if "call" not in lyr.__dict__]
+        ids = {id(v) for v in unshared}
+        self.unshared = {id(lyr) for lyr in self.layers
+                         if ids and any(id(v) in ids for v in call_state_variables(lyr))}
         self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=True, recursive=True)}
                        for lyr in self.layers}
         self.forced: set[int] = set()
@@ -296,7 +300,7 @@ class _VariantCalls:
 
     def _wrap(self, layer, original):
         me = id(layer)
-        stateful = bool(getattr(layer, "stateful", False))
+        stateful = bool(getattr(layer, "stateful", False)) or me in self.unshared
 
         @functools.wraps(original)
         def call(*args, **kwargs):
@@ -537,7 +541,7 @@ class Prober:
 
         x0, y0, sw0 = sample
         build_state(model, _structure(x0), _structure(y0), sw0)
-        variables = [*model.trainable_variables, *model.non_trainable_variables,
+        variables = [*model.trainable_variables, *call_state_variables(model),
                      *(compile_metrics.variables if compile_metrics is not None else ())]
         if tensorflow:
             def relaxed(a):
@@ -568,7 +572,13 @@ class Prober:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
         semantic findings explain (reference.variants). metrics=True: the compiled metrics too, as
-        evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored)."""
+        evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored).
+        State a call updates (stateful RNN states, a custom layer's variables) carries from batch to batch
+        as in evaluate, from the saved values, and is put back afterwards."""
+        with assigned_back(call_state_variables(self.model)):
+            return self._inference_pass(observers, metrics)
+
+    def _inference_pass(self, observers: Sequence[Callable[[BatchResult], None]], metrics: bool) -> InferenceResult:
         from losscheck.probes.metrics import KerasMetrics
 
         keras_metrics = KerasMetrics(self.model) if metrics else None
@@ -657,8 +667,9 @@ class Prober:
 
         family None: model(x, training=True) (every layer in training behaviour);
         family "dropout"/"batchnorm"/"noise"/"custom": only that family forced to training, the rest
-        inference ("custom": the layers of the other families inside a custom layer are held at
-        training=False, so a block that passes `training` on to its Dropout is measured without it);
+        inference; the layers of the other families are held at training=False even inside a forced
+        layer (a custom block that passes `training` on to its Dropout and BatchNormalization is measured
+        without them, a block with a dropout rate of its own without its BatchNormalization);
         "inference": no layer forced (what `inference_loss` gives).
         """
         return self.training_passes([family], class_weight, limit)[family]
@@ -686,8 +697,12 @@ class Prober:
         in its own Keras StatelessScope starting from the same variable values, so none sees another's
         state updates (BatchNormalization moving statistics are never written) and every variant draws
         the same random numbers it would draw in a pass of its own; the seed states then advance once
-        per batch, as in a separate pass. Figures are identical to separate passes. `draw` > 0 shifts
-        every seed: other random draws, for the spread of the random layers' figures.
+        per batch, as in a separate pass. Any other state a call updates (stateful RNN states, a custom
+        layer's variables; not BatchNormalization statistics, which only a BatchNormalization in
+        inference mode reads and only one in training mode writes) is carried from batch to batch
+        within each variant, as fit carries it, every variant from the saved values. Figures are
+        identical to separate passes. Everything is put back afterwards. `draw` > 0 shifts every seed:
+        other random draws, for the spread of the random layers' figures.
         """
         model = self.model
         variants = list(dict.fromkeys(families))
@@ -697,10 +712,16 @@ class Prober:
         keras.utils.set_random_seed(self.seed + draw)
         seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
                     for sg in getattr(layer, "_seed_generators", None) or []}
-        with _VariantCalls(model) as calls, forced_training(model, [], True):
+        bn_ids = {id(v) for layer in all_layers(model) if isinstance(layer, BN_TYPES)
+                  for v in getattr(layer, "non_trainable_variables")}  # noqa: B009 - typed as object
+        non_trainable = call_state_variables(model)
+        carried = [(i, v) for i, v in enumerate(non_trainable) if id(v) not in seed_ids | bn_ids]
+        with _VariantCalls(model, [v for _, v in carried]) as calls, forced_training(model, [], True):
             trainable = list(model.trainable_variables)
-            non_trainable = list(model.non_trainable_variables)
             seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
+            # each variant's own copy of the carried state, from the saved values
+            own = [[keras.Variable(np.array(v), dtype=v.dtype, trainable=False) for _, v in carried]
+                   for _ in variants]
             if draw:  # other random draws: shift every layer's seed (restored with the other variables)
                 for _, var in seeds:
                     state = np.array(var)
@@ -726,10 +747,12 @@ class Prober:
                 mapping = list(zip(trainable, t_values, strict=True)) + list(zip(non_trainable, n_values, strict=True))
                 losses: list[Any] = []
                 advanced: dict[int, Any] = {}
-                for f in variants:
+                for k, f in enumerate(variants):
                     outer = f is None
-                    calls.force(forced[f], held_off if f == "custom" else ())
-                    with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+                    calls.force(forced[f], () if f in (None, "inference") else held_off)
+                    mine = [(var, held.value) for (_, var), held in zip(carried, own[k], strict=True)]
+                    # the variant's own carried values override the shared ones (later entries win)
+                    with keras.StatelessScope(state_mapping=mapping + mine, collect_losses=True) as scope:
                         pred = model(x, training=outer)
                         loss = model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
                         # a reduction="none" loss is a vector: Keras's tracker records its mean
@@ -741,13 +764,17 @@ class Prober:
                         new = scope.get_current_value(var)
                         if new is not None and new is not n_values[i]:
                             advanced.setdefault(i, new)
+                    for held, (var, value) in zip(own[k], mine, strict=True):
+                        new = scope.get_current_value(var)
+                        if new is not None and new is not value:
+                            held.assign(new)
                 calls.force([])
                 for i, var in seeds:  # a separate pass advances each seed once per batch
                     if i in advanced:
                         var.assign(advanced[i])
                 return ops.stack(losses)
 
-            step = compile_step(step, [*trainable, *non_trainable])
+            step = compile_step(step, [*trainable, *non_trainable, *(c for copies in own for c in copies)])
             width = 2 if weighted else 1
             means = [EpochMean() for _ in range(width * len(variants))]
             batches: list[tuple[int, dict]] = []
@@ -777,7 +804,12 @@ class Prober:
 
     @data_errors
     def inference_loss(self, class_weight=None, limit: int | None = None) -> float:
-        """evaluate-like loss (all inference) with optional class weights and sample limit."""
+        """evaluate-like loss (all inference) with optional class weights and sample limit; the state a
+        call updates is put back afterwards."""
+        with assigned_back(call_state_variables(self.model)):
+            return self._inference_loss(class_weight, limit)
+
+    def _inference_loss(self, class_weight, limit: int | None) -> float:
         model = self.model
 
         def step(x, y, sw):
@@ -789,7 +821,7 @@ class Prober:
         for start, stop, xs, ys, sw in self._batches(limit, class_weight):
             if compiled is None:
                 build_state(model, _structure(xs), _structure(ys), sw)
-                compiled = compile_step(step, [*model.trainable_variables, *model.non_trainable_variables])
+                compiled = compile_step(step, [*model.trainable_variables, *call_state_variables(model)])
             mean.add(float(np.mean(compiled(_structure(xs), _structure(ys), sw))), stop - start)
         return mean.value
 
@@ -887,19 +919,15 @@ def fit_epoch(model, data: Dataset, batch_size: int, class_weight=None, seed: in
 def fit_epoch_restoring(model, data: Dataset, batch_size: int, class_weight=None, seed: int = 0,
                         validation: Dataset | None = None, logs: dict[str, float] | None = None) -> float | None:
     """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
-    it touched is put back (weights, BatchNormalization statistics, seed states, optimizer and metric
-    state), so the model is left as loaded. Spares a second load; the figure is the one a fresh copy
-    gives, since the training-mode passes leave the model exactly as loaded and the fit starts from the
-    same weights, optimizer state and layer seeds."""
+    it touched is put back (weights, BatchNormalization statistics, stateful RNN states, seed states,
+    optimizer and metric state), so the model is left as loaded. Spares a second load; the figure is the
+    one a fresh copy gives, since every other pass leaves the model exactly as loaded and the fit starts
+    from the same weights, layer state, optimizer state and layer seeds."""
     optimizer = model.optimizer
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # what fit's first step does; its state then is saved too
-    snapshot = [(var, np.array(var)) for var in state_variables(model)]
-    try:
+    with assigned_back(state_variables(model)):
         return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs)
-    finally:
-        for var, value in snapshot:
-            var.assign(value)
 
 
 class _H5Sequence(keras.utils.PyDataset):

@@ -93,9 +93,13 @@ class LossFnObservers:
 
 
 def _rank_on_data(loaded, data, retry: list[OutputLoss], errors: list[str]) -> dict[str, RankRecord | None]:
-    """The rank probe on the first samples' real targets and outputs (one model call)."""
+    """The rank probe on the first samples' real targets and outputs (one model call; the state it
+    updates is put back)."""
+    from losscheck.loading.memory import assigned_back, call_state_variables
+
     xs, ys, _ = data.slice(0, min(data.n, 32))
-    preds = loaded.model(xs[0] if len(xs) == 1 else xs, training=False)
+    with assigned_back(call_state_variables(loaded.model)):
+        preds = loaded.model(xs[0] if len(xs) == 1 else xs, training=False)
     if isinstance(preds, dict):
         preds = [preds[o] for o in loaded.output_names]
     preds = preds if isinstance(preds, (list, tuple)) else [preds]

@@ -107,7 +107,15 @@ def _layer_outputs(model) -> list[tuple[str, Any]]:
 
 def locate_in_model(loaded, data, start: int, stop: int) -> NonFiniteSite:
     """On the first non-finite batch: the first layer whose output is non-finite, else the output,
-    else the loss values, else the penalties or the reduction."""
+    else the loss values, else the penalties or the reduction. The state the model calls update is put
+    back."""
+    from losscheck.loading.memory import assigned_back, call_state_variables
+
+    with assigned_back(call_state_variables(loaded.model)):
+        return _locate_in_model(loaded, data, start, stop)
+
+
+def _locate_in_model(loaded, data, start: int, stop: int) -> NonFiniteSite:
     from losscheck._tf import keras
     from losscheck.probes.lossfn.rank import call_loss
 
