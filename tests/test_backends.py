@@ -94,3 +94,17 @@ def test_header_names_the_backend_run_on():
     model, data = fixture_files("dense_story4")
     res = run_cli("compare", model, data, "--format", "json")
     assert res.json["backend"] == "tensorflow"
+
+
+@pytest.mark.jax
+def test_no_backend_logging_on_stderr_on_jax():
+    """TensorFlow's C++/absl start-up lines (Keras imports an installed TensorFlow on every backend) stay
+    off stderr, as they do on the TensorFlow backend."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip('jax is not installed (pip install "losscheck[jax]")')
+    model, data = fixture_files("dense_story4")
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-m", "losscheck", "compare", str(model), str(data), "--backend", "jax",
+                           "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
