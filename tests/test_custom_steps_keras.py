@@ -172,3 +172,28 @@ def test_the_callback_reports_keras_own_evaluate_on_a_model_with_its_own_steps()
     assert report.figures["fit_logged"].value == history.history["loss"][-1]
     assert {f.code for f in report.findings} == {"custom-step"}
     assert "train_mode" not in report.figures
+
+
+def test_a_loss_added_by_a_helper_method_of_a_layer_needs_no_loss_option(tmp_path):
+    import keras
+    import numpy as np
+
+    @keras.saving.register_keras_serializable(package="losscheck_tests")
+    class PenaltyThroughHelper(keras.layers.Layer):
+        def _penalize(self, x):
+            self.add_loss(0.1 * keras.ops.mean(keras.ops.square(x)))
+
+        def call(self, x):
+            self._penalize(x)
+            return x
+
+    x = np.random.default_rng(5).normal(size=(64, 4)).astype("float32")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, PenaltyThroughHelper()(keras.layers.Dense(4)(inputs)))
+    model.compile("adam")
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x, y=x)
+    result = run_cli("compare", tmp_path / "m.keras", tmp_path / "d.npz", "--format", "json")
+    assert result.code in (0, 1), result.stderr
+    expected = keras.saving.load_model(tmp_path / "m.keras").evaluate(x, x, verbose=0)
+    assert rel(result.json["figures"]["evaluate"]["value"], expected) < 1e-4

@@ -31,16 +31,32 @@ def custom_steps(model: Any) -> tuple[str, ...]:
 
 
 def adds_losses(model: Any) -> bool:
-    """Some layer (or the model itself) refers to add_loss in its call(), or has an activity
-    regularizer: the model may have losses besides its compiled ones."""
+    """Some layer (or the model itself) has an activity regularizer, or its call() or a method of its
+    own class refers to add_loss: the model may have losses besides its compiled ones."""
     layers = [model, *model._flatten_layers(include_self=False, recursive=True)]
     for layer in layers:
         if getattr(layer, "activity_regularizer", None) is not None:
             return True
-        code = getattr(getattr(type(layer), "call", None), "__code__", None)
-        if code is not None and "add_loss" in code.co_names:
+        if any("add_loss" in code.co_names for code in _own_code(type(layer))):
             return True
     return False
+
+
+def _own_code(cls: type) -> list[Any]:
+    """The code of cls.call and of every function the classes outside Keras in its MRO define (a helper
+    method call() uses may be the one that adds a loss)."""
+    found = []
+    call = getattr(getattr(cls, "call", None), "__code__", None)
+    if call is not None:
+        found.append(call)
+    for klass in cls.__mro__:
+        if klass is object or str(klass.__module__).startswith(_KERAS_MODULES):
+            continue
+        for value in vars(klass).values():
+            code = getattr(value, "__code__", None)
+            if code is not None:
+                found.append(code)
+    return found
 
 
 @dataclass(frozen=True)
