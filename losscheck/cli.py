@@ -20,6 +20,7 @@ from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.config import Config
 from losscheck.errors import LosscheckError, UsageError
 from losscheck.gate import FAIL_ON, Gate, codes
+from losscheck.report import FORMATS
 from losscheck.text_safety import for_terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -53,8 +54,11 @@ def _one_line(exc: click.ClickException) -> OneLineUsageError:
     text = " ".join(exc.format_message().split()).rstrip(".")
     ctx = getattr(exc, "ctx", None)
     if ctx is not None and isinstance(exc, click.UsageError):
-        command = f" {ctx.command.name}" if ctx.parent is not None else ""
-        text += f"{' -' if text.endswith('?') else ';'} see 'losscheck{command} --help'"
+        if ctx.parent is not None:
+            command = f"losscheck {ctx.command.name}"
+        else:  # the group, or an entry point of its own (losscheck-inspect)
+            command = "losscheck" if isinstance(ctx.command, click.Group) else str(ctx.command.name)
+        text += f"{' -' if text.endswith('?') else ';'} see '{command} --help'"
     return OneLineUsageError(text)
 
 
@@ -63,8 +67,8 @@ _KEEP = (OneLineUsageError,) + tuple(
     cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None)
 
 
-class OneLineGroup(click.Group):
-    """The `losscheck` group: parsing errors of the group and its commands become one line, exit 2."""
+class OneLineCommand(click.Command):
+    """Parsing errors of the command (of a group: and of its commands) become one line, exit 2."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
@@ -81,6 +85,10 @@ class OneLineGroup(click.Group):
             raise
         except click.ClickException as exc:
             raise _one_line(exc) from exc
+
+
+class OneLineGroup(OneLineCommand, click.Group):
+    """The `losscheck` group."""
 
 
 def common_options(f: Callable) -> Callable:
@@ -103,8 +111,9 @@ def common_options(f: Callable) -> Callable:
                      help="Relative tolerance under which two figures count as equal."),
         click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error",
                      show_default=True, help="Lowest severity that makes the exit code 1."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
-                     show_default=True, help="Report format on stdout."),
+        click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table",
+                     show_default=True, help="Report format on stdout; github: GitHub Actions annotations (always "
+                                             "on stdout, with --output files in the format of their suffix)."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path), multiple=True, metavar="PATH",
                      help="Write the report to this file instead of stdout; .html/.svg: the rendered table "
                           "(rich export); .json/.md: that format unless --format is given. May be repeated "
@@ -279,6 +288,8 @@ def _width() -> int:
 #: only when --format was not given (an explicit --format wins)
 EXPORT_SUFFIXES = {".html": "html", ".svg": "svg"}
 FORMAT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
+#: formats read from the job's log: always written to stdout, --output files take their suffix's format
+LOG_FORMATS = ("github",)
 
 
 def _format_given() -> bool:
@@ -289,6 +300,8 @@ def _format_given() -> bool:
 
 
 def _output_format(path: Path, fmt: str, fmt_given: bool) -> str:
+    if fmt in LOG_FORMATS:
+        return _output_format(path, "table", False)
     suffix = path.suffix.lower()
     if suffix in EXPORT_SUFFIXES:
         return EXPORT_SUFFIXES[suffix]
@@ -303,7 +316,7 @@ def _check_outputs(kw: dict[str, Any], inputs: list[tuple[str, Path | None]]) ->
     outputs: tuple[Path, ...] = kw.get("output") or ()
     given = _format_given()
     formats = [_output_format(p, kw["fmt"], given) for p in outputs]
-    if outputs and given and kw["fmt"] != "table" and kw["fmt"] not in formats:
+    if outputs and given and kw["fmt"] not in ("table", *LOG_FORMATS) and kw["fmt"] not in formats:
         raise UsageError(f"--output {outputs[0]} writes the rendered table, not --format {kw['fmt']}; "
                          f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
                          "for that format, or drop --format")
@@ -324,21 +337,23 @@ def _render(report, fmt: str, width: int, color: bool) -> str:
 
 def _emit(report, kw: dict[str, Any]) -> None:
     """Write the report to stdout, or to each --output (format by suffix, see _output_format); with
-    files, one line on stderr says where it went and the verdict, so a CI log shows why a job failed."""
+    files, one line on stderr says where it went and the verdict, so a CI log shows why a job failed.
+    A log format (github) goes to stdout in any case, after the files are written."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
-    if not outputs:
+    if outputs:
+        from losscheck.outputs import write_all
+
+        texts = {}
+        for path in outputs:  # render every file first: a failure then writes none
+            fmt = _output_format(path, kw["fmt"], _format_given())
+            texts[path] = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
+        write_all(texts)
+    if not outputs or kw["fmt"] in LOG_FORMATS:
         click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False, color=True)  # ANSI is ours to decide
-        return
-    from losscheck.outputs import write_all
+    if outputs:
+        from losscheck.report.text import verdict
 
-    texts = {}
-    for path in outputs:  # render every file first: a failure then writes none
-        fmt = _output_format(path, kw["fmt"], _format_given())
-        texts[path] = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
-    write_all(texts)
-    from losscheck.report.text import verdict
-
-    click.echo(f"losscheck: wrote {', '.join(map(str, outputs))}: {verdict(report)}", err=True)
+        click.echo(f"losscheck: wrote {', '.join(map(str, outputs))}: {verdict(report)}", err=True)
 
 
 def _gate(kw: dict[str, Any]) -> Gate:
@@ -425,49 +440,53 @@ def _progress(kw: dict[str, Any]):
         shown.close()
 
 
+def run_guarded(command: Callable, args: tuple, kw: dict[str, Any]) -> int:
+    """Run a command body and emit its report; the exit code: 2 with one line on bad input or internal
+    error (traceback with --debug), 143 after SIGTERM."""
+    usercode.reset()
+    try:
+        with interrupts.handled(), usercode.no_hard_exit():
+            gate = _gate(kw)  # usage errors before loading anything
+            with _progress(kw) as progress:
+                report = command(*args, progress=progress, **kw)
+            report = gate.apply(_with_nonfinite_figure(report))
+            _emit(report, kw)
+            return report.exit_code(gate)
+    except LosscheckError as exc:
+        if kw.get("debug"):
+            traceback.print_exc()
+        click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if interrupts.received() == interrupts.signal.SIGTERM:
+            click.echo("losscheck: terminated (SIGTERM); no report was written", err=True)
+            return EXIT_TERMINATED
+        click.echo("losscheck: interrupted; no report was written", err=True)
+        return EXIT_ERROR
+    except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
+        if kw.get("debug"):
+            traceback.print_exc()
+        click.echo(f"losscheck: error: {for_terminal(usercode.exited(exc).message)}", err=True)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the user's code failed, or an internal error: exit 2 with one line
+        if kw.get("debug"):
+            traceback.print_exc()
+        theirs = usercode.explain(exc)
+        if theirs is not None:
+            click.echo(f"losscheck: error: {for_terminal(theirs.message)}", err=True)  # quotes their message
+            return EXIT_ERROR
+        first = for_terminal((str(exc).strip().splitlines() or [""])[0][:300])
+        click.echo(f"losscheck: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
+                   "traceback and please report it)", err=True)
+        return EXIT_ERROR
+
+
 def guarded(command: Callable) -> Callable:
-    """Run a command body: exit 2 with one line on bad input or internal error (traceback with --debug)."""
+    """A click command body run by run_guarded, exiting with its code."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kw: Any) -> None:
-        usercode.reset()
-        try:
-            with interrupts.handled(), usercode.no_hard_exit():
-                gate = _gate(kw)  # usage errors before loading anything
-                with _progress(kw) as progress:
-                    report = command(*args, progress=progress, **kw)
-                report = gate.apply(_with_nonfinite_figure(report))
-                _emit(report, kw)
-                code = report.exit_code(gate)
-        except LosscheckError as exc:
-            if kw.get("debug"):
-                traceback.print_exc()
-            click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
-            code = EXIT_ERROR
-        except KeyboardInterrupt:
-            if interrupts.received() == interrupts.signal.SIGTERM:
-                click.echo("losscheck: terminated (SIGTERM); no report was written", err=True)
-                code = EXIT_TERMINATED
-            else:
-                click.echo("losscheck: interrupted; no report was written", err=True)
-                code = EXIT_ERROR
-        except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
-            if kw.get("debug"):
-                traceback.print_exc()
-            click.echo(f"losscheck: error: {for_terminal(usercode.exited(exc).message)}", err=True)
-            code = EXIT_ERROR
-        except Exception as exc:  # noqa: BLE001 - the user's code failed, or an internal error: exit 2 with one line
-            if kw.get("debug"):
-                traceback.print_exc()
-            theirs = usercode.explain(exc)
-            if theirs is not None:
-                click.echo(f"losscheck: error: {for_terminal(theirs.message)}", err=True)  # quotes their message
-                sys.exit(EXIT_ERROR)
-            first = for_terminal((str(exc).strip().splitlines() or [""])[0][:300])
-            click.echo(f"losscheck: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
-                       "traceback and please report it)", err=True)
-            code = EXIT_ERROR
-        sys.exit(code)
+        sys.exit(run_guarded(command, args, kw))
 
     return wrapper
 
@@ -543,10 +562,35 @@ def breakdown(model: Path, data: Path, per_class: bool, per_output: bool, per_sa
 @guarded
 def inspect(model: Path, progress: Callable[[str], None], **kw: Any):
     """Loss configuration, training-dependent layers, regularizers, saved-by version: no data needed."""
+    return _inspect(model, progress, **kw)
+
+
+def _inspect(model: Path, progress: Callable[[str], None], **kw: Any):
     cfg = _config(model, None, kw)
     from losscheck.commands.inspect import run_inspect
 
     return run_inspect(cfg, progress)
+
+
+@click.command("losscheck-inspect", cls=OneLineCommand,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="losscheck")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="MODEL...")
+@common_options
+def inspect_each(models: tuple[Path, ...], **kw: Any) -> None:
+    """`losscheck inspect` on each MODEL in turn (the pre-commit hook's entry): the reports one after
+    another on stdout; the exit code is the worst one (2 before 1 before 0)."""
+    if len(models) > 1 and kw.get("output"):
+        raise click.UsageError("--output takes one report: give one MODEL, or no --output")
+    if len(models) > 1 and kw["fmt"] == "json":
+        raise click.UsageError("--format json writes one report: give one MODEL")
+    worst = EXIT_OK
+    for model in models:
+        code = run_guarded(_inspect, (model,), kw)
+        if interrupts.received() is not None:  # Ctrl-C or SIGTERM: the remaining models are not inspected
+            sys.exit(code)
+        worst = max(worst, code)
+    sys.exit(worst)
 
 
 if __name__ == "__main__":  # pragma: no cover

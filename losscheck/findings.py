@@ -323,27 +323,39 @@ class Report:
 
     def to_markdown(self) -> str:
         """Exactly the `--format markdown` report."""
-        from losscheck.report.markdown import render_markdown
+        from losscheck.report import render
 
-        return render_markdown(self)
+        return render(self, "markdown")
 
     def to_table(self, width: int = 100, color: bool = False) -> str:
         """The `--format table` report as plain text (ANSI colours when `color`), `width` columns wide."""
-        from losscheck.report.table import render_table
+        from losscheck.report import render
 
-        return render_table(self, width=width, color=color)
+        return render(self, "table", width=width, color=color)
+
+    def __str__(self) -> str:
+        """The table, as `print(report)` shows it: `to_table()`, 100 columns, no colour."""
+        return self.to_table()
 
     def __rich__(self) -> Any:
         from rich.console import Group
 
+        from losscheck.report import for_display
         from losscheck.report.table import build_renderables
 
-        return Group(*build_renderables(self))
+        return Group(*build_renderables(for_display(self)))
 
     def _repr_html_(self) -> str:
         from losscheck.report.html import render_html
 
         return render_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """What Jupyter shows: the HTML report, the markdown report and the table as plain text
+        (only the types in `include`, none in `exclude`, when given)."""
+        renderers = {"text/html": self._repr_html_, "text/markdown": self.to_markdown, "text/plain": self.to_table}
+        return {mime: render() for mime, render in renderers.items()
+                if (not include or mime in include) and (not exclude or mime not in exclude)}
 
 
 class ExitCode(int):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import rel, run_cli
+from tests.test_report_schema import validate
 
 pytestmark = pytest.mark.keras
 
@@ -135,10 +136,7 @@ def test_compare_arrays_pipeline_cli_agree_with_keras(trained):
     import json
 
     assert json.loads(by_arrays.to_json()) == report
-    from losscheck.report.json import load_schema
-
-    jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.validate(report, load_schema())
+    validate(report)
     f = by_arrays.findings[0]
     assert f.code and f.severity and f.message and f.magnitude is not None
     html = by_arrays._repr_html_()
@@ -309,6 +307,8 @@ def test_callback_explains_logged_loss_and_changes_nothing():
     assert update.between == ("fit_logged", "train_mode")
     assert update.magnitude == pytest.approx(last.figures["fit_logged"].value - last.figures["train_mode"].value)
     assert last.to_dict()["command"] == "callback"
+    for report in check.reports:
+        validate(report.to_dict())
     assert isinstance(check, keras.callbacks.Callback)
 
 

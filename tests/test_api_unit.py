@@ -64,6 +64,30 @@ def test_rich_renderable_and_text_views():
     assert report.to_markdown().startswith("### ") and '"schema_version": 1' in report.to_json()
 
 
+def test_notebook_mimebundle_and_print(capsys):
+    """Jupyter gets HTML, markdown and the plain-text table; print(report) is the table, not the repr."""
+    report = _report()
+    bundle = report._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/markdown", "text/plain"}
+    assert bundle["text/html"] == report._repr_html_()
+    assert bundle["text/markdown"] == report.to_markdown() and bundle["text/markdown"].startswith("### ")
+    assert bundle["text/plain"] == report.to_table() == str(report)
+    assert "fit_epoch" in str(report) and "OK (exit 0)" in str(report) and "Report(" not in str(report)
+    assert "\x1b" not in str(report)  # no colour in plain text
+    print(report)
+    assert capsys.readouterr().out == str(report) + "\n"
+    assert set(report._repr_mimebundle_(include=["text/plain"])) == {"text/plain"}
+    assert set(report._repr_mimebundle_(exclude={"text/html"})) == {"text/markdown", "text/plain"}
+    assert repr(report).startswith("Report(")  # the dataclass repr stays for debugging
+
+
+def test_text_views_never_carry_control_characters():
+    report = _report()
+    report.findings[0] = Finding("dropout", "evil \x1b[31mred\x1b]0;title\x07", magnitude=0.25)
+    for text in (str(report), report.to_markdown(), report._repr_mimebundle_()["text/plain"]):
+        assert "\x1b" not in text and "\x07" not in text
+
+
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"validation_data": "a.npz", "validation_split": 0.2}, "cannot be combined"),
     ({"validation_split": 1.0}, "between 0 and 1"),

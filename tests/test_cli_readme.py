@@ -1,6 +1,7 @@
 """The README's GitHub Actions job is valid YAML, runs `losscheck compare` with documented options
 that the CLI accepts, publishes the HTML report and the summary whatever the outcome, and lets the
-exit code fail the job. The README's JSON-schema section names the shipped schema."""
+exit code fail the job, annotating the run (--format github). The README's JSON-schema section names
+the shipped schema."""
 
 from __future__ import annotations
 
@@ -98,7 +99,12 @@ def test_the_html_report_and_summary_are_published_whatever_the_outcome():
     outputs = option_values(args, "--output")
     html = [o for o in outputs if o.endswith(".html")]
     summary = [o for o in outputs if o.endswith(".md")]
-    assert html and summary and option_values(args, "--format") == ["markdown"]
+    assert html and summary and option_values(args, "--format") == ["github"]
+    from pathlib import Path
+
+    from losscheck.cli import _output_format
+
+    assert _output_format(Path(summary[0]), "github", True) == "markdown"  # the summary is markdown
     upload = next(s for s in steps() if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "always()" in upload.get("if", "")
     assert html[0] in upload["with"]["path"]

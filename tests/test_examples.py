@@ -1,6 +1,6 @@
 """The example notebook and the README's Python example run: the notebook's code cells in order, in a
-fresh interpreter, each cell's last expression displayed as Jupyter would (its _repr_html_ when it
-has one); then the README block of "In Python and notebooks"."""
+fresh interpreter, each cell's last expression displayed as Jupyter would (its _repr_mimebundle_ or
+_repr_html_ when it has one); then the README block of "In Python and notebooks"."""
 
 from __future__ import annotations
 
@@ -26,10 +26,13 @@ for source in cells:
     exec(compile(tree, "<cell>", "exec"), scope)
     if last is not None:
         value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), scope)
+        bundle = getattr(value, "_repr_mimebundle_", None)  # Jupyter asks for it before _repr_html_
         html = getattr(value, "_repr_html_", None)
-        if html is not None:
-            text = html()
+        if bundle is not None or html is not None:
+            text = bundle()["text/html"] if bundle is not None else html()
             assert "<table" in text and "</div>" in text
+            if bundle is not None:
+                assert bundle()["text/plain"] == str(value) and bundle()["text/markdown"].startswith("### ")
             shown += 1
         else:
             repr(value)

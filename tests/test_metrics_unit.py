@@ -6,14 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import jsonschema
-
 from losscheck.findings import Report
-from losscheck.report.json import load_schema, report_dict
+from losscheck.report.json import report_dict
 from losscheck.report.markdown import render_markdown
 from losscheck.report.metrics import metrics_markdown, per_class_metrics_markdown
 from losscheck.report.table import render_table
 from tests.conftest import ROOT
+from tests.test_report_schema import validate
 
 SECTION = {
     "accuracy": {"evaluate": 0.75, "manual": 0.75, "output": "out", "metric": "binary_accuracy", "weighted": False},
@@ -40,7 +39,7 @@ def _report() -> Report:
 
 def test_metrics_sections_render_and_validate():
     r = _report()
-    jsonschema.validate(report_dict(r), load_schema())
+    validate(report_dict(r))
     table = render_table(r, width=80)
     assert "Metrics" in table and "agrees" in table and "differs" in table and "custom Metric class" in table
     md = render_markdown(r)

@@ -22,8 +22,9 @@ from tests.test_report_render import clean_report, compare_report, inspect_repor
 
 def validate(doc: dict) -> None:
     """Raise jsonschema.ValidationError unless doc follows the schema, and check what a schema cannot:
-    every finding code is in the registry."""
+    the report names this schema (`$schema` is its `$id`) and every finding code is in the registry."""
     schema = load_schema()
+    assert doc.get("$schema") == schema["$id"], f"the report names schema {doc.get('$schema')!r}"
     jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
     unknown = [f["code"] for f in doc["findings"] if f["code"] not in CODES]
     assert not unknown, f"finding codes not in the registry: {unknown}"
@@ -146,6 +147,20 @@ def test_every_figure_name_and_code_fits_the_schema_patterns():
 def test_code_examples_list_the_registry():
     code = load_schema()["$defs"]["finding"]["properties"]["code"]
     assert code["examples"] == list(CODES)
+
+
+def test_reports_name_the_schema_they_follow():
+    """`$schema` is the schema's `$id`, first in every report, and the schema pins it."""
+    schema = load_schema()
+    assert schema["properties"]["$schema"]["const"] == schema["$id"]
+    for factory in (compare_report, inspect_report, clean_report):
+        doc = json.loads(render_json(factory()))
+        assert next(iter(doc)) == "$schema" and doc["$schema"] == schema["$id"]
+    doc = report_dict(compare_report())
+    doc["$schema"] = "https://example.invalid/other.json"
+    assert errors(doc)
+    del doc["$schema"]
+    assert not errors(doc)  # optional in the schema; tests' validate() requires it of losscheck's own reports
 
 
 def test_validate_catches_unregistered_codes():

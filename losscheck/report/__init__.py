@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from losscheck.findings import Report
 from losscheck.text_safety import for_terminal
-
-FORMATS = ("table", "json", "markdown")
 
 
 def _clean(value: Any) -> Any:
@@ -32,17 +31,38 @@ def for_display(report: Report) -> Report:
     return _clean(report)
 
 
+def _table(report: Report, width: int, color: bool) -> str:
+    from losscheck.report.table import render_table
+
+    return render_table(for_display(report), width=width, color=color)
+
+
+def _json(report: Report, width: int, color: bool) -> str:
+    from losscheck.report.json import render_json
+
+    return render_json(report)
+
+
+def _markdown(report: Report, width: int, color: bool) -> str:
+    from losscheck.report.markdown import render_markdown
+
+    return render_markdown(for_display(report))
+
+
+def _github(report: Report, width: int, color: bool) -> str:
+    from losscheck.report.github import render_github
+
+    return render_github(for_display(report))
+
+
+#: --format name -> renderer (report, width, color) -> str; the CLI's --format choices are these names
+FORMATS: dict[str, Callable[[Report, int, bool], str]] = {
+    "table": _table, "json": _json, "markdown": _markdown, "github": _github,
+}
+
+
 def render(report: Report, fmt: str, *, width: int = 100, color: bool = False) -> str:
-    if fmt == "json":
-        from losscheck.report.json import render_json
-
-        return render_json(report)
-    if fmt == "markdown":
-        from losscheck.report.markdown import render_markdown
-
-        return render_markdown(for_display(report))
-    if fmt == "table":
-        from losscheck.report.table import render_table
-
-        return render_table(for_display(report), width=width, color=color)
-    raise ValueError(f"unknown format {fmt!r}")
+    """The report in format `fmt` (a FORMATS name)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    return FORMATS[fmt](report, width, color)

@@ -4,6 +4,7 @@ The schema is written down in losscheck/schema/report.schema.json (see load_sche
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -25,7 +26,7 @@ def _clean(value: Any) -> Any:
 
 
 def report_dict(report: Report) -> dict[str, Any]:
-    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": report.command}
+    out: dict[str, Any] = {"$schema": schema_id(), "schema_version": SCHEMA_VERSION, "command": report.command}
     out.update(report.header)
     if report.command == "compare" or report.figures:
         out["figures"] = {k: f.to_json() for k, f in report.ordered_figures()}
@@ -47,6 +48,12 @@ def load_schema() -> dict[str, Any]:
     from importlib.resources import files
 
     return json.loads(files("losscheck").joinpath("schema").joinpath("report.schema.json").read_text(encoding="utf-8"))
+
+
+@functools.cache
+def schema_id() -> str:
+    """The schema's `$id`, which every report names in its `$schema` key."""
+    return str(load_schema()["$id"])
 
 
 def render_json(report: Report) -> str:
