@@ -1,0 +1,221 @@
+"""Where training turns non-finite: Keras's own fit for up to N epochs from the saved state, stopped at
+the first step whose logged loss (or, after the last step, whose weights) is not finite; then that step
+replayed from the saved state and taken apart (TensorFlow backend): input -> forward (per layer, in call
+order) -> loss -> gradient (per variable) -> update (per variable).
+
+A step whose gradients or update are non-finite leaves the next step's loss non-finite: when the weights
+at the start of the detected step are already non-finite, the step before is the one taken apart.
+Every variable is put back afterwards (the model is left as loaded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from losscheck._tf import keras
+from losscheck.measurements.training import TrainingNonFinite
+
+#: how many of the largest gradient norms of the step before the record keeps
+TOP_NORMS = 5
+
+
+@dataclass(frozen=True)
+class StepAt:
+    """A training step: `epoch` and `step` count from 0, as Keras's callbacks do."""
+
+    epoch: int
+    step: int
+
+
+def _weights_check(model: Any) -> Any:
+    """A function telling whether every trainable variable is finite: one compiled call per step on
+    TensorFlow (the variables are read in place), per-variable checks elsewhere."""
+    variables = [v for v in model.trainable_variables if "float" in str(v.dtype)]
+    if not variables:
+        return lambda: True
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def finite():
+            return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.value)) for v in variables]))
+
+        return lambda: bool(finite())
+    return lambda: all(_finite(v) for v in variables)
+
+
+class _Watch(keras.callbacks.Callback):
+    """Stops fit at the first batch whose logged loss or updated weights are not finite (a loss that
+    stays finite may hide non-finite weights, e.g. behind a ReLU) and remembers it; with `stop_at`,
+    stops before that step instead (a replay)."""
+
+    def __init__(self, stop_at: StepAt | None = None) -> None:
+        super().__init__()
+        self.stop_at, self.epoch, self.found = stop_at, 0, None
+        self._weights_finite: Any = None
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        if self.stop_at is None:
+            self._weights_finite = _weights_check(self.model)
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.stop_at is not None:
+            if (self.epoch, batch + 1) == (self.stop_at.epoch, self.stop_at.step):
+                self.model.stop_training = True
+            return
+        loss = (logs or {}).get("loss")
+        if (loss is not None and not math.isfinite(float(np.asarray(loss)))) or not self._weights_finite():
+            self.found = StepAt(self.epoch, batch)
+            self.model.stop_training = True
+
+
+def _finite(value: Any) -> bool:
+    a = np.asarray(value)
+    return not np.issubdtype(a.dtype, np.floating) or bool(np.all(np.isfinite(a)))
+
+
+def fit_watched(model: Any, data: Any, batch_size: int, epochs: int, class_weight: dict | None, seed: int,
+                fit: Any) -> tuple[dict[str, list[float]], StepAt | None]:
+    """`fit(model, epochs, callbacks)` (the caller's Keras fit on its data, returning History) watched:
+    (its history, the first step whose loss is not finite, or the last step when only the weights
+    after it are, or None)."""
+    watch = _Watch()
+    history = fit(epochs, [watch])
+    if watch.found is None and not all(_finite(v) for v in model.trainable_variables):
+        steps = len(list(data.batch_bounds(batch_size)))
+        done = len(history.history.get("loss", [])) or 1
+        watch.found = StepAt(done - 1, steps - 1)
+    return history.history, watch.found
+
+
+def _replay_to(fit: Any, at: StepAt, restore: Any) -> None:
+    """Put the saved state back and let Keras's fit run every step before `at`."""
+    restore()
+    if at.step > 0:
+        fit(at.epoch + 1, [_Watch(stop_at=at)])
+    elif at.epoch > 0:
+        fit(at.epoch, [])
+
+
+def _previous(at: StepAt, steps: int) -> StepAt | None:
+    if at.step > 0:
+        return StepAt(at.epoch, at.step - 1)
+    return StepAt(at.epoch - 1, steps - 1) if at.epoch > 0 else None
+
+
+def locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, found: StepAt, fit: Any,
+           restore: Any) -> TrainingNonFinite:
+    """Take the non-finite step apart (see the module docstring). `fit(epochs, callbacks)` runs Keras's
+    fit from wherever the model stands (seeded by the caller); `restore()` puts the saved state back."""
+    bounds = list(data.batch_bounds(batch_size))
+    at = found
+    _replay_to(fit, at, restore)
+    if not all(_finite(v) for v in model.trainable_variables):
+        before = _previous(at, len(bounds))
+        if before is not None:
+            at = before
+    norms: tuple[tuple[str, float], ...] = ()
+    last_loss = None
+    before = _previous(at, len(bounds))
+    if before is not None:
+        _replay_to(fit, before, restore)
+        last_loss, grads = _loss_and_gradients(model, data, bounds[before.step], class_weight)
+        norms = _largest_norms(model, grads)
+    _replay_to(fit, at, restore)
+    where, layer, variable = _take_apart(model, data, bounds[at.step], class_weight)
+    first, stop = bounds[at.step]
+    return TrainingNonFinite(epoch=at.epoch + 1, step=at.step + 1, samples=(first, stop - 1), where=where,
+                             layer=layer, variable=variable,
+                             last_finite_loss=last_loss if last_loss is not None and math.isfinite(last_loss)
+                             else None,
+                             gradient_norms=norms)
+
+
+def _batch(data: Any, bound: tuple[int, int], class_weight: dict | None):
+    from losscheck.probes import _structure, class_weight_sample_weights
+
+    xs, ys, sw = data.slice(*bound)
+    if class_weight:
+        sw = class_weight_sample_weights(ys[0], class_weight)
+    return xs, ys, sw, _structure(xs), _structure(ys)
+
+
+def _loss_and_gradients(model: Any, data: Any, bound: tuple[int, int], class_weight: dict | None):
+    """(the training-mode loss of the batch at the current weights, its gradients)."""
+    import tensorflow as tf
+
+    _, _, sw, x, y = _batch(data, bound, class_weight)
+    with tf.GradientTape() as tape:
+        pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=True)
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(np.mean(np.asarray(loss))), grads
+
+
+def _largest_norms(model: Any, grads: list[Any]) -> tuple[tuple[str, float], ...]:
+    norms = [(v.path, float(np.linalg.norm(np.asarray(g, dtype="float64")))) for v, g in
+             zip(model.trainable_variables, grads, strict=True) if g is not None]
+    return tuple(sorted(norms, key=lambda t: (-t[1] if math.isfinite(t[1]) else -math.inf, t[0]))[:TOP_NORMS])
+
+
+class _LayerOutputs:
+    """Records, in call order, each layer whose output is not finite while installed."""
+
+    def __init__(self, model: Any) -> None:
+        from losscheck.probes import all_layers
+
+        self.layers = [lyr for lyr in all_layers(model) if hasattr(lyr, "call")]
+        self.first: str | None = None
+
+    def __enter__(self) -> _LayerOutputs:
+        for layer in self.layers:
+            original = layer.call
+
+            def call(*args, __orig=original, __name=layer.name, **kwargs):
+                out = __orig(*args, **kwargs)
+                if self.first is None and not all(_finite(t) for t in keras.tree.flatten(out)):
+                    self.first = __name
+                return out
+
+            layer.call = call
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for layer in self.layers:
+            if "call" in vars(layer):
+                del layer.call
+
+
+def _take_apart(model: Any, data: Any, bound: tuple[int, int], class_weight: dict | None):
+    """(where, layer, variable) of the first non-finite quantity of one training step at the current
+    weights: input, forward, loss, gradient, update; where None when every part is finite."""
+    import tensorflow as tf
+
+    xs, ys, sw, x, y = _batch(data, bound, class_weight)
+    if not all(_finite(a) for a in [*xs, *ys] + ([sw] if sw is not None else [])):
+        return "input", None, None
+    with tf.GradientTape() as tape:
+        with _LayerOutputs(model) as outputs:
+            pred = model(x, training=True)
+        if outputs.first is not None or not all(_finite(t) for t in keras.tree.flatten(pred)):
+            return "forward", outputs.first, None
+        loss = model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=True)
+    if not _finite(loss):
+        return "loss", None, None
+    variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
+    for var, grad in zip(variables, grads, strict=True):
+        if grad is not None and not _finite(grad):
+            return "gradient", None, var.path
+    model.optimizer.apply([g for g in grads], variables)
+    for var in variables:
+        if not _finite(var):
+            return "update", None, var.path
+    return None, None, None
