@@ -55,7 +55,8 @@ class _Watch(keras.callbacks.Callback):
 
     def __init__(self, stop_at: StepAt | None = None) -> None:
         super().__init__()
-        self.stop_at, self.epoch, self.found = stop_at, 0, None
+        self.stop_at, self.epoch = stop_at, 0
+        self.found: StepAt | None = None
         self._weights_finite: Any = None
 
     def on_train_begin(self, logs: Any = None) -> None:
