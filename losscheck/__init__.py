@@ -15,8 +15,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 #: attributes loaded on first use: the API's entry points (callable modules), the callback module
-_LAZY_MODULES = {"compare": "losscheck.compare", "breakdown": "losscheck.breakdown", "inspect": "losscheck.inspect",
-                 "callbacks": "losscheck.callbacks", "api": "losscheck.api"}
+_LAZY_MODULES = {"compare": "losscheck.compare", "breakdown": "losscheck._entry.breakdown",
+                 "inspect": "losscheck.inspect", "callbacks": "losscheck.callbacks", "api": "losscheck.api"}
 _LAZY_CLASSES = {"Report": "losscheck.findings", "Finding": "losscheck.findings", "Figure": "losscheck.findings"}
 
 __all__ = ["__version__", "compare", "breakdown", "inspect", "callbacks", "Report", "Finding", "Figure"]

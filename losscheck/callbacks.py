@@ -98,9 +98,9 @@ class LossCheck(keras.callbacks.Callback):
         data = self._dataset(loaded)
         cfg = Config(model_path=Path(LABEL), data_path=Path(data_label(self.data)), batch_size=self.batch_size,
                      class_weight=self.class_weight, seed=self.seed, rtol=self.rtol, probe_samples=self.probe_samples)
-        measured = measure_epoch(loaded, data, cfg, logs)
+        m = measure_epoch(loaded, data, cfg, logs)
         numeric_logs = {k: float(v) for k, v in logs.items() if is_number(v)}
-        report = callback_report(build_header(cfg, loaded, data), measured, judge(measured.m), epoch, numeric_logs)
+        report = callback_report(build_header(cfg, loaded, data), m, judge(m), epoch, numeric_logs)
         return self.gate.apply(report)
 
 

@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from losscheck.breakdown.decompose import (
+from losscheck.measurements import Measurements
+from losscheck.measurements.breakdown import BreakdownMeasurements
+from losscheck.probes.breakdown.decompose import (
     ChannelStats,
     ClassStats,
     NotDecomposable,
@@ -18,9 +20,7 @@ from losscheck.breakdown.decompose import (
     class_labels,
     class_rows,
 )
-from losscheck.breakdown.results import distribution
-from losscheck.measurements import Measurements
-from losscheck.measurements.breakdown import BreakdownMeasurements
+from losscheck.probes.breakdown.rows import distribution
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss, reduce_weighted
 from losscheck.reference.reduction import loss_values, tracked_value
 from losscheck.report.breakdown import bar_text
@@ -257,7 +257,7 @@ def test_class_rows_iou_from_confusion_counts():
 
 
 def test_sample_summaries():
-    from losscheck.breakdown.observers import summarize
+    from losscheck.probes.breakdown.observers import summarize
 
     scce = LossSpec("sparse_categorical_crossentropy")
     t, p = summarize(scce, np.array(2), np.array([0.7, 0.2, 0.1]))

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from losscheck.errors import UsageError
-from losscheck.history import match
 from losscheck.loading.history import MAX_FILE_BYTES, read_history
+from losscheck.probes.history import match
 from tests.conftest import FIXTURES, run_cli
 
 MODEL, DATA = FIXTURES / "val_lower" / "model.keras", FIXTURES / "val_lower" / "train.npz"
@@ -68,12 +68,16 @@ def test_oversized_and_missing_history(tmp_path):
 
 
 def _match(h, figures, has_val):
-    """The section and notes `match` gives, and the history-mismatch finding(s) its facts give."""
+    """The section and notes of what `match` finds, and the history-mismatch finding(s) it gives."""
+    from types import SimpleNamespace
+
     from losscheck.measurements import Measurements, frozen_mapping
+    from losscheck.report.measured import history_notes, history_section
     from losscheck.rules.history import history_mismatch
 
-    m = match(h, figures, 1e-4, has_val)
-    return m, history_mismatch(Measurements("compare", figures=frozen_mapping(figures), history=m.facts))
+    facts = match(h, figures, 1e-4, has_val)
+    found = history_mismatch(Measurements("compare", figures=frozen_mapping(figures), history=facts))
+    return SimpleNamespace(section=history_section(facts), notes=history_notes(facts)), found
 
 
 def test_matching_rules(tmp_path):
@@ -125,7 +129,7 @@ def test_cli_errors_before_loading_anything(tmp_path, monkeypatch):
 def test_split_index_is_keras_arithmetic():
     import math
 
-    from losscheck.validation import split_index
+    from losscheck.loading.validation import split_index
 
     for n in (7, 10, 50, 333):
         for f in (0.1, 0.2, 0.25, 0.3, 0.5, 0.9):
@@ -195,7 +199,8 @@ def test_split_dataset_views_npz_and_h5_rows(tmp_path):
     import numpy as np
 
     from losscheck.loading.data import Dataset
-    from losscheck.validation import RowView, split_dataset, split_profile
+    from losscheck.loading.validation import RowView, split_dataset
+    from losscheck.probes.validation import split_profile
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(11, 3)).astype("float32"), rng.integers(0, 2, size=11)

@@ -247,7 +247,7 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
 def _per_class_breakdown(tmp_path, name, model, x, y):
     """Save model and data as `name`.keras / `name`.npz and run breakdown --per-class on them: the
     report and its per-class metric rows by class."""
-    from losscheck.breakdown import run_breakdown
+    from losscheck.commands.breakdown import run_breakdown
     from losscheck.config import Config
 
     model.save(tmp_path / f"{name}.keras")

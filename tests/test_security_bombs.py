@@ -49,7 +49,7 @@ def run_measured(*args) -> tuple[int, str, str, float, int]:
 @pytest.fixture(autouse=True, scope="module")
 def _imported():
     """TensorFlow and the commands imported before anything is traced (an import is not the bomb)."""
-    import losscheck.breakdown  # noqa: F401
+    import losscheck._entry.breakdown  # noqa: F401
     import losscheck.compare  # noqa: F401
     import losscheck.inspect  # noqa: F401
     import losscheck.loading.model  # noqa: F401

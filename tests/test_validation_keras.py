@@ -145,11 +145,13 @@ def test_matched_epoch_for_end_and_best_checkpoint_and_three_log_formats(tmp_pat
     assert section["matched_epoch"] == 6 and section["best_epoch"] == best_epoch
     assert any("not the best one" in n for n in rep["notes"])
     # the CSV and TensorBoard logs of the same run, matched against the same figures: the same section
-    from losscheck.history import match
     from losscheck.loading.history import read_history
+    from losscheck.probes.history import match
+    from losscheck.report.measured import history_section
 
     figures = {k: v["value"] for k, v in rep["figures"].items()}
-    others = [match(read_history(p), figures, 1e-4, True).section for p in (tmp_path / "log.csv", tmp_path / "tb")]
+    others = [history_section(match(read_history(p), figures, 1e-4, True))
+              for p in (tmp_path / "log.csv", tmp_path / "tb")]
     assert [o["format"] for o in others] == ["csv", "tensorboard"]
     strip = [{k: v for k, v in s.items() if k not in ("path", "format")} for s in (section, *others)]
     assert strip[0] == strip[1] == strip[2]

@@ -26,7 +26,7 @@ def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = la
     loaded, data = load_inputs(cfg, progress)
     assert data is not None
     try:
-        measured = measure_breakdown(cfg, loaded, data, mode, top, progress)
-        return breakdown_report(build_header(cfg, loaded, data), measured, judge(measured.m))
+        m = measure_breakdown(cfg, loaded, data, mode, top, progress)
+        return breakdown_report(build_header(cfg, loaded, data), m, judge(m))
     finally:
         data.close()

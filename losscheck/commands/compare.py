@@ -30,13 +30,16 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
     val, split_at = validation_data, None
     try:
         if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:
-            from losscheck.validation import validation_inputs
+            from losscheck.loading.validation import validation_inputs
+            from losscheck.preflight import check_validation
 
+            if cfg.validation_split is not None:
+                check_validation(validation_data if validation_data is not None else cfg.val_path,
+                                 cfg.validation_split)
             data, val, split_at = validation_inputs(cfg, loaded, data, validation_data, input_names(loaded.model),
                                                     progress)
-        measured = measure_compare(cfg, loaded, data, val, split_at, history, progress)
-        header = build_header(cfg, loaded, data, val, split_at)
-        return compare_report(header, measured, judge(measured.m))
+        m = measure_compare(cfg, loaded, data, val, split_at, history, progress)
+        return compare_report(build_header(cfg, loaded, data, val, split_at), m, judge(m))
     finally:
         data.close()
         if val is not None and val is not validation_data:

@@ -19,5 +19,5 @@ def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) 
 
     loaded, _ = load_inputs(cfg, progress)
     header = build_header(cfg, loaded)
-    measured = measure_inspect(cfg, loaded, progress)
-    return inspect_report(header, measured, judge(measured.m))
+    m = measure_inspect(cfg, loaded, progress)
+    return inspect_report(header, m, judge(m))

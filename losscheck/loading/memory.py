@@ -19,6 +19,7 @@ from losscheck.loading.files import ModelFileInfo
 from losscheck.loading.losses import resolve_loss
 from losscheck.loading.model import LoadedModel, _outputs, _per_output
 from losscheck.loading.steps import adds_losses, custom_steps
+from losscheck.notes import FIT, Note
 
 LABEL = "<in-memory model>"
 
@@ -67,8 +68,8 @@ def _optimizer_state_note(model: Any, notes: list[str]) -> bool:
     optimizer = getattr(model, "optimizer", None)
     restored = optimizer is not None and bool(getattr(optimizer, "built", False))
     if not restored:
-        notes.append("the model's optimizer has no state yet (never trained): fit_epoch starts from a fresh "
-                      "optimizer state")
+        notes.append(Note("the model's optimizer has no state yet (never trained): fit_epoch starts from a "
+                          "fresh optimizer state", FIT))
     return restored
 
 

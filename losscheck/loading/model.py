@@ -32,6 +32,7 @@ from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patc
 from losscheck.loading.losses import resolve_loss
 from losscheck.loading.lossspec import describe_loss, loss_spec
 from losscheck.loading.steps import LoopFacts, adds_losses, custom_steps
+from losscheck.notes import FIT, Note
 from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
@@ -338,7 +339,7 @@ def _build_optimizer(config: Any, notes: list[str]) -> tuple[Any, str | None]:
     """(the optimizer, None), or (a placeholder, why the saved one cannot be rebuilt): then the fit
     figures are left out, since they would not be what the user's fit reports."""
     if config is None:
-        notes.append("no optimizer in the file: the fit probe uses SGD(learning_rate=0.01)")
+        notes.append(Note("no optimizer in the file: the fit probe uses SGD(learning_rate=0.01)", FIT))
         return keras.optimizers.SGD(0.01), None
     try:
         if isinstance(config, str):
@@ -368,7 +369,7 @@ def _build_optimizer(config: Any, notes: list[str]) -> tuple[Any, str | None]:
         problem = (f"the saved optimizer could not be rebuilt ({type(exc).__name__}: {first_line(exc, 80)}), so "
                    "fit_epoch is not measured (a fit with another optimizer is not the fit you ran); pass the file "
                    "that defines a custom optimizer with --custom-objects FILE.py")
-        notes.append(problem)
+        notes.append(Note(problem, FIT))
         return keras.optimizers.get(PLACEHOLDER_OPTIMIZER), problem
 
 
@@ -409,14 +410,14 @@ def _restore_optimizer(model, info: ModelFileInfo, notes: list[str]) -> bool:
             variables = [v for v in variables if not v.path.endswith("learning_rate")]
         if len(variables) != len(values) or any(tuple(v.shape) != tuple(a.shape)
                                                  for v, a in zip(variables, values, strict=False)):
-            notes.append("the saved optimizer state does not match this Keras's optimizer layout; the fit probe "
-                         "starts from a fresh optimizer state")
+            notes.append(Note("the saved optimizer state does not match this Keras's optimizer layout; the fit "
+                              "probe starts from a fresh optimizer state", FIT))
             return False
         for v, a in zip(variables, values, strict=False):
             v.assign(a)
         return True
     except Exception as exc:  # noqa: BLE001 - any restore failure is a note, the probe runs on
-        notes.append(f"the saved optimizer state could not be restored ({type(exc).__name__})")
+        notes.append(Note(f"the saved optimizer state could not be restored ({type(exc).__name__})", FIT))
         return False
 
 

@@ -2,7 +2,8 @@
 
 `Measurements` holds the figures every command shows plus one record per area; an area is None when
 the command did not measure it (inspect has no data, breakdown runs no fit, ...). Each area's record
-type lives in its own module of this package, so that adding a measurement touches one file.
+type lives in its own module of this package, so that adding a measurement touches one file. The
+report (losscheck/report/assemble.py) builds every section from these records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from losscheck.measurements.breakdown import BreakdownMeasurements
 from losscheck.measurements.data import DataMeasurements
 from losscheck.measurements.gaps import GapMeasurements
 from losscheck.measurements.history import HistoryMeasurements
+from losscheck.measurements.inspect import InspectMeasurements
 from losscheck.measurements.lossfn import LossFnMeasurements
 from losscheck.measurements.metrics import MetricMeasurements
 from losscheck.measurements.model import LoopMeasurements, ModelFacts
@@ -28,22 +30,42 @@ __all__ = [
     "DataMeasurements",
     "GapMeasurements",
     "HistoryMeasurements",
+    "InspectMeasurements",
     "LoopMeasurements",
     "LossFnMeasurements",
-    "Measured",
     "Measurements",
     "MetricMeasurements",
     "ModelFacts",
     "ParityMeasurements",
     "SemanticMeasurements",
     "ValidationMeasurements",
+    "frozen",
     "frozen_mapping",
+    "thawed",
 ]
 
 
 def frozen_mapping(d: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only view of a copy of `d` (for mapping fields of frozen records)."""
     return MappingProxyType(dict(d or {}))
+
+
+def frozen(value: Any) -> Any:
+    """A read-only deep copy of plain data: mappings as read-only views, lists and tuples as tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    return value
+
+
+def thawed(value: Any) -> Any:
+    """Plain data again from `frozen(...)`: mappings as dicts, tuples as lists (what a report section holds)."""
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thawed(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,10 @@ class Measurements:
     rtol: the significance threshold: a difference d is significant when |d| > rtol * |evaluate|
       (see losscheck.rules.significance).
     figures: figure name -> value (the report's figures, e.g. evaluate, manual, fit_epoch).
+    notes: what loading and measuring noted, in order (losscheck.notes: each with its topic; the report
+      shows those that concern the command).
+    metric_rows: the compiled metrics' values (name -> {evaluate, manual, output, metric, weighted,
+      [reason]}, in Keras's order) for the report's `metrics` section; None: no such section.
     The area records are None where the command did not measure that area."""
 
     command: str
@@ -70,19 +96,6 @@ class Measurements:
     breakdown: BreakdownMeasurements | None = None
     parity: ParityMeasurements | None = None
     loop: LoopMeasurements | None = None
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One command's measuring step: the frozen `Measurements` the rules judge, and what its report
-    shows beside figures and findings.
-
-    sections: report section name -> plain data, in report order (those measured with the passes).
-    notes: what loading and measuring noted (e.g. a part that could not be measured).
-    section_notes: the notes that come with the sections (validation, history), shown after the report's
-      own notes."""
-
-    m: Measurements
-    sections: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    inspect: InspectMeasurements | None = None
     notes: tuple[str, ...] = ()
-    section_notes: tuple[str, ...] = ()
+    metric_rows: Mapping[str, Mapping[str, Any]] | None = None

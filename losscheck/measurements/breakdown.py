@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 
@@ -17,7 +18,12 @@ class BreakdownMeasurements:
       loss, count, share, contribution, weight, prevalence, loss_positives, recall, iou, ...;
     per_output: one row per output with a loss: loss (the exact dataset mean), weight, weighted,
       share, and with several losses keras_log (what Keras logs as <output>_loss);
-    samples, batch_size: the data's size and the batch size of the pass."""
+    samples, batch_size: the data's size and the batch size of the pass;
+    identity: how the rows add up to the total (one sentence per line);
+    regularization: per_output: {total, share, layers: [{layer, penalty, share}, ...]};
+    per_sample: the worst samples {index, loss, [outputs], [sample_weight], target, prediction};
+    distribution: per_sample: {count, mean, std, min, max, quantiles, histogram} of every sample's loss;
+    per_class_metrics: per_class: {output, class, <metric name>: value} rows of the per-class metrics."""
 
     mode: str
     total: float = 0.0
@@ -26,3 +32,8 @@ class BreakdownMeasurements:
     per_output: tuple[Mapping[str, Any], ...] = ()
     samples: int = 0
     batch_size: int = 32
+    identity: str = ""
+    regularization: Mapping[str, Any] | None = None
+    per_sample: tuple[Mapping[str, Any], ...] = ()
+    distribution: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    per_class_metrics: tuple[Mapping[str, Any], ...] = ()

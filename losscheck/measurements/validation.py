@@ -12,7 +12,7 @@ from typing import Any
 class SplitFacts:
     """--validation-split: where Keras cuts the data and how the two parts' targets differ.
 
-    targets: output -> {"train": profile, "validation": profile} (losscheck.validation.target_profile);
+    targets: output -> {"train": profile, "validation": profile} (probes/validation.py::target_profile);
     lines: one sentence per output on how the parts differ (label balance, target range)."""
 
     fraction: float

@@ -1,4 +1,4 @@
-"""`compare`'s measuring step: every pass `losscheck compare` makes, into one `Measured`.
+"""`compare`'s measuring step: every pass `losscheck compare` makes, into one `Measurements`.
 
 One inference pass on the training data (evaluate, the numpy reference, penalties, the loss-function,
 metric, target and sample-weight observers), one on the validation data when there is one, the
@@ -17,13 +17,13 @@ import numpy as np
 from losscheck.commands.common import probe_limit
 from losscheck.config import Config
 from losscheck.errors import first_line
-from losscheck.measurements import Measured, Measurements, SemanticMeasurements, frozen_mapping
+from losscheck.measurements import Measurements, SemanticMeasurements, frozen, frozen_mapping
 
 Progress = Callable[[str], None]
 
 
 def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int | None, history: Any,
-                    progress: Progress) -> Measured:
+                    progress: Progress) -> Measurements:
     """Every figure and area record of `compare` on the loaded model and data. `val`: the validation
     Dataset or None (`split_at`: where --validation-split cut DATA); `history`: the read --history or
     None. The model's compiled metrics are put back if they had to be left out for fit."""
@@ -47,7 +47,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
 
         classes_train = classes_val = None
         if val is not None:
-            from losscheck.validation import SafeClassObserver
+            from losscheck.probes.validation import SafeClassObserver
 
             classes_train = SafeClassObserver(prober, data.n)
         metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
@@ -136,25 +136,16 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         semantics = SemanticMeasurements.of(inf.semantic) if inf.semantic and "manual" in figures else None
         lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf,
                               reported=loop.manual_applies)
-        sections: dict[str, Any] = lossfn_sections(lossfn)
-        if semantics is not None:
-            sections["natural_numpy"] = semantics.section()
-        section_notes: list[str] = []
         measured_validation = measured_history = None
         if val is not None and inf_val is not None and "evaluate" in figures and "evaluate_val" in figures:
-            from losscheck.validation import validation_measurements, validation_section
+            from losscheck.probes.validation import validation_measurements
 
             measured_validation = validation_measurements(decomposed, gaps, fam, data, val, split_at, cfg, inf,
                                                           inf_val, classes_train, classes_val)
-            sections["validation"], validation_notes = validation_section(decomposed, measured_validation)
-            section_notes += validation_notes
         if history is not None:
-            from losscheck.history import match
+            from losscheck.probes.history import match
 
-            found = match(history, figures, cfg.rtol, val is not None)
-            sections["history"] = found.section
-            section_notes += found.notes
-            measured_history = found.facts
+            measured_history = match(history, figures, cfg.rtol, val is not None)
         # an overridden test_step or compute_metrics: evaluate's metric values are Keras's logs
         own_steps = " and ".join(s for s in loop.steps if s in ("test_step", "compute_metrics"))
         own_metrics = keras_logs if own_steps else None
@@ -169,24 +160,22 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
 
             parity, parity_notes = measure_parity(cfg, loaded, data, figures, low, strategy, fam.names("batchnorm"),
                                                   progress)
-        m = Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), model=model_facts(loaded),
-                         gaps=gaps, lossfn=lossfn, semantics=semantics,
-                         data=data_measurements(data, cfg.batch_size),
-                         metrics=(metric_measurements(metrics_obs, targets_obs, inf, loaded, data)
-                                  if own_metrics is None else None),
-                         loop=loop_facts(loop, figures, keras_logs is not None),
-                         validation=measured_validation, history=measured_history, parity=parity)
-        metrics_section = metrics_obs.section(inf.metrics if own_metrics is None else own_metrics)
+        metric_rows = metrics_obs.section(inf.metrics if own_metrics is None else own_metrics)
         if own_metrics is not None:
-            for row in metrics_section.values():
+            for row in metric_rows.values():
                 row.update(manual=None, reason="the model's own " + own_steps + " computes its metrics")
-        if metrics_section:
-            sections["metrics"] = metrics_section
         notes = list(loaded.notes) + loop_notes
         if inf.manual_unsupported and "manual" in figures:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
         notes += parity_notes
-        return Measured(m, sections=sections, notes=tuple(notes), section_notes=tuple(section_notes))
+        return Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), model=model_facts(loaded),
+                            gaps=gaps, lossfn=lossfn, semantics=semantics,
+                            data=data_measurements(data, cfg.batch_size),
+                            metrics=(metric_measurements(metrics_obs, targets_obs, inf, loaded, data)
+                                     if own_metrics is None else None),
+                            loop=loop_facts(loop, figures, keras_logs is not None),
+                            validation=measured_validation, history=measured_history, parity=parity,
+                            notes=tuple(notes), metric_rows=frozen(metric_rows))
     finally:
         if dropped_metrics is not None:
             loaded.model._compile_metrics = dropped_metrics
@@ -267,13 +256,3 @@ def loop_facts(loop: Any, figures: dict[str, float], evaluated: bool) -> Any:
                             own_figures=tuple(k for k in figures if k.startswith(("evaluate_", "fit_epoch_"))
                                               and k.endswith("loss")))
 
-
-def lossfn_sections(lossfn: Any) -> dict[str, Any]:
-    """The loss-function area's report sections: reduction_trace (when measured), check_notes (when a
-    measurement could not run)."""
-    sections: dict[str, Any] = {}
-    if lossfn.reduction_trace is not None:
-        sections["reduction_trace"] = dict(lossfn.reduction_trace)
-    if lossfn.errors:
-        sections["check_notes"] = list(lossfn.errors)
-    return sections

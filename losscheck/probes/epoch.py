@@ -1,5 +1,5 @@
 """The callback's measuring step after an epoch: the figures at the current weights (one inference
-pass, one combined training-mode pass) plus the ones fit logged, into one `Measured`."""
+pass, one combined training-mode pass) plus the ones fit logged, into one `Measurements`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from losscheck.commands.common import probe_limit
-from losscheck.measurements import Measured, Measurements, frozen_mapping
+from losscheck.measurements import Measurements, frozen_mapping
 
 
 def is_number(value: Any) -> bool:
@@ -19,9 +19,9 @@ def is_number(value: Any) -> bool:
     return True
 
 
-def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> Measured:
+def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> Measurements:
     """The figures at the current weights plus the logged ones, the gap facts the rules read (with
-    fit_logged as fit's figure) and the data record; the loading notes that concern the callback."""
+    fit_logged as fit's figure), the data record and the notes."""
     from losscheck.loading.sources import data_measurements
     from losscheck.probes import Prober
     from losscheck.probes.gaps import gap_measurements, training_mode_figures
@@ -58,7 +58,6 @@ def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> 
                             overridden=False)
     from losscheck.probes.compare import loop_facts
 
-    m = Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps,
-                     data=data_measurements(data, cfg.batch_size),
-                     loop=loop_facts(loop, figures, "evaluate" in figures))
-    return Measured(m, notes=tuple(n for n in loaded.notes if "fit_epoch" not in n) + tuple(notes))
+    return Measurements("callback", cfg.rtol, frozen_mapping(figures), gaps=gaps,
+                        data=data_measurements(data, cfg.batch_size),
+                        loop=loop_facts(loop, figures, "evaluate" in figures), notes=(*loaded.notes, *notes))

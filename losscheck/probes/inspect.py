@@ -8,13 +8,13 @@ from typing import Any
 
 from losscheck.commands.common import REGULARIZER_ATTRS, regularized_layers
 from losscheck.config import Config
-from losscheck.measurements import Measured, Measurements
+from losscheck.measurements import InspectMeasurements, Measurements, frozen
 from losscheck.taxonomy import LISTED_FAMILIES
 
 
-def measure_inspect(cfg: Config, loaded: Any, progress: Callable[[str], None]) -> Measured:
-    """The static sections (loss_config, training_layers, regularized_layers, regularizers) and the
-    model and loss-function records of the loaded model."""
+def measure_inspect(cfg: Config, loaded: Any, progress: Callable[[str], None]) -> Measurements:
+    """The loss configuration, training-dependent layers and regularizers, and the model and
+    loss-function records of the loaded model."""
     from losscheck.loading.legacy import model_facts
     from losscheck.probes import LayerFamilies
     from losscheck.probes.lossfn import measure_static
@@ -22,15 +22,15 @@ def measure_inspect(cfg: Config, loaded: Any, progress: Callable[[str], None]) -
     fam = LayerFamilies.of(loaded.model)
     progress("static loss checks")
     static = measure_static(loaded)
-    sections: dict[str, Any] = {
-        "loss_config": loss_config(static.outputs),
-        "training_layers": {k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom},
-        "regularized_layers": regularized_layers(loaded.model),
-        "regularizers": regularizers(loaded.model),
-    }
+    measured = InspectMeasurements(
+        loss_config=frozen(loss_config(static.outputs)),
+        training_layers=frozen({k: fam.names(k) for k in LISTED_FAMILIES if k != "custom" or fam.custom}),
+        regularized_layers=tuple(regularized_layers(loaded.model)),
+        regularizers=frozen(regularizers(loaded.model)),
+    )
     lossfn = static.measurements()
-    m = Measurements("inspect", rtol=cfg.rtol, model=model_facts(loaded), lossfn=lossfn)
-    return Measured(m, sections=sections, notes=(*loaded.notes, *lossfn.errors))
+    return Measurements("inspect", rtol=cfg.rtol, model=model_facts(loaded), lossfn=lossfn, inspect=measured,
+                        notes=(*loaded.notes, *lossfn.errors))
 
 
 def _describe_regularizer(reg: Any) -> str:

@@ -1,6 +1,6 @@
-"""Report assembly: a command's header, what it measured (`Measured`) and the judged findings, put
-together as its `Report`: figures with their descriptions, sections in report order, notes.
-No TensorFlow here."""
+"""Report assembly: a command's header, what it measured (`Measurements`) and the judged findings, put
+together as its `Report`: figures with their descriptions, sections in report order (built from the
+measurement records, report/measured.py), the notes that concern the command. No TensorFlow here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 from losscheck.decomposition import finite_rows
 from losscheck.findings import Figure, Finding, Report
-from losscheck.measurements import Measured
+from losscheck.measurements import Measurements
+from losscheck.notes import FIT, without
+from losscheck.report.measured import breakdown_sections, inspect_sections, measured_notes, measured_sections
 from losscheck.taxonomy import FAMILIES, family_figure
 
 #: figure name -> what it is, for compare (and the callback's figures it shares)
@@ -62,14 +64,14 @@ SUBSET_FIGURES = ("train_mode_class_weighted", "train_mode", *(family_figure(f) 
                   "evaluate_probe_subset")
 
 
-def _report(command: str, header: dict[str, Any], measured: Measured, findings: Iterable[Finding],
+def _report(command: str, header: dict[str, Any], m: Measurements, findings: Iterable[Finding],
             descriptions: Mapping[str, str]) -> Report:
     """A Report with the measured figures (described; the subset ones carry their sample count)."""
     report = Report(command, header)
-    gaps = measured.m.gaps
+    gaps = m.gaps
     samples = gaps.probe_samples if gaps is not None else None
-    own = measured.m.loop.own_figures if measured.m.loop is not None else ()
-    for key, value in measured.m.figures.items():
+    own = m.loop.own_figures if m.loop is not None else ()
+    for key, value in m.figures.items():
         extra = {"samples": samples} if samples and key in SUBSET_FIGURES else {}
         described = own_figure_description(key) if key in own else descriptions.get(key, key)
         report.figures[key] = Figure(float(value), described, extra)
@@ -87,49 +89,51 @@ def own_figure_description(name: str) -> str:
     return name
 
 
-def compare_report(header: dict[str, Any], measured: Measured, findings: Iterable[Finding]) -> Report:
+def compare_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding]) -> Report:
     """compare's report: figures, findings, the decomposition, the measured sections, the notes."""
-    report = _report("compare", header, measured, findings, DESCRIPTIONS)
-    m = measured.m
+    report = _report("compare", header, m, findings, DESCRIPTIONS)
     assert m.gaps is not None and m.model is not None
     report.sections["decomposition"] = finite_rows(m.gaps.decomposition)
-    report.sections.update(measured.sections)
-    notes = list(measured.notes)
+    report.sections.update(measured_sections(m))
+    notes = without(m.notes)
     if m.gaps.families.get("frozen_batchnorm"):
         notes.append(frozen_batchnorm_note(list(m.gaps.families["frozen_batchnorm"]), m.model.legacy))
-    report.sections["notes"] = notes + list(measured.section_notes)
+    report.sections["notes"] = notes + measured_notes(m)
     return report
 
 
-def breakdown_report(header: dict[str, Any], measured: Measured, findings: Iterable[Finding]) -> Report:
-    """breakdown's report: evaluate, manual, regularization, the mode's sections, notes if any."""
-    report = _report("breakdown", header, measured, findings, BREAKDOWN_DESCRIPTIONS)
-    report.sections.update(measured.sections)
-    if measured.notes:
-        report.sections["notes"] = list(measured.notes)
+def breakdown_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding]) -> Report:
+    """breakdown's report: evaluate, manual, regularization, the mode's sections, notes if any (not
+    those on the fit probe: breakdown never fits)."""
+    report = _report("breakdown", header, m, findings, BREAKDOWN_DESCRIPTIONS)
+    assert m.breakdown is not None
+    report.sections.update(breakdown_sections(m.breakdown, m.metric_rows))
+    notes = without(m.notes, FIT)
+    if notes:
+        report.sections["notes"] = notes
     return report
 
 
-def inspect_report(header: dict[str, Any], measured: Measured, findings: Iterable[Finding]) -> Report:
+def inspect_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding]) -> Report:
     """inspect's report: no figures; the static sections and notes."""
-    report = _report("inspect", header, measured, findings, {})
-    report.sections.update(measured.sections)
-    report.sections["notes"] = list(measured.notes)
+    report = _report("inspect", header, m, findings, {})
+    report.sections.update(inspect_sections(m))
+    report.sections["notes"] = without(m.notes)
     return report
 
 
-def callback_report(header: dict[str, Any], measured: Measured, findings: Iterable[Finding], epoch: int,
+def callback_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding], epoch: int,
                     logs: Mapping[str, float]) -> Report:
     """The callback's report after `epoch` (Keras's index): figures, findings, the decomposition, the
-    epoch, fit's numeric logs, the notes."""
-    report = _report("callback", header, measured, findings, {**DESCRIPTIONS, **CALLBACK_DESCRIPTIONS})
-    gaps = measured.m.gaps
+    epoch, fit's numeric logs, the notes (not those on the fit probe: the callback is the fit)."""
+    report = _report("callback", header, m, findings, {**DESCRIPTIONS, **CALLBACK_DESCRIPTIONS})
+    gaps = m.gaps
     assert gaps is not None
     report.sections["decomposition"] = finite_rows(gaps.decomposition)
     report.sections["epoch"] = epoch
     report.sections["logs"] = dict(logs)
     report.sections["notes"] = [
-        *measured.notes,
+        *without(m.notes, FIT),
         f"checked at the end of epoch {epoch + 1} (Keras's epoch index {epoch}), at that epoch's final weights; "
         f"regularized layers: {', '.join(gaps.regularized_layers) or 'none'}"]
     return report

@@ -1,5 +1,5 @@
-"""Report sections of `losscheck breakdown` from the observers' sums, and the measurements its rules
-read (losscheck.rules.breakdown). No TensorFlow."""
+"""The rows and totals of `losscheck breakdown` from the observers' sums, frozen into the record its
+rules (losscheck.rules.breakdown) and its report sections read. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.breakdown.decompose import ChannelStats, ClassStats, channel_rows, class_rows
-from losscheck.measurements import frozen_mapping
+from losscheck.measurements import frozen
 from losscheck.measurements.breakdown import BreakdownMeasurements
+from losscheck.probes.breakdown.decompose import ChannelStats, ClassStats, channel_rows, class_rows
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HIST_BINS = 20
@@ -128,14 +128,18 @@ def output_section(prober, inf, layers: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def breakdown_measurements(mode: str, sections: dict[str, Any], outputs: int, samples: int,
+def breakdown_measurements(mode: str, parts: dict[str, Any], outputs: int, samples: int,
                            batch_size: int) -> BreakdownMeasurements:
-    """The rows and totals the breakdown rules read, copied from the report sections."""
+    """The rows and totals of `parts` (what class_section, output_section or sample_section made,
+    with the per-class metric rows), frozen."""
+    reg = parts.get("regularization")
     return BreakdownMeasurements(
-        mode=mode, total=float(sections.get("total", 0.0)), outputs=outputs,
-        per_class=tuple(frozen_mapping(r) for r in sections.get("per_class", ())),
-        per_output=tuple(frozen_mapping(r) for r in sections.get("per_output", ())),
-        samples=samples, batch_size=batch_size)
+        mode=mode, total=float(parts.get("total", 0.0)), outputs=outputs,
+        per_class=frozen(parts.get("per_class", ())), per_output=frozen(parts.get("per_output", ())),
+        samples=samples, batch_size=batch_size, identity=parts.get("identity", ""),
+        regularization=None if reg is None else frozen(reg), per_sample=frozen(parts.get("per_sample", ())),
+        distribution=frozen(parts.get("distribution", {})),
+        per_class_metrics=frozen(parts.get("per_class_metrics", ())))
 
 
 def distribution(losses: np.ndarray) -> dict[str, Any]:

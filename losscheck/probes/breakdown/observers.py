@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.breakdown.decompose import (
+from losscheck.errors import UsageError
+from losscheck.probes.breakdown.decompose import (
     SAMPLEWISE_KINDS,
     ChannelStats,
     ClassStats,
@@ -17,7 +18,6 @@ from losscheck.breakdown.decompose import (
     channel_values,
     class_labels,
 )
-from losscheck.errors import UsageError
 from losscheck.reference.formulas import softmax
 from losscheck.reference.reduction import loss_values_and_mask, merge_masks
 

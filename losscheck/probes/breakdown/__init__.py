@@ -1,6 +1,7 @@
 """`breakdown`'s measuring step: one compiled inference pass (the one `compare` uses for evaluate and
 the numpy reference) feeding the mode's observer, which splits each batch's loss exactly (see
-losscheck/breakdown/decompose.py for the identity), into one `Measured`."""
+decompose.py for the identity; observers.py: the observers; rows.py: the rows from their sums), into
+one `Measurements`."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ from typing import Any
 
 from losscheck.config import Config
 from losscheck.errors import UsageError
-from losscheck.measurements import Measured, Measurements, frozen_mapping
+from losscheck.measurements import Measurements, frozen, frozen_mapping
 
 Progress = Callable[..., None]
 
 
-def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, progress: Progress) -> Measured:
-    """evaluate, manual, regularization and the `mode` sections ("per_class", "per_output",
-    "per_sample"; `top` rows per list) of the loaded model on `data`, with the breakdown record."""
-    from losscheck.breakdown.observers import ClassObserver, SampleObserver
-    from losscheck.breakdown.results import (
+def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, progress: Progress) -> Measurements:
+    """evaluate, manual, regularization and the breakdown record of `mode` ("per_class", "per_output",
+    "per_sample"; `top` rows per list) of the loaded model on `data`."""
+    from losscheck.probes import Prober
+    from losscheck.probes.breakdown.observers import ClassObserver, SampleObserver
+    from losscheck.probes.breakdown.rows import (
         breakdown_measurements,
         class_section,
         output_section,
         sample_section,
     )
-    from losscheck.probes import Prober
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
     observer: Any = None
@@ -56,26 +57,24 @@ def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, 
         raise UsageError(f"breakdown cannot recompute the loss of outputs {inf.manual_unsupported}; "
                          "losscheck needs their per-element values")
     figures = {"evaluate": inf.evaluate, "manual": inf.manual, "regularization": inf.regularization}
-    sections: dict[str, Any] = {}
+    parts: dict[str, Any] = {}
+    metric_rows = None
     if mode == "per_class":
-        sections.update(class_section(observer, inf))
+        parts.update(class_section(observer, inf))
         assert metrics_obs is not None
-        rows = metrics_obs.per_class_rows()
-        if rows:
-            sections["per_class_metrics"] = rows
+        parts["per_class_metrics"] = metrics_obs.per_class_rows()
         if inf.metrics:
-            sections["metrics"] = metrics_obs.section(inf.metrics)
+            metric_rows = frozen(metrics_obs.section(inf.metrics))
     elif mode == "per_output":
         from losscheck.probes.penalties import regularization_by_layer
 
         progress("regularization per layer")
         layers = regularization_by_layer(prober, inf.regularization)
-        sections.update(output_section(prober, inf, layers))
+        parts.update(output_section(prober, inf, layers))
     else:
-        sections.update(sample_section(observer, inf))
+        parts.update(sample_section(observer, inf))
     outputs = len(getattr(observer, "outputs", prober.outputs))  # the outputs the rows cover
-    measured = breakdown_measurements(mode, sections, outputs, data.n, cfg.batch_size)
-    # loading notes about the fit probe do not concern breakdown (it never fits)
-    notes = [n for n in loaded.notes if "fit probe" not in n] + list(getattr(observer, "notes", []))
-    m = Measurements("breakdown", rtol=cfg.rtol, figures=frozen_mapping(figures), breakdown=measured)
-    return Measured(m, sections=sections, notes=tuple(notes))
+    measured = breakdown_measurements(mode, parts, outputs, data.n, cfg.batch_size)
+    notes = (*loaded.notes, *getattr(observer, "notes", []))
+    return Measurements("breakdown", rtol=cfg.rtol, figures=frozen_mapping(figures), breakdown=measured,
+                        notes=notes, metric_rows=metric_rows)

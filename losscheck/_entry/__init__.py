@@ -1,5 +1,7 @@
 """`losscheck.compare`, `losscheck.breakdown` and `losscheck.inspect` are the command modules and
-also the Python API's functions: each module's class is made callable, forwarding to losscheck.api."""
+also the Python API's functions: each module's class is made callable, forwarding to losscheck.api.
+`losscheck.compare` and `losscheck.inspect` are top-level modules; `losscheck.breakdown` is
+`losscheck._entry.breakdown`, which the package resolves the name to (an attribute, not a submodule)."""
 
 from __future__ import annotations
 
