@@ -17,7 +17,7 @@ from losscheck.breakdown.decompose import (
     channel_values,
     class_labels,
 )
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 from losscheck.reference.formulas import softmax
 from losscheck.reference.reduction import loss_values_and_mask, merge_masks
 

@@ -52,7 +52,7 @@ class Measurements:
 
     command: "compare" | "breakdown" | "inspect" | "callback".
     rtol: the significance threshold: a difference d is significant when |d| > rtol * |evaluate|
-      (see losscheck.rules.significance).
+      (see losscheck.core.significance).
     figures: figure name -> value (the report's figures, e.g. evaluate, manual, fit_epoch).
     The area records are None where the command did not measure that area."""
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.config import Config
-from losscheck.errors import UsageError
+from losscheck.core.config import Config
+from losscheck.core.errors import UsageError
 from losscheck.measurements import Measured, Measurements, frozen_mapping
 
 Progress = Callable[..., None]

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural, shape_text
+from losscheck.core.significance import significant
+from losscheck.core.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 from losscheck.measurements import Measurements
 from losscheck.measurements.lossfn import (
     BatchSizeRecord,
@@ -22,10 +25,7 @@ from losscheck.measurements.lossfn import (
     RankRecord,
 )
 from losscheck.reference.specs import CROSSENTROPY_KINDS, ELEMENTWISE_LAST_AXIS_MEAN
-from losscheck.report.text import plural, shape_text
 from losscheck.rules import rule
-from losscheck.rules.significance import significant
-from losscheck.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
