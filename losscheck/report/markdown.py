@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from losscheck.report.model import Report
 
 # Every string that may come from a file (names, versions, paths, messages quoting them) goes through
-# for_markdown or code_span (losscheck/text_safety.py): no HTML, link or control character of a file
+# for_markdown or code_span (losscheck/core/text_safety.py): no HTML, link or control character of a file
 # ever reaches a pull-request comment.
 
 
