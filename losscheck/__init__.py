@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 #: attributes loaded on first use: the API's entry points (callable modules), the callback module
 _LAZY_MODULES = {"compare": "losscheck.compare", "breakdown": "losscheck._entry.breakdown",
                  "inspect": "losscheck.inspect", "callbacks": "losscheck.callbacks", "api": "losscheck.api"}
-_LAZY_CLASSES = {"Report": "losscheck.findings", "Finding": "losscheck.findings", "Figure": "losscheck.findings"}
+_LAZY_CLASSES = {"Report": "losscheck.report.model", "Finding": "losscheck.core.finding",
+                 "Figure": "losscheck.report.model"}
 
 __all__ = ["__version__", "compare", "breakdown", "inspect", "callbacks", "Report", "Finding", "Figure"]
 

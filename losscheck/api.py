@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from losscheck.errors import UsageError
-from losscheck.findings import Report
-from losscheck.gate import FAIL_ON, Gate, codes
+from losscheck.core.errors import UsageError
+from losscheck.core.gate import FAIL_ON, Gate, codes
+from losscheck.report.model import Report
 
 PER = {"class": "per_class", "output": "per_output", "sample": "per_sample"}
 
@@ -171,7 +171,7 @@ def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, n
             batch_size: int = 32, seed: int = 0, class_weight: Any = None, custom_objects: Any = None,
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             validation_data: Any = None, validation_split: Any = None, history: Any = None):
-    from losscheck.config import Config
+    from losscheck.core.config import Config
     from losscheck.loading.memory import LABEL
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

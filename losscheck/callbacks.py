@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from losscheck._tf import keras
-from losscheck.findings import Report
+from losscheck.report.model import Report
 
 
 class LossCheck(keras.callbacks.Callback):
@@ -36,7 +36,7 @@ class LossCheck(keras.callbacks.Callback):
                  fail_on: str = "error", select: Any = None, ignore: Any = None) -> None:
         super().__init__()
         from losscheck.api import _class_weight, _gate
-        from losscheck.errors import UsageError
+        from losscheck.core.errors import UsageError
 
         if on not in ("epoch_end", "train_end"):
             raise UsageError(f"on must be 'epoch_end' or 'train_end', not {on!r}")
@@ -88,7 +88,7 @@ class LossCheck(keras.callbacks.Callback):
     def _report(self, model: Any, epoch: int, logs: dict[str, Any]) -> Report:
         from losscheck.api import data_label
         from losscheck.commands.common import build_header
-        from losscheck.config import Config
+        from losscheck.core.config import Config
         from losscheck.loading.memory import LABEL, loaded_in_memory
         from losscheck.probes.epoch import is_number, measure_epoch
         from losscheck.report.assemble import callback_report
@@ -106,7 +106,7 @@ class LossCheck(keras.callbacks.Callback):
 
 def summary(report: Report) -> str:
     """One line: the logged loss against evaluate and train_mode, and the findings with their sizes."""
-    from losscheck.report.text import sig
+    from losscheck.core.formatting import sig
 
     fig = {k: f.value for k, f in report.figures.items()}
     parts = [f"losscheck epoch {int(report.sections.get('epoch', 0)) + 1}:"]

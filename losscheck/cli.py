@@ -17,13 +17,13 @@ from typing import Any
 import click
 
 from losscheck import __version__, interrupts, preflight, usercode
-from losscheck.config import Config
-from losscheck.errors import LosscheckError, UsageError
-from losscheck.gate import FAIL_ON, Gate, codes
-from losscheck.report import FORMATS
-from losscheck.text_safety import for_terminal
+from losscheck.core.config import Config
+from losscheck.core.errors import LosscheckError, UsageError
+from losscheck.core.gate import FAIL_ON, Gate, codes
+from losscheck.core.text_safety import for_terminal
+from losscheck.report.formats import FORMATS, OPTION_FORMATS, format_for_suffix, render
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 2
 EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
 MAX_SEED = 2**32 - 1  # numpy / TensorFlow seeds are 32-bit
 MAX_BATCH_SIZE = 2**31 - 1  # TensorFlow's int32 batch dimension
@@ -111,7 +111,7 @@ def common_options(f: Callable) -> Callable:
                      help="Relative tolerance under which two figures count as equal."),
         click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="error",
                      show_default=True, help="Lowest severity that makes the exit code 1."),
-        click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table",
+        click.option("--format", "fmt", type=click.Choice(list(OPTION_FORMATS)), default="table",
                      show_default=True, help="Report format on stdout; github: GitHub Actions annotations (always "
                                              "on stdout, with --output files in the format of their suffix)."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path), multiple=True, metavar="PATH",
@@ -284,14 +284,6 @@ def _width() -> int:
     return 100
 
 
-#: --output suffixes with a format of their own: always for the rich exports, and for the others
-#: only when --format was not given (an explicit --format wins)
-EXPORT_SUFFIXES = {".html": "html", ".svg": "svg"}
-FORMAT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
-#: formats read from the job's log: always written to stdout, --output files take their suffix's format
-LOG_FORMATS = ("github",)
-
-
 def _format_given() -> bool:
     ctx = click.get_current_context(silent=True)
     if ctx is None:
@@ -300,13 +292,14 @@ def _format_given() -> bool:
 
 
 def _output_format(path: Path, fmt: str, fmt_given: bool) -> str:
-    if fmt in LOG_FORMATS:
+    """An --output file's format: the table's for a log format (which goes to stdout); else its
+    suffix's, always for the rich exports (.html, .svg) and for the others only when --format was not
+    given (an explicit --format wins); `fmt` otherwise."""
+    if FORMATS[fmt].log:
         return _output_format(path, "table", False)
-    suffix = path.suffix.lower()
-    if suffix in EXPORT_SUFFIXES:
-        return EXPORT_SUFFIXES[suffix]
-    if not fmt_given and suffix in FORMAT_SUFFIXES:
-        return FORMAT_SUFFIXES[suffix]
+    found = format_for_suffix(path.suffix)
+    if found is not None and (found.export or not fmt_given):
+        return found.name
     return fmt
 
 
@@ -316,9 +309,10 @@ def _check_outputs(kw: dict[str, Any], inputs: list[tuple[str, Path | None]]) ->
     outputs: tuple[Path, ...] = kw.get("output") or ()
     given = _format_given()
     formats = [_output_format(p, kw["fmt"], given) for p in outputs]
-    if outputs and given and kw["fmt"] not in ("table", *LOG_FORMATS) and kw["fmt"] not in formats:
+    reached = {*formats, *("table" for f in formats if FORMATS[f].export)}  # an export is the rendered table
+    if outputs and given and not FORMATS[kw["fmt"]].log and kw["fmt"] not in reached:
         raise UsageError(f"--output {outputs[0]} writes the rendered table, not --format {kw['fmt']}; "
-                         f"add another --output (e.g. report.{'md' if kw['fmt'] == 'markdown' else 'json'}) "
+                         f"add another --output (e.g. report{FORMATS[kw['fmt']].suffixes[0]}) "
                          "for that format, or drop --format")
     from losscheck.outputs import check_destinations
 
@@ -326,12 +320,6 @@ def _check_outputs(kw: dict[str, Any], inputs: list[tuple[str, Path | None]]) ->
 
 
 def _render(report, fmt: str, width: int, color: bool) -> str:
-    from losscheck.report import render
-
-    if fmt in ("html", "svg"):
-        from losscheck.report.export import export_rich
-
-        return export_rich(report, f".{fmt}", color=color)
     return render(report, fmt, width=width, color=color)
 
 
@@ -346,9 +334,9 @@ def _emit(report, kw: dict[str, Any]) -> None:
         texts = {}
         for path in outputs:  # render every file first: a failure then writes none
             fmt = _output_format(path, kw["fmt"], _format_given())
-            texts[path] = _render(report, fmt, 100, not _no_color(kw) and fmt in ("html", "svg"))
+            texts[path] = _render(report, fmt, 100, not _no_color(kw) and FORMATS[fmt].export)
         write_all(texts)
-    if not outputs or kw["fmt"] in LOG_FORMATS:
+    if not outputs or FORMATS[kw["fmt"]].log:
         click.echo(_render(report, kw["fmt"], _width(), _color(kw)), nl=False, color=True)  # ANSI is ours to decide
     if outputs:
         from losscheck.report.text import verdict

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from losscheck.taxonomy import FAMILIES, family_figure
+from losscheck.core.taxonomy import FAMILIES, family_figure
 
 #: (family, its train_mode_<family>_only figure), in decomposition order
 FAMILY_FIGURES = tuple((family, family_figure(family)) for family in FAMILIES)

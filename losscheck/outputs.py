@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from losscheck.errors import UsageError
-from losscheck.findings import Report
+from losscheck.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 EXTRA = "losscheck[plot]"
 

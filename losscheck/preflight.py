@@ -11,8 +11,8 @@ import os
 import stat
 from pathlib import Path
 
-from losscheck import taxonomy
-from losscheck.errors import DataFileError, ModelFileError, UsageError
+from losscheck.core import taxonomy
+from losscheck.core.errors import DataFileError, ModelFileError, UsageError
 from losscheck.loading.files import check_readable
 
 #: every loss name Keras 3's keras.losses.get accepts (keras.src.losses.ALL_OBJECTS_DICT), the

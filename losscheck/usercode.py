@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from losscheck.errors import UserCodeError
+from losscheck.core.errors import UserCodeError
 
 _FILES: set[str] = set()  # real paths of the user's Python files imported in this run
 _LOSSES: dict[str, list[str]] = {}  # user loss function/class name -> the outputs it is the loss of

@@ -215,7 +215,7 @@ def test_breakdown_and_inspect_in_memory(trained):
 
 def test_api_errors_are_one_line():
     import losscheck
-    from losscheck.errors import LosscheckError
+    from losscheck.core.errors import LosscheckError
 
     x, y = _data()
     model = _model()

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from losscheck.findings import Figure, Finding, Report
-from losscheck.gate import Gate
+from losscheck.core.finding import Finding
+from losscheck.core.gate import Gate
+from losscheck.report.model import Figure, Report
 from tests.conftest import ROOT
 
 
@@ -96,7 +97,7 @@ def test_text_views_never_carry_control_characters():
 ])
 def test_validation_arguments_are_checked_before_anything_loads(tmp_path, kwargs, words):
     import losscheck
-    from losscheck.errors import UsageError
+    from losscheck.core.errors import UsageError
 
     with pytest.raises(UsageError, match=words):
         losscheck.compare(tmp_path / "absent.keras", tmp_path / "absent.npz", **kwargs)

@@ -96,8 +96,9 @@ def test_frozen_batchnorm_note():
 def test_figures_table_and_gaps_table_show_the_same_training_mode_gap():
     """On a --probe-samples subset the figures table compares the subset figures with
     evaluate_probe_subset, the same difference the gaps table shows (and names)."""
-    from losscheck.findings import Figure, Report
-    from losscheck.report.text import figure_rows, sig
+    from losscheck.core.formatting import sig
+    from losscheck.report.model import Figure, Report
+    from losscheck.report.text import figure_rows
 
     figures = {"fit_epoch": 0.72, "train_mode": 0.69, "train_mode_batchnorm_only": 0.69,
                "evaluate_probe_subset": 0.54, "evaluate": 0.59, "manual": 0.59, "regularization": 0.0}

@@ -204,8 +204,8 @@ def test_distribution_and_bars():
 def test_sections_render_without_tensorflow():
     import sys
 
-    from losscheck.findings import Report
-    from losscheck.report import render
+    from losscheck.report.formats import render
+    from losscheck.report.model import Report
 
     rows, total = _with_shares([_class_row(0, 0.1, 9, 10, 1.0), _class_row(1, 2.0, 1, 10, 0.0)])
     report = Report("breakdown", {"model": {"path": "m.keras"}}, sections={"total": total, "per_class": rows,

@@ -12,8 +12,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from losscheck.errors import DataFileError, ModelFileError
-from losscheck.findings import Finding
+from losscheck.core.errors import DataFileError, ModelFileError
+from losscheck.core.finding import Finding
 from tests.conftest import ROOT, CliResult
 from tests.test_report_render import clean_report, compare_report, inspect_report
 
@@ -347,7 +347,7 @@ def test_silent_progress_takes_the_same_calls():
 # --- startup --------------------------------------------------------------------------------------
 
 def test_importing_the_cli_loads_no_heavy_module():
-    code = ("import sys, losscheck, losscheck.cli, losscheck.findings; "
+    code = ("import sys, losscheck, losscheck.cli, losscheck.report.model; "
             "print(sorted(m for m in ('tensorflow', 'keras', 'numpy', 'rich', 'h5py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
@@ -383,7 +383,7 @@ def test_help_documents_the_gate_options():
 
 
 def test_findings_registry_codes_are_accepted(stub):
-    from losscheck.findings import CODES
+    from losscheck.core.codes import CODES
 
     assert compare("--select", ",".join(CODES), "--fail-on", "never").code == 0
     stub["compare"].make = lambda: _with(Finding("mask", "m"))

@@ -11,7 +11,7 @@ import pytest
 
 import losscheck.cli
 import losscheck.outputs
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 from losscheck.outputs import check_destinations, write_all
 from tests.test_cli import cli, compare, stub  # noqa: F401 - the stub fixture
 

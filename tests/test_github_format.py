@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from losscheck.findings import Finding
-from losscheck.gate import Gate
-from losscheck.report import render
+from losscheck.core.finding import Finding
+from losscheck.core.gate import Gate
+from losscheck.report.formats import render
 from losscheck.report.github import ANNOTATIONS_PER_KIND, escape_data, escape_property
 from tests.conftest import fixture_files, run_cli
 from tests.test_report_render import clean_report, compare_report, inspect_report

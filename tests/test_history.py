@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 from losscheck.loading.history import MAX_FILE_BYTES, read_history
 from losscheck.probes.history import match
 from tests.conftest import FIXTURES, run_cli
@@ -81,7 +81,7 @@ def _match(h, figures, has_val):
 
 
 def test_matching_rules(tmp_path):
-    from losscheck.findings import Severity
+    from losscheck.core.codes import Severity
 
     h = read_history(_write(tmp_path, "h.json", json.dumps({"loss": [1.0, 0.8, 0.7], "val_loss": [0.9, 0.6, 0.65]})))
     # the val_loss of epoch 2 (the best): a checkpoint, not the end of training
@@ -141,7 +141,7 @@ def test_split_index_is_keras_arithmetic():
 
 
 def _report_with_sections():
-    from losscheck.findings import Figure, Report
+    from losscheck.report.model import Figure, Report
 
     rep = Report("compare", {"model": {}, "data": {}})
     for k, v in {"fit_epoch": 0.64, "evaluate": 0.5, "evaluate_val": 0.57}.items():
@@ -158,7 +158,7 @@ def _report_with_sections():
 
 
 def test_sections_render_in_table_and_markdown():
-    from losscheck.report import render
+    from losscheck.report.formats import render
 
     rep = _report_with_sections()
     table = render(rep, "table", width=80, color=False)

@@ -19,7 +19,7 @@ NEW_CODES = {"metric-vs-loss", "metric-batch-mean", "metric-threshold", "metric-
 
 def _compare(model_path, data_path, **kw):
     from losscheck.compare import run_compare
-    from losscheck.config import Config
+    from losscheck.core.config import Config
 
     return run_compare(Config(model_path=model_path, data_path=data_path, **kw))
 
@@ -30,7 +30,7 @@ class _Inference:
 
     def __init__(self, model_path, data_path, **kw) -> None:
         from losscheck.commands.common import load_inputs
-        from losscheck.config import Config
+        from losscheck.core.config import Config
         from losscheck.measurements import Measurements, frozen_mapping
         from losscheck.probes import Prober
         from losscheck.probes.metrics import MetricsObserver, metric_measurements

@@ -75,7 +75,7 @@ def _measure(model_path, data_path, batch_size: int = 32) -> dict:
     """losscheck's metrics section: the file loaded and compiled as compare does, then the inference pass
     compare runs (the metrics ride on it; the fit and training-mode passes add nothing to them)."""
     from losscheck.commands.common import load_inputs
-    from losscheck.config import Config
+    from losscheck.core.config import Config
     from losscheck.probes import Prober
     from losscheck.probes.metrics import MetricsObserver
 
@@ -225,7 +225,7 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
     from losscheck.commands.common import load_inputs
-    from losscheck.config import Config
+    from losscheck.core.config import Config
     from losscheck.probes import Prober
     from losscheck.probes.metrics import MetricsObserver
 
@@ -248,7 +248,7 @@ def _per_class_breakdown(tmp_path, name, model, x, y):
     """Save model and data as `name`.keras / `name`.npz and run breakdown --per-class on them: the
     report and its per-class metric rows by class."""
     from losscheck.commands.breakdown import run_breakdown
-    from losscheck.config import Config
+    from losscheck.core.config import Config
 
     model.save(tmp_path / f"{name}.keras")
     np.savez(tmp_path / f"{name}.npz", x=x, y=y)

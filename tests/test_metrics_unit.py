@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from losscheck.findings import Report
 from losscheck.report.json import report_dict
 from losscheck.report.markdown import render_markdown
 from losscheck.report.metrics import metrics_markdown, per_class_metrics_markdown
+from losscheck.report.model import Report
 from losscheck.report.table import render_table
 from tests.conftest import ROOT
 from tests.test_report_schema import validate
@@ -28,7 +28,7 @@ def _report() -> Report:
               "model": {"path": "m.keras", "format": "keras", "saved_by": "keras 3", "outputs": ["out"],
                         "losses": {"out": "mse"}, "loss_weights": {"out": 1.0}},
               "data": {"path": "d.npz", "samples": 4, "batch_size": 32}}
-    from losscheck.findings import Figure
+    from losscheck.report.model import Figure
 
     r = Report("compare", header)
     r.figures["evaluate"] = Figure(1.0, "evaluate")

@@ -159,7 +159,7 @@ def test_api_parity_matches_the_cli():
     fig, _, _ = _compare(model, data, "--parity", "jit")
     assert report.figures["evaluate_jit"].value == fig["evaluate_jit"]
     assert report.figures["evaluate_nojit"].value == fig["evaluate_nojit"]
-    from losscheck.errors import UsageError
+    from losscheck.core.errors import UsageError
 
     with pytest.raises(UsageError, match="--parity"):
         losscheck.compare(str(model), str(data), parity="xla")

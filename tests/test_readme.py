@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from losscheck.findings import CODES
+from losscheck.core.codes import CODES
 from tests.conftest import ROOT
 
 
 def test_finding_table_matches_registry():
     text = (ROOT / "README.md").read_text()
     table = dict(re.findall(r"^\| `([a-z-]+)` \| (info|warning|error) \|", text, flags=re.M))
-    assert table == {code: str(sev) for code, (sev, _) in CODES.items()}
+    assert table == {code: str(entry.severity) for code, entry in CODES.items()}
 
 
 def test_readme_opens_with_two_setup_commands():

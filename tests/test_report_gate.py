@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from losscheck.findings import Figure, Finding, Report, Severity, relative_gap
-from losscheck.gate import Gate
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
+from losscheck.core.gate import Gate
+from losscheck.core.significance import relative_gap
+from losscheck.report.model import Figure, Report
 
 INFO, WARNING, ERROR = Finding("dropout", "i"), Finding("partial-batch", "w"), Finding("unexplained", "e")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from losscheck.findings import MAGNITUDE_KINDS
+from losscheck.core.codes import CODES
 from tests.conftest import FIXTURES, fixture_files, load_npz, run_cli
 
 pytestmark = pytest.mark.keras
@@ -82,7 +82,7 @@ def check_invariants(doc: dict) -> None:
         # the weight-update row is never dropped when both figures exist
         assert "weight update" in by_name
     for f in doc["findings"]:
-        assert f.get("magnitude_kind") == (None if f["magnitude"] is None else MAGNITUDE_KINDS[f["code"]]), f
+        assert f.get("magnitude_kind") == (None if f["magnitude"] is None else CODES[f["code"]].magnitude_kind), f
         if f["between"]:
             a, b = f["between"]
             assert a in figures and b in figures, f  # never a figure the report does not show

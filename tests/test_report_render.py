@@ -13,9 +13,11 @@ import re
 
 import pytest
 
-from losscheck.findings import CODES, Figure, Finding, Report, Severity
-from losscheck.gate import Gate
-from losscheck.report import FORMATS, render
+from losscheck.core.codes import CODES, Severity
+from losscheck.core.finding import Finding
+from losscheck.core.gate import Gate
+from losscheck.report.formats import OPTION_FORMATS, render
+from losscheck.report.model import Figure, Report
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -331,7 +333,7 @@ def test_per_class_shows_every_json_column():
 
 
 def test_counts_agree_with_their_nouns():
-    from losscheck.report.text import plural
+    from losscheck.core.formatting import plural
 
     assert plural(1, "batch") == "1 batch" and plural(2, "batch") == "2 batches"
     assert plural(1, "sample") == "1 sample" and plural(0, "sample") == "0 samples"
@@ -346,7 +348,7 @@ def test_counts_agree_with_their_nouns():
     assert "1 sample," in " ".join(render(per_sample_report(), "table", width=100).split())
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", OPTION_FORMATS)
 def test_rendering_is_stable_across_runs(fmt):
     first = render(compare_report(), fmt, width=80)
     assert first == render(compare_report(), fmt, width=80)
@@ -461,7 +463,7 @@ def test_every_registered_code_renders():
     """Each code of the registry renders in every format (e.g. a new code with an odd character)."""
     report = clean_report()
     report.findings = [Finding(code, f"message for {code}", magnitude=0.5) for code in CODES]
-    for fmt in FORMATS:
+    for fmt in OPTION_FORMATS:
         text = render(report, fmt, width=80)
         assert all(code in text for code in CODES), fmt
 
@@ -511,25 +513,20 @@ def test_no_singular_count_with_a_plural_noun_in_any_golden():
 ])
 def test_magnitudes_show_their_unit(code, magnitude, shown):
     """A ratio is x..., a count is 'N values' (never '+1'), a floor says so, a gap is signed."""
-    from losscheck.findings import MAGNITUDE_KINDS
-
     report = clean_report()
     report.findings = [Finding(code, f"message for {code}", magnitude=magnitude)]
-    assert report.findings[0].to_json()["magnitude_kind"] == MAGNITUDE_KINDS[code]
+    assert report.findings[0].to_json()["magnitude_kind"] == CODES[code].magnitude_kind
     table = render(report, "table", width=100, color=False)
     md = render(report, "markdown")
     assert re.search(r"(?<![\w.+])" + re.escape(shown) + r"(?![\w.])", table), table
     assert f"`{code}` ({shown})" in md
-    if MAGNITUDE_KINDS[code] == "count":
+    if CODES[code].magnitude_kind == "count":
         assert "+1" not in table and "+3" not in table and "+1" not in md
 
 
 def test_every_code_has_a_magnitude_kind():
-    from losscheck.findings import MAGNITUDE_KINDS
-
-    assert set(MAGNITUDE_KINDS) == set(CODES)
-    assert set(MAGNITUDE_KINDS.values()) <= {"gap", "ratio", "count", "floor", None}
+    assert {entry.magnitude_kind for entry in CODES.values()} <= {"gap", "ratio", "count", "floor", None}
     for code in CODES:
         f = Finding(code, "m", magnitude=1.0)
-        assert f.to_json()["magnitude_kind"] == MAGNITUDE_KINDS[code]
+        assert f.to_json()["magnitude_kind"] == CODES[code].magnitude_kind
         assert Finding(code, "m").to_json()["magnitude_kind"] is None

@@ -13,8 +13,9 @@ import pytest
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from losscheck.findings import CODES, FIGURE_ORDER  # noqa: E402
-from losscheck.gate import Gate  # noqa: E402
+from losscheck.core.codes import CODES  # noqa: E402
+from losscheck.core.figures import FIGURE_ORDER  # noqa: E402
+from losscheck.core.gate import Gate  # noqa: E402
 from losscheck.report.json import load_schema, render_json, report_dict  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.test_report_render import clean_report, compare_report, inspect_report  # noqa: E402

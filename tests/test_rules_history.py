@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from losscheck.findings import Severity
+from losscheck.core.codes import Severity
 from losscheck.measurements import Measurements, frozen_mapping
 from losscheck.measurements.history import FIT_COMPARED, VAL_COMPARED, HistoryMeasurements
 from losscheck.rules import judge_areas

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from losscheck.findings import CODES, Finding
+from losscheck.core.codes import CODES
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.rules import AREAS, RULES, judge, load_rules, rule
 

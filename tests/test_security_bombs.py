@@ -210,7 +210,7 @@ def test_npz_bombs(tmp_path):
 
 def test_npz_larger_than_memory_is_refused_before_reading(tmp_path, monkeypatch):
     """An honest .npz that does not fit in memory: refused from its headers, pointing at .h5."""
-    from losscheck.errors import DataFileError
+    from losscheck.core.errors import DataFileError
     from losscheck.loading import data as data_module
 
     path = tmp_path / "honest.npz"

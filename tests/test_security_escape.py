@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from losscheck.text_safety import code_span, for_markdown, for_terminal, prose_for_markdown
+from losscheck.core.text_safety import code_span, for_markdown, for_terminal, prose_for_markdown
 from tests.conftest import run_cli
 
 IMG = "<img src=x onerror=alert(1)>"

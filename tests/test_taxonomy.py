@@ -3,7 +3,7 @@ formulas, the figure order, and the per-family texts of the rules and renderers 
 
 from __future__ import annotations
 
-from losscheck import taxonomy
+from losscheck.core import taxonomy
 
 
 def test_every_kind_the_reference_computes_is_in_the_table_and_no_other():
@@ -26,8 +26,8 @@ def test_the_trait_sets_are_read_from_the_table():
 
 
 def test_one_family_tuple():
+    from losscheck.core.figures import FIGURE_ORDER
     from losscheck.decomposition import FAMILY_FIGURES
-    from losscheck.findings import FIGURE_ORDER
     from losscheck.report.lossfn import FAMILY_TEXT as SECTION_TEXT
     from losscheck.rules.gaps import FAMILY_LABEL, FAMILY_TEXT
 

@@ -159,7 +159,7 @@ def test_matched_epoch_for_end_and_best_checkpoint_and_three_log_formats(tmp_pat
     bad = tmp_path / "bad_tb" / "train"
     bad.mkdir(parents=True)
     (bad / "events.out.tfevents.1.x").write_bytes(np.random.default_rng(0).bytes(300))
-    from losscheck.errors import UsageError
+    from losscheck.core.errors import UsageError
 
     with pytest.raises(UsageError, match="cannot be read"):
         read_history(tmp_path / "bad_tb")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from losscheck.config import Config
-from losscheck.errors import UsageError
-from losscheck.findings import Report
+from losscheck.core.config import Config
+from losscheck.core.errors import UsageError
+from losscheck.report.model import Report
 
 Progress = Callable[..., None]
 

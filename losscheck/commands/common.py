@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from losscheck import __version__
-from losscheck.config import Config
-from losscheck.errors import UsageError
+from losscheck.core.config import Config
+from losscheck.core.errors import UsageError
 from losscheck.loading.inputs import input_names, load_inputs
 
 __all__ = ["build_header", "check_loaded", "input_names", "load_inputs", "probe_limit", "regularized_layers"]

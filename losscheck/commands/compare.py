@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from losscheck.commands.common import build_header, check_loaded, input_names, load_inputs
-from losscheck.config import Config
-from losscheck.findings import Report
+from losscheck.core.config import Config
+from losscheck.report.model import Report
 
 Progress = Callable[[str], None]
 

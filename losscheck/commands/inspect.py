@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from losscheck.commands.common import build_header
-from losscheck.config import Config
-from losscheck.findings import Report
+from losscheck.core.config import Config
+from losscheck.report.model import Report
 
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:

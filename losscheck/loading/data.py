@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import DataFileError, first_line
+from losscheck.core.errors import DataFileError, first_line
+from losscheck.core.taxonomy import ONEHOT_KINDS, SAME_SHAPE_KINDS, SPARSE_KINDS, builtin_name
 from losscheck.loading.archive import (
     ArchiveProblem,
     ObjectArray,
@@ -26,7 +27,6 @@ from losscheck.loading.archive import (
 )
 from losscheck.loading.files import H5_SIGNATURE, check_readable, is_hdf5, read_head
 from losscheck.loading.h5_guard import outside_reference, size_text
-from losscheck.taxonomy import ONEHOT_KINDS, SAME_SHAPE_KINDS, SPARSE_KINDS, builtin_name
 
 
 @dataclass

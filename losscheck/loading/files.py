@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losscheck.errors import ModelFileError, first_line
+from losscheck.core.errors import ModelFileError, first_line
 from losscheck.loading.archive import (
     ArchiveProblem,
     check_archive,

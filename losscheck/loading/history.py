@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 
 MAX_FILE_BYTES = 16 * 2**20  # a JSON or CSV history
 MAX_EVENT_BYTES = 256 * 2**20  # all event files of a TensorBoard folder together

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.config import Config
+from losscheck.core.config import Config
 
 
 def input_names(model: Any) -> list[str]:

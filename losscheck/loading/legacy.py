@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from losscheck.core.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name, rate_of
 from losscheck.measurements.model import ModelFacts
-from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, builtin_name, rate_of
 
 _REG_ATTRS = ("kernel_regularizer", "bias_regularizer", "depthwise_regularizer", "pointwise_regularizer",
               "recurrent_regularizer", "beta_regularizer", "gamma_regularizer", "embeddings_regularizer")

@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from losscheck._tf import keras
-from losscheck.taxonomy import AUTO_CROSSENTROPY, KERAS2_ALIASES
+from losscheck.core.taxonomy import AUTO_CROSSENTROPY, KERAS2_ALIASES
 
 try:  # private, but stable since Keras 3.0; the wrapper compile() puts around every function loss
     from keras.src.losses.losses import LossFunctionWrapper

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from losscheck._tf import keras
+from losscheck.core.taxonomy import AUTO_CROSSENTROPY as AUTO_CROSSENTROPY
 from losscheck.loading.losses import LossFunctionWrapper
 from losscheck.reference.formulas import supported
 from losscheck.reference.specs import LossSpec
-from losscheck.taxonomy import AUTO_CROSSENTROPY as AUTO_CROSSENTROPY
 
 
 def _builtin_kind(loss: Any) -> str | None:

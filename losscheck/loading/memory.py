@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from losscheck._tf import keras
-from losscheck.errors import LosscheckError, UsageError
+from losscheck.core.errors import LosscheckError, UsageError
 from losscheck.loading.files import ModelFileInfo
 from losscheck.loading.losses import resolve_loss
 from losscheck.loading.model import LoadedModel, _outputs, _per_output

@@ -25,7 +25,8 @@ from typing import Any
 
 from losscheck import interrupts, usercode
 from losscheck._tf import keras
-from losscheck.errors import LosscheckError, ModelFileError, UsageError, first_line
+from losscheck.core.errors import LosscheckError, ModelFileError, UsageError, first_line
+from losscheck.core.taxonomy import SPARSE_KINDS
 from losscheck.loading.archive import open_member_h5
 from losscheck.loading.files import ModelFileInfo, read_model_file_info
 from losscheck.loading.legacy_h5 import Unfixable, fixable, leftovers, load_patched
@@ -33,7 +34,6 @@ from losscheck.loading.losses import resolve_loss
 from losscheck.loading.lossspec import describe_loss, loss_spec
 from losscheck.loading.steps import LoopFacts, adds_losses, custom_steps
 from losscheck.notes import FIT, Note
-from losscheck.taxonomy import SPARSE_KINDS
 
 LAMBDA_HINT = ("pass --unsafe only if you trust the file: it contains a Lambda layer, and loading one runs the Python "
                "bytecode stored in the file, which can do anything your account can")

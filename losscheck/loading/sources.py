@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import DataFileError, LosscheckError, UsageError, first_line
+from losscheck.core.errors import DataFileError, LosscheckError, UsageError, first_line
 from losscheck.loading.archive import available_memory
 from losscheck.loading.data import NPZ_MEMORY_SHARE, Dataset, _validate, check_against_model, dataset_from_arrays
 from losscheck.loading.h5_guard import size_text

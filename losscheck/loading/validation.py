@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 
 
 def split_index(n: int, fraction: float) -> int:

@@ -74,7 +74,7 @@ class Measurements:
 
     command: "compare" | "breakdown" | "inspect" | "callback".
     rtol: the significance threshold: a difference d is significant when |d| > rtol * |evaluate|
-      (see losscheck.rules.significance).
+      (see losscheck.core.significance).
     figures: figure name -> value (the report's figures, e.g. evaluate, manual, fit_epoch).
     notes: what loading and measuring noted, in order (losscheck.notes: each with its topic; the report
       shows those that concern the command).

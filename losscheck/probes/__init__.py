@@ -21,7 +21,8 @@ import numpy as np
 
 from losscheck import usercode
 from losscheck._tf import invalid_argument_errors, keras, tf
-from losscheck.errors import DataFileError, UsageError
+from losscheck.core.errors import DataFileError, UsageError
+from losscheck.core.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES, rate_of
 from losscheck.loading.data import Dataset
 from losscheck.loading.lossspec import AUTO_CROSSENTROPY, auto_crossentropy_spec
 from losscheck.loading.memory import assigned_back, call_state_variables, state_variables
@@ -29,7 +30,6 @@ from losscheck.probes.compiled import build_state, compile_step, is_tensorflow, 
 from losscheck.reference import EpochMean, LossSpec, output_batch_loss
 from losscheck.reference.specs import LOGITS_OP_TYPE, LOGITS_SHORTCUT_KINDS
 from losscheck.reference.variants import SemanticStats
-from losscheck.taxonomy import BUILTIN_FAMILIES, FAMILIES, FROZEN_BATCHNORM, STOCHASTIC_FAMILIES, rate_of
 
 L = keras.layers
 ops = keras.ops

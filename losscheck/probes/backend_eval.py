@@ -31,8 +31,8 @@ def main(argv: list[str]) -> int:
         return 2
 
     from losscheck.commands.common import load_inputs
-    from losscheck.config import Config
-    from losscheck.errors import LosscheckError
+    from losscheck.core.config import Config
+    from losscheck.core.errors import LosscheckError
     from losscheck.probes.parity import keras_evaluate
 
     cfg = Config(model_path=args.model, data_path=args.data, batch_size=args.batch_size,

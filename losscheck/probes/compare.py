@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from losscheck.commands.common import probe_limit
-from losscheck.config import Config
-from losscheck.errors import first_line
+from losscheck.core.config import Config
+from losscheck.core.errors import first_line
 from losscheck.measurements import Measurements, SemanticMeasurements, frozen, frozen_mapping
 
 Progress = Callable[[str], None]

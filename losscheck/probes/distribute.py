@@ -10,9 +10,7 @@ import functools
 from typing import Any
 
 from losscheck._tf import keras, tf
-from losscheck.errors import UsageError
-
-DISTRIBUTIONS = ("mirrored",)
+from losscheck.core.errors import UsageError
 
 
 def strategy_for(name: str | None) -> Any:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from losscheck.commands.common import REGULARIZER_ATTRS, regularized_layers
-from losscheck.config import Config
+from losscheck.core.config import Config
+from losscheck.core.taxonomy import LISTED_FAMILIES
 from losscheck.measurements import InspectMeasurements, Measurements, frozen
-from losscheck.taxonomy import LISTED_FAMILIES
 
 
 def measure_inspect(cfg: Config, loaded: Any, progress: Callable[[str], None]) -> Measurements:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from losscheck.core.significance import scale_of
 from losscheck.decomposition import base_name
 from losscheck.reference import prefix_mean
-from losscheck.rules.significance import scale_of
 
 #: extra random draws for the spread of the random families' figures
 EXTRA_DRAWS = 2

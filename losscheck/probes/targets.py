@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.measurements.metrics import TargetFacts
-from losscheck.reference import EpochMean, output_batch_loss
-from losscheck.reference.reduction import loss_values_and_mask
-from losscheck.taxonomy import (
+from losscheck.core.taxonomy import (
     DISTRIBUTION_KINDS,
     LAST_AXIS_MEAN_KINDS,
     NON_NEGATIVE_KINDS,
     SPARSE_KINDS,
     UNIT_RANGE_KINDS,
 )
+from losscheck.measurements.metrics import TargetFacts
+from losscheck.reference import EpochMean, output_batch_loss
+from losscheck.reference.reduction import loss_values_and_mask
 
 ROW_TOLERANCE = 1e-3
 #: most samples whose (n, n) pairs are evaluated one by one (losses without a closed form)

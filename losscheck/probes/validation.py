@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from losscheck.core.taxonomy import BUILTIN_FAMILIES
 from losscheck.measurements import frozen_mapping
 from losscheck.measurements.validation import SplitFacts, ValidationMeasurements
-from losscheck.taxonomy import BUILTIN_FAMILIES
 
 PROFILE_ROWS = 4096  # rows of targets read at a time when profiling the split
 MAX_LABEL = 1000  # integer targets up to this are treated as class labels

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.taxonomy import CROSSENTROPY_KINDS
+from losscheck.core.taxonomy import CROSSENTROPY_KINDS
 
 EPS = 1e-7
 LO = float(np.float32(EPS))

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from losscheck.taxonomy import CROSSENTROPY_KINDS as CROSSENTROPY_KINDS
-from losscheck.taxonomy import LAST_AXIS_MEAN_KINDS, LOGITS_OP_TYPE
+from losscheck.core.taxonomy import CROSSENTROPY_KINDS as CROSSENTROPY_KINDS
+from losscheck.core.taxonomy import LAST_AXIS_MEAN_KINDS, LOGITS_OP_TYPE
 
 #: Losses whose TensorFlow implementation silently uses the cached pre-activation logits of a
 #: softmax/sigmoid output (keras/src/backend/tensorflow/nn.py `_get_logits`), whatever from_logits says.

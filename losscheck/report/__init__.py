@@ -1,14 +1,16 @@
-"""Renderers: Report -> str (nothing printed). One module per format."""
+"""Renderers: Report -> str (nothing printed). One module per format; the formats table (formats.py)
+dispatches to them. Here: the control-character-free copy every human format renders."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from losscheck.findings import Report
-from losscheck.text_safety import for_terminal
+from losscheck.core.text_safety import for_terminal
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 
 def _clean(value: Any) -> Any:
@@ -26,43 +28,6 @@ def _clean(value: Any) -> Any:
 
 def for_display(report: Report) -> Report:
     """A copy of the report in which no string holds a control character (ESC, C1, bidi overrides:
-    see losscheck/text_safety.py), for every human format. JSON is rendered from the report itself:
+    see losscheck/core/text_safety.py), for every human format. JSON is rendered from the report itself:
     json.dumps escapes those characters already."""
     return _clean(report)
-
-
-def _table(report: Report, width: int, color: bool) -> str:
-    from losscheck.report.table import render_table
-
-    return render_table(for_display(report), width=width, color=color)
-
-
-def _json(report: Report, width: int, color: bool) -> str:
-    from losscheck.report.json import render_json
-
-    return render_json(report)
-
-
-def _markdown(report: Report, width: int, color: bool) -> str:
-    from losscheck.report.markdown import render_markdown
-
-    return render_markdown(for_display(report))
-
-
-def _github(report: Report, width: int, color: bool) -> str:
-    from losscheck.report.github import render_github
-
-    return render_github(for_display(report))
-
-
-#: --format name -> renderer (report, width, color) -> str; the CLI's --format choices are these names
-FORMATS: dict[str, Callable[[Report, int, bool], str]] = {
-    "table": _table, "json": _json, "markdown": _markdown, "github": _github,
-}
-
-
-def render(report: Report, fmt: str, *, width: int = 100, color: bool = False) -> str:
-    """The report in format `fmt` (a FORMATS name)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}")
-    return FORMATS[fmt](report, width, color)

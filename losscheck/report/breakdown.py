@@ -9,9 +9,9 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
+from losscheck.core.formatting import plural, sig
+from losscheck.core.text_safety import prose_for_markdown as _md
 from losscheck.report.layout import Col, FitTable
-from losscheck.report.text import plural, sig
-from losscheck.text_safety import prose_for_markdown as _md
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 BAR_WIDTH = 24

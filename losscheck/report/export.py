@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.terminal_theme import DEFAULT_TERMINAL_THEME, TerminalTheme
 
-from losscheck.findings import Report
 from losscheck.report.table import build_renderables, make_console
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 _BLACK = (0, 0, 0)
 #: --no-color / NO_COLOR: every colour drawn as the foreground (bold and dim stay)

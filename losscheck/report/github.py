@@ -9,9 +9,15 @@ not fit, the last line of that kind says how many more there are and which codes
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from losscheck.findings import Finding, Report, Severity
-from losscheck.report.text import magnitude_text, plural, verdict, where
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural
+from losscheck.report.text import magnitude_text, verdict, where
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 #: annotations of one kind GitHub shows per step
 ANNOTATIONS_PER_KIND = 10

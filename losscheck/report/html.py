@@ -4,9 +4,14 @@ gaps' decomposition, the findings and the notes. Every piece of text is escaped.
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
-from losscheck.findings import Report, Severity
-from losscheck.report.text import figure_rows, header_lines, sig, verdict, where
+from losscheck.core.codes import Severity
+from losscheck.core.formatting import sig
+from losscheck.report.text import figure_rows, header_lines, verdict, where
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 SEVERITY_COLOR = {Severity.ERROR: "#c62828", Severity.WARNING: "#b26a00", Severity.INFO: "#00838f"}
 _TABLE = 'style="border-collapse:collapse;margin:4px 0"'

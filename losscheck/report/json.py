@@ -7,9 +7,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from losscheck.findings import Report
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
+
 
 SCHEMA_VERSION = 1
 

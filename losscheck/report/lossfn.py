@@ -10,9 +10,9 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
+from losscheck.core.formatting import plural
+from losscheck.core.text_safety import prose_for_markdown as _md
 from losscheck.report.layout import Col, FitTable
-from losscheck.report.text import plural
-from losscheck.text_safety import prose_for_markdown as _md
 
 
 def _shape(shape: Any) -> str:

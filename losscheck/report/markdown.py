@@ -6,12 +6,18 @@ checked, the figures table, where the gaps come from, the findings with their se
 
 from __future__ import annotations
 
-from losscheck.findings import Finding, Report
-from losscheck.report.text import figure_rows, header_lines, magnitude_text, sig, verdict, where
-from losscheck.text_safety import code_span, for_markdown, prose_for_markdown
+from typing import TYPE_CHECKING
+
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import sig
+from losscheck.core.text_safety import code_span, for_markdown, prose_for_markdown
+from losscheck.report.text import figure_rows, header_lines, magnitude_text, verdict, where
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 # Every string that may come from a file (names, versions, paths, messages quoting them) goes through
-# for_markdown or code_span (losscheck/text_safety.py): no HTML, link or control character of a file
+# for_markdown or code_span (losscheck/core/text_safety.py): no HTML, link or control character of a file
 # ever reaches a pull-request comment.
 
 

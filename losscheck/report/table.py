@@ -8,23 +8,20 @@ cells only at spaces and, when its columns cannot fit, splits or stacks them; te
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from losscheck.findings import Finding, Report, Severity
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import sig
 from losscheck.report.layout import Col, FitTable
-from losscheck.report.text import (
-    decomposition_label,
-    figure_rows,
-    header_lines,
-    magnitude_text,
-    sig,
-    verdict,
-    where,
-)
+from losscheck.report.text import decomposition_label, figure_rows, header_lines, magnitude_text, verdict, where
+
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 

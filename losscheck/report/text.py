@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from losscheck.findings import Finding, Report, Severity
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural, sig
 
-
-def sig(value: float | None, digits: int = 6, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    text = f"{value:+.{digits}g}" if signed else f"{value:.{digits}g}"
-    return text
-
-
-def plural(count: object, word: str, many: str | None = None) -> str:
-    """'1 batch', '2 batches', '0 samples': the count and the word in agreement (`many` when the plural
-    is not word + s/es)."""
-    if count == 1:
-        return f"{count} {word}"
-    if many is None:
-        many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
-    return f"{count} {many}"
-
-
-def shape_text(shape: tuple) -> str:
-    """A shape as "(batch, 3)": None on the first axis is the batch axis."""
-    dims = ["batch" if d is None and i == 0 else str(d) for i, d in enumerate(shape)]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+if TYPE_CHECKING:
+    from losscheck.report.model import Report
 
 
 def magnitude_text(finding: Finding, digits: int = 4) -> str:
@@ -100,7 +83,7 @@ def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
 def header_lines(report: Report, code: Callable[[object], str] = str,
                  text: Callable[[object], str] = str) -> list[str]:
     """What was checked: the model (and who saved it), the data, the losses; `code` marks up paths,
-    `text` escapes the rest of what came from the files (see losscheck/text_safety.py)."""
+    `text` escapes the rest of what came from the files (see losscheck/core/text_safety.py)."""
     model = report.header.get("model", {})
     data = report.header.get("data")
     lines = [f"model {code(model.get('path'))} (saved by {text(model.get('saved_by'))})"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 
-from losscheck.findings import CODES, Finding
+from losscheck.core.codes import CODES
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 
 Rule = Callable[[Measurements], list[Finding]]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural
+from losscheck.core.significance import scale_of, significant
 from losscheck.measurements import Measurements
-from losscheck.report.text import plural
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
 
 #: a class is "wrong" below this recall / IoU (element-wise) or recall (sample-wise)
 WRONG_BELOW = 0.5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.rules import rule
 

@@ -2,7 +2,7 @@
 evaluate and manual, read from the decomposition (losscheck.decomposition) and the gap facts.
 
 A cause is reported only when its layers exist and its measured size is significant
-(losscheck.rules.significance against |evaluate|). Findings appear in this order: weight-update,
+(losscheck.core.significance against |evaluate|). Findings appear in this order: weight-update,
 dropout, batchnorm-batch-stats, noise-layer, interaction, unexplained (training-mode remainder),
 mixed-precision (float32 copy), class-weight, regularization, sample-weight, unexplained (manual
 residual).
@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import fmt, plural
+from losscheck.core.significance import moves_evaluate, scale_of
+from losscheck.core.taxonomy import FAMILIES, STOCHASTIC_FAMILIES
 from losscheck.decomposition import Row, base_name, fit_reference
-from losscheck.findings import Finding
 from losscheck.measurements import Measurements
 from losscheck.measurements.gaps import GapMeasurements
-from losscheck.report.text import plural
 from losscheck.rules import rule
-from losscheck.rules.significance import fmt, moves_evaluate, scale_of
-from losscheck.taxonomy import FAMILIES, STOCHASTIC_FAMILIES
 
 #: family -> (code, message with {layers} and {delta}, advice)
 FAMILY_TEXT = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding, Severity
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.measurements.history import HistoryMeasurements
 from losscheck.rules import rule

@@ -3,7 +3,7 @@ for the model (ModelFacts.keras2_differences, found statically by losscheck.load
 
 from __future__ import annotations
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.measurements.model import ModelFacts
 from losscheck.rules import rule

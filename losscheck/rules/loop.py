@@ -3,7 +3,7 @@ loss lives only in add_loss or its own steps (LoopMeasurements), and what compar
 
 from __future__ import annotations
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.rules import rule
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural, shape_text
 from losscheck.measurements import Measurements
 from losscheck.measurements.lossfn import (
     LossFnMeasurements,
@@ -19,7 +20,6 @@ from losscheck.measurements.lossfn import (
     RangeRecord,
 )
 from losscheck.reference.specs import CROSSENTROPY_KINDS, ELEMENTWISE_LAST_AXIS_MEAN
-from losscheck.report.text import plural, shape_text
 from losscheck.rules import rule
 from losscheck.rules.lossfn_findings import figure_finding, moved, rank_finding, site_finding, weight_finding
 

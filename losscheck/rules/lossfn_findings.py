@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import plural, shape_text
+from losscheck.core.significance import significant
+from losscheck.core.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 from losscheck.measurements import Measurements
 from losscheck.measurements.lossfn import BatchSizeRecord, NonFiniteSite, OutputLossRecord, RankRecord
-from losscheck.report.text import plural, shape_text
-from losscheck.rules.significance import significant
-from losscheck.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 
 
 # -- non-finite ------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
-from losscheck.findings import Finding, Severity
+from losscheck.core.codes import Severity
+from losscheck.core.finding import Finding
+from losscheck.core.significance import scale_of, significant
+from losscheck.core.taxonomy import UNIT_RANGE_KINDS
 from losscheck.measurements import Measurements
 from losscheck.measurements.metrics import (
     MetricFacts,
@@ -16,8 +19,6 @@ from losscheck.measurements.metrics import (
     ThresholdFacts,
 )
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
-from losscheck.taxonomy import UNIT_RANGE_KINDS
 
 _CLIPPED = {"kl_divergence": "KL divergence clips targets to [1e-7, 1], so negative targets count as zero",
             "mean_squared_logarithmic_error": "MSLE clips targets at 1e-7, so negative targets count as zero",

@@ -3,10 +3,11 @@ jit_compile on and off, and in float32 instead of the model's mixed precision (`
 
 from __future__ import annotations
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import fmt
+from losscheck.core.significance import scale_of, significant
 from losscheck.measurements import Measurements
 from losscheck.rules import rule
-from losscheck.rules.significance import fmt, scale_of, significant
 
 #: above this relative size a backend difference is more than float32 op numerics
 NUMERICS_RTOL = 1e-3

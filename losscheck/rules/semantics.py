@@ -12,11 +12,12 @@ magnitude separates.
 from __future__ import annotations
 
 import losscheck.rules.gaps  # noqa: F401 - registers the first part of the mixed-precision rule
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.formatting import fmt
+from losscheck.core.significance import moves_evaluate
 from losscheck.measurements import Measurements
 from losscheck.measurements.semantics import SemanticMeasurements
 from losscheck.rules import rule
-from losscheck.rules.significance import fmt, moves_evaluate
 
 
 def _subject(names: list[str]) -> str | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from losscheck.findings import Finding
+from losscheck.core.finding import Finding
+from losscheck.core.significance import scale_of, significant
 from losscheck.measurements import Measurements
 from losscheck.rules import rule
-from losscheck.rules.significance import scale_of, significant
 
 
 @rule("generalization-gap")

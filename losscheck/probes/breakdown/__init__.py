@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.config import Config
-from losscheck.errors import UsageError
+from losscheck.core.config import Config
+from losscheck.core.errors import UsageError
 from losscheck.measurements import Measurements, frozen, frozen_mapping
 
 Progress = Callable[..., None]

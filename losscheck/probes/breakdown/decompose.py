@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck import taxonomy
+from losscheck.core import taxonomy
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value, uses_logits
 from losscheck.reference.specs import LossSpec
 

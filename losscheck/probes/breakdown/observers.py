@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.errors import UsageError
+from losscheck.core.errors import UsageError
 from losscheck.probes.breakdown.decompose import (
     SAMPLEWISE_KINDS,
     ChannelStats,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from losscheck.report.text import shape_text
+from losscheck.core.formatting import shape_text
 
 #: Layers that only move or copy values: the activation and layout of their input carry through.
 _PASS_THROUGH = ("Identity", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",

@@ -8,11 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.measurements.lossfn import OutputLossRecord
-from losscheck.probes.lossfn.graph import OutputFacts, output_facts
-from losscheck.reference.formulas import softmax
-from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN, LossSpec
-from losscheck.taxonomy import (
+from losscheck.core.taxonomy import (
     BINARY_KINDS,
     CLASS_PROBABILITY_KINDS,
     CROSSENTROPY_KINDS,
@@ -20,6 +16,10 @@ from losscheck.taxonomy import (
     ONEHOT_KINDS,
     POSITIVE_PREDICTION_KINDS,
 )
+from losscheck.measurements.lossfn import OutputLossRecord
+from losscheck.probes.lossfn.graph import OutputFacts, output_facts
+from losscheck.reference.formulas import softmax
+from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN, LossSpec
 
 PROBE_POOL = 32
 #: Losses that reduce over (or read their classes from) axis -1 of each element.

@@ -9,9 +9,9 @@ import dataclasses
 
 import numpy as np
 
+from losscheck.core.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 from losscheck.probes.lossfn.outputs import OutputLoss
 from losscheck.reference import EpochMean, output_batch_loss
-from losscheck.taxonomy import BATCH_AXIS_DEFAULT_KINDS
 
 
 def batch_level(ol: OutputLoss) -> bool:

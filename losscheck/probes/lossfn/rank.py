@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from losscheck.core.formatting import shape_text
 from losscheck.measurements.lossfn import RankRecord
 from losscheck.probes.lossfn.outputs import OutputLoss, loss_function
-from losscheck.report.text import shape_text
 
 SIZES = (1, 7, 32)
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from losscheck.core.formatting import plural
+from losscheck.core.taxonomy import DISTRIBUTION_KINDS
 from losscheck.probes.lossfn.outputs import OutputLoss, feature_axis_mismatch, loss_name
 from losscheck.reference import EpochMean
 from losscheck.reference.reduction import loss_values, match_rank, reduce_weighted, tracked_value
 from losscheck.reference.specs import ELEMENTWISE_LAST_AXIS_MEAN
-from losscheck.report.text import plural
-from losscheck.taxonomy import DISTRIBUTION_KINDS
 
 ELEMENT_OPS = {
     "mean_squared_error": "(y_pred - y_true)^2",

@@ -1,5 +1,6 @@
-"""The one frozen object that crosses from the CLI into the core. The exit-code policy is not in it:
-the CLI and the Python API hold that (losscheck.gate.Gate) and apply it to the Report a command returns."""
+"""The one frozen object that crosses from the CLI (or the Python API) into the commands. The
+exit-code policy is not in it: the CLI and the Python API hold that (losscheck.core.gate.Gate) and apply
+it to the Report a command returns."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Config:
+    """What to check and how: the CLI's options (or the Python API's arguments) as one frozen value."""
+
     model_path: Path
     data_path: Path | None = None
     batch_size: int = 32

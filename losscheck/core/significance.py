@@ -1,4 +1,4 @@
-"""The one place that decides whether a difference is significant, and how rules print a figure."""
+"""The one place that decides whether a difference is significant, and how far apart two figures are."""
 
 from __future__ import annotations
 
@@ -23,6 +23,6 @@ def moves_evaluate(m: Measurements, delta: float | None) -> bool:
     return significant(delta, m.rtol, scale_of(m.figures.get("evaluate")))
 
 
-def fmt(v: float) -> str:
-    """A figure as the messages show it (6 significant digits)."""
-    return f"{v:.6g}"
+def relative_gap(a: float, b: float) -> float:
+    """|a - b| / max(|b|, tiny)."""
+    return abs(a - b) / max(abs(b), 1e-12)

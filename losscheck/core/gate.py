@@ -10,21 +10,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from losscheck.core.codes import CODES, Severity
+from losscheck.core.errors import UsageError
+from losscheck.core.figures import GATED_FIGURES
+from losscheck.core.significance import relative_gap
+
 if TYPE_CHECKING:
-    from losscheck.findings import Finding, Report
+    from losscheck.core.finding import Finding
+    from losscheck.report.model import Report
 
 #: --fail-on's choices, lowest first; "never" fails on no finding
 FAIL_ON = ("info", "warning", "error", "never")
-#: the figures --max-gap bounds against evaluate
-GATED_FIGURES = ("fit_epoch", "train_mode")
 
 
 def codes(value: str | Iterable[str] | None, what: str) -> frozenset[str]:
     """--select / --ignore: comma-separated finding codes (or, from the Python API, any iterable of
     them), each one a registered code; `what` names the option in the error."""
-    from losscheck.errors import UsageError
-    from losscheck.findings import CODES
-
     if not value:
         return frozenset()
     items = value.split(",") if isinstance(value, str) else [str(c) for c in value]
@@ -58,8 +59,6 @@ class Gate:
         """The kept findings at or above fail_on (none with "never")."""
         if self.fail_on == "never":
             return []
-        from losscheck.findings import Severity
-
         threshold = Severity.parse(self.fail_on)
         return [f for f in self.kept(findings) if f.severity is not None and f.severity >= threshold]
 
@@ -68,8 +67,6 @@ class Gate:
         empty without max_gap or an evaluate figure. A non-finite gap breaches any bound."""
         if self.max_gap is None or "evaluate" not in figures:
             return []
-        from losscheck.findings import relative_gap
-
         ev = figures["evaluate"].value
         out: list[tuple[str, float]] = []
         for name in GATED_FIGURES:
