@@ -7,7 +7,7 @@ An in-memory model is used as it is (never recompiled or saved) and left exactly
 variable, the optimizer's and the metrics' state, fit's attributes, and the process's random state
 (see loading.memory.preserved). A tf.data.Dataset or PyDataset is streamed with its own batching
 (as Keras does: `batch_size` then does not apply) and never materialized; a generator, which can be
-read only once, is read whole once and its batches held in memory (loading.sources.read_generator).
+read only once, is read whole once and its batches held in memory (loading.generators.read_generator).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class _Inputs:
 
 def is_data_object(value: Any) -> bool:
     """A pipeline object (which may be callable, as a Keras layer is not): not a data-building function."""
-    from losscheck.loading.sources import is_pipeline
+    from losscheck.loading.pipelines import is_pipeline
 
     return is_pipeline(value)
 
@@ -100,17 +100,11 @@ def make_data(data: Any, x: Any, y: Any, sample_weight: Any, loaded: Any, inputs
               label: Any = None):
     """A Dataset (file, arrays, dict of arrays) or a PipelineDataset (tf.data, PyDataset, the batches of a
     Python generator). `label`: what messages call the data (default: its kind)."""
+    from losscheck.loading.arrays import arrays_dataset, dict_dataset
     from losscheck.loading.data import load_data
-    from losscheck.loading.sources import (
-        PipelineDataset,
-        arrays_dataset,
-        dict_dataset,
-        function_data,
-        generator_dataset,
-        is_function_spec,
-        is_generator,
-        is_pipeline,
-    )
+    from losscheck.loading.generators import generator_dataset, is_generator
+    from losscheck.loading.pipelines import PipelineDataset, is_pipeline
+    from losscheck.loading.sources import function_data, is_function_spec
 
     if data is not None and (x is not None or y is not None):
         raise UsageError("pass either data= or x=/y=, not both")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from losscheck.core import taxonomy
 from losscheck.core.errors import DataFileError, ModelFileError, UsageError
-from losscheck.loading.files import check_readable
+from losscheck.loading.files import check_python_file, check_readable
 
 #: every loss name Keras 3's keras.losses.get accepts (keras.src.losses.ALL_OBJECTS_DICT), the
 #: tf.keras 2 names losscheck maps to them, and "crossentropy"/"ce" (compile picks the kind);
@@ -98,27 +98,6 @@ def check_data(data: Path, parse: str | None = None) -> Path | None:
             return file
     check_readable(Path(data), "data file", DataFileError)
     return Path(data)
-
-
-def check_python_file(path: Path, option: str) -> None:
-    """A user Python file: it must be a readable regular .py file (a FIFO would block the import)."""
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        what = "is a broken symbolic link" if path.is_symlink() else "not found"
-        raise UsageError(f"{path}: {option} file {what}; pass the .py file that defines your losses/layers") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {option} file cannot be accessed ({exc.strerror or exc}); check the path") from exc
-    if stat.S_ISDIR(mode):
-        raise UsageError(f"{path}: {option} file is a directory; pass the .py file that defines your losses/layers")
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"{path}: {option} file is not a regular file (a pipe, device or socket); "
-                         "pass the .py file itself")
-    if path.suffix != ".py":
-        raise UsageError(f"{path}: {option} needs a Python source file ending in .py")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{path}: {option} file is not readable (permission denied); fix the file permissions")
 
 
 def loss_file(spec: str | None) -> Path | None:

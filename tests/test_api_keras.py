@@ -333,7 +333,7 @@ def test_shuffling_pipeline_is_detected():
     """Two passes over a reshuffling pipeline give different orders; a fixed order is not reported."""
     import tensorflow as tf
 
-    from losscheck.loading.sources import PipelineDataset, data_measurements
+    from losscheck.loading.pipelines import PipelineDataset, data_measurements
     from losscheck.measurements import Measurements
     from losscheck.rules.data import shuffled_data
 

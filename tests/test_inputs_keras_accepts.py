@@ -166,13 +166,13 @@ def test_generator_object_in_the_python_api(case):
 
 
 def test_endless_failing_and_empty_generators_exit_2(case, monkeypatch):
-    from losscheck.loading import sources
+    from losscheck.loading import generators
 
     _, model, _, source, _ = case
     line = assert_refused(run_cli("compare", model, f"{source}:endless"), "endless", "first 4 batches again",
                           "batch 5", "steps=4", "stop after 4 batches")
     assert "\x1b" not in line
-    monkeypatch.setattr(sources, "GENERATOR_BATCHES", 40)
+    monkeypatch.setattr(generators, "GENERATOR_BATCHES", 40)
     assert_refused(run_cli("compare", model, f"{source}:noisy_forever"), "noisy_forever",
                    "yielded 41 batches", "without ending", "at most 40 batches", "steps=", "PyDataset")
     assert_refused(run_cli("breakdown", "--per-sample", model, f"{source}:noisy_forever"), "without ending")

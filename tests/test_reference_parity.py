@@ -190,7 +190,7 @@ def test_options_keras_does_not_save(loss_name, options):
     import keras
 
     from losscheck.loading.lossspec import loss_spec
-    from losscheck.loading.model import LoadedModel
+    from losscheck.loading.compile import LoadedModel
     from losscheck.probes import Prober
 
     rng = np.random.default_rng(5)
@@ -233,7 +233,7 @@ def test_seeded_values_are_reproducible():
 def _in_memory(model, x, ys, sw=None, batch_size=8):
     """losscheck's inference pass on a model compiled in memory (losses resolved as the loader does)."""
     from losscheck.loading.losses import resolve_loss
-    from losscheck.loading.model import LoadedModel
+    from losscheck.loading.compile import LoadedModel
     from losscheck.probes import Prober
 
     names = list(model.output_names)

@@ -14,7 +14,7 @@ def _inference(model, x, y, sw=None, batch_size=8):
     from types import SimpleNamespace
 
     from losscheck.loading.losses import resolve_loss
-    from losscheck.loading.model import LoadedModel
+    from losscheck.loading.compile import LoadedModel
     from losscheck.measurements import Measurements, SemanticMeasurements, frozen_mapping
     from losscheck.probes import Prober
     from losscheck.rules import judge_areas

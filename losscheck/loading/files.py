@@ -11,13 +11,14 @@ import errno
 import json
 import os
 import re
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losscheck.core.errors import ModelFileError, first_line
+from losscheck.core.errors import ModelFileError, UsageError, first_line
 from losscheck.loading.archive import (
     ArchiveProblem,
     check_archive,
@@ -119,6 +120,27 @@ def is_hdf5(path: Path) -> bool:
         return bool(h5py.is_hdf5(str(path)))
     except Exception:  # noqa: BLE001 - not an HDF5 file, whatever h5py raises
         return False
+
+
+def check_python_file(path: Path, option: str) -> None:
+    """A user Python file: it must be a readable regular .py file (a FIFO would block the import)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        what = "is a broken symbolic link" if path.is_symlink() else "not found"
+        raise UsageError(f"{path}: {option} file {what}; pass the .py file that defines your losses/layers") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {option} file cannot be accessed ({exc.strerror or exc}); check the path") from exc
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: {option} file is a directory; pass the .py file that defines your losses/layers")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: {option} file is not a regular file (a pipe, device or socket); "
+                         "pass the .py file itself")
+    if path.suffix != ".py":
+        raise UsageError(f"{path}: {option} needs a Python source file ending in .py")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path}: {option} file is not readable (permission denied); fix the file permissions")
 
 
 def _json_attr(value: Any) -> Any:

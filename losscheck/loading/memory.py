@@ -15,9 +15,9 @@ import numpy as np
 
 from losscheck._tf import keras
 from losscheck.core.errors import LosscheckError, UsageError
+from losscheck.loading.compile import LoadedModel, _outputs, _per_output
 from losscheck.loading.files import ModelFileInfo
 from losscheck.loading.losses import resolve_loss
-from losscheck.loading.model import LoadedModel, _outputs, _per_output
 from losscheck.loading.steps import adds_losses, custom_steps
 from losscheck.notes import FIT, Note
 

@@ -149,7 +149,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         # an overridden test_step or compute_metrics: evaluate's metric values are Keras's logs
         own_steps = " and ".join(s for s in loop.steps if s in ("test_step", "compute_metrics"))
         own_metrics = keras_logs if own_steps else None
-        from losscheck.loading.sources import data_measurements
+        from losscheck.loading.pipelines import data_measurements
         from losscheck.probes.metrics import metric_measurements
 
         parity, parity_notes = None, []

@@ -22,7 +22,7 @@ def is_number(value: Any) -> bool:
 def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> Measurements:
     """The figures at the current weights plus the logged ones, the gap facts the rules read (with
     fit_logged as fit's figure), the data record and the notes."""
-    from losscheck.loading.sources import data_measurements
+    from losscheck.loading.pipelines import data_measurements
     from losscheck.probes import Prober
     from losscheck.probes.gaps import gap_measurements, training_mode_figures
     from losscheck.probes.weights import SampleWeightStats
