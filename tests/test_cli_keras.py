@@ -137,7 +137,7 @@ def test_inspect_json_validates_on_every_fixture():
 def test_class_weight_usage_errors_come_before_any_pass(monkeypatch, name, words):
     """--class-weight on a multi-output model, or beside the data's sample weights: exit 2 with one
     line, found right after loading (no inference pass has run)."""
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
 
     passes: list[int] = []
     real = Prober.inference_pass

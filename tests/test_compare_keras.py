@@ -110,7 +110,7 @@ def test_bn_moving_stats_untouched_by_probes():
 
     from losscheck.loading.data import load_data
     from losscheck.loading.model import load_model
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
 
     model_path, data_path = fixture_files("bn_shift")
     loaded = load_model(model_path)

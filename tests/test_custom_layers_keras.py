@@ -123,7 +123,7 @@ def test_sub_layers_in_families(name):
     holding them is not taken for a Dropout because it holds one under the attribute name `dropout`."""
     import keras
 
-    from losscheck.probes import LayerFamilies
+    from losscheck.probes.layers import LayerFamilies
 
     model = fresh(name)
     fam = LayerFamilies.of(model)
@@ -173,7 +173,8 @@ def test_probes_leave_state_as_found(name):
 
     from losscheck.loading.data import load_data
     from losscheck.loading.memory import call_state_variables, loaded_in_memory
-    from losscheck.probes import Prober, fit_epoch_restoring
+    from losscheck.probes.fitting import fit_epoch_restoring
+    from losscheck.probes.prober import Prober
 
     model = fresh(name)
     x, y = data(name)
@@ -247,7 +248,7 @@ def test_own_dropout_rate_beside_batchnorm(tmp_path):
     import keras
     import numpy as np
 
-    from losscheck.probes import LayerFamilies
+    from losscheck.probes.layers import LayerFamilies
 
     (tmp_path / "layers.py").write_text(OWN_RATE_LAYERS)
     spec = importlib.util.spec_from_file_location("own_rate_layers", tmp_path / "layers.py")

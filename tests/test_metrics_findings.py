@@ -29,11 +29,12 @@ class _Inference:
     loaded as compare loads it, the inference pass with the metric and target observers."""
 
     def __init__(self, model_path, data_path, **kw) -> None:
-        from losscheck.commands.common import load_inputs
         from losscheck.core.config import Config
+        from losscheck.loading.inputs import load_inputs
         from losscheck.measurements import Measurements, frozen_mapping
-        from losscheck.probes import Prober
-        from losscheck.probes.metrics import MetricsObserver, metric_measurements
+        from losscheck.probes.metric_facts import metric_measurements
+        from losscheck.probes.metrics import MetricsObserver
+        from losscheck.probes.prober import Prober
         from losscheck.probes.targets import TargetsObserver
         from losscheck.rules import judge_areas
 

@@ -74,10 +74,10 @@ def _family_model(family: str, n: int = 75, seed: int = 0):
 def _measure(model_path, data_path, batch_size: int = 32) -> dict:
     """losscheck's metrics section: the file loaded and compiled as compare does, then the inference pass
     compare runs (the metrics ride on it; the fit and training-mode passes add nothing to them)."""
-    from losscheck.commands.common import load_inputs
     from losscheck.core.config import Config
-    from losscheck.probes import Prober
+    from losscheck.loading.inputs import load_inputs
     from losscheck.probes.metrics import MetricsObserver
+    from losscheck.probes.prober import Prober
 
     loaded, data = load_inputs(Config(model_path=model_path, data_path=data_path, batch_size=batch_size),
                                lambda _m: None)
@@ -224,10 +224,10 @@ def test_custom_metric_listed_without_manual_and_state_restored(tmp_path):
     model.compile("sgd", loss, metrics=[Peak()])
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    from losscheck.commands.common import load_inputs
     from losscheck.core.config import Config
-    from losscheck.probes import Prober
+    from losscheck.loading.inputs import load_inputs
     from losscheck.probes.metrics import MetricsObserver
+    from losscheck.probes.prober import Prober
 
     loaded, data = load_inputs(Config(model_path=tmp_path / "model.keras", data_path=tmp_path / "data.npz"),
                                lambda _m: None)

@@ -49,7 +49,8 @@ def test_metrics_sections_render_and_validate():
 
 
 def test_numpy_metric_reference_never_imports_keras():
-    code = ("import sys, numpy as np; from losscheck.reference.metrics import accumulator, MetricSpec; "
+    code = ("import sys, numpy as np; from losscheck.reference.metrics import accumulator; "
+            "from losscheck.reference.metric_values import MetricSpec; "
             "a = accumulator(MetricSpec('Precision', {'thresholds': [0.5]})); "
             "a.update(np.array([1., 0., 1.]), np.array([0.9, 0.8, 0.2])); "
             "print(round(a.result(), 6), 'tensorflow' in sys.modules, 'keras' in sys.modules)")

@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.keras, pytest.mark.slow]
 def _separate_pass(prober, family, class_weight=None):
     """One pass per variant, as losscheck did before the passes were combined."""
     from losscheck._tf import keras, tf
-    from losscheck.probes import _structure, forced_training
+    from losscheck.probes.batching import structure
+    from losscheck.probes.layers import forced_training
     from losscheck.reference import EpochMean
 
     model = prober.model
@@ -29,7 +30,7 @@ def _separate_pass(prober, family, class_weight=None):
 
         mean = EpochMean()
         for start, stop, xs, ys, sw in prober._batches(class_weight=class_weight):
-            mean.add(float(step(_structure(xs), _structure(ys), sw)), stop - start)
+            mean.add(float(step(structure(xs), structure(ys), sw)), stop - start)
     return mean.value
 
 
@@ -93,7 +94,7 @@ def _prober(model_path, data_path, batch_size=16):
     from losscheck.loading.data import load_data
     from losscheck.loading.inputs import input_names
     from losscheck.loading.model import load_model
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
 
     keras.utils.set_random_seed(0)
     loaded = load_model(model_path)
@@ -115,7 +116,7 @@ def test_combined_training_passes_equal_separate_passes(saved):
 def test_fit_on_loaded_model_equals_fresh_copy(saved):
     from losscheck._tf import keras
     from losscheck.loading.model import reload_for_fit
-    from losscheck.probes import fit_epoch, fit_epoch_restoring
+    from losscheck.probes.fitting import fit_epoch, fit_epoch_restoring
 
     loaded, data, prober = _prober(*saved)
     prober.training_passes([None])

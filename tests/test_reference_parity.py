@@ -77,7 +77,7 @@ def cases(draw):
 def _losscheck_inference(model_path, data_path, batch_size):
     from losscheck.loading.data import load_data
     from losscheck.loading.model import load_model
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
 
     loaded = load_model(model_path)
     data = load_data(data_path, [t.name for t in loaded.model.inputs], loaded.output_names)
@@ -189,9 +189,9 @@ def test_options_keras_does_not_save(loss_name, options):
     follows them on a model compiled in memory."""
     import keras
 
-    from losscheck.loading.lossspec import loss_spec
     from losscheck.loading.compile import LoadedModel
-    from losscheck.probes import Prober
+    from losscheck.loading.lossspec import loss_spec
+    from losscheck.probes.prober import Prober
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(10, 5, 4)).astype("float32")
@@ -232,9 +232,9 @@ def test_seeded_values_are_reproducible():
 
 def _in_memory(model, x, ys, sw=None, batch_size=8):
     """losscheck's inference pass on a model compiled in memory (losses resolved as the loader does)."""
-    from losscheck.loading.losses import resolve_loss
     from losscheck.loading.compile import LoadedModel
-    from losscheck.probes import Prober
+    from losscheck.loading.losses import resolve_loss
+    from losscheck.probes.prober import Prober
 
     names = list(model.output_names)
     user = model.loss if isinstance(model.loss, (list, tuple)) else [model.loss]

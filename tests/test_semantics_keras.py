@@ -13,10 +13,10 @@ def _inference(model, x, y, sw=None, batch_size=8):
     """losscheck's inference pass and semantic findings on an in-memory compiled model."""
     from types import SimpleNamespace
 
-    from losscheck.loading.losses import resolve_loss
     from losscheck.loading.compile import LoadedModel
+    from losscheck.loading.losses import resolve_loss
     from losscheck.measurements import Measurements, SemanticMeasurements, frozen_mapping
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
     from losscheck.rules import judge_areas
 
     name = model.output_names[0]

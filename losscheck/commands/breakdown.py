@@ -18,7 +18,8 @@ MODES = ("per_class", "per_output", "per_sample")
 def run_breakdown(cfg: Config, mode: str, top: int = 10, progress: Progress = lambda _m: None) -> Report:
     if mode not in MODES:
         raise UsageError(f"unknown breakdown mode {mode!r}; use --per-class, --per-output or --per-sample")
-    from losscheck.commands.common import build_header, load_inputs
+    from losscheck.commands.common import build_header
+    from losscheck.loading.inputs import load_inputs
     from losscheck.probes.breakdown import measure_breakdown
     from losscheck.report.assemble import breakdown_report
     from losscheck.rules import judge

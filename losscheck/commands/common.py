@@ -1,5 +1,5 @@
-"""Pieces every command uses: the report header, the usage errors found right after loading (before
-any pass), the regularized layers. No TensorFlow import here (the model's facts come from loading/)."""
+"""Pieces every command uses: the report header and the usage errors found right after loading (before
+any pass). No TensorFlow import here (the model's facts come from loading/)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from typing import Any
 from losscheck import __version__
 from losscheck.core.config import Config
 from losscheck.core.errors import UsageError
-from losscheck.loading.inputs import input_names, load_inputs
-
-__all__ = ["build_header", "check_loaded", "input_names", "load_inputs", "probe_limit", "regularized_layers"]
-
-#: the layer attributes that hold a regularizer
-REGULARIZER_ATTRS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",
-                     "pointwise_regularizer", "recurrent_regularizer", "beta_regularizer", "gamma_regularizer",
-                     "embeddings_regularizer")
 
 
 def build_header(cfg: Config, loaded: Any, data: Any = None, val: Any = None,
@@ -38,7 +30,7 @@ def build_header(cfg: Config, loaded: Any, data: Any = None, val: Any = None,
     }
     if data is not None:
         # a pipeline batches itself: its own batch size is the one every figure used
-        batch_size = data.batch_size if getattr(data, "pipeline", False) else cfg.batch_size
+        batch_size = data.batch_size if data.pipeline else cfg.batch_size
         header["data"] = {"path": str(cfg.data_path), "samples": data.n, "batch_size": batch_size}
     if val is not None:
         header["data"]["validation"] = (
@@ -57,29 +49,9 @@ def check_loaded(cfg: Config, loaded: Any, data: Any) -> None:
     if len([o for o in loaded.output_names if loaded.losses.get(o) is not None]) > 1:
         raise UsageError("--class-weight is not supported for multi-output models (Keras raises "
                          "ValueError for that too); use per-output sample weights")
-    if getattr(data, "generator", False):
+    if data is not None and data.generator:
         raise UsageError("--class-weight is not supported with a Python generator (Keras raises ValueError for "
                          "that too); yield (x, y, sample_weight) batches instead")
     if data is not None and getattr(data, "sample_weight", None) is not None:
         raise UsageError("--class-weight cannot be combined with sample_weight in the data file "
                          "(Keras raises ValueError for that too); drop one of them")
-
-
-def probe_limit(cfg: Config, n: int) -> int | None:
-    """--probe-samples as given (the subset is batched as fit batches it, its last batch may be
-    smaller), None for all samples."""
-    if cfg.probe_samples is None or cfg.probe_samples >= n:
-        return None
-    return cfg.probe_samples
-
-
-def regularized_layers(model: Any) -> list[str]:
-    """Trainable layers with a weight or activity regularizer (Keras 3 drops frozen layers' penalties)."""
-    from losscheck.probes import all_layers
-
-    out = []
-    for layer in all_layers(model):
-        regs = [getattr(layer, a, None) for a in REGULARIZER_ATTRS]
-        if any(r is not None for r in regs) and (layer.trainable or getattr(layer, "activity_regularizer", None)):
-            out.append(layer.name)
-    return out

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from losscheck.commands.common import build_header, check_loaded, input_names, load_inputs
+from losscheck.commands.common import build_header, check_loaded
 from losscheck.core.config import Config
+from losscheck.loading.inputs import input_names, load_inputs
 from losscheck.report.model import Report
 
 Progress = Callable[[str], None]

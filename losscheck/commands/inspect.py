@@ -12,7 +12,7 @@ from losscheck.report.model import Report
 
 
 def run_inspect(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    from losscheck.commands.common import load_inputs
+    from losscheck.loading.inputs import load_inputs
     from losscheck.probes.inspect import measure_inspect
     from losscheck.report.assemble import inspect_report
     from losscheck.rules import judge

@@ -79,7 +79,7 @@ def validation_inputs(cfg, loaded, data, validation_data, input_names: list[str]
     (cfg.inputs) load their own `validation_data=` (arrays, a pipeline, a file) against the model.
     The options were checked (preflight.check_validation) before."""
     if cfg.validation_split is not None:
-        if getattr(data, "pipeline", False):
+        if data.pipeline:
             raise UsageError("--validation-split needs array data (an .npz or .h5 file), as fit's validation_split "
                              "does (Keras raises ValueError for datasets and generators); pass --val instead")
         return split_dataset(data, cfg.validation_split)

@@ -30,9 +30,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
 
-    from losscheck.commands.common import load_inputs
     from losscheck.core.config import Config
     from losscheck.core.errors import LosscheckError
+    from losscheck.loading.inputs import load_inputs
     from losscheck.probes.parity import keras_evaluate
 
     cfg = Config(model_path=args.model, data_path=args.data, batch_size=args.batch_size,

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.commands.common import probe_limit
 from losscheck.core.config import Config
 from losscheck.core.errors import first_line
 from losscheck.measurements import Measurements, SemanticMeasurements, frozen, frozen_mapping
+from losscheck.probes.batching import probe_limit
 
 Progress = Callable[[str], None]
 
@@ -27,7 +27,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
     """Every figure and area record of `compare` on the loaded model and data. `val`: the validation
     Dataset or None (`split_at`: where --validation-split cut DATA); `history`: the read --history or
     None. The model's compiled metrics are put back if they had to be left out for fit."""
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
 
     dropped_metrics = None
     loop = loaded.loop
@@ -92,7 +92,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
             train_figures, passes = training_mode_figures(prober, cw, limit)
             figures.update(train_figures)
         main_batches = list(prober.last_batches)
-        from losscheck.probes import low_precision_layers
+        from losscheck.probes.precision import low_precision_layers
 
         low = low_precision_layers(loaded.model)
         if low and not loop.customized:
@@ -150,7 +150,7 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
         own_steps = " and ".join(s for s in loop.steps if s in ("test_step", "compute_metrics"))
         own_metrics = keras_logs if own_steps else None
         from losscheck.loading.pipelines import data_measurements
-        from losscheck.probes.metrics import metric_measurements
+        from losscheck.probes.metric_facts import metric_measurements
 
         parity, parity_notes = None, []
         if (cfg.parity or strategy is not None) and "evaluate" not in figures:
@@ -185,7 +185,7 @@ def own_fit(loaded: Any, data: Any, cfg: Config, val: Any, logs: dict[str, float
     """fit_epoch_restoring with the validation data; for a model with its own training loop whose
     evaluation Keras cannot run (fit(validation_data=...) raises in Keras too), the fit without it and a
     note that fit_val is not reported."""
-    from losscheck.probes import fit_epoch_restoring
+    from losscheck.probes.fitting import fit_epoch_restoring
 
     def run(validation: Any) -> float | None:  # every variable is put back after each try
         return fit_epoch_restoring(loaded.model, data, cfg.batch_size, cfg.class_weight, cfg.seed, validation, logs)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from losscheck.reference.metrics import MetricSpec, supported
+from losscheck.reference.metric_values import MetricSpec
+from losscheck.reference.metrics import supported
 
 
 @dataclass

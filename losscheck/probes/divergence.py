@@ -140,12 +140,12 @@ def locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, fo
 
 
 def _batch(data: Any, bound: tuple[int, int], class_weight: dict | None):
-    from losscheck.probes import _structure, class_weight_sample_weights
+    from losscheck.probes.batching import class_weight_sample_weights, structure
 
     xs, ys, sw = data.slice(*bound)
     if class_weight:
         sw = class_weight_sample_weights(ys[0], class_weight)
-    return xs, ys, sw, _structure(xs), _structure(ys)
+    return xs, ys, sw, structure(xs), structure(ys)
 
 
 def _loss_and_gradients(model: Any, data: Any, bound: tuple[int, int], class_weight: dict | None):
@@ -170,7 +170,7 @@ class _LayerOutputs:
     """Records, in call order, each layer whose output is not finite while installed."""
 
     def __init__(self, model: Any) -> None:
-        from losscheck.probes import all_layers
+        from losscheck.probes.layers import all_layers
 
         self.layers = [lyr for lyr in all_layers(model) if hasattr(lyr, "call")]
         self.first: str | None = None

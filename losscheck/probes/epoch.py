@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from losscheck.commands.common import probe_limit
 from losscheck.measurements import Measurements, frozen_mapping
+from losscheck.probes.batching import probe_limit
 
 
 def is_number(value: Any) -> bool:
@@ -23,8 +23,8 @@ def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> 
     """The figures at the current weights plus the logged ones, the gap facts the rules read (with
     fit_logged as fit's figure), the data record and the notes."""
     from losscheck.loading.pipelines import data_measurements
-    from losscheck.probes import Prober
     from losscheck.probes.gaps import gap_measurements, training_mode_figures
+    from losscheck.probes.prober import Prober
     from losscheck.probes.weights import SampleWeightStats
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from losscheck.commands.common import regularized_layers
 from losscheck.core.taxonomy import FAMILIES, family_figure
 from losscheck.decomposition import decompose
 from losscheck.measurements.gaps import GapMeasurements, LowPrecisionFacts, SampleWeightSummary
+from losscheck.probes.layers import regularized_layers
 
 
 def low_precision_facts(model, low: list) -> LowPrecisionFacts:

@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from losscheck.commands.common import REGULARIZER_ATTRS, regularized_layers
 from losscheck.core.config import Config
 from losscheck.core.taxonomy import LISTED_FAMILIES
 from losscheck.measurements import InspectMeasurements, Measurements, frozen
+from losscheck.probes.layers import REGULARIZER_ATTRS, regularized_layers
 
 
 def measure_inspect(cfg: Config, loaded: Any, progress: Callable[[str], None]) -> Measurements:
     """The loss configuration, training-dependent layers and regularizers, and the model and
     loss-function records of the loaded model."""
     from losscheck.loading.legacy import model_facts
-    from losscheck.probes import LayerFamilies
+    from losscheck.probes.layers import LayerFamilies
     from losscheck.probes.lossfn import measure_static
 
     fam = LayerFamilies.of(loaded.model)
@@ -45,7 +45,7 @@ def _describe_regularizer(reg: Any) -> str:
 def regularizers(model) -> list[dict[str, Any]]:
     """Every regularizer, where it sits, and whether Keras 3 counts it (frozen layers' weight penalties
     are dropped; activity regularizers always count)."""
-    from losscheck.probes import all_layers
+    from losscheck.probes.layers import all_layers
 
     out = []
     for layer in all_layers(model):

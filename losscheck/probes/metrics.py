@@ -1,13 +1,10 @@
-"""Compiled metrics on the inference pass (no pass of their own): Keras's values and losscheck's.
+"""Compiled metrics on the inference pass (no pass of their own): losscheck's numpy values.
 
-KerasMetrics: the model's own CompileMetrics updated inside the inference pass, exactly as
-`evaluate`'s test_step updates them (`compute_metrics` -> `_compile_metrics.update_state(y, y_pred,
-sample_weight)`); its variables are saved before the pass and restored after it.
-
-MetricsObserver: the observer the compiled metrics ride on in the inference pass.
-metric_measurements: what both gave, as the frozen record the metric rules read (rules/metrics.py).
-Which metrics a model compiles: probes/compiled_metrics.py; the `metrics` / `per_class_metrics`
-sections are rendered by report/metrics.py.
+MetricsObserver: the observer the compiled metrics ride on in the inference pass. Keras's own values:
+probes/keras_metrics.py (KerasMetrics); what both gave, as the frozen record the metric rules read:
+probes/metric_facts.py (metric_measurements). Which metrics a model compiles:
+probes/compiled_metrics.py; the `metrics` / `per_class_metrics` sections are rendered by
+report/metrics.py.
 
 Per batch and per compiled metric: the numpy accumulator (reference/metrics.py) with sample weights
 for `weighted_metrics` only and the output's Keras mask for mean-wrapper metrics, as CompileMetrics
@@ -18,29 +15,15 @@ batch kept so the dataset value can be computed once (metric-batch-mean); per-cl
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from losscheck.measurements import frozen_mapping
-from losscheck.measurements.metrics import (
-    ClassIdFacts,
-    MetricFacts,
-    MetricMeasurements,
-    OutputFacts,
-    ThresholdFacts,
-)
 from losscheck.probes.compiled_metrics import CompiledMetric, compiled_metrics
-from losscheck.reference.metrics import (
-    CLASS_ID_KINDS,
-    THRESHOLD_KINDS,
-    MetricSpec,
-    accumulator,
-    confusion_counts,
-    metric_values,
-)
+from losscheck.reference.metric_states import confusion_counts
+from losscheck.reference.metric_values import MetricSpec, metric_values
+from losscheck.reference.metrics import CLASS_ID_KINDS, THRESHOLD_KINDS, accumulator
 
 #: largest y + prediction bytes kept per output to compute a per-batch metric on the whole dataset
 KEEP_BYTES = 256 * 1024 * 1024
@@ -341,123 +324,3 @@ def _activations(loaded: Any) -> dict[str, str | None]:
         return {f.name: f.activation for f in output_facts(loaded.model, list(loaded.output_names))}
     except Exception:  # noqa: BLE001 - unknown activations: logits are then told by the output range alone
         return {}
-
-
-class KerasMetrics:
-    """The model's CompileMetrics around one pass: built (as evaluate builds it), state saved and reset
-    before, values read and state restored after."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.cm = getattr(model, "_compile_metrics", None)
-        self.snapshot: list[tuple[Any, np.ndarray]] = []
-        self.error: str | None = None
-
-    def begin(self, x: Any, y: Any, sw: Any) -> Any:
-        """Build and reset; returns the CompileMetrics to update in the step, or None (no metrics, or
-        they cannot be built for this data: `error` says why)."""
-        cm = self.cm
-        if cm is None:
-            return None
-        try:
-            if not cm.built:
-                x = _symbolic_strings(x)
-                self.model._symbolic_build(data_batch=(x, y) if sw is None else (x, y, sw))
-            self.snapshot = [(v, np.array(v)) for v in cm.variables]
-            cm.reset_state()
-        except Exception as exc:  # noqa: BLE001 - a metric Keras cannot build must not stop the loss analysis
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            self.error = f"the compiled metrics cannot be built for this data ({type(exc).__name__}: {first})"
-            return None
-        return cm
-
-    def end(self) -> dict[str, Any]:
-        """{name: float or list} as evaluate(return_dict=True) gives them; restores the saved state."""
-        cm = self.cm
-        if cm is None or not cm.built or self.error is not None:
-            return {}  # a metric that failed to build may be half built: its zeros are no values
-        try:
-            return {k: _plain(v) for k, v in cm.result().items()}
-        finally:
-            for var, value in self.snapshot:
-                var.assign(value)
-
-
-def _symbolic_strings(x: Any) -> Any:
-    """String inputs (numpy bytes/str/object arrays, as a pipeline's string tensors arrive) as symbolic
-    string tensors: Keras's symbolic build reads only shape and dtype, and has no dtype for numpy's."""
-    from losscheck._tf import keras
-
-    def one(v: Any) -> Any:
-        if isinstance(v, np.ndarray) and v.dtype.kind in "OSU":
-            return keras.KerasTensor(v.shape, "string")
-        return v
-
-    if isinstance(x, (list, tuple)):
-        return type(x)(one(v) for v in x)
-    if isinstance(x, dict):
-        return {k: one(v) for k, v in x.items()}
-    return one(x)
-
-
-def _plain(value: Any) -> Any:
-    arr = np.asarray(value, dtype=np.float64)
-    return float(arr) if arr.shape == () else arr.tolist()
-
-
-def _number(value: Any) -> float | None:
-    """A finite int or float as float; None for anything else (a list, NaN, Inf, None)."""
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(float(value)) else None
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def metric_measurements(obs: MetricsObserver, targets: Any, inf: Any, loaded: Any, data: Any) -> MetricMeasurements:
-    """What the metric and target rules read, from the observers of one inference pass `inf` (with
-    metrics=True). A per-batch metric is computed on the whole dataset here, once, only when Keras
-    gave a number for it."""
-    values = inf.metrics or {}
-    specs = loaded.specs
-    metrics = []
-    for track in obs.tracks or []:
-        e = track.entry
-        kv = _number(values.get(e.name))
-        spec = specs.get(e.output)
-        dataset = None
-        if kv is not None and track.scalar:
-            try:
-                dataset = obs.dataset_value(track)
-            except Exception:  # noqa: BLE001 - the user's function may not run on the whole dataset at once
-                dataset = None
-        threshold = class_ids = None
-        if track.alt is not None and track.error is None and e.spec is not None:
-            alt = track.alt.result()
-            half = track.half.result() if track.half is not None else None
-            threshold = ThresholdFacts(thresholds_of(e.spec), float(alt) if isinstance(alt, (int, float)) else None,
-                                       float(half) if isinstance(half, (int, float)) else None)
-        ids = track.ids
-        if ids is not None and ids.values:
-            on_ids = ids.acc.result() if ids.error is None else None
-            class_ids = ClassIdFacts(ids.values, ids.non_integer, ids.how,
-                                     float(on_ids) if isinstance(on_ids, (int, float)) else None)
-        metrics.append(MetricFacts(
-            name=e.name, label=e.label, output=e.output, weighted=e.weighted, keras=kv,
-            same_as_loss=spec is not None and e.spec is not None and e.spec.kind == f"loss:{spec.kind}",
-            scalar=bool(track.scalar), batch_sizes=tuple(track.batch_sizes), dataset=dataset, threshold=threshold,
-            class_ids=class_ids))
-    outputs = {}
-    for o in loaded.output_names:
-        rng = obs.ranges.get(o)
-        outputs[o] = OutputFacts(
-            name=o, has_loss=specs.get(o) is not None, loss_weight=float(loaded.loss_weights.get(o, 1.0)),
-            data_loss=_float(inf.output_loss.get(o)), keras_log=_float(inf.output_loss_keras_log.get(o)),
-            masked=o in obs.masked, binary_targets=obs.binary_targets.get(o, False),
-            activation=obs.activations.get(o), value_range=None if rng is None else (rng[0], rng[1]))
-    return MetricMeasurements(metrics=tuple(metrics), outputs=frozen_mapping(outputs),
-                              sample_weighted=data.sample_weight is not None, targets=targets.facts())
-
-
-__all__ = ["KerasMetrics", "MetricSpec", "MetricsObserver", "MetricTrack", "metric_measurements",
-           "to_probabilities"]

@@ -16,7 +16,8 @@ import numpy as np
 from losscheck._tf import keras
 from losscheck.loading.memory import state_variables
 from losscheck.loading.steps import adds_losses
-from losscheck.probes import _H5Sequence, _structure, data_errors
+from losscheck.probes.batching import H5Sequence, structure
+from losscheck.probes.data_errors import data_errors
 
 #: the backends --parity backends re-measures on, when installed
 PARITY_BACKENDS = ("tensorflow", "jax", "torch")
@@ -44,13 +45,13 @@ def keras_evaluate_logs(model, data, batch_size: int, jit_compile: bool | None =
         if jit_compile is not None:
             model.jit_compile = jit_compile
             model.test_function = None
-        if getattr(data, "pipeline", False):
+        if data.pipeline:
             out = model.evaluate(data.keras_input(), verbose=0, return_dict=True)
         elif data.streamed:
-            out = model.evaluate(_H5Sequence(data, batch_size), verbose=0, return_dict=True)
+            out = model.evaluate(H5Sequence(data, batch_size), verbose=0, return_dict=True)
         else:
             xs, ys, sw = data.slice(0, data.n)
-            out = model.evaluate(_structure(xs), _structure(ys), batch_size=batch_size, sample_weight=sw,
+            out = model.evaluate(structure(xs), structure(ys), batch_size=batch_size, sample_weight=sw,
                                  verbose=0, return_dict=True)
         return {str(k): float(np.asarray(v)) for k, v in out.items() if np.asarray(v).size == 1}
     finally:
@@ -165,9 +166,9 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
     distributed = fit_one = None
     replicas = 1
     if strategy is not None:
-        from losscheck.commands.common import load_inputs
-        from losscheck.probes import fit_epoch
+        from losscheck.loading.inputs import load_inputs
         from losscheck.probes.distribute import scope
+        from losscheck.probes.fitting import fit_epoch
 
         replicas = int(strategy.num_replicas_in_sync)
         progress(f"evaluate under {cfg.distribute} distribution ({replicas} replicas)")

@@ -12,7 +12,7 @@ from losscheck.reference import EpochMean
 
 
 def _weight_penalties(model) -> list[dict[str, Any]]:
-    from losscheck.probes import all_layers
+    from losscheck.probes.layers import all_layers
 
     trainable = {id(v) for v in model.trainable_weights}
     rows = []
@@ -28,13 +28,14 @@ def _weight_penalties(model) -> list[dict[str, Any]]:
 
 
 def _activity_penalties(prober) -> list[dict[str, Any]]:
-    from losscheck.probes import _structure, all_layers, data_batches
+    from losscheck.probes.batching import data_batches, structure
+    from losscheck.probes.layers import all_layers
 
     model = prober.model
     layers = [model, *all_layers(model)]
     means = {id(lyr): EpochMean() for lyr in layers}
     for start, stop, xs, _ys, _sw in data_batches(prober.data, prober.batch_size):
-        model(_structure(xs), training=False)
+        model(structure(xs), training=False)
         for layer in layers:
             own = layer._get_own_losses()
             means[id(layer)].add(sum(float(np.sum(np.asarray(t))) for t in own), stop - start)

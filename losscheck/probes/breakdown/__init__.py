@@ -18,7 +18,6 @@ Progress = Callable[..., None]
 def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, progress: Progress) -> Measurements:
     """evaluate, manual, regularization and the breakdown record of `mode` ("per_class", "per_output",
     "per_sample"; `top` rows per list) of the loaded model on `data`."""
-    from losscheck.probes import Prober
     from losscheck.probes.breakdown.observers import ClassObserver, SampleObserver
     from losscheck.probes.breakdown.rows import (
         breakdown_measurements,
@@ -26,6 +25,7 @@ def measure_breakdown(cfg: Config, loaded: Any, data: Any, mode: str, top: int, 
         output_section,
         sample_section,
     )
+    from losscheck.probes.prober import Prober
 
     prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
     observer: Any = None

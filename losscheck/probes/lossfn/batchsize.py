@@ -28,10 +28,10 @@ def measure(loaded, data, batch_size: int, seed: int, inf) -> BatchSizeRecord | 
     """evaluate at the configured batch size and at half of it, on the same samples: all of them on
     small data, else the first PROBE_SAMPLES (rounded to whole batches), the configured batch size's
     values then coming from the batches compare's inference pass already measured."""
-    from losscheck.probes import Prober
+    from losscheck.probes.prober import Prober
     from losscheck.reference import prefix_mean
 
-    if getattr(data, "pipeline", False):  # a pipeline has one batching: its own
+    if data.pipeline:  # a pipeline has one batching: its own
         return None
     n = data.n
     b1 = batch_size

@@ -54,7 +54,7 @@ def data_sites(data, evaluate: float | None = None) -> list[NonFiniteSite]:
                 sample, pos, count, kind = hit
                 out.append(NonFiniteSite(what, name=_array_key(prefix, names, i), sample=sample, position=pos,
                                          count=count, kind=kind))
-    if getattr(data, "pipeline", False):
+    if data.pipeline:
         return _pipeline_sites(data, evaluate)
     if data.sample_weight is not None:
         hit = _first_bad(data.sample_weight, data.n)
@@ -82,7 +82,7 @@ def _pipeline_sites(data, evaluate: float | None) -> list[NonFiniteSite]:
 
 def weight_sites(model) -> list[NonFiniteSite]:
     """The first non-finite variable of each layer."""
-    from losscheck.probes import all_layers
+    from losscheck.probes.layers import all_layers
 
     out = []
     for layer in all_layers(model):

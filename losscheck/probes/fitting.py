@@ -1,0 +1,66 @@
+"""The one-epoch fit: what model.fit(..., epochs=1, shuffle=False) reports as `loss`, on a copy of the
+model or on the loaded model itself with every variable it touched put back."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+
+from losscheck._tf import keras
+from losscheck.loading.memory import assigned_back, state_variables
+from losscheck.loading.source import DataSource, Pipeline
+from losscheck.probes.batching import H5Sequence, structure
+from losscheck.probes.data_errors import data_errors
+
+
+def _validation_data(val: DataSource | None, batch_size: int):
+    """fit's validation_data: (x, y[, sample_weight]) arrays, or batches read from an h5 file."""
+    if val is None:
+        return None
+    if val.streamed:
+        return H5Sequence(val, batch_size)
+    xs, ys, sw = val.slice(0, val.n)
+    return (structure(xs), structure(ys)) if sw is None else (structure(xs), structure(ys), sw)
+
+
+@data_errors
+def fit_epoch(model, data: DataSource, batch_size: int, class_weight=None, seed: int = 0,
+              validation: DataSource | None = None, logs: dict[str, float] | None = None) -> float | None:
+    """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports as
+    `loss` (None when the model's own train_step logs no `loss`), on `model` (which it changes: see
+    fit_epoch_restoring). With `validation`, fit also evaluates it after the epoch
+    (validation_data=..., validation_batch_size = batch_size); `logs` receives the epoch's scalar logs
+    (loss, val_loss, the model's own keys, ...)."""
+    keras.utils.set_random_seed(seed)
+    val = _validation_data(validation, batch_size)
+    if data.pipeline:  # fit consumes the pipeline itself, with its own batching
+        pipeline = cast(Pipeline, data)
+        history = model.fit(pipeline.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0,
+                            validation_data=val)
+    elif data.streamed:
+        seq = H5Sequence(data, batch_size, class_weight)
+        history = model.fit(seq, epochs=1, shuffle=False, verbose=0, validation_data=val)
+    else:
+        xs, ys, sw = data.slice(0, data.n)
+        history = model.fit(structure(xs), structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
+                            sample_weight=sw, class_weight=class_weight, verbose=0, validation_data=val)
+    if logs is not None:
+        logs.update({k: float(np.asarray(v[-1])) for k, v in history.history.items()
+                     if v and np.asarray(v[-1]).size == 1})
+    loss = history.history.get("loss")
+    return float(loss[-1]) if loss else None
+
+
+def fit_epoch_restoring(model, data: DataSource, batch_size: int, class_weight=None, seed: int = 0,
+                        validation: DataSource | None = None, logs: dict[str, float] | None = None) -> float | None:
+    """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
+    it touched is put back (weights, BatchNormalization statistics, stateful RNN states, seed states,
+    optimizer and metric state), so the model is left as loaded. Spares a second load; the figure is the
+    one a fresh copy gives, since every other pass leaves the model exactly as loaded and the fit starts
+    from the same weights, layer state, optimizer state and layer seeds."""
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # what fit's first step does; its state then is saved too
+    with assigned_back(state_variables(model)):
+        return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs)
