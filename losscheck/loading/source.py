@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,13 +27,22 @@ class DataSource(Protocol):
     input_names: list[str]
     output_names: list[str]
     notes: list[str]  # what reading the data left out or how it was read, for the report's notes
-    #: read batch by batch, never whole (an .h5 file, a pipeline); else arrays in memory
-    streamed: bool
-    #: a pipeline (tf.data.Dataset, PyDataset, a generator's batches), which batches itself: its
-    #: `batches` ignore the batch size, and fit/evaluate receive `keras_input()` (see Pipeline)
-    pipeline: bool
-    #: the batches a Python generator yielded (read once; fit refuses class_weight with one)
-    generator: bool
+
+    @property
+    def streamed(self) -> bool:
+        """Read batch by batch, never whole (an .h5 file, a pipeline); else arrays in memory."""
+        ...
+
+    @property
+    def pipeline(self) -> bool:
+        """A pipeline (tf.data.Dataset, PyDataset, a generator's batches), which batches itself: its
+        `batches` ignore the batch size, and fit/evaluate receive `keras_input()` (see Pipeline)."""
+        ...
+
+    @property
+    def generator(self) -> bool:
+        """The batches a Python generator yielded (read once; fit refuses class_weight with one)."""
+        ...
 
     @property
     def n(self) -> int:
@@ -77,3 +86,11 @@ class Pipeline(DataSource, Protocol):
     def order_changed(self) -> bool:
         """Whether passes over it gave its batches in different orders (it shuffles)."""
         ...
+
+
+if TYPE_CHECKING:  # mypy checks here that both data sources implement the protocol
+    from losscheck.loading.data import Dataset
+    from losscheck.loading.pipelines import PipelineDataset
+
+    def _implemented(data: Dataset, pipeline: PipelineDataset) -> tuple[DataSource, DataSource, Pipeline]:
+        return data, pipeline, pipeline
