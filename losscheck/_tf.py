@@ -19,7 +19,7 @@ def _keep_home_clean() -> None:
     imports when it is installed) writes its font cache under ~/.cache; losscheck writes nowhere but
     --output and the temp dir. With no Keras config to read, point Keras at a temporary home, which
     gives the same defaults, and matplotlib at a temporary config dir (mplhome.needs_private_config);
-    both live in one private temporary directory removed at exit (on SIGINT/SIGTERM too: cli.py turns
+    both live in one private temporary directory removed at exit (on SIGINT/SIGTERM too: the CLI turns
     them into exceptions). An existing keras.json, KERAS_HOME or MPLCONFIGDIR is used as is."""
     import atexit
     import shutil

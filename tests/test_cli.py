@@ -261,10 +261,10 @@ def test_unwritable_output_exits_2(stub, tmp_path):
 @pytest.fixture
 def terminal(monkeypatch):
     """Pretend stdout and stderr are terminals."""
-    import losscheck.cli
+    import losscheck.cli.output
 
-    monkeypatch.setattr(losscheck.cli, "_stdout_tty", lambda: True)
-    monkeypatch.setattr(losscheck.cli, "_stderr_tty", lambda: True)
+    monkeypatch.setattr(losscheck.cli.output, "_stdout_tty", lambda: True)
+    monkeypatch.setattr(losscheck.cli.output, "_stderr_tty", lambda: True)
     monkeypatch.setenv("COLUMNS", "80")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import losscheck.cli
+import losscheck.cli.output
 import losscheck.outputs
 from losscheck.core.errors import UsageError
 from losscheck.outputs import check_destinations, write_all
@@ -72,14 +73,14 @@ def test_a_failing_destination_writes_no_file(stub, tmp_path, monkeypatch):  # n
     first, second = tmp_path / "a.json", tmp_path / "b.md"
     first.write_text("previous a")
     second.write_text("previous b")
-    real = losscheck.cli._render
+    real = losscheck.cli.output._render
 
     def render(report, fmt, width, color):
         if fmt == "markdown":
             raise OSError(28, "No space left on device")
         return real(report, fmt, width, color)
 
-    monkeypatch.setattr(losscheck.cli, "_render", render)
+    monkeypatch.setattr(losscheck.cli.output, "_render", render)
     result = compare("--output", first, "--output", second)
     assert result.code == 2
     assert first.read_text() == "previous a" and second.read_text() == "previous b"

@@ -1,5 +1,5 @@
 """Errors that end a run with exit code 2. Each carries one line that names the file, what is
-wrong and what to do; cli.py prints it (a traceback only with --debug)."""
+wrong and what to do; the CLI (losscheck/cli/) prints it (a traceback only with --debug)."""
 
 from __future__ import annotations
 
