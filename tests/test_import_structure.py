@@ -138,6 +138,20 @@ def test_no_module_over_the_line_limit():
     assert long == {}
 
 
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_over_the_line_limit():
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT).as_posix()}::{node.name}"] = lines
+    assert long == {}
+
+
 def test_the_scan_sees_function_local_imports_and_skips_type_checking():
     known = {"losscheck", "losscheck.rules", "losscheck.rules.gaps", "losscheck.report", "losscheck.report.text",
              "losscheck.probes", "losscheck.probes.gaps"}

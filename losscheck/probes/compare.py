@@ -27,158 +27,210 @@ def measure_compare(cfg: Config, loaded: Any, data: Any, val: Any, split_at: int
     """Every figure and area record of `compare` on the loaded model and data. `val`: the validation
     Dataset or None (`split_at`: where --validation-split cut DATA); `history`: the read --history or
     None. The model's compiled metrics are put back if they had to be left out for fit."""
-    from losscheck.probes.prober import Prober
-
-    dropped_metrics = None
-    loop = loaded.loop
-    from losscheck.loading.memory import state_variables
-
-    as_loaded = [(var, np.array(var)) for var in state_variables(loaded.model)]
+    run = _CompareRun(cfg, loaded, data, val, progress)
     try:
-        prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
-        fam = prober.families
-        figures: dict[str, float] = {}
-        from losscheck.probes.weights import SampleWeightStats
+        run.inference()
+        run.evaluate_figures()
+        run.validation_pass()
+        run.training_mode()
+        run.fit()
+        return run.measurements(split_at, history)
+    finally:
+        run.put_back_metrics()
 
-        sw_stats = SampleWeightStats(prober)
-        from losscheck.probes.lossfn import LossFnObservers, measure_data, measure_static
+
+class _CompareRun:
+    """The passes of one compare run, in order, and what they leave for the area records."""
+
+    def __init__(self, cfg: Config, loaded: Any, data: Any, val: Any, progress: Progress) -> None:
+        from losscheck.loading.memory import state_variables
+        from losscheck.probes.prober import Prober
+
+        self.cfg, self.loaded, self.data, self.val, self.progress = cfg, loaded, data, val, progress
+        self.loop = loaded.loop
+        self.as_loaded = [(var, np.array(var)) for var in state_variables(loaded.model)]
+        self.prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
+        self.figures: dict[str, float] = {}
+        self.loop_notes: list[str] = []
+        self.keras_logs: dict[str, float] | None = None
+        self.dropped_metrics: Any = None
+        self.inf_val: Any = None
+        self.classes_val: Any = None
+        self.passes: dict = {}
+        self.limit = probe_limit(cfg, data.n)
+        self.low: list[Any] = []
+
+    def inference(self) -> None:
+        """The inference pass on the training data with every observer."""
+        from losscheck.probes.lossfn import LossFnObservers, measure_static
         from losscheck.probes.metrics import MetricsObserver
         from losscheck.probes.targets import TargetsObserver
+        from losscheck.probes.weights import SampleWeightStats
 
-        classes_train = classes_val = None
-        if val is not None:
+        loaded, prober = self.loaded, self.prober
+        self.sw_stats = SampleWeightStats(prober)
+        self.classes_train = None
+        if self.val is not None:
             from losscheck.probes.validation import SafeClassObserver
 
-            classes_train = SafeClassObserver(prober, data.n)
-        metrics_obs, targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
-        lossfn_static = measure_static(loaded)
-        lossfn_obs = LossFnObservers.of(lossfn_static)
-        progress("inference pass (evaluate + numpy reference)")
-        inf = prober.inference_pass([sw_stats, *lossfn_obs.all(), metrics_obs, targets_obs]
-                                    + ([classes_train] if classes_train else []),
-                                    metrics=True)
-        if inf.metrics_error:
-            loaded.notes.append(inf.metrics_error + "; they are left out")
-            dropped_metrics = loaded.model._compile_metrics
-            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs; put back below
-        loop_notes: list[str] = []
-        keras_logs: dict[str, float] | None = None
-        if loop.customized:  # Keras's own evaluate, through the model's own steps
-            progress("Keras's evaluate (the model's own steps)")
-            keras_logs = own_logs(loaded.model, data, cfg.batch_size, "evaluate", figures, loop_notes)
+            self.classes_train = SafeClassObserver(prober, self.data.n)
+        self.metrics_obs, self.targets_obs = MetricsObserver(loaded), TargetsObserver(loaded)
+        self.lossfn_static = measure_static(loaded)
+        self.lossfn_obs = LossFnObservers.of(self.lossfn_static)
+        self.progress("inference pass (evaluate + numpy reference)")
+        self.inf = prober.inference_pass([self.sw_stats, *self.lossfn_obs.all(), self.metrics_obs, self.targets_obs]
+                                         + ([self.classes_train] if self.classes_train else []),
+                                         metrics=True)
+        if self.inf.metrics_error:
+            loaded.notes.append(self.inf.metrics_error + "; they are left out")
+            self.dropped_metrics = loaded.model._compile_metrics
+            loaded.model._compile_metrics = None  # as compiled without them, so that fit runs; put back after
+
+    def put_back_metrics(self) -> None:
+        if self.dropped_metrics is not None:
+            self.loaded.model._compile_metrics = self.dropped_metrics
+
+    def evaluate_figures(self) -> None:
+        """evaluate (Keras's own for a model with its own loop), manual and regularization where they apply."""
+        figures, inf = self.figures, self.inf
+        if self.loop.customized:  # Keras's own evaluate, through the model's own steps
+            self.progress("Keras's evaluate (the model's own steps)")
+            self.keras_logs = own_logs(self.loaded.model, self.data, self.cfg.batch_size, "evaluate", figures,
+                                       self.loop_notes)
         else:
             figures["evaluate"] = inf.evaluate
-        if inf.manual is not None and loop.manual_applies:
+        if inf.manual is not None and self.loop.manual_applies:
             figures["manual"] = inf.manual
-        if loop.manual_applies:
+        if self.loop.manual_applies:
             figures["regularization"] = inf.regularization
-        inf_val = None
-        if val is not None:
-            progress("inference pass on the validation data")
-            val_prober = Prober(loaded, val, cfg.batch_size, cfg.seed)
-            classes_val = SafeClassObserver(val_prober, val.n)
-            inf_val = val_prober.inference_pass([classes_val])
-            if loop.customized:
-                own_logs(loaded.model, val, cfg.batch_size, "evaluate_val", figures, loop_notes)
-            else:
-                figures["evaluate_val"] = inf_val.evaluate
-        cw = cfg.class_weight
-        limit = probe_limit(cfg, data.n)
-        from losscheck.probes.gaps import training_mode_figures
 
-        passes: dict = {}
-        if loop.training_mode_comparable:
-            progress("training-mode passes")
-            train_figures, passes = training_mode_figures(prober, cw, limit)
-            figures.update(train_figures)
-        main_batches = list(prober.last_batches)
+    def validation_pass(self) -> None:
+        """The inference pass on the validation data, and evaluate_val."""
+        if self.val is None:
+            return
+        from losscheck.probes.prober import Prober
+        from losscheck.probes.validation import SafeClassObserver
+
+        cfg, val = self.cfg, self.val
+        self.progress("inference pass on the validation data")
+        val_prober = Prober(self.loaded, val, cfg.batch_size, cfg.seed)
+        self.classes_val = SafeClassObserver(val_prober, val.n)
+        self.inf_val = val_prober.inference_pass([self.classes_val])
+        if self.loop.customized:
+            own_logs(self.loaded.model, val, cfg.batch_size, "evaluate_val", self.figures, self.loop_notes)
+        else:
+            self.figures["evaluate_val"] = self.inf_val.evaluate
+
+    def training_mode(self) -> None:
+        """The training-mode passes (where they compute what evaluate computes) and the float32 copy."""
+        from losscheck.probes.gaps import training_mode_figures
         from losscheck.probes.precision import low_precision_layers
 
-        low = low_precision_layers(loaded.model)
-        if low and not loop.customized:
-            progress("inference pass of a float32 copy (mixed precision)")
-            f32 = prober.evaluate_float32()
+        if self.loop.training_mode_comparable:
+            self.progress("training-mode passes")
+            train_figures, self.passes = training_mode_figures(self.prober, self.cfg.class_weight, self.limit)
+            self.figures.update(train_figures)
+        self.main_batches = list(self.prober.last_batches)
+        self.low = low_precision_layers(self.loaded.model)
+        if self.low and not self.loop.customized:
+            self.progress("inference pass of a float32 copy (mixed precision)")
+            f32 = self.prober.evaluate_float32()
             if f32 is not None:
-                figures["evaluate_float32"] = f32
-        # same figure as a fresh copy from the file (same weights, optimizer state, layer seeds), one load less
-        fit_logs: dict[str, float] = {}
+                self.figures["evaluate_float32"] = f32
+
+    def fit(self) -> None:
+        """Keras's own one-epoch fit from the state as loaded: fit_epoch, fit_val, the model's own fit logs."""
         from losscheck.probes.distribute import scope, strategy_for
 
-        strategy = strategy_for(cfg.distribute)
-        if loaded.optimizer_problem is None:  # else the note says why fit is not run
-            progress("one-epoch fit (on the loaded model, its state restored afterwards)")
-            for var, value in as_loaded:  # e.g. a SeedGenerator a pass drew from: fit starts as a fresh load
-                var.assign(value)
-            with scope(strategy):  # Keras's own fit, distributed under --distribute
-                fit = own_fit(loaded, data, cfg, val, fit_logs, loop_notes)
-            if fit is not None:
-                figures["fit_epoch"] = fit
-            else:
-                loop_notes.append(f"fit_epoch is not reported: the model's own train_step logs no 'loss' (it logs "
-                                  f"{log_list(fit_logs)})")
-            if "val_loss" in fit_logs:
-                figures["fit_val"] = fit_logs["val_loss"]
-            if loop.customized:
-                figures.update(own_loss_figures(fit_logs, "fit_epoch", figures))
+        figures = self.figures
+        fit_logs: dict[str, float] = {}
+        self.strategy = strategy_for(self.cfg.distribute)
+        if self.loaded.optimizer_problem is not None:  # the loading note says why fit is not run
+            return
+        self.progress("one-epoch fit (on the loaded model, its state restored afterwards)")
+        for var, value in self.as_loaded:  # e.g. a SeedGenerator a pass drew from: fit starts as a fresh load
+            var.assign(value)
+        with scope(self.strategy):  # Keras's own fit, distributed under --distribute
+            fit = own_fit(self.loaded, self.data, self.cfg, self.val, fit_logs, self.loop_notes)
+        if fit is not None:
+            figures["fit_epoch"] = fit
+        else:
+            self.loop_notes.append(f"fit_epoch is not reported: the model's own train_step logs no 'loss' (it logs "
+                                   f"{log_list(fit_logs)})")
+        if "val_loss" in fit_logs:
+            figures["fit_val"] = fit_logs["val_loss"]
+        if self.loop.customized:
+            figures.update(own_loss_figures(fit_logs, "fit_epoch", figures))
 
+    def measurements(self, split_at: int | None, history: Any) -> Measurements:
+        """The frozen records of every area, from what the passes measured."""
         from losscheck.loading.legacy import model_facts
+        from losscheck.loading.pipelines import data_measurements
         from losscheck.probes.gaps import gap_measurements, low_precision_facts
+        from losscheck.probes.lossfn import measure_data
+        from losscheck.probes.metric_facts import metric_measurements
         from losscheck.probes.spread import random_spread
 
-        spread = random_spread(figures, cfg.rtol, prober, passes, main_batches, inf, limit, progress)
+        cfg, loaded, data, figures, loop, inf = self.cfg, self.loaded, self.data, self.figures, self.loop, self.inf
+        spread = random_spread(figures, cfg.rtol, self.prober, self.passes, self.main_batches, inf, self.limit,
+                               self.progress)
         # fit - evaluate is decomposed only when both run Keras's own steps; the custom-step finding says so
         decomposed = figures if loop.decomposable else {k: v for k, v in figures.items() if k != "fit_epoch"}
-        gaps = gap_measurements(decomposed, prober, class_weight=cw,
-                                sample_weight=sw_stats.summary() if loop.manual_applies else None,
-                                probe_samples=limit, fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
+        low = self.low
+        gaps = gap_measurements(decomposed, self.prober, class_weight=cfg.class_weight,
+                                sample_weight=self.sw_stats.summary() if loop.manual_applies else None,
+                                probe_samples=self.limit, fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
                                 low_precision=low_precision_facts(loaded.model, low) if low else None,
                                 uncertainty=spread)
         semantics = SemanticMeasurements.of(inf.semantic) if inf.semantic and "manual" in figures else None
-        lossfn = measure_data(lossfn_static, lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf,
+        lossfn = measure_data(self.lossfn_static, self.lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf,
                               reported=loop.manual_applies)
-        measured_validation = measured_history = None
-        if val is not None and inf_val is not None and "evaluate" in figures and "evaluate_val" in figures:
-            from losscheck.probes.validation import validation_measurements
-
-            measured_validation = validation_measurements(decomposed, gaps, fam, data, val, split_at, cfg, inf,
-                                                          inf_val, classes_train, classes_val)
+        validation = self._validation(decomposed, gaps, split_at)
+        measured_history = None
         if history is not None:
             from losscheck.probes.history import match
 
-            measured_history = match(history, figures, cfg.rtol, val is not None)
+            measured_history = match(history, figures, cfg.rtol, self.val is not None)
         # an overridden test_step or compute_metrics: evaluate's metric values are Keras's logs
         own_steps = " and ".join(s for s in loop.steps if s in ("test_step", "compute_metrics"))
-        own_metrics = keras_logs if own_steps else None
-        from losscheck.loading.pipelines import data_measurements
-        from losscheck.probes.metric_facts import metric_measurements
-
-        parity, parity_notes = None, []
-        if (cfg.parity or strategy is not None) and "evaluate" not in figures:
-            parity_notes.append("--parity / --distribute: not measured, since evaluate is not reported for this model")
-        elif cfg.parity or strategy is not None:
-            from losscheck.probes.parity import measure_parity
-
-            parity, parity_notes = measure_parity(cfg, loaded, data, figures, low, strategy, fam.names("batchnorm"),
-                                                  progress)
-        metric_rows = metrics_obs.section(inf.metrics if own_metrics is None else own_metrics)
+        own_metrics = self.keras_logs if own_steps else None
+        parity, parity_notes = self._parity()
+        metric_rows = self.metrics_obs.section(inf.metrics if own_metrics is None else own_metrics)
         if own_metrics is not None:
             for row in metric_rows.values():
                 row.update(manual=None, reason="the model's own " + own_steps + " computes its metrics")
-        notes = list(loaded.notes) + loop_notes
+        notes = list(loaded.notes) + self.loop_notes
         if inf.manual_unsupported and "manual" in figures:
             notes.append(f"manual is not computed for outputs {inf.manual_unsupported}")
         notes += parity_notes
         return Measurements("compare", rtol=cfg.rtol, figures=frozen_mapping(figures), model=model_facts(loaded),
                             gaps=gaps, lossfn=lossfn, semantics=semantics,
                             data=data_measurements(data, cfg.batch_size),
-                            metrics=(metric_measurements(metrics_obs, targets_obs, inf, loaded, data)
+                            metrics=(metric_measurements(self.metrics_obs, self.targets_obs, inf, loaded, data)
                                      if own_metrics is None else None),
-                            loop=loop_facts(loop, figures, keras_logs is not None),
-                            validation=measured_validation, history=measured_history, parity=parity,
+                            loop=loop_facts(loop, figures, self.keras_logs is not None),
+                            validation=validation, history=measured_history, parity=parity,
                             notes=tuple(notes), metric_rows=frozen(metric_rows))
-    finally:
-        if dropped_metrics is not None:
-            loaded.model._compile_metrics = dropped_metrics
+
+    def _validation(self, decomposed: dict[str, float], gaps: Any, split_at: int | None) -> Any:
+        figures = self.figures
+        if self.val is None or self.inf_val is None or "evaluate" not in figures or "evaluate_val" not in figures:
+            return None
+        from losscheck.probes.validation import validation_measurements
+
+        return validation_measurements(decomposed, gaps, self.prober.families, self.data, self.val, split_at,
+                                       self.cfg, self.inf, self.inf_val, self.classes_train, self.classes_val)
+
+    def _parity(self) -> tuple[Any, list[str]]:
+        cfg, strategy = self.cfg, self.strategy
+        if not cfg.parity and strategy is None:
+            return None, []
+        if "evaluate" not in self.figures:
+            return None, ["--parity / --distribute: not measured, since evaluate is not reported for this model"]
+        from losscheck.probes.parity import measure_parity
+
+        return measure_parity(cfg, self.loaded, self.data, self.figures, self.low, strategy,
+                              self.prober.families.names("batchnorm"), self.progress)
 
 
 def own_fit(loaded: Any, data: Any, cfg: Config, val: Any, logs: dict[str, float], notes: list[str]) -> float | None:
