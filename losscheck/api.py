@@ -228,7 +228,7 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
             validation_data: Any = None, validation_split: float | None = None, history: Any = None,
-            parity: Any = None, progress: Callable[[str], None] | None = None) -> Report:
+            parity: Any = None, fit_epochs: int = 1, progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
     of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset, a Python generator (read
@@ -236,7 +236,7 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
     path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val.
     `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and
-    data given as files)."""
+    data given as files); `fit_epochs` is `--fit-epochs`."""
     import dataclasses
 
     from losscheck.commands.compare import run_compare
@@ -249,7 +249,9 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
                              class_weight=class_weight, custom_objects=custom_objects, loss=loss, rtol=rtol,
                              probe_samples=probe_samples, unsafe=unsafe, validation_data=validation_data,
                              validation_split=validation_split, history=history)
-        cfg = dataclasses.replace(cfg, parity=settings)
+        if isinstance(fit_epochs, bool) or not isinstance(fit_epochs, int) or fit_epochs < 1:
+            raise UsageError(f"fit_epochs must be a positive int, not {fit_epochs!r}")
+        cfg = dataclasses.replace(cfg, parity=settings, fit_epochs=fit_epochs)
         with _guard(model):
             return gate.apply(run_compare(cfg, progress or (lambda _m: None)))
 

@@ -127,6 +127,10 @@ def fit_options(f: Callable) -> Callable:
                      help="Also exit 1 when evaluate and fit_epoch (or train_mode) differ by more than X relative."),
         click.option("--probe-samples", type=click.IntRange(min=1),
                      help="Run the training-mode ablation passes on the first N samples only."),
+        click.option("--fit-epochs", "fit_epochs", type=click.IntRange(min=1, max=10_000), default=1,
+                     show_default=True,
+                     help="Run the fit probe for up to N epochs, stopping at the first non-finite step, which is "
+                          "then located (training_nonfinite); fit_epoch stays the first epoch's figure."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -116,6 +116,12 @@ CODES: dict[str, Code] = {
         None,
     ),
     "non-finite": Code(Severity.ERROR, "NaN or Inf in inputs, outputs or loss, with where", "count"),
+    "nonfinite-in-training": Code(
+        Severity.ERROR,
+        "the fit probe's training turned non-finite: the first such step, its samples, where in the step "
+        "(input, forward, loss, gradient, update), the layer or variable, and the usual causes",
+        None,
+    ),
     "class-dilution": Code(
         Severity.WARNING,
         "a class the model gets wrong contributes little to the mean loss",

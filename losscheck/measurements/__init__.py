@@ -23,6 +23,7 @@ from losscheck.measurements.metrics import MetricMeasurements
 from losscheck.measurements.model import LoopMeasurements, ModelFacts
 from losscheck.measurements.parity import ParityMeasurements
 from losscheck.measurements.semantics import SemanticMeasurements
+from losscheck.measurements.training import TrainingNonFinite
 from losscheck.measurements.validation import ValidationMeasurements
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ModelFacts",
     "ParityMeasurements",
     "SemanticMeasurements",
+    "TrainingNonFinite",
     "ValidationMeasurements",
     "frozen",
     "frozen_mapping",
@@ -96,6 +98,7 @@ class Measurements:
     breakdown: BreakdownMeasurements | None = None
     parity: ParityMeasurements | None = None
     loop: LoopMeasurements | None = None
+    training: TrainingNonFinite | None = None
     inspect: InspectMeasurements | None = None
     notes: tuple[str, ...] = ()
     metric_rows: Mapping[str, Mapping[str, Any]] | None = None

@@ -59,6 +59,8 @@ class _CompareRun:
         self.passes: dict = {}
         self.limit = probe_limit(cfg, data.n)
         self.low: list[Any] = []
+        self.training: Any = None
+        self.strategy: Any = None
 
     def inference(self) -> None:
         """The inference pass on the training data with every observer."""
@@ -139,19 +141,25 @@ class _CompareRun:
                 self.figures["evaluate_float32"] = f32
 
     def fit(self) -> None:
-        """Keras's own one-epoch fit from the state as loaded: fit_epoch, fit_val, the model's own fit logs."""
+        """Keras's own fit from the state as loaded (one epoch, or up to --fit-epochs, stopped at the first
+        non-finite step): fit_epoch, fit_val, the model's own fit logs; that step taken apart."""
         from losscheck.probes.distribute import scope, strategy_for
+        from losscheck.probes.divergence import Watch
 
         figures = self.figures
         fit_logs: dict[str, float] = {}
         self.strategy = strategy_for(self.cfg.distribute)
         if self.loaded.optimizer_problem is not None:  # the loading note says why fit is not run
             return
-        self.progress("one-epoch fit (on the loaded model, its state restored afterwards)")
+        epochs = self.cfg.fit_epochs
+        self.progress(("one-epoch fit" if epochs == 1 else f"fit of up to {epochs} epochs")
+                      + " (on the loaded model, its state restored afterwards)")
         for var, value in self.as_loaded:  # e.g. a SeedGenerator a pass drew from: fit starts as a fresh load
             var.assign(value)
+        watch = Watch()
         with scope(self.strategy):  # Keras's own fit, distributed under --distribute
-            fit = own_fit(self.loaded, self.data, self.cfg, self.val, fit_logs, self.loop_notes)
+            fit = own_fit(self.loaded, self.data, self.cfg, self.val, fit_logs, self.loop_notes, [watch])
+        self._nonfinite(watch)
         if fit is not None:
             figures["fit_epoch"] = fit
         else:
@@ -161,6 +169,33 @@ class _CompareRun:
             figures["fit_val"] = fit_logs["val_loss"]
         if self.loop.customized:
             figures.update(own_loss_figures(fit_logs, "fit_epoch", figures))
+
+    def _nonfinite(self, watch: Any) -> None:
+        """The first non-finite step of the fit, taken apart where it can be (else a note says why)."""
+        found, cfg = watch.found, self.cfg
+        if found is None:
+            if cfg.fit_epochs > 1:
+                self.loop_notes.append(f"--fit-epochs {cfg.fit_epochs}: every step of the fit was finite")
+            return
+        from losscheck._tf import keras
+
+        where = f"epoch {found.epoch + 1}, step {found.step + 1}"
+        why = None
+        if self.data.pipeline:
+            why = "a data pipeline batches itself, so its steps cannot be replayed one by one"
+        elif "train_step" in self.loop.steps:
+            why = "the model's own train_step computes the step"
+        elif keras.backend.backend() != "tensorflow":
+            why = "it is taken apart on the TensorFlow backend only"
+        elif self.strategy is not None:
+            why = "not under --distribute"
+        if why is not None:
+            self.loop_notes.append(f"training turned non-finite at {where}; that step is not taken apart: {why}")
+            return
+        from losscheck.probes.divergence import locate
+
+        self.progress(f"replaying the fit up to its first non-finite step ({where})")
+        self.training = locate(self.loaded.model, self.data, cfg.batch_size, cfg.class_weight, cfg.seed, found)
 
     def measurements(self, split_at: int | None, history: Any) -> Measurements:
         """The frozen records of every area, from what the passes measured."""
@@ -210,7 +245,7 @@ class _CompareRun:
                                      if own_metrics is None else None),
                             loop=loop_facts(loop, figures, self.keras_logs is not None),
                             validation=validation, history=measured_history, parity=parity,
-                            notes=tuple(notes), metric_rows=frozen(metric_rows))
+                            notes=tuple(notes), metric_rows=frozen(metric_rows), training=self.training)
 
     def _validation(self, decomposed: dict[str, float], gaps: Any, split_at: int | None) -> Any:
         figures = self.figures
@@ -233,14 +268,16 @@ class _CompareRun:
                               self.prober.families.names("batchnorm"), self.progress)
 
 
-def own_fit(loaded: Any, data: Any, cfg: Config, val: Any, logs: dict[str, float], notes: list[str]) -> float | None:
+def own_fit(loaded: Any, data: Any, cfg: Config, val: Any, logs: dict[str, float], notes: list[str],
+            callbacks: list | None = None) -> float | None:
     """fit_epoch_restoring with the validation data; for a model with its own training loop whose
     evaluation Keras cannot run (fit(validation_data=...) raises in Keras too), the fit without it and a
     note that fit_val is not reported."""
     from losscheck.probes.fitting import fit_epoch_restoring
 
     def run(validation: Any) -> float | None:  # every variable is put back after each try
-        return fit_epoch_restoring(loaded.model, data, cfg.batch_size, cfg.class_weight, cfg.seed, validation, logs)
+        return fit_epoch_restoring(loaded.model, data, cfg.batch_size, cfg.class_weight, cfg.seed, validation, logs,
+                                   cfg.fit_epochs, callbacks)
 
     if val is None or not loaded.loop.customized:
         return run(val)

@@ -1,11 +1,11 @@
-"""Where training turns non-finite: Keras's own fit for up to N epochs from the saved state, stopped at
-the first step whose logged loss (or, after the last step, whose weights) is not finite; then that step
-replayed from the saved state and taken apart (TensorFlow backend): input -> forward (per layer, in call
-order) -> loss -> gradient (per variable) -> update (per variable).
+"""Where training turns non-finite: `Watch` stops Keras's own fit at the first step whose logged loss
+or updated weights are not finite; `locate` replays the fit from the saved state up to that step and
+takes it apart (TensorFlow backend): input -> forward (per layer, in call order) -> loss -> gradient
+(per variable) -> update (per variable). Every variable is put back afterwards.
 
-A step whose gradients or update are non-finite leaves the next step's loss non-finite: when the weights
-at the start of the detected step are already non-finite, the step before is the one taken apart.
-Every variable is put back afterwards (the model is left as loaded).
+Without a per-step weights check (a watch that sees the loss only), a non-finite gradient or update
+shows in the next step's loss: when the weights at the start of the detected step are already
+non-finite, the step before is the one taken apart.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _weights_check(model: Any) -> Any:
     return lambda: all(_finite(v) for v in variables)
 
 
-class _Watch(keras.callbacks.Callback):
+class Watch(keras.callbacks.Callback):
     """Stops fit at the first batch whose logged loss or updated weights are not finite (a loss that
     stays finite may hide non-finite weights, e.g. behind a ReLU) and remembers it; with `stop_at`,
     stops before that step instead (a replay)."""
@@ -82,25 +82,11 @@ def _finite(value: Any) -> bool:
     return not np.issubdtype(a.dtype, np.floating) or bool(np.all(np.isfinite(a)))
 
 
-def fit_watched(model: Any, data: Any, batch_size: int, epochs: int, class_weight: dict | None, seed: int,
-                fit: Any) -> tuple[dict[str, list[float]], StepAt | None]:
-    """`fit(model, epochs, callbacks)` (the caller's Keras fit on its data, returning History) watched:
-    (its history, the first step whose loss is not finite, or the last step when only the weights
-    after it are, or None)."""
-    watch = _Watch()
-    history = fit(epochs, [watch])
-    if watch.found is None and not all(_finite(v) for v in model.trainable_variables):
-        steps = len(list(data.batch_bounds(batch_size)))
-        done = len(history.history.get("loss", [])) or 1
-        watch.found = StepAt(done - 1, steps - 1)
-    return history.history, watch.found
-
-
 def _replay_to(fit: Any, at: StepAt, restore: Any) -> None:
     """Put the saved state back and let Keras's fit run every step before `at`."""
     restore()
     if at.step > 0:
-        fit(at.epoch + 1, [_Watch(stop_at=at)])
+        fit(at.epoch + 1, [Watch(stop_at=at)])
     elif at.epoch > 0:
         fit(at.epoch, [])
 
@@ -111,10 +97,29 @@ def _previous(at: StepAt, steps: int) -> StepAt | None:
     return StepAt(at.epoch - 1, steps - 1) if at.epoch > 0 else None
 
 
-def locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, found: StepAt, fit: Any,
-           restore: Any) -> TrainingNonFinite:
-    """Take the non-finite step apart (see the module docstring). `fit(epochs, callbacks)` runs Keras's
-    fit from wherever the model stands (seeded by the caller); `restore()` puts the saved state back."""
+def locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, seed: int,
+           found: StepAt) -> TrainingNonFinite:
+    """Take the non-finite step `found` apart (see the module docstring), the model standing at the state
+    the watched fit started from; the model is put back to that state afterwards."""
+    from losscheck.loading.memory import assigned_back, state_variables
+    from losscheck.probes.fitting import fit_epoch
+
+    def fit(epochs: int, callbacks: list) -> None:
+        fit_epoch(model, data, batch_size, class_weight, seed, epochs=epochs, callbacks=callbacks)
+
+    variables = state_variables(model)
+    saved = [(var, np.array(var)) for var in variables]
+
+    def restore() -> None:
+        for var, value in saved:
+            var.assign(value)
+
+    with assigned_back(variables):
+        return _locate(model, data, batch_size, class_weight, found, fit, restore)
+
+
+def _locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, found: StepAt, fit: Any,
+            restore: Any) -> TrainingNonFinite:
     bounds = list(data.batch_bounds(batch_size))
     at = found
     _replay_to(fit, at, restore)

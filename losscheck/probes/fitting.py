@@ -26,34 +26,38 @@ def _validation_data(val: DataSource | None, batch_size: int):
 
 @data_errors
 def fit_epoch(model, data: DataSource, batch_size: int, class_weight=None, seed: int = 0,
-              validation: DataSource | None = None, logs: dict[str, float] | None = None) -> float | None:
+              validation: DataSource | None = None, logs: dict[str, float] | None = None, epochs: int = 1,
+              callbacks: list | None = None) -> float | None:
     """What model.fit(x, y, batch_size, epochs=1, shuffle=False, sample_weight, class_weight) reports as
     `loss` (None when the model's own train_step logs no `loss`), on `model` (which it changes: see
     fit_epoch_restoring). With `validation`, fit also evaluates it after the epoch
     (validation_data=..., validation_batch_size = batch_size); `logs` receives the epoch's scalar logs
-    (loss, val_loss, the model's own keys, ...)."""
+    (loss, val_loss, the model's own keys, ...). With `epochs` N, fit runs up to N epochs (its
+    `callbacks` may stop it) and the figure and logs are the first epoch's."""
     keras.utils.set_random_seed(seed)
+    run = {"epochs": epochs, "callbacks": callbacks or []}
     val = _validation_data(validation, batch_size)
     if data.pipeline:  # fit consumes the pipeline itself, with its own batching
         pipeline = cast(Pipeline, data)
-        history = model.fit(pipeline.keras_input(), epochs=1, shuffle=False, class_weight=class_weight, verbose=0,
-                            validation_data=val)
+        history = model.fit(pipeline.keras_input(), shuffle=False, class_weight=class_weight, verbose=0,
+                            validation_data=val, **run)
     elif data.streamed:
         seq = H5Sequence(data, batch_size, class_weight)
-        history = model.fit(seq, epochs=1, shuffle=False, verbose=0, validation_data=val)
+        history = model.fit(seq, shuffle=False, verbose=0, validation_data=val, **run)
     else:
         xs, ys, sw = data.slice(0, data.n)
-        history = model.fit(structure(xs), structure(ys), batch_size=batch_size, epochs=1, shuffle=False,
-                            sample_weight=sw, class_weight=class_weight, verbose=0, validation_data=val)
+        history = model.fit(structure(xs), structure(ys), batch_size=batch_size, shuffle=False, sample_weight=sw,
+                            class_weight=class_weight, verbose=0, validation_data=val, **run)
     if logs is not None:
-        logs.update({k: float(np.asarray(v[-1])) for k, v in history.history.items()
-                     if v and np.asarray(v[-1]).size == 1})
+        logs.update({k: float(np.asarray(v[0])) for k, v in history.history.items()
+                     if v and np.asarray(v[0]).size == 1})
     loss = history.history.get("loss")
-    return float(loss[-1]) if loss else None
+    return float(loss[0]) if loss else None
 
 
 def fit_epoch_restoring(model, data: DataSource, batch_size: int, class_weight=None, seed: int = 0,
-                        validation: DataSource | None = None, logs: dict[str, float] | None = None) -> float | None:
+                        validation: DataSource | None = None, logs: dict[str, float] | None = None,
+                        epochs: int = 1, callbacks: list | None = None) -> float | None:
     """`fit_epoch` on the loaded model itself instead of a second copy from the file, then every variable
     it touched is put back (weights, BatchNormalization statistics, stateful RNN states, seed states,
     optimizer and metric state), so the model is left as loaded. Spares a second load; the figure is the
@@ -63,4 +67,4 @@ def fit_epoch_restoring(model, data: DataSource, batch_size: int, class_weight=N
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # what fit's first step does; its state then is saved too
     with assigned_back(state_variables(model)):
-        return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs)
+        return fit_epoch(model, data, batch_size, class_weight, seed, validation, logs, epochs, callbacks)

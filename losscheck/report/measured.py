@@ -31,6 +31,8 @@ def measured_sections(m: Measurements) -> dict[str, Any]:
         sections["history"] = history_section(m.history)
     if m.metric_rows:
         sections["metrics"] = thawed(m.metric_rows)
+    if m.training is not None:
+        sections["training_nonfinite"] = m.training.section()
     return sections
 
 

@@ -27,7 +27,7 @@ RULES: dict[str, Rule] = {}
 
 #: area modules under losscheck.rules, in the order their findings appear in a report
 AREAS = ("gaps", "legacy", "loop", "lossfn", "semantics", "data", "metrics", "validation", "history", "breakdown",
-         "parity")
+         "parity", "training")
 
 #: (area, rule or part of a rule) in registration order
 _PARTS: list[tuple[str, Rule]] = []
