@@ -32,20 +32,21 @@ class StepAt:
 
 
 def _weights_check(model: Any) -> Any:
-    """A function telling whether every trainable variable is finite: one compiled call per step on
-    TensorFlow (the variables are read in place), per-variable checks elsewhere."""
+    """A function telling whether every trainable variable is finite, one compiled call per step
+    (TensorFlow reads the variables in place); None on other backends, whose fit holds the variables'
+    values outside them until the end of training."""
     variables = [v for v in model.trainable_variables if "float" in str(v.dtype)]
     if not variables:
         return lambda: True
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
 
-        @tf.function
-        def finite():
-            return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.value)) for v in variables]))
+    @tf.function
+    def finite():
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.value)) for v in variables]))
 
-        return lambda: bool(finite())
-    return lambda: all(_finite(v) for v in variables)
+    return lambda: bool(finite())
 
 
 class Watch(keras.callbacks.Callback):
@@ -57,6 +58,7 @@ class Watch(keras.callbacks.Callback):
         super().__init__()
         self.stop_at, self.epoch = stop_at, 0
         self.found: StepAt | None = None
+        self.last: StepAt | None = None
         self._weights_finite: Any = None
 
     def on_train_begin(self, logs: Any = None) -> None:
@@ -72,9 +74,19 @@ class Watch(keras.callbacks.Callback):
                 self.model.stop_training = True
             return
         loss = (logs or {}).get("loss")
-        if (loss is not None and not math.isfinite(float(np.asarray(loss)))) or not self._weights_finite():
+        weights_finite = self._weights_finite
+        if ((loss is not None and not math.isfinite(float(np.asarray(loss))))
+                or (weights_finite is not None and not weights_finite())):
             self.found = StepAt(self.epoch, batch)
             self.model.stop_training = True
+        self.last = StepAt(self.epoch, batch)
+
+    def on_train_end(self, logs: Any = None) -> None:
+        """Without a per-step weights check, non-finite weights with a finite loss are seen here: the last
+        step is the one found (a replay then looks at the step before too)."""
+        if self.stop_at is None and self.found is None and self._weights_finite is None and self.last is not None:
+            if not all(_finite(v) for v in self.model.trainable_variables):
+                self.found = self.last
 
 
 def _finite(value: Any) -> bool:
