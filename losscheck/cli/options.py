@@ -129,8 +129,8 @@ def fit_options(f: Callable) -> Callable:
                      help="Run the training-mode ablation passes on the first N samples only."),
         click.option("--fit-epochs", "fit_epochs", type=click.IntRange(min=1, max=10_000), default=1,
                      show_default=True,
-                     help="Run the fit probe for up to N epochs, stopping at the first non-finite step, which is "
-                          "then located (training_nonfinite); fit_epoch stays the first epoch's figure."),
+                     help="Run the fit probe for up to N epochs, ending with the epoch of the first non-finite step, "
+                          "which is then located (training_nonfinite); fit_epoch stays the first epoch's figure."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -1,7 +1,8 @@
-"""Where training turns non-finite: `Watch` stops Keras's own fit at the first step whose logged loss
-or updated weights are not finite; `locate` replays the fit from the saved state up to that step and
-takes it apart (TensorFlow backend): input -> forward (per layer, in call order) -> loss -> gradient
-(per variable) -> update (per variable). Every variable is put back afterwards.
+"""Where training turns non-finite: `Watch` notes the first step of Keras's own fit whose logged loss
+or updated weights are not finite and ends the fit with that epoch; `locate` replays the fit from the
+saved state up to that step and takes it apart (TensorFlow backend): input -> forward (per layer, in
+call order) -> loss -> gradient (per variable) -> update (per variable). Every variable is put back
+afterwards.
 
 Without a per-step weights check (a watch that sees the loss only), a non-finite gradient or update
 shows in the next step's loss: when the weights at the start of the detected step are already
@@ -50,9 +51,9 @@ def _weights_check(model: Any) -> Any:
 
 
 class Watch(keras.callbacks.Callback):
-    """Stops fit at the first batch whose logged loss or updated weights are not finite (a loss that
-    stays finite may hide non-finite weights, e.g. behind a ReLU) and remembers it; with `stop_at`,
-    stops before that step instead (a replay)."""
+    """Remembers the first batch whose logged loss or updated weights are not finite (a loss that stays
+    finite may hide non-finite weights, e.g. behind a ReLU) and stops fit at the end of that epoch;
+    with `stop_at`, stops before that step instead (a replay)."""
 
     def __init__(self, stop_at: StepAt | None = None) -> None:
         super().__init__()
@@ -73,13 +74,20 @@ class Watch(keras.callbacks.Callback):
             if (self.epoch, batch + 1) == (self.stop_at.epoch, self.stop_at.step):
                 self.model.stop_training = True
             return
+        self.last = StepAt(self.epoch, batch)
+        if self.found is not None:
+            return
         loss = (logs or {}).get("loss")
         weights_finite = self._weights_finite
         if ((loss is not None and not math.isfinite(float(np.asarray(loss))))
                 or (weights_finite is not None and not weights_finite())):
             self.found = StepAt(self.epoch, batch)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        """The epoch with the first non-finite step runs to its end (its logged loss is what Keras's fit
+        reports); no further epoch runs."""
+        if self.stop_at is None and self.found is not None:
             self.model.stop_training = True
-        self.last = StepAt(self.epoch, batch)
 
     def on_train_end(self, logs: Any = None) -> None:
         """Without a per-step weights check, non-finite weights with a finite loss are seen here: the last
