@@ -1,6 +1,6 @@
-"""The example notebook and the README's Python example run: the notebook's code cells in order, in a
+"""The example notebook and the docs' Python example run: the notebook's code cells in order, in a
 fresh interpreter, each cell's last expression displayed as Jupyter would (its _repr_mimebundle_ or
-_repr_html_ when it has one); then the README block of "In Python and notebooks"."""
+_repr_html_ when it has one); then the block of docs/python-api.md."""
 
 from __future__ import annotations
 
@@ -46,18 +46,19 @@ def _code_cells() -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def _readme_example() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = re.search(r"^## In Python and notebooks\n(.*?)(?=^## )", readme, flags=re.M | re.S).group(1)
+def _docs_example() -> str:
+    """The Python example of the docs' API page (docs/python-api.md)."""
+    page = (ROOT / "docs" / "python-api.md").read_text(encoding="utf-8")
+    section = page.split("# In Python and notebooks\n", 1)[1]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1
     return blocks[0]
 
 
-def test_notebook_and_readme_example_compile():
-    """Without TensorFlow: the notebook is nbformat 4 JSON and every code cell (and the README block) is
+def test_notebook_and_docs_example_compile():
+    """Without TensorFlow: the notebook is nbformat 4 JSON and every code cell (and the docs block) is
     valid Python that uses the API's names."""
-    cells = _code_cells() + [_readme_example()]
+    cells = _code_cells() + [_docs_example()]
     for source in cells:
         compile(source, "<cell>", "exec")
     text = "\n".join(cells)
@@ -68,8 +69,8 @@ def test_notebook_and_readme_example_compile():
 
 @pytest.mark.slow
 @pytest.mark.keras
-def test_notebook_and_readme_example_run():
-    cells = _code_cells() + [_readme_example()]
+def test_notebook_and_docs_example_run():
+    cells = _code_cells() + [_docs_example()]
     out = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(cells), cwd=ROOT, capture_output=True,
                          text=True, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]

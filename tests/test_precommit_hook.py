@@ -37,9 +37,9 @@ def test_hook_declares_what_pre_commit_needs():
     assert scripts[shlex.split(h["entry"])[0]] == "losscheck.cli:inspect_each"
 
 
-def test_readme_config_uses_this_hook():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = re.search(r"^## pre-commit hook\n(.*?)(?=^## )", text, flags=re.M | re.S).group(1)
+def test_docs_config_uses_this_hook():
+    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    section = re.search(r"^## pre-commit hook\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S).group(1)
     [block] = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
     [repo] = yaml.safe_load(block)["repos"]
     [used] = repo["hooks"]

@@ -1,4 +1,5 @@
-"""The README's finding-code table and option list stay in sync with the code."""
+"""The docs' finding-code table and option list stay in sync with the code; the README opens with the two
+set-up commands, names every finding code and stays a quick start."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.conftest import ROOT
 
 
 def test_finding_table_matches_registry():
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "findings.md").read_text()
     table = dict(re.findall(r"^\| `([a-z-]+)` \| (info|warning|error) \|", text, flags=re.M))
     assert table == {code: str(entry.severity) for code, entry in CODES.items()}
 
@@ -32,7 +33,23 @@ def test_help_lists_every_option():
 
     from losscheck.cli import main
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "options.md").read_text()
     help_text = CliRunner().invoke(main, ["compare", "--help"]).output
     for option in re.findall(r"^\| `(--[a-z-]+)", text, flags=re.M):
         assert option in help_text, option
+
+
+def test_readme_is_a_quick_start_naming_every_finding_code():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    listed = set(re.findall(r"`([a-z][a-z0-9-]*)`", text.split("## Documentation", 1)[1]))
+    assert sorted(set(CODES) - listed) == []
+
+
+def test_readme_links_to_existing_docs_pages():
+    text = (ROOT / "README.md").read_text()
+    pages = re.findall(r"\]\((docs/[a-z-]+\.md)\)", text)
+    assert "docs/findings.md" in pages and "docs/options.md" in pages
+    assert all((ROOT / page).is_file() for page in pages), pages
+    documented = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
+    assert sorted(documented - {p.removeprefix("docs/") for p in pages}) == []

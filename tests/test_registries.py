@@ -1,4 +1,4 @@
-"""The figure and format registries stay true: the README lists every compare figure, each figure's
+"""The figure and format registries stay true: the docs (figures.md) list every compare figure, each figure's
 module exists, and --output suffixes and --format choices come from the formats table."""
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from tests.conftest import ROOT
 COMMANDS = {"compare", "breakdown", "inspect", "callback"}
 
 
-def _readme_compare_figures() -> set[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### What `compare` measures", 1)[1].split("\n\n", 2)[1]
+def _documented_compare_figures() -> set[str]:
+    text = (ROOT / "docs" / "figures.md").read_text()
+    section = text.split("# What `compare` measures", 1)[1].split("\n\n", 2)[1]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split(" | ")[0])}
 
 
-def test_readme_lists_every_compare_figure():
+def test_docs_list_every_compare_figure():
     compare = {name for name, f in FIGURES.items() if "compare" in f.commands}
-    listed = _readme_compare_figures()
+    listed = _documented_compare_figures()
     assert sorted(compare - listed) == []
     assert sorted(listed - set(FIGURES)) == []
 

@@ -1,5 +1,5 @@
-"""The README's test commands: `python -m pytest` and `python -m pytest -m "not keras"` leave out the
-tests marked slow; `-m slow`, --run-slow or LOSSCHECK_RUN_SLOW=1 runs them (tests/conftest.py)."""
+"""The test commands (README, docs/development.md): `python -m pytest` and `python -m pytest -m "not keras"`
+leave out the tests marked slow; `-m slow`, --run-slow or LOSSCHECK_RUN_SLOW=1 runs them (tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Severities and the one finding-code registry: each code's default severity, what it explains and
 what its magnitude is.
 
-Pure Python: no TensorFlow, no printing. The registry is the single source for the README table,
+Pure Python: no TensorFlow, no printing. The registry is the single source for the docs table (docs/findings.md),
 --select/--ignore validation, default severities and each finding's magnitude_kind.
 """
 
@@ -36,7 +36,7 @@ class Code(NamedTuple):
     magnitude_kind: str | None
 
 
-#: code -> Code. Order is the README order.
+#: code -> Code. Order is the order of docs/findings.md.
 CODES: dict[str, Code] = {
     "weight-update": Code(
         Severity.INFO,
