@@ -48,7 +48,9 @@ class _CompareRun:
 
         self.cfg, self.loaded, self.data, self.val, self.progress = cfg, loaded, data, val, progress
         self.loop = loaded.loop
-        self.as_loaded = [(var, np.array(var)) for var in state_variables(loaded.model)]
+        # the state a pass may draw from or update (seed generators, layer state); passes never change weights
+        self.as_loaded = [(var, np.array(var)) for var in state_variables(loaded.model)
+                          if not getattr(var, "trainable", False)]
         self.prober = Prober(loaded, data, cfg.batch_size, cfg.seed)
         self.figures: dict[str, float] = {}
         self.loop_notes: list[str] = []
