@@ -77,7 +77,15 @@ def check_backend(option: str | None = None) -> str | None:
 
 
 def check_model(path: Path) -> None:
+    """The model file exists, is a Keras model file (not data, not weights only) and its archive is
+    honest: everything that needs no Keras, before TensorFlow is imported."""
+    import zipfile
+
+    from losscheck.loading.files import is_hdf5, read_model_file_info
+
     check_readable(Path(path), "model file", ModelFileError)
+    if zipfile.is_zipfile(path) or is_hdf5(Path(path)):  # a damaged file is named when it is loaded
+        read_model_file_info(Path(path))
 
 
 def check_data(data: Path, parse: str | None = None) -> Path | None:
@@ -97,6 +105,9 @@ def check_data(data: Path, parse: str | None = None) -> Path | None:
             check_python_file(file, "DATA")
             return file
     check_readable(Path(data), "data file", DataFileError)
+    from losscheck.loading.data import precheck_data_file
+
+    precheck_data_file(Path(data))
     return Path(data)
 
 

@@ -62,6 +62,8 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     preflight.check_backend(kw.get("backend"))
     preflight.check_model(model)
     data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
+    if kw.get("val") is not None:
+        preflight.check_data(kw["val"])
     if kw["custom_objects"] is not None:
         preflight.check_python_file(kw["custom_objects"], "--custom-objects")
     preflight.check_loss(kw["loss"], kw["custom_objects"])

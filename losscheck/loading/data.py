@@ -7,6 +7,7 @@ Other arrays in a file (`x_test` beside `x`, ...) are never read; the Dataset's 
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -104,6 +105,27 @@ def _check_npz(path: Path, remake: str, keys: set[str]) -> None:
         raise DataFileError(path, f"its arrays need {size_text(total)} in memory, more than half of the "
                             f"{size_text(avail)} available (an .npz is read whole)",
                             "store the data as .h5, which losscheck reads batch by batch")
+
+
+def precheck_data_file(path: Path) -> None:
+    """Before TensorFlow loads (no model needed): an .npz whose archive headers are not honest (a
+    decompression bomb, an array declaring more data than its member holds) is refused, as load_data
+    refuses it; what depends on the model (keys, shapes, object arrays among the arrays it reads) is
+    checked when the data is loaded."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_archive(zf, path.stat().st_size)
+            for name in zf.namelist():
+                if name.endswith(".npy"):
+                    with contextlib.suppress(ObjectArray):  # refused at load if the model reads it
+                        npy_members_size(zf, {name[:-4]})
+    except ArchiveProblem as exc:
+        raise DataFileError(path, f"the .npz archive is refused: {exc}",
+                            "re-create it with numpy.savez(path, x=..., y=...)") from exc
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
+        return  # load_data names what is wrong with the file
 
 
 def _npz_arrays(path: Path, keys: set[str]) -> tuple[dict[str, Any], list[str]]:
