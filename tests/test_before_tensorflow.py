@@ -42,6 +42,21 @@ def _bomb(path):
     return path
 
 
+def _weights_only(path):
+    """What model.save_weights writes: an HDF5 file with the weights and no architecture."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_group("layers").create_group("dense").create_group("vars")["0"] = np.zeros((2, 2), "float32")
+    return path
+
+
+def _keras_bomb(path):
+    from test_security_bombs import bomb_keras
+
+    return bomb_keras(path, weights_mib=300)
+
+
 @pytest.mark.parametrize("case, phrase", [
     ("data as model", "is an .npz data file, not a model file"),
     ("missing model", "model file not found"),
@@ -49,6 +64,8 @@ def _bomb(path):
     ("missing --history", "--history"),
     ("missing --custom-objects", "--custom-objects file not found"),
     ("bomb", "decompression bomb"),
+    ("weights only", "holds only weights"),
+    ("keras bomb", "decompression bomb"),
 ])
 def test_answered_before_tensorflow(no_tensorflow, tmp_path, case, phrase):
     model, data = fixture_files("dense_story4")
@@ -56,7 +73,9 @@ def test_answered_before_tensorflow(no_tensorflow, tmp_path, case, phrase):
             "missing --val": [model, data, "--val", tmp_path / "nope.npz"],
             "missing --history": [model, data, "--history", tmp_path / "nope.json"],
             "missing --custom-objects": [model, data, "--custom-objects", tmp_path / "nope.py"],
-            "bomb": [model, _bomb(tmp_path / "bomb.npz")]}[case]
+            "bomb": [model, _bomb(tmp_path / "bomb.npz")],
+            "weights only": [_weights_only(tmp_path / "w.weights.h5"), data],
+            "keras bomb": [_keras_bomb(tmp_path / "bomb.keras"), data]}[case]
     done = _run(no_tensorflow, "compare", *args)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
