@@ -4,6 +4,7 @@ weights, metrics, optimizer), recovering what Keras 3 cannot compile on load (le
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,10 @@ class LoadedModel:
         """Some output has a compiled loss (else every loss comes from add_loss or the model's own steps)."""
         return any(v is not None for v in self.losses.values())
 
-    @property
+    @functools.cached_property
     def loop(self) -> LoopFacts:
-        """How the model's training loop departs from Keras's default one (read from the model each time)."""
+        """How the model's training loop departs from Keras's default one (read from the model once: it walks
+        every layer's class)."""
         return LoopFacts.of(self.model, self.compiled_loss)
 
     @property
