@@ -154,11 +154,8 @@ def _validation(validation_data: Any, validation_split: Any, history: Any) -> tu
     from losscheck.preflight import check_validation
 
     split = check_validation(validation_data, validation_split, "validation_data=", "validation_split=")
-    if history is not None and not _is_path(history):
-        raise UsageError(f"history must be the path of a History JSON, a CSVLogger CSV or a TensorBoard log "
-                         f"folder, not a {type(history).__name__}")
     label = None if validation_data is None else Path(data_label(validation_data))
-    return label, split, (None if history is None else Path(history))
+    return label, split, (Path(history) if history is not None and _is_path(history) else None)
 
 
 def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, needs_data: bool, *,
@@ -195,7 +192,14 @@ def _config(model_or_path: Any, data: Any, x: Any, y: Any, sample_weight: Any, n
         batch_size=batch_size, custom_objects=objects_file, loss=loss, class_weight=_class_weight(class_weight),
         unsafe=unsafe, seed=int(seed), rtol=float(rtol), probe_samples=probe_samples, inputs=inputs,
         val_path=val_path, validation_split=split, history_path=history_path,
+        history=None if history is None or _is_path(history) else _history_in_memory(history),
     ), (model_or_path if in_memory else None)
+
+
+def _history_in_memory(history: Any) -> Any:
+    from losscheck.loading.history import history_in_memory
+
+    return history_in_memory(history)
 
 
 @contextlib.contextmanager
@@ -228,13 +232,16 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
             validation_data: Any = None, validation_split: float | None = None, history: Any = None,
-            parity: Any = None, fit_epochs: int = 1, progress: Callable[[str], None] | None = None) -> Report:
+            parity: Any = None, fit_epochs: int = 1, epoch: int | None = None,
+            progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
     of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset, a Python generator (read
     once, its batches held in memory) or "FILE.py:FUNC";
     or pass x=, y=. `validation_data` (any form `data` takes), `validation_split` and `history` (a
-    path) are `--val`, `--validation-split` and `--history`: they add evaluate_val and fit_val.
+    path, or the History fit returned, or its .history dict) are `--val`, `--validation-split` and
+    `--history`: they add evaluate_val and fit_val, and fit_logged (val_loss_logged) of the epoch
+    `epoch` (`--epoch`; default: the one the log points to).
     `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and
     data given as files); `fit_epochs` is `--fit-epochs`."""
     import dataclasses
@@ -251,7 +258,9 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
                              validation_split=validation_split, history=history)
         if isinstance(fit_epochs, bool) or not isinstance(fit_epochs, int) or fit_epochs < 1:
             raise UsageError(f"fit_epochs must be a positive int, not {fit_epochs!r}")
-        cfg = dataclasses.replace(cfg, parity=settings, fit_epochs=fit_epochs)
+        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1):
+            raise UsageError(f"epoch must be a positive int (epochs are numbered from 1), not {epoch!r}")
+        cfg = dataclasses.replace(cfg, parity=settings, fit_epochs=fit_epochs, epoch=epoch)
         with _guard(model):
             return gate.apply(run_compare(cfg, progress or (lambda _m: None)))
 

@@ -105,18 +105,11 @@ class LossCheck(keras.callbacks.Callback):
 
 
 def summary(report: Report) -> str:
-    """One line: the logged loss against evaluate and train_mode, and the findings with their sizes."""
+    """One line: the epoch, the report's headline (report/headline.py) and the findings' codes with
+    their sizes."""
     from losscheck.core.formatting import sig
 
-    fig = {k: f.value for k, f in report.figures.items()}
-    parts = [f"losscheck epoch {int(report.sections.get('epoch', 0)) + 1}:"]
-    if "fit_logged" in fig:
-        parts.append(f"fit_logged {sig(fig['fit_logged'])}")
-    parts.append(f"evaluate {sig(fig['evaluate'])}")
-    if "train_mode" in fig:
-        parts.append(f"train_mode {sig(fig['train_mode'])}")
-    if "val_loss_logged" in fig:
-        parts.append(f"val_loss_logged {sig(fig['val_loss_logged'])}")
     found = ", ".join(f"{f.code}" + ("" if f.magnitude is None else f" {sig(f.magnitude, 3, signed=True)}")
                       for f in report.findings)
-    return " ".join(parts) + (f" | {found}" if found else " | no findings")
+    return (f"losscheck epoch {int(report.sections.get('epoch', 0)) + 1}: {report.summary}"
+            + (f" | {found}" if found else " | no findings"))

@@ -9,7 +9,11 @@ shown in the report, or the remainder, so the rows add up to their parent exactl
       families: dropout, batchnorm, noise, custom
   evaluate - evaluate_float32                                            mixed precision (low-precision models)
   evaluate - manual    = regularization + residual
-`fit` is fit's figure: fit_epoch (compare) or fit_logged (the callback). base is `evaluate`, or
+`fit` is fit's figure: fit_logged (the callback, and compare with --history: the epoch's logged loss,
+where the weight update is the rest: whatever else differs between the user's run and the probes lands
+there too) or fit_epoch (compare). Compare with both gets a second tree, for fit_epoch:
+  fit_epoch - evaluate = (fit_epoch - ref) + (ref - base)     its weight update, training mode as above
+base is `evaluate`, or
 `evaluate_probe_subset` when the training-mode figures ran on the first --probe-samples samples; then
 the weight update is the remainder (an estimate) and has no figure pair. Without --class-weight the
 class-weight row is absent and the weight update is fit - train_mode.
@@ -54,9 +58,27 @@ def _diff(fig: Mapping[str, float], a: str, b: str, name: str, depth: int, paren
     return _row(name, f"{a} - {b} ({name})", fig[a] - fig[b], depth, parent, (a, b))
 
 
-def decompose(figures: Mapping[str, float], fit: str = "fit_epoch") -> tuple[Row, ...]:
-    """The gap decomposition of `figures` as rows (see the module docstring); `fit` names fit's figure.
-    The rows under a parent add up to it exactly."""
+def _second_fit(fig: Mapping[str, float], fit: str) -> list[Row]:
+    """The tree of a second fit figure (fit_epoch beside fit_logged): its weight update and the training
+    mode of the first tree (see the module docstring)."""
+    ref, base = fit_reference(fig), base_name(fig)
+    top = f"{fit} - evaluate"
+    rows = [_row(top, top, fig[fit] - fig["evaluate"], 0, None, (fit, "evaluate"))]
+    mode = _row(f"{fit}: training mode", f"{ref} - {base} (training mode, as above)", fig[ref] - fig[base], 1, top,
+                (ref, base))
+    if base == "evaluate":
+        update = _row(f"{fit}: weight update", f"{fit} - {ref} (weight update of its epoch)", fig[fit] - fig[ref],
+                      1, top, (fit, ref))
+    else:
+        update = _row(f"{fit}: weight update", "weight update of its epoch (estimated: the rest)",
+                      rows[0]["value"] - mode["value"], 1, top)
+    return rows + [update, mode]
+
+
+def decompose(figures: Mapping[str, float], fit: str = "fit_epoch", also: tuple[str, ...] = ()) -> tuple[Row, ...]:
+    """The gap decomposition of `figures` as rows (see the module docstring); `fit` names fit's figure,
+    `also` further fit figures that get a tree of their own. The rows under a parent add up to it
+    exactly."""
     fig = figures
     rows: list[Row] = []
     base = base_name(fig)
@@ -74,6 +96,9 @@ def decompose(figures: Mapping[str, float], fit: str = "fit_epoch") -> tuple[Row
             parts.append(_diff(fig, "train_mode", base, "training-mode layers", 1, layer_parent))
             if base == "evaluate":
                 update = _diff(fig, fit, ref, "weight update", 1, layer_parent)
+                if fit == "fit_logged":
+                    update = _row("weight update", f"{fit} - {ref} (weight change during the epoch; the rest)",
+                                  update["value"], 1, layer_parent, (fit, ref))
             else:
                 rest = rows[0]["value"] - sum(p["value"] for p in parts)
                 update = _row("weight update", "weight update (estimated: the rest)", rest, 1, layer_parent)
@@ -90,6 +115,13 @@ def decompose(figures: Mapping[str, float], fit: str = "fit_epoch") -> tuple[Row
             rest = total - sum((fig[key] - fig[base] for _, key in families), 0.0)
             rows.append(_row("interaction", "interaction (not attributable to one family)" if len(families) > 1
                              else "other layers with a training behaviour", rest, layer_depth + 1, parent))
+    for other in also:
+        if other in fig and other != fit and "evaluate" in fig:
+            if has_train and fit in fig:
+                rows += _second_fit(fig, other)
+            else:
+                top = f"{other} - evaluate"
+                rows.append(_row(top, top, fig[other] - fig["evaluate"], 0, None, (other, "evaluate")))
     if "evaluate_float32" in fig and "evaluate" in fig:
         rows.append(_diff(fig, "evaluate", "evaluate_float32", "mixed precision", 0, None))
     if "manual" in fig and "evaluate" in fig:

@@ -46,22 +46,22 @@ def require_matplotlib() -> None:
 
 
 def _bars(report: Report) -> tuple[str, dict[str, float]]:
-    """The decomposition to draw: fit_epoch - evaluate_val when there is validation data, else the
-    compare decomposition's top-level rows."""
+    """The decomposition to draw: fit's figure - evaluate_val when there is validation data, else the
+    causes under the first fit - evaluate gap of the compare decomposition, else its top-level rows."""
     val = report.sections.get("validation") or {}
     parts = dict(val.get("decomposition") or {})
     if parts:
-        total = parts.pop("fit_epoch - evaluate_val", None)
-        title = "fit_epoch - evaluate_val" + (f" = {total:+.4g}" if total is not None else "")
-        return title, parts
+        key = next(iter(parts))
+        total = parts.pop(key)
+        return f"{key} = {total:+.4g}", parts
     rows = report.sections.get("decomposition")
     if not isinstance(rows, list):
         return "where the gaps come from", {}
     # the causes directly under fit_epoch - evaluate, or every top-level gap when there is no fit figure
-    total = next((r for r in rows if r.get("name") == "fit_epoch - evaluate"), None)
+    total = next((r for r in rows if r.get("name") in ("fit_logged - evaluate", "fit_epoch - evaluate")), None)
     if total is not None:
         parts = {r["label"]: r["value"] for r in rows if r.get("parent") == total["name"]}
-        return f"fit_epoch - evaluate = {total['value']:+.4g}", parts
+        return f"{total['name']} = {total['value']:+.4g}", parts
     return "where the gaps come from", {r["label"]: r["value"] for r in rows if r.get("depth") == 0}
 
 

@@ -93,7 +93,8 @@ def test_text_views_never_carry_control_characters():
     ({"validation_data": "a.npz", "validation_split": 0.2}, "cannot be combined"),
     ({"validation_split": 1.0}, "between 0 and 1"),
     ({"validation_split": "0.2"}, "must be a float"),
-    ({"history": {"loss": [1.0]}}, "history must be the path"),
+    ({"history": [1.0, 0.5]}, "history must be a keras History"),
+    ({"history": {"loss": "x"}}, "is not a list"),
 ])
 def test_validation_arguments_are_checked_before_anything_loads(tmp_path, kwargs, words):
     import losscheck

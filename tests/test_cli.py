@@ -117,7 +117,7 @@ def test_max_gap_breaches_are_reported(stub):
     assert [b["figure"] for b in doc["gate"]["max_gap_breaches"]] == ["train_mode"]
     assert doc["gate"]["max_gap_breaches"][0]["gap"] == pytest.approx((8.0138521 - 6.8853313) / 6.8853313)
     md = compare("--format", "markdown", "--fail-on", "never", "--max-gap", "0.15").stdout
-    assert md.splitlines()[0].endswith("train_mode vs evaluate 16.4% > --max-gap 15%")
+    assert md.splitlines()[2].endswith("train_mode vs evaluate 16.4% > --max-gap 15%")
 
 
 def test_max_gap_without_evaluate_does_not_fail(stub):
@@ -213,7 +213,8 @@ def test_output_writes_files_by_suffix(stub, tmp_path):
                              "1 at or above --fail-on error\n")  # the CI log says why the job failed
     assert html.read_text().startswith("<!DOCTYPE html>") and "batchnorm-batch-stats" in html.read_text()
     assert "<svg" in svg.read_text()
-    assert md.read_text().startswith("### ❌ losscheck compare: FAIL (exit 1)")
+    assert md.read_text().startswith("### ❌ losscheck compare: Fit reports")
+    assert md.read_text().splitlines()[2].startswith("FAIL (exit 1)")
 
 
 def test_output_format_follows_the_suffix_unless_format_is_given(stub, tmp_path):
@@ -221,9 +222,10 @@ def test_output_format_follows_the_suffix_unless_format_is_given(stub, tmp_path)
     assert compare("--output", md, "--output", js, "--output", txt).code == 1
     assert md.read_text().startswith("### ❌ losscheck compare")
     assert json.loads(js.read_text())["exit_code"] == 1
-    assert txt.read_text().startswith("losscheck compare\nmodel fixtures/")  # table, the default
+    assert "\n\nlosscheck compare\nmodel fixtures/" in txt.read_text()  # table, the default
     assert compare("--format", "table", "--output", md).code == 1
-    assert md.read_text().startswith("losscheck compare\nmodel fixtures/")  # an explicit --format wins
+    assert "\n\nlosscheck compare\nmodel fixtures/" in md.read_text()  # an explicit --format wins
+    assert md.read_text().startswith("Fit reports")  # the table's headline
 
 
 def test_output_json(stub, tmp_path):
@@ -312,7 +314,7 @@ def test_progress_shows_each_stage_on_stderr_of_a_terminal(stub, terminal):
     assert "loading the model" in result.stderr and "one-epoch fit on a throwaway copy" in result.stderr
     assert "100%" in result.stderr and "\x1b[" in result.stderr  # a live bar on the terminal
     assert "loading the model" not in result.stdout
-    assert result.stdout.startswith("losscheck compare\n")
+    assert result.stdout.startswith("Fit reports") and "\nlosscheck compare\n" in result.stdout
 
 
 def test_progress_bar_protocol():

@@ -67,7 +67,7 @@ def test_oversized_and_missing_history(tmp_path):
         read_history(tmp_path / "empty_tb")
 
 
-def _match(h, figures, has_val):
+def _match(h, figures, has_val, epoch=None):
     """The section and notes of what `match` finds, and the history-mismatch finding(s) it gives."""
     from types import SimpleNamespace
 
@@ -75,7 +75,7 @@ def _match(h, figures, has_val):
     from losscheck.report.measured import history_notes, history_section
     from losscheck.rules.history import history_mismatch
 
-    facts = match(h, figures, 1e-4, has_val)
+    facts = match(h, figures, 1e-4, has_val, epoch, 32)
     found = history_mismatch(Measurements("compare", figures=frozen_mapping(figures), history=facts))
     return SimpleNamespace(section=history_section(facts), notes=history_notes(facts)), found
 
@@ -96,11 +96,18 @@ def test_matching_rules(tmp_path):
     assert f.severity == Severity.WARNING
     m, (f,) = _match(h, {"evaluate": 0.5, "evaluate_val": 0.602, "fit_epoch": 0.7}, True)
     assert "different batch size" in f.message
-    # without validation data: only the next epoch's loss can identify the weights
+    # without validation data: the next epoch's loss identifies the weights when it matches...
     m, found = _match(h, {"evaluate": 0.5, "fit_epoch": 0.7}, False)
-    assert m.section["matched_epoch"] == 2 and found == []
-    m, (f,) = _match(h, {"evaluate": 0.5, "fit_epoch": 0.75}, False)
-    assert m.section["matched_epoch"] is None and f.severity == Severity.INFO and "running mean" in f.message
+    assert m.section["matched_epoch"] == 2 and m.section["chosen_by"] == "fit_epoch" and found == []
+    # ...else the last epoch, said to be assumed, with the best val_loss's epoch as the alternative
+    m, found = _match(h, {"evaluate": 0.5, "fit_epoch": 0.75}, False)
+    assert m.section["matched_epoch"] == 3 and m.section["chosen_by"] == "last" and found == []
+    assert "last logged epoch's (3)" in m.notes[0] and "--epoch 2" in m.notes[0] and "batch 32" in m.notes[1]
+    # --epoch chooses; with validation data a val_loss that disagrees is a warning
+    m, found = _match(h, {"evaluate": 0.5, "fit_epoch": 0.75}, False, epoch=1)
+    assert m.section["matched_epoch"] == 1 and m.section["chosen_by"] == "--epoch" and found == []
+    m, (f,) = _match(h, {"evaluate": 0.5, "evaluate_val": 0.6, "fit_epoch": 0.7}, True, epoch=3)
+    assert m.section["matched_epoch"] == 3 and f.severity == Severity.WARNING and "--epoch 3" in f.message
 
 
 def _one_line_error(res, *words):
@@ -162,7 +169,7 @@ def test_sections_render_in_table_and_markdown():
 
     rep = _report_with_sections()
     table = render(rep, "table", width=80, color=False)
-    assert "generalization gap" in table and "← the model's weights" in table and "matched epoch: 3" in table
+    assert "generalization gap" in table and "← the model's weights" in table and "the weights' epoch: 3" in table
     md = render(rep, "markdown")
     # markdown marks the lowest val_loss as the table does
     assert "| 3 | 0.6 | 0.57 | ← the model's weights; lowest val_loss |" in md and "**Training vs validation**" in md

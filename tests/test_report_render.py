@@ -8,6 +8,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -295,7 +296,7 @@ def _headers(report: Report) -> list[str]:
 def test_table_fits_and_splits_no_word(case, width):
     """At every width: no line is wider than the terminal, every word of the report (any shorter than
     the width) is whole on one line, and every column header is shown."""
-    report = _build(case)
+    report = dataclasses.replace(_build(case), trace=True)  # every section shown
     text = render(report, "table", width=width, color=False)
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= width
@@ -341,6 +342,7 @@ def test_counts_agree_with_their_nouns():
     report.sections["reduction_trace"] = {**SEG_TRACE, "batches": 1}
     report.findings.append(Finding("batchnorm-batch-stats", "two", magnitude=1.0))
     report.findings.append(Finding("batchnorm-batch-stats", "three", magnitude=1.0))
+    report.trace = True
     for fmt in ("table", "markdown"):
         text = " ".join(render(report, fmt, width=100).split())
         assert "1 batch;" in text and "1 batches" not in text
@@ -398,31 +400,34 @@ def test_table_colour_only_when_asked():
 def test_verdict_is_the_markdown_first_line_and_the_table_last_line():
     report = compare_report()  # an error finding, default --fail-on error
     md = render(report, "markdown").splitlines()
-    assert md[0].startswith("### ❌ losscheck compare: FAIL (exit 1): 1 error, 1 warning, 2 info")
-    assert "1 at or above --fail-on error" in md[0]
+    assert md[0] == f"### ❌ losscheck compare: {report.summary}"  # the headline heads it
+    assert md[2].startswith("FAIL (exit 1): 1 error, 1 warning, 2 info")
+    assert "1 at or above --fail-on error" in md[2]
     table = render(report, "table", width=80).rstrip("\n").splitlines()
     assert table[-1].startswith("FAIL (exit 1)")
 
 
 @pytest.mark.parametrize("fail_on, max_gap, first", [
-    ("never", None, "### ✅ losscheck compare: OK (exit 0): 1 error, 1 warning, 2 info; --fail-on never"),
-    ("never", 0.5, "### ✅ losscheck compare: OK (exit 0): 1 error, 1 warning, 2 info; --fail-on never; "
-                   "gaps within --max-gap 50%"),
-    ("never", 0.05, "### ❌ losscheck compare: FAIL (exit 1): 1 error, 1 warning, 2 info; --fail-on never; "
+    ("never", None, "✅ OK (exit 0): 1 error, 1 warning, 2 info; --fail-on never"),
+    ("never", 0.5, "✅ OK (exit 0): 1 error, 1 warning, 2 info; --fail-on never; gaps within --max-gap 50%"),
+    ("never", 0.05, "❌ FAIL (exit 1): 1 error, 1 warning, 2 info; --fail-on never; "
                     "fit_epoch vs evaluate 13.2% > --max-gap 5%; train_mode vs evaluate 16.4% > --max-gap 5%"),
-    ("warning", None, "### ❌ losscheck compare: FAIL (exit 1): 1 error, 1 warning, 2 info; "
-                      "2 at or above --fail-on warning"),
+    ("warning", None, "❌ FAIL (exit 1): 1 error, 1 warning, 2 info; 2 at or above --fail-on warning"),
 ])
 def test_verdict_says_why(fail_on, max_gap, first):
+    """The markdown heading is the headline (with the verdict's mark); the verdict is the line after."""
     report = compare_report(fail_on=fail_on, max_gap=max_gap)
-    assert render(report, "markdown").splitlines()[0] == first
+    mark, verdict = first.split(" ", 1)
+    md = render(report, "markdown").splitlines()
+    assert md[0] == f"### {mark} losscheck compare: {report.summary}" and md[2] == verdict
 
 
 def test_verdict_without_findings():
-    assert render(clean_report(), "markdown").splitlines()[0] == "### ✅ losscheck compare: OK (exit 0): no findings"
+    md = render(clean_report(), "markdown").splitlines()
+    assert md[0].startswith("### ✅ losscheck compare: ") and md[2] == "OK (exit 0): no findings"
     report = compare_report()
     report.findings = [f for f in report.findings if f.severity < Severity.ERROR]
-    assert "none at or above --fail-on error" in render(report, "markdown").splitlines()[0]
+    assert "none at or above --fail-on error" in render(report, "markdown").splitlines()[2]
 
 
 def test_markdown_tables_are_well_formed():

@@ -21,17 +21,24 @@ def _m(h, evaluate_val=0.3, evaluate=0.5):
 
 CASES = {
     "no history area": (Measurements("compare"), [], None),
-    "matched on val_loss": (_m(dataclasses.replace(H, matched_epoch=2), 0.6), [], None),
+    "matched on val_loss": (_m(dataclasses.replace(H, matched_epoch=2, matched_index=1, chosen_by="val_loss"), 0.6), [],
+                            None),
     "below every val_loss": (_m(H, 0.3), ["history-mismatch"], "lower than every logged val_loss"),
     "above every val_loss": (_m(H, 1.5), ["history-mismatch"], "higher than every logged val_loss"),
     "close to one epoch": (_m(H, 0.602), ["history-mismatch"], "different batch size"),
     "between logged values": (_m(H, 0.75), ["history-mismatch"], "lies between logged values"),
-    "no val_loss logged": (_m(dataclasses.replace(H, val_loss=None, best_epoch=None)), ["history-mismatch"],
-                           "logs no val_loss"),
-    "matched on the next epoch's loss": (_m(dataclasses.replace(H, compared=FIT_COMPARED, matched_epoch=2)), [],
-                                         None),
-    "no validation data, no match": (_m(dataclasses.replace(H, compared=FIT_COMPARED)), ["history-mismatch"],
-                                     "nearest logged loss is epoch 3's (0.7)"),
+    "no val_loss logged: the epoch is chosen without it": (
+        _m(dataclasses.replace(H, val_loss=None, best_epoch=None, compared=FIT_COMPARED, matched_epoch=3,
+                               matched_index=2, chosen_by="last")), [], None),
+    "matched on the next epoch's loss": (_m(dataclasses.replace(H, compared=FIT_COMPARED, matched_epoch=2,
+                                                                matched_index=1, chosen_by="fit_epoch")), [], None),
+    "no validation data: the last epoch": (_m(dataclasses.replace(H, compared=FIT_COMPARED, matched_epoch=3,
+                                                                  matched_index=2, chosen_by="last")), [], None),
+    "--epoch whose val_loss matches": (_m(dataclasses.replace(H, matched_epoch=2, matched_index=1,
+                                                              chosen_by="--epoch"), 0.6), [], None),
+    "--epoch whose val_loss does not": (_m(dataclasses.replace(H, matched_epoch=3, matched_index=2,
+                                                               chosen_by="--epoch"), 0.6), ["history-mismatch"],
+                                        "--epoch 3: its logged val_loss (0.65) is not evaluate_val (0.6"),
 }
 
 
@@ -47,5 +54,6 @@ def test_history_rules(name):
 def test_mismatch_severity():
     (f,) = judge_areas(_m(H, 0.3), ("history",))
     assert f.severity == Severity.WARNING and f.magnitude is None
-    (f,) = judge_areas(_m(dataclasses.replace(H, compared=FIT_COMPARED)), ("history",))
-    assert f.severity == Severity.INFO and "running mean" in f.message
+    (f,) = judge_areas(_m(dataclasses.replace(H, matched_epoch=1, matched_index=0, chosen_by="--epoch"), 0.6),
+                       ("history",))
+    assert f.severity == Severity.WARNING and "the nearest is epoch 2's" in f.message

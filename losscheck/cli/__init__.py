@@ -87,7 +87,7 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         progress=output._stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
         parity=preflight.parse_parity(kw.get("parity")), distribute=kw.get("distribute"),
-        fit_epochs=kw.get("fit_epochs") or 1,
+        fit_epochs=kw.get("fit_epochs") or 1, epoch=kw.get("epoch"),
     )
 
 

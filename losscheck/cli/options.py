@@ -149,7 +149,11 @@ def validation_options(f: Callable) -> Callable:
                                        "fit(validation_split=F) cuts it (before shuffling)."),
         click.option("--history", "history", type=click.Path(path_type=Path), metavar="FILE",
                      help="The run's logged losses: History.history JSON, CSVLogger CSV or TensorBoard log "
-                          "folder; finds the epoch the model's weights are from."),
+                          "folder; finds the epoch the model's weights are from and explains its logged loss "
+                          "(fit_logged)."),
+        click.option("--epoch", "epoch", type=click.IntRange(1), metavar="K",
+                     help="With --history: the epoch (from 1) the model's weights are from (default: the one whose "
+                          "val_loss evaluate_val reproduces, else the last)."),
         click.option("--parity", "parity", metavar="LIST",
                      help="Re-measure evaluate under other execution settings, comma-separated: backends (every "
                           "other installed Keras backend, in a subprocess), jit (jit_compile on and off), "
@@ -159,6 +163,9 @@ def validation_options(f: Callable) -> Callable:
                           "else every logical CPU; on JAX, Keras's DataParallel over every JAX device): fit_epoch "
                           "and evaluate_distributed are Keras's distributed figures; a fit that differs from one "
                           "device is distribution-scaling."),
+        click.option("--trace", "trace", is_flag=True,
+                     help="Show the reduction trace in the table and markdown even when no finding refers to it "
+                          "(the JSON report always holds it)."),
         click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                      help="Draw the logged curves, the re-measured figures and the decomposition to FILE "
                           "(.png or .svg; needs the losscheck[plot] extra)."),

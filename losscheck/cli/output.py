@@ -87,6 +87,7 @@ def _emit(report, kw: dict[str, Any]) -> None:
     files, one line on stderr says where it went and the verdict, so a CI log shows why a job failed.
     A log format (github) goes to stdout in any case, after the files are written."""
     outputs: tuple[Path, ...] = kw.get("output") or ()
+    report.trace = bool(kw.get("trace"))
     if outputs:
         from losscheck.outputs import write_all
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from losscheck.commands.common import build_header, check_loaded
 from losscheck.core.config import Config
+from losscheck.core.errors import UsageError
 from losscheck.loading.inputs import input_names, load_inputs
 from losscheck.report.model import Report
 
@@ -14,11 +15,17 @@ Progress = Callable[[str], None]
 
 def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validation_data=None) -> Report:
     """`validation_data`: an already loaded validation Dataset (instead of cfg.val_path)."""
-    history = None
+    history = cfg.history
     if cfg.history_path is not None:
         from losscheck.loading.history import read_history
 
         history = read_history(cfg.history_path)  # bad history files fail before TensorFlow is imported
+    if history is not None:
+        if cfg.epoch is not None and cfg.epoch not in history.epochs:
+            raise UsageError(f"--epoch {cfg.epoch}: {history.path} logs epochs {history.epochs[0]} to "
+                             f"{history.epochs[-1]}; pass one of them (numbered from 1, as Keras's progress bar)")
+    elif cfg.epoch is not None:
+        raise UsageError("--epoch chooses an epoch of --history: pass the run's history file too")
     from losscheck.probes.compare import measure_compare
     from losscheck.probes.distribute import scope, strategy_for
     from losscheck.report.assemble import compare_report

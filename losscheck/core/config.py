@@ -27,6 +27,8 @@ class Config:
     val_path: Path | None = None  # --val: validation data file
     validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
     history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder
+    epoch: int | None = None  # --epoch: the --history epoch the weights are from (default: chosen by the log)
+    history: Any = None  # the Python API's history= given in memory (a loading.history.History), not a path
     parity: frozenset[str] = frozenset()  # --parity: backends, jit, float32
     distribute: str | None = None  # --distribute: "mirrored"
     fit_epochs: int = 1  # --fit-epochs: the fit probe runs up to this many epochs (fit_epoch is the first's)

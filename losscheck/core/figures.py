@@ -22,7 +22,9 @@ KINDS = ("keras", "logged", "probe", "numpy", "penalty")
 class FigureSpec:
     """One figure. `name` is the figure's name, or a pattern with one `<key>` placeholder (a log key of
     the model's own step); `description` is what the report says it is (a pattern's, with `{key}`),
-    `described` overrides it per command; `ordered`: shown in registry order ahead of the other figures
+    `described` overrides it per command; `brief`: the few words the table and markdown show (the
+    description when empty; JSON and docs/figures.md keep the description); `ordered`: shown in
+    registry order ahead of the other figures
     (which follow in the order measured); `gated`: bounded against evaluate by --max-gap; `subset`:
     measured on the --probe-samples subset only."""
 
@@ -35,6 +37,7 @@ class FigureSpec:
     gated: bool = False
     subset: bool = False
     described: Mapping[str, str] = field(default_factory=dict)
+    brief: str = ""
 
     @property
     def pattern(self) -> bool:
@@ -44,6 +47,11 @@ class FigureSpec:
     def description_for(self, command: str) -> str:
         """What `command`'s report says this figure is."""
         return self.described.get(command, self.description)
+
+    @property
+    def short(self) -> str:
+        """What the table and markdown say it is: `brief`, else the description."""
+        return self.brief or self.description
 
 
 _COMPARE = ("compare",)
@@ -58,39 +66,51 @@ _OWN = "(a loss the model's own step logs)"
 
 FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
     FigureSpec("fit_logged", "the loss fit logged for this epoch (logs['loss']): the mean of the losses measured "
-               "before each update of the epoch", "logged", ("callback",), _EPOCH, ordered=True),
+               "before each update of the epoch", "logged", _BOTH, _EPOCH, ordered=True,
+               described={"compare": "the loss --history logs for the epoch the weights are from: the mean of the "
+                                     "losses measured before each update of that epoch"},
+               brief="the loss fit logged for the epoch"),
     FigureSpec("fit_epoch", "what model.fit(..., epochs=1, shuffle=False) reports from the saved weights and "
                "optimizer state (every variable is restored afterwards; the file is never written)", "keras",
-               _COMPARE, _STEP, ordered=True, gated=True),
+               _COMPARE, _STEP, ordered=True, gated=True,
+               brief="model.fit(epochs=1, shuffle=False) from the saved weights"),
     FigureSpec("train_mode_class_weighted", "train_mode with --class-weight applied as fit applies it", "probe",
-               _BOTH, _GAPS, ordered=True, subset=True),
+               _BOTH, _GAPS, ordered=True, subset=True, brief="train_mode with --class-weight"),
     FigureSpec("train_mode", "every layer in training behaviour, saved weights, no update, no class weight (what a "
-               "fit step measures first)", "probe", _BOTH, _GAPS, ordered=True, gated=True, subset=True),
+               "fit step measures first)", "probe", _BOTH, _GAPS, ordered=True, gated=True, subset=True,
+               brief="every layer in training mode, saved weights, no update"),
     FigureSpec("train_mode_dropout_only", "only Dropout-family layers in training behaviour", "probe", _BOTH, _GAPS,
-               ordered=True, subset=True),
+               ordered=True, subset=True, brief="only Dropout layers in training mode"),
     FigureSpec("train_mode_batchnorm_only", "only BatchNormalization in training behaviour (batch statistics)",
-               "probe", _BOTH, _GAPS, ordered=True, subset=True),
+               "probe", _BOTH, _GAPS, ordered=True, subset=True,
+               brief="only BatchNorm in training mode (batch statistics)"),
     FigureSpec("train_mode_noise_only", "only noise/augmentation layers in training behaviour", "probe", _BOTH,
-               _GAPS, ordered=True, subset=True),
+               _GAPS, ordered=True, subset=True, brief="only noise/augmentation layers in training mode"),
     FigureSpec("train_mode_custom_only", "only the other layers whose call() takes `training` (custom layers) in "
-               "training behaviour", "probe", _BOTH, _GAPS, ordered=True, subset=True),
+               "training behaviour", "probe", _BOTH, _GAPS, ordered=True, subset=True,
+               brief="only the other `training` layers in training mode"),
     FigureSpec("evaluate_probe_subset", "what model.evaluate(...) reports on the --probe-samples subset (what the "
-               "training-mode figures are compared with)", "probe", _BOTH, _GAPS, ordered=True, subset=True),
-    FigureSpec("evaluate", "what model.evaluate(...) reports (total loss)", "keras", _ALL, _PROBER, ordered=True),
+               "training-mode figures are compared with)", "probe", _BOTH, _GAPS, ordered=True, subset=True,
+               brief="evaluate on the --probe-samples subset"),
+    FigureSpec("evaluate", "what model.evaluate(...) reports (total loss)", "keras", _ALL, _PROBER, ordered=True,
+               brief="model.evaluate(...)"),
     FigureSpec("evaluate_float32", "evaluate of an in-memory copy of the model with float32 dtype policies and the "
-               "same weights", "probe", _COMPARE, _PROBER, ordered=True),
+               "same weights", "probe", _COMPARE, _PROBER, ordered=True, brief="evaluate of a float32 copy"),
     FigureSpec("manual", "losscheck's numpy recomputation of the data loss from inference outputs (no penalties)",
                "numpy", _ALL, _PROBER, ordered=True,
-               described={"breakdown": "losscheck's numpy data loss (Keras's semantics, penalties excluded)"}),
+               described={"breakdown": "losscheck's numpy data loss (Keras's semantics, penalties excluded)"},
+               brief="numpy recomputation from the outputs (no penalties)"),
     FigureSpec("regularization", "penalties (model.losses) included in evaluate", "penalty", _ALL, _PROBER,
-               ordered=True),
+               ordered=True, brief="penalties (model.losses) in evaluate"),
     FigureSpec("val_loss_logged", "the validation loss fit logged for this epoch (logs['val_loss']), on the "
-               "validation data", "logged", ("callback",), _EPOCH, ordered=True),
+               "validation data", "logged", _BOTH, _EPOCH, ordered=True,
+               described={"compare": "the val_loss --history logs for the epoch the weights are from"},
+               brief="the val_loss fit logged for the epoch"),
     FigureSpec("evaluate_val", "what val_loss / model.evaluate(...) on the validation data reports at the saved "
-               "weights", "keras", _COMPARE, _PROBER),
+               "weights", "keras", _COMPARE, _PROBER, brief="model.evaluate(...) on the validation data"),
     FigureSpec("fit_val", "the val_loss fit logs after the fit_epoch probe's epoch (validation data evaluated with "
                "the weights after that epoch, as fit(validation_data=...) / fit(validation_split=F) reports it)",
-               "keras", _COMPARE, _STEP),
+               "keras", _COMPARE, _STEP, brief="val_loss after fit_epoch's epoch"),
     FigureSpec("evaluate_distributed", "model.evaluate(...) under --distribute (each batch split across the "
                "replicas)", "keras", _COMPARE, _PARITY),
     FigureSpec("fit_epoch_one_device", "with --distribute: fit_epoch of a copy of the model on one device", "keras",

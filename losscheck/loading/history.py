@@ -91,6 +91,10 @@ def _from_json(path: Path, text: str) -> History:
     except (ValueError, RecursionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _bad(path, f"is not valid JSON ({first[:80]})") from None
+    return _from_mapping(path, raw, "json")
+
+
+def _from_mapping(path: Path, raw: Any, fmt: str) -> History:
     if isinstance(raw, dict) and isinstance(raw.get("history"), dict):
         raw = raw["history"]  # {"history": {...}, "params": ...}
     if not isinstance(raw, dict) or "loss" not in raw:
@@ -99,7 +103,7 @@ def _from_json(path: Path, text: str) -> History:
     val = _series(path, "val_loss", raw["val_loss"]) if "val_loss" in raw else None
     if val is not None and len(val) != len(loss):
         raise _bad(path, f"'loss' has {len(loss)} epochs but 'val_loss' has {len(val)}")
-    return History(path, "json", list(range(1, len(loss) + 1)), loss, val)
+    return History(path, fmt, list(range(1, len(loss) + 1)), loss, val)
 
 
 def _from_csv(path: Path, text: str) -> History:
@@ -185,6 +189,20 @@ def _from_tensorboard(path: Path) -> History:
     steps = sorted(loss)
     return History(path, "tensorboard", [s + 1 for s in steps], [loss[s] for s in steps],
                    [val.get(s) for s in steps] if val else None)
+
+
+#: how an in-memory history is named in messages and the report
+MEMORY_LABEL = "<History in memory>"
+
+
+def history_in_memory(value: Any) -> History:
+    """A `keras.callbacks.History` (what fit returns) or its `.history` dict, as a History."""
+    raw = getattr(value, "history", value)
+    if not isinstance(raw, dict):
+        raise UsageError(f"history must be a keras History (what fit returns), its .history dict, or the path of a "
+                         f"History JSON, CSVLogger CSV or TensorBoard log folder, not a {type(value).__name__}")
+    return _from_mapping(Path(MEMORY_LABEL), {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()},
+                         "memory")
 
 
 def read_history(path: Path) -> History:

@@ -28,8 +28,9 @@ class ValidationMeasurements:
     """Validation-data figures and per-class contributions (the figure evaluate_val is in the figures).
 
     samples: validation samples; regularization: the penalties evaluate includes on the validation data;
-    parts: fit_epoch - evaluate_val by cause (weight update, training-mode layers, class weight,
-      regularization, generalization gap; they add up exactly); empty without fit_epoch;
+    parts: fit - evaluate_val by cause (weight update, training-mode layers, class weight,
+      regularization, generalization gap; they add up exactly), where fit is `fit`, fit's figure
+      (fit_logged with a matched --history, else fit_epoch); empty without it;
     per_class_gap: per (output, class) rows {output, class, loss_train, loss_val, contribution_train,
       contribution_val, gap}, largest |gap| first; they sum to the data-loss gap (empty when the loss
       does not split per class);
@@ -44,3 +45,4 @@ class ValidationMeasurements:
     split: SplitFacts | None = None
     training_mode_samples: int | None = None
     layer_names: tuple[str, ...] = ()
+    fit: str = "fit_epoch"

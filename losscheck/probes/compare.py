@@ -211,10 +211,18 @@ class _CompareRun:
         cfg, loaded, data, figures, loop, inf = self.cfg, self.loaded, self.data, self.figures, self.loop, self.inf
         spread = random_spread(figures, cfg.rtol, self.prober, self.passes, self.main_batches, inf, self.limit,
                                self.progress)
+        measured_history = None
+        if history is not None:
+            from losscheck.probes.history import logged_figures, match
+
+            measured_history = match(history, figures, cfg.rtol, self.val is not None, cfg.epoch, cfg.batch_size)
+            figures.update(logged_figures(measured_history))
+        fit = "fit_logged" if "fit_logged" in figures else "fit_epoch"
         # fit - evaluate is decomposed only when both run Keras's own steps; the custom-step finding says so
-        decomposed = figures if loop.decomposable else {k: v for k, v in figures.items() if k != "fit_epoch"}
+        decomposed = (figures if loop.decomposable
+                      else {k: v for k, v in figures.items() if k not in ("fit_epoch", "fit_logged")})
         low = self.low
-        gaps = gap_measurements(decomposed, self.prober, class_weight=cfg.class_weight,
+        gaps = gap_measurements(decomposed, self.prober, class_weight=cfg.class_weight, fit_figure=fit,
                                 sample_weight=self.sw_stats.summary() if loop.manual_applies else None,
                                 probe_samples=self.limit, fit_steps=len(list(data.batch_bounds(cfg.batch_size))),
                                 low_precision=low_precision_facts(loaded.model, low) if low else None,
@@ -223,11 +231,6 @@ class _CompareRun:
         lossfn = measure_data(self.lossfn_static, self.lossfn_obs, loaded, data, cfg.batch_size, cfg.seed, inf,
                               reported=loop.manual_applies)
         validation = self._validation(decomposed, gaps, split_at)
-        measured_history = None
-        if history is not None:
-            from losscheck.probes.history import match
-
-            measured_history = match(history, figures, cfg.rtol, self.val is not None)
         # an overridden test_step or compute_metrics: evaluate's metric values are Keras's logs
         own_steps = " and ".join(s for s in loop.steps if s in ("test_step", "compute_metrics"))
         own_metrics = self.keras_logs if own_steps else None

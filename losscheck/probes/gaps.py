@@ -46,8 +46,8 @@ def gap_measurements(figures: Mapping[str, float], prober, *, class_weight: dict
                      uncertainty: Mapping[str, float] | None = None, overridden: bool = True) -> GapMeasurements:
     """The frozen gap record for `figures`: the layer names by family (LayerFamilies.named), the
     regularized layers, the facts given, and the decomposition of `figures` with `fit_figure` as fit's
-    figure. `overridden`: whether to record the layers whose nested model's training=False fit
-    overrides."""
+    figure (and a tree for fit_epoch beside another fit figure). `overridden`: whether to record the
+    layers whose nested model's training=False fit overrides."""
     fam = prober.families
     return GapMeasurements(
         families=MappingProxyType({k: tuple(v) for k, v in fam.named().items()}),
@@ -60,5 +60,5 @@ def gap_measurements(figures: Mapping[str, float], prober, *, class_weight: dict
         overridden=MappingProxyType(dict(fam.overridden) if overridden else {}),
         low_precision=low_precision,
         uncertainty=MappingProxyType(dict(uncertainty or {})),
-        decomposition=decompose(figures, fit_figure),
+        decomposition=decompose(figures, fit_figure, ("fit_epoch",) if fit_figure != "fit_epoch" else ()),
     )

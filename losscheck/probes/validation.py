@@ -6,8 +6,9 @@ Figures (validation data V, training data T, saved weights W, the fit probe's en
   fit_val      = evaluate(W', V)         what fit(T, validation_data=V) logs as val_loss after the probe's
                                          epoch (= fit(validation_split=F)'s val_loss with --validation-split)
 
-Decomposition (differences of measured figures, the weight update the remainder with --probe-samples;
-the terms add up exactly):
+Decomposition of fit's figure (fit_logged with a matched --history, else fit_epoch; written fit_epoch
+here) against evaluate_val (differences of measured figures, the weight update the remainder with
+--probe-samples; the terms add up exactly):
   fit_epoch - evaluate_val = weight update       } the rows under `fit_epoch - evaluate` of the compare
                            + class weight        } decomposition (losscheck.decomposition): fit_epoch -
                            + training-mode layers} train_mode[_class_weighted], train_mode_class_weighted
@@ -155,16 +156,17 @@ def class_gap(train_rows, val_rows) -> list[dict[str, Any]]:
 # Decomposition and measurements (the generalization-gap rule: rules/validation.py; the section:
 # report/measured.py)
 # ----------------------------------------------------------------------------------------------
-def decompose(fig: dict[str, float], rows: list[dict[str, Any]], reg_val: float) -> dict[str, float]:
-    """fit_epoch - evaluate_val split into its causes (see the module docstring), reusing the rows of
-    the compare decomposition under `fit_epoch - evaluate` (weight update, class weight, training-mode
-    layers); empty without fit_epoch."""
-    if "fit_epoch" not in fig or "evaluate_val" not in fig:
+def decompose(fig: dict[str, float], rows: list[dict[str, Any]], reg_val: float,
+              fit: str = "fit_epoch") -> dict[str, float]:
+    """`fit` - evaluate_val split into its causes (see the module docstring), reusing the rows of the
+    compare decomposition under `<fit> - evaluate` (weight update, class weight, training-mode layers);
+    empty without `fit`."""
+    if fit not in fig or "evaluate_val" not in fig:
         return {}
     evaluate, ev_val = fig["evaluate"], fig["evaluate_val"]
-    below = {r["name"]: r["value"] for r in rows if r.get("parent") == "fit_epoch - evaluate"}
+    below = {r["name"]: r["value"] for r in rows if r.get("parent") == f"{fit} - evaluate"}
     if not below:
-        below = {"weight update": fig["fit_epoch"] - evaluate}
+        below = {"weight update": fig[fit] - evaluate}
     out = {"weight update": 0.0, "training-mode layers": 0.0, "class weight": 0.0}
     out.update(below)
     reg_train = fig.get("regularization", 0.0)
@@ -178,7 +180,7 @@ def validation_measurements(figures: dict[str, float], gaps, fam, data, val, spl
     """What the validation rule and section read. `inf`/`inf_val`: the inference passes on the training
     and validation data; `classes_*`: their SafeClassObservers; `gaps`: the compare GapMeasurements
     (its decomposition rows under `fit_epoch - evaluate` are reused)."""
-    parts = decompose(figures, list(gaps.decomposition), inf_val.regularization)
+    parts = decompose(figures, list(gaps.decomposition), inf_val.regularization, gaps.fit_figure)
     classes = class_gap(classes_train.rows(inf) if classes_train else None,
                         classes_val.rows(inf_val) if classes_val else None)
     split = None
@@ -189,4 +191,4 @@ def validation_measurements(figures: dict[str, float], gaps, fam, data, val, spl
         samples=val.n, regularization=float(inf_val.regularization), parts=frozen_mapping(parts),
         per_class_gap=tuple(frozen_mapping(r) for r in classes), split=split,
         training_mode_samples=gaps.probe_samples,
-        layer_names=tuple(n for f in BUILTIN_FAMILIES for n in fam.names(f)))
+        layer_names=tuple(n for f in BUILTIN_FAMILIES for n in fam.names(f)), fit=gaps.fit_figure)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from losscheck.core.figures import SUBSET_FIGURES, figure_descriptions, own_figure_description
+from losscheck.core.figures import FIGURES, SUBSET_FIGURES, figure_descriptions, own_figure_description
 from losscheck.core.finding import Finding
 from losscheck.decomposition import finite_rows
 from losscheck.measurements import Measurements
@@ -26,7 +26,8 @@ def _report(command: str, header: dict[str, Any], m: Measurements, findings: Ite
     for key, value in m.figures.items():
         extra = {"samples": samples} if samples and key in SUBSET_FIGURES else {}
         described = own_figure_description(key) if key in own else descriptions.get(key, key)
-        report.figures[key] = Figure(float(value), described, extra)
+        spec = FIGURES.get(key)
+        report.figures[key] = Figure(float(value), described, extra, spec.brief if spec is not None else "")
     report.findings = list(findings)
     return report
 

@@ -34,8 +34,10 @@ def _code(text: object) -> str:
 def render_html(report: Report) -> str:
     code = report.exit_code
     color = "#c62828" if code else "#2e7d32"
-    parts = [f'<div class="losscheck-report"><p><b style="color:{color}">losscheck {escape(report.command)}: '
-             f"{escape(verdict(report))}</b></p>"]
+    parts = ['<div class="losscheck-report">']
+    if report.summary:
+        parts.append(f"<p><b>{escape(report.summary)}</b></p>")
+    parts.append(f'<p><b style="color:{color}">losscheck {escape(report.command)}: {escape(verdict(report))}</b></p>')
     parts.append("<p>" + "<br>".join(escape(line) for line in header_lines(report)) + "</p>")
     rows = figure_rows(report)
     if rows:

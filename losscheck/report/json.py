@@ -29,6 +29,9 @@ def _clean(value: Any) -> Any:
 
 def report_dict(report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {"$schema": schema_id(), "schema_version": SCHEMA_VERSION, "command": report.command}
+    summary = report.summary
+    if summary:
+        out["summary"] = summary
     out.update(report.header)
     if report.command == "compare" or report.figures:
         out["figures"] = {k: f.to_json() for k, f in report.ordered_figures()}

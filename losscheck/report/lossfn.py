@@ -48,8 +48,10 @@ def _probe_line(value: dict[str, Any]) -> str | None:
     if not p:
         return None
     (b1, b2), (v1, v2) = p["batch_sizes"], p["values"]
-    return (f"same data at batch {b1}: {_num(v1)}, at batch {b2}: {_num(v2)} (ratio {_num(p.get('ratio'))}; "
-            "1 means the reported loss is a per-sample mean, not a sum)")
+    n = p.get("samples")
+    on = f"the first {plural(n, 'sample')} (a subset)" if n else "every sample"
+    return (f"same data ({on}) at batch {b1}: {_num(v1)}, at batch {b2}: {_num(v2)} (ratio "
+            f"{_num(p.get('ratio'))}; 1 means the reported loss is a per-sample mean, not a sum)")
 
 
 def trace_table(value: dict[str, Any]):

@@ -1,6 +1,7 @@
 """--format markdown: for a pull-request comment or $GITHUB_STEP_SUMMARY (GitHub-flavoured).
 
-The verdict is the first line (a heading, so several runs in one summary stay apart); then what was
+The first line is a heading (so several runs in one summary stay apart): the headline of compare and
+the callback (report/headline.py), then the verdict; the verdict for the others; then what was
 checked, the figures table, where the gaps come from, the findings with their severity, notes.
 """
 
@@ -11,7 +12,15 @@ from typing import TYPE_CHECKING
 from losscheck.core.finding import Finding
 from losscheck.core.formatting import sig
 from losscheck.core.text_safety import code_span, for_markdown, prose_for_markdown
-from losscheck.report.text import figure_rows, header_lines, magnitude_text, verdict, where
+from losscheck.report.text import (
+    TRACE_LEFT_OUT,
+    figure_rows,
+    header_lines,
+    magnitude_text,
+    shows_section,
+    verdict,
+    where,
+)
 
 if TYPE_CHECKING:
     from losscheck.report.model import Report
@@ -50,7 +59,11 @@ def _finding(f: Finding) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     mark = "❌" if report.exit_code() else "✅"
-    lines = [f"### {mark} losscheck {report.command}: {verdict(report)}", ""]
+    summary = report.summary
+    if summary:
+        lines = [f"### {mark} losscheck {report.command}: {prose_for_markdown(summary)}", "", verdict(report), ""]
+    else:
+        lines = [f"### {mark} losscheck {report.command}: {verdict(report)}", ""]
     head = header_lines(report, _code, for_markdown)
     lines += [line + ("  " if i < len(head) - 1 else "") for i, line in enumerate(head)]
     lines.append("")
@@ -72,7 +85,7 @@ def render_markdown(report: Report) -> str:
 
     for key, value in report.sections.items():
         if key in MARKDOWN and value:
-            lines += [MARKDOWN[key](value).rstrip("\n"), ""]
+            lines += [MARKDOWN[key](value).rstrip("\n") if shows_section(report, key) else f"_{TRACE_LEFT_OUT}_", ""]
     if report.findings:
         lines += [f"#### Findings ({len(report.findings)})", ""]
         for f in report.findings:

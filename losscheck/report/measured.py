@@ -10,7 +10,7 @@ from typing import Any
 
 from losscheck.measurements import Measurements, thawed
 from losscheck.measurements.breakdown import BreakdownMeasurements
-from losscheck.measurements.history import FIT_COMPARED, HistoryMeasurements
+from losscheck.measurements.history import HistoryMeasurements
 from losscheck.measurements.validation import ValidationMeasurements
 
 
@@ -45,23 +45,25 @@ def measured_notes(m: Measurements) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # Training vs validation (measured in probes/validation.py)
 # ----------------------------------------------------------------------------------------------
-def sentence(fig: Mapping[str, float], parts: dict[str, float], layer_names: list[str]) -> str | None:
-    """One sentence: why val_loss (evaluate_val) is below fit's loss, each cause with what it adds."""
-    if not parts or not fig["evaluate_val"] < fig["fit_epoch"]:
+def sentence(fig: Mapping[str, float], parts: dict[str, float], layer_names: list[str],
+             fit: str = "fit_epoch") -> str | None:
+    """One sentence: why val_loss (evaluate_val) is below fit's loss (`fit`), each cause with what it adds."""
+    if not parts or not fig["evaluate_val"] < fig[fit]:
         return None
     labels = {
-        "weight update": "the weight update during fit's epoch",
+        "weight update": "the weight change during the epoch" if fit == "fit_logged" else
+                         "the weight update during fit's epoch",
         "training-mode layers": "training-mode layers" + (f" ({', '.join(layer_names[:4])})" if layer_names else ""),
         "class weight": "class_weight (fit only)",
         "regularization": "penalties that differ between the two sets (activity regularizers)",
         "generalization gap": "the generalization gap (evaluate - evaluate_val, same weights)",
     }
-    gap = fig["fit_epoch"] - fig["evaluate_val"]
+    gap = fig[fit] - fig["evaluate_val"]
     scale = max(abs(gap), 1e-12)
     up = sorted(((k, v) for k, v in parts.items() if v > 1e-4 * scale), key=lambda kv: -kv[1])
     down = sorted(((k, v) for k, v in parts.items() if v < -1e-4 * scale), key=lambda kv: kv[1])
-    text = (f"val_loss (evaluate_val {fig['evaluate_val']:.6g}) is lower than fit's loss (fit_epoch "
-            f"{fig['fit_epoch']:.6g}) by {gap:.6g} because of "
+    text = (f"val_loss (evaluate_val {fig['evaluate_val']:.6g}) is lower than fit's loss ({fit} "
+            f"{fig[fit]:.6g}) by {gap:.6g} because of "
             + ", ".join(f"{labels[k]} ({v:+.4g})" for k, v in up))
     if down:
         text += ", partly offset by " + ", ".join(f"{labels[k]} ({v:+.4g})" for k, v in down)
@@ -82,13 +84,13 @@ def validation_section(figures: Mapping[str, float], v: ValidationMeasurements) 
                      "shuffling (not a random sample)" + ("; " + "; ".join(sp.lines) if sp.lines else ""))
     parts = dict(v.parts)
     if parts:
-        section["decomposition"] = {"fit_epoch - evaluate_val": figures["fit_epoch"] - figures["evaluate_val"],
+        section["decomposition"] = {f"{v.fit} - evaluate_val": figures[v.fit] - figures["evaluate_val"],
                                     **parts}
         if v.training_mode_samples is not None:
             section["training_mode_samples"] = v.training_mode_samples  # weight update and layers estimated on them
     if v.per_class_gap:
         section["per_class_gap"] = [dict(r) for r in v.per_class_gap]
-    text = sentence(figures, parts, list(v.layer_names))
+    text = sentence(figures, parts, list(v.layer_names), v.fit)
     if text:
         section["why_val_lower"] = text
         notes.append(text)
@@ -102,18 +104,36 @@ def history_section(h: HistoryMeasurements) -> dict[str, Any]:
     """The `history` section: the logged losses and the epoch the weights are."""
     return {"path": h.path, "format": h.format, "epochs": list(h.epochs), "loss": list(h.loss),
             "val_loss": None if h.val_loss is None else list(h.val_loss), "matched_epoch": h.matched_epoch,
-            "compared": h.compared, "best_epoch": h.best_epoch}
+            "chosen_by": h.chosen_by, "compared": h.compared, "best_epoch": h.best_epoch, "batch_size": h.batch_size}
 
 
 def history_notes(h: HistoryMeasurements) -> list[str]:
-    """What the matched epoch says about the weights (none when no epoch matched)."""
+    """Which epoch the weights are taken to be, and why (none when no epoch is named: the
+    history-mismatch finding says why)."""
     i = h.matched_index
     if i is None:
         return []
-    if h.compared == FIT_COMPARED:
-        return [f"history: one more epoch of fit from these weights reports what epoch {h.epochs[i + 1]} logged, "
-                f"so the weights are epoch {h.epochs[i]}'s."]
-    return _matched_notes(h, i, h.best_epoch)
+    epoch = h.epochs[i]
+    if h.chosen_by == "fit_epoch":
+        notes = [f"history: one more epoch of fit from these weights reports what epoch {h.epochs[i + 1]} logged, "
+                 f"so the weights are epoch {epoch}'s."]
+    elif h.chosen_by == "val_loss":
+        notes = _matched_notes(h, i, h.best_epoch)
+    elif h.chosen_by == "--epoch":
+        notes = [f"history: the weights are taken as epoch {epoch}'s, as --epoch chose."]
+    else:
+        text = (f"history: the weights are taken as the last logged epoch's ({epoch}): a model saved after fit "
+                "holds them; without validation data and a logged val_loss the log cannot confirm it (pass --val "
+                "or --validation-split to match on val_loss, or --epoch K to choose).")
+        if h.best_epoch is not None and h.best_epoch != epoch:
+            text += (f" Its lowest val_loss is epoch {h.best_epoch}'s: a ModelCheckpoint(save_best_only=True) file "
+                     f"holds that epoch's weights (then pass --epoch {h.best_epoch}).")
+        notes = [text]
+    if h.loss[i] is not None and h.batch_size:
+        notes.append(f"history: fit_logged is epoch {epoch}'s logged loss, averaged by the run over that epoch's "
+                     f"updates at its own batch size; every other figure uses batch {h.batch_size} (--batch-size): "
+                     "if fit trained with another, pass it, or the weight change row also holds that difference.")
+    return notes
 
 
 def _matched_notes(hist: HistoryMeasurements, i: int, best_epoch: int | None) -> list[str]:

@@ -9,6 +9,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
+from losscheck.report.layout import Col, FitTable
+
 
 def _value(v: Any) -> str:
     if v is None:
@@ -37,15 +39,11 @@ def _what(row: dict[str, Any]) -> str:
 
 
 def metrics_table(value: dict[str, dict[str, Any]]):
-    t = Table(title="Metrics (evaluate: Keras's value; manual: losscheck's numpy recomputation)", box=box.SIMPLE,
-              expand=True)
-    t.add_column("metric", overflow="fold")
-    t.add_column("evaluate", justify="right", overflow="fold")
-    t.add_column("manual", justify="right", overflow="fold")
-    t.add_column("what it is", ratio=1, overflow="fold")
-    for name, row in value.items():
-        t.add_row(name, _value(row.get("evaluate")), _value(row.get("manual")), f"{_what(row)}; {_agree(row)}")
-    return t
+    rows = [(name, _value(row.get("evaluate")), _value(row.get("manual")), f"{_what(row)}; {_agree(row)}")
+            for name, row in value.items()]
+    return FitTable("Metrics (evaluate: Keras's value; manual: losscheck's numpy recomputation)",
+                    [Col("metric"), Col("evaluate", "right"), Col("manual", "right"), Col("what it is", comfort=24)],
+                    rows)
 
 
 def metrics_markdown(value: dict[str, dict[str, Any]]) -> str:

@@ -21,6 +21,8 @@ class Figure:
     value: float
     description: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the few words the table and markdown show (the description when empty); not in JSON
+    brief: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The figure as the report's JSON object: value, description and any extra keys."""
@@ -39,6 +41,8 @@ class Report:
     sections: dict[str, Any] = field(default_factory=dict)
     #: the exit-code policy the CLI or the Python API judged this report by (Gate.apply sets it)
     gate: Gate = field(default_factory=Gate)
+    #: the table and markdown show the reduction trace (--trace); JSON always holds it
+    trace: bool = False
 
     @property
     def fail_on(self) -> str:
@@ -49,6 +53,14 @@ class Report:
     def max_gap(self) -> float | None:
         """The gate's --max-gap bound on relative gaps, or None."""
         return self.gate.max_gap
+
+    @property
+    def summary(self) -> str:
+        """compare's and the callback's one-sentence answer in the report's numbers (report/headline.py);
+        '' for the other commands."""
+        from losscheck.report.headline import headline
+
+        return headline(self) if self.command in ("compare", "callback") else ""
 
     def ordered_figures(self) -> list[tuple[str, Figure]]:
         """(name, figure) pairs in FIGURE_ORDER, then any other figures in insertion order."""
@@ -86,17 +98,23 @@ class Report:
 
         return render_json(self)
 
-    def to_markdown(self) -> str:
-        """Exactly the `--format markdown` report."""
+    def to_markdown(self, trace: bool | None = None) -> str:
+        """Exactly the `--format markdown` report (with the reduction trace when `trace`, as --trace)."""
         from losscheck.report.formats import render
 
-        return render(self, "markdown")
+        return render(self._traced(trace), "markdown")
 
-    def to_table(self, width: int = 100, color: bool = False) -> str:
-        """The `--format table` report as plain text (ANSI colours when `color`), `width` columns wide."""
+    def to_table(self, width: int = 100, color: bool = False, trace: bool | None = None) -> str:
+        """The `--format table` report as plain text (ANSI colours when `color`), `width` columns wide
+        (with the reduction trace when `trace`, as --trace)."""
         from losscheck.report.formats import render
 
-        return render(self, "table", width=width, color=color)
+        return render(self._traced(trace), "table", width=width, color=color)
+
+    def _traced(self, trace: bool | None) -> Report:
+        import dataclasses
+
+        return self if trace is None else dataclasses.replace(self, trace=trace)
 
     def __str__(self) -> str:
         """The table, as `print(report)` shows it: `to_table()`, 100 columns, no colour."""

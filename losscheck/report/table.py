@@ -8,6 +8,7 @@ cells only at spaces and, when its columns cannot fit, splits or stacks them; te
 from __future__ import annotations
 
 import io
+import re
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -18,11 +19,23 @@ from losscheck.core.codes import Severity
 from losscheck.core.finding import Finding
 from losscheck.core.formatting import sig
 from losscheck.report.layout import Col, FitTable
-from losscheck.report.text import decomposition_label, figure_rows, header_lines, magnitude_text, verdict, where
+from losscheck.report.text import (
+    TRACE_LEFT_OUT,
+    decomposition_label,
+    figure_rows,
+    header_lines,
+    magnitude_text,
+    shows_section,
+    verdict,
+    where,
+)
 
 if TYPE_CHECKING:
     from losscheck.report.model import Report
 
+#: the spaces and colour codes that end a line, and one colour code
+_TRAILING = re.compile(r"(?: |\x1b\[[0-9;]*m)+$")
+_CODE = re.compile(r"\x1b\[[0-9;]*m")
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
@@ -68,6 +81,9 @@ def _never_cut(renderable):
 
 def build_renderables(report: Report) -> list:
     out: list = []
+    summary = report.summary
+    if summary:
+        out.append(Text(summary + "\n", style="bold", overflow="fold"))
     out.append(Text("\n".join([f"losscheck {report.command}", *header_lines(report), ""]), overflow="fold"))
     rows = figure_rows(report)
     if rows:
@@ -82,7 +98,8 @@ def build_renderables(report: Report) -> list:
 
     for key, value in report.sections.items():
         if key in TABLE and value:
-            out.append(_never_cut(TABLE[key](value)))
+            out.append(_never_cut(TABLE[key](value)) if shows_section(report, key)
+                       else Text(TRACE_LEFT_OUT + "\n", style="dim", overflow="fold"))
     if report.findings:
         finding_rows: list[tuple[Any, ...]] = [
             (Text(str(item.severity), style=SEVERITY_STYLE[item.severity] if item.severity else ""), item.code,
@@ -105,4 +122,10 @@ def render_table(report: Report, width: int = 100, color: bool = False) -> str:
     console = make_console(width, color, file=buffer)
     for item in build_renderables(report):
         console.print(item)
-    return buffer.getvalue()
+    return "".join(_without_padding(line) + "\n" for line in buffer.getvalue().splitlines())
+
+
+def _without_padding(line: str) -> str:
+    """`line` without the spaces at its end, keeping the colour codes among them."""
+    tail = _TRAILING.search(line)
+    return line if tail is None else line[:tail.start()] + "".join(_CODE.findall(tail.group(0)))

@@ -72,7 +72,7 @@ def figure_rows(report: Report) -> list[tuple[str, str, str, str]]:
             diff = ""
         else:
             diff = sig(fig.value - ref.value, signed=True)
-        desc = fig.description
+        desc = fig.brief or fig.description
         if "samples" in fig.extra:
             desc += f" (first {fig.extra['samples']} samples" + (
                 "; vs evaluate_probe_subset)" if ref is subset and ref is not None else ")")
@@ -88,7 +88,17 @@ def header_lines(report: Report, code: Callable[[object], str] = str,
     data = report.header.get("data")
     lines = [f"model {code(model.get('path'))} (saved by {text(model.get('saved_by'))})"]
     if data:
-        lines.append(f"data {code(data['path'])}: {plural(data['samples'], 'sample')}, batch {data['batch_size']}")
+        val = data.get("validation") or {}
+        if val.get("validation_split") is not None:
+            samples = (f"{data['samples']} training + {val['samples']} validation of "
+                       f"{plural(data['samples'] + val['samples'], 'sample')} (--validation-split "
+                       f"{val['validation_split']:g})")
+        else:
+            samples = plural(data["samples"], "sample")
+        line = f"data {code(data['path'])}: {samples}, batch {data['batch_size']}"
+        if val and val.get("validation_split") is None:
+            line += f"; validation {code(val.get('path'))}: {plural(val['samples'], 'sample')}"
+        lines.append(line)
     losses = model.get("losses") or {}
     if losses:
         weights = model.get("loss_weights") or {}
@@ -96,6 +106,19 @@ def header_lines(report: Report, code: Callable[[object], str] = str,
             f"{text(o)}: {text(spec)}" + (f" x{weights[o]:g}" if weights.get(o, 1.0) not in (1.0, None) else "")
             for o, spec in losses.items()))
     return lines
+
+
+#: the findings whose evidence is the reduction trace: the table and markdown show it when one is reported
+TRACE_CODES = frozenset({"loss-rank", "batch-size-dependence", "channels-first-axis", "mask", "partial-batch",
+                         "target-shape", "distribution-scaling"})
+#: the line that stands for a reduction trace left out
+TRACE_LEFT_OUT = "(reduction trace left out: --trace shows it; the JSON report holds it)"
+
+
+def shows_section(report: Report, key: str) -> bool:
+    """Whether the table and markdown show section `key`: all but the reduction trace, which only with
+    --trace or a finding of TRACE_CODES."""
+    return key != "reduction_trace" or report.trace or any(f.code in TRACE_CODES for f in report.findings)
 
 
 def where(finding: Finding, code: Callable[[object], str] = str) -> str:

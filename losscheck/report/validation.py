@@ -30,11 +30,26 @@ def _class_rows(value: dict[str, Any]) -> list[tuple[str, ...]]:
              _num(r.get("loss_train")), _num(r.get("loss_val")), _num(r["gap"], True)) for r in rows]
 
 
+def _top(value: dict[str, Any]) -> str:
+    """The gap the validation decomposition splits (`<fit> - evaluate_val`)."""
+    return next(iter(value.get("decomposition") or {}), "fit_epoch - evaluate_val")
+
+
+def _epoch_words(value: dict[str, Any]) -> str:
+    """The epoch the weights are taken to be, and how it was chosen."""
+    matched = value.get("matched_epoch")
+    if matched is None:
+        return "none"
+    how = {"val_loss": "its val_loss matches evaluate_val", "fit_epoch": "the next epoch's loss matches fit_epoch",
+           "last": "the last; assumed", "--epoch": "--epoch"}.get(value.get("chosen_by") or "")
+    return f"{matched} ({how})" if how else str(matched)
+
+
 def validation_table(value: dict[str, Any]):
     parts: list[Any] = []
     rows = _decomposition_rows(value)
     if rows:
-        parts.append(FitTable("Training vs validation: fit_epoch - evaluate_val",
+        parts.append(FitTable(f"Training vs validation: {_top(value)}",
                               [Col("cause"), Col("size", "right", wrap=False)], rows))
     classes = _class_rows(value)
     if classes:
@@ -56,13 +71,12 @@ def _marks(value: dict[str, Any], epoch: int) -> list[str]:
 
 
 def history_table(value: dict[str, Any]):
-    matched = value.get("matched_epoch")
     val = value.get("val_loss")
     rows = []
     for i, epoch in enumerate(value.get("epochs") or []):
         rows.append((str(epoch), _num(value["loss"][i]), _num(val[i]) if val else "", "; ".join(_marks(value, epoch))))
-    return FitTable(f"Logged history ({value.get('format')}: {value.get('path')}); matched epoch: "
-                    f"{matched if matched is not None else 'none'}",
+    return FitTable(f"Logged history ({value.get('format')}: {value.get('path')}); the weights' epoch: "
+                    f"{_epoch_words(value)}",
                     [Col("epoch", "right", wrap=False), Col("loss", "right", wrap=False),
                      Col("val_loss", "right", wrap=False), Col("")], rows)
 
@@ -71,7 +85,7 @@ def validation_markdown(value: dict[str, Any]) -> str:
     lines = []
     rows = _decomposition_rows(value)
     if rows:
-        lines += ["**Training vs validation** (`fit_epoch - evaluate_val`)", "", "| cause | size |", "|---|---:|"]
+        lines += [f"**Training vs validation** (`{_top(value)}`)", "", "| cause | size |", "|---|---:|"]
         lines += [f"| {label.replace('  ', '&nbsp;&nbsp;')} | {size} |" for label, size in rows]
         lines.append("")
     classes = _class_rows(value)
@@ -83,8 +97,7 @@ def validation_markdown(value: dict[str, Any]) -> str:
 
 
 def history_markdown(value: dict[str, Any]) -> str:
-    matched = value.get("matched_epoch")
-    lines = [f"**Logged history** ({value.get('format')}), matched epoch: {matched if matched is not None else 'none'}",
+    lines = [f"**Logged history** ({value.get('format')}), the weights' epoch: {_epoch_words(value)}",
              "", "| epoch | loss | val_loss | |", "|---:|---:|---:|---|"]
     val = value.get("val_loss")
     for i, epoch in enumerate(value.get("epochs") or []):

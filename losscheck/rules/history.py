@@ -3,9 +3,6 @@ weights reproduce."""
 
 from __future__ import annotations
 
-import math
-
-from losscheck.core.codes import Severity
 from losscheck.core.finding import Finding
 from losscheck.measurements import Measurements
 from losscheck.measurements.history import HistoryMeasurements
@@ -14,33 +11,33 @@ from losscheck.rules import rule
 
 @rule("history-mismatch")
 def history_mismatch(m: Measurements) -> list[Finding]:
-    """No logged epoch matched: why, from where the figure lies among the logged values (info when
-    no exact match was possible, without validation data)."""
+    """With validation data, the weights reproduce no logged val_loss, or not the val_loss of the
+    --epoch chosen: why, from where evaluate_val lies among the logged values. (Without validation
+    data the epoch is the last one or --epoch: see the history notes.)"""
     h = m.history
-    if h is None or h.matched_epoch is not None:
+    if h is None or not h.on_validation:
         return []
-    info = False
-    if h.on_validation:
-        target = float(m.figures["evaluate_val"])
-        if h.val_loss is None or all(v is None for v in h.val_loss):
-            message = (f"{h.path} logs no val_loss (the run had no validation data), so no epoch can be "
-                       f"matched to evaluate_val ({target:.6g}).")
-        else:
-            message = _val_mismatch(h, h.val_loss, target)
+    target = float(m.figures["evaluate_val"])
+    val = h.val_loss
+    assert val is not None
+    if h.matched_epoch is None:
+        message = _val_mismatch(h, val, target)
     else:
-        evaluate = m.figures.get("evaluate", math.nan)
-        near = _nearest(h.loss, evaluate)
-        near_text = (f"; the nearest logged loss is epoch {h.epochs[near]}'s ({h.loss[near]:.6g}) against evaluate "
-                     f"{evaluate:.6g}, which is not a match") if near is not None else ""
-        message = ("Without validation data no epoch can be matched exactly: each logged loss is a running mean "
-                   "over weights that change during the epoch, in training mode, not the loss of the saved "
-                   f"weights{near_text}. Pass the validation data (--val or --validation-split) to match on "
-                   "val_loss.")
-        info = True
+        i = h.matched_index
+        assert i is not None
+        logged = val[i]
+        if h.chosen_by != "--epoch" or logged is None or _close(logged, target, max(m.rtol, 1e-6)):
+            return []
+        message = (f"--epoch {h.matched_epoch}: its logged val_loss ({logged:.6g}) is not evaluate_val "
+                   f"({target:.6g}, {logged - target:+.3g}), so the weights are likely not that epoch's; "
+                   + _val_mismatch(h, val, target))
     return [Finding("history-mismatch", message,
                     advice="Evaluate the file's weights on the validation data fit used (same arrays, same "
-                           "split) and compare with the val_loss of the epoch you saved.",
-                    severity=Severity.INFO if info else None)]
+                           "split, same batch size) and compare with the val_loss of the epoch you saved.")]
+
+
+def _close(a: float, b: float, rtol: float) -> bool:
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
 
 
 def _nearest(values: tuple[float | None, ...], target: float) -> int | None:
@@ -58,8 +55,9 @@ def _val_mismatch(h: HistoryMeasurements, val: tuple[float | None, ...], target:
     assert near is not None
     nearest = float(val[near])  # type: ignore[arg-type]
     rel = abs(nearest - target) / max(abs(nearest), 1e-12)
-    head = (f"evaluate_val ({target:.6g}) matches no logged val_loss; the nearest is epoch {h.epochs[near]}'s "
-            f"({nearest:.6g}, {rel:.2%} off).")
+    batch = f" at batch {h.batch_size}" if h.batch_size else ""
+    head = (f"evaluate_val ({target:.6g}{batch}) matches no logged val_loss; the nearest is epoch "
+            f"{h.epochs[near]}'s ({nearest:.6g}, {rel:.2%} off).")
     if target < min(known):
         why = ("It is lower than every logged val_loss: the weights are likely from after this history (training "
                "resumed, or a checkpoint of a later run), or this validation set is not the one fit used.")
@@ -69,8 +67,9 @@ def _val_mismatch(h: HistoryMeasurements, val: tuple[float | None, ...], target:
                "the weights come from another run.")
     elif rel < 1e-2:
         why = ("It is close to that epoch: likely the same weights evaluated on slightly different data or with a "
-               "different batch size (with a loss that depends on it, e.g. reduction='sum'), or a float16 model.")
+               f"different batch size than fit's{' (pass it as --batch-size)' if batch else ''} (with a loss that "
+               "depends on it, e.g. reduction='sum'), or a float16 model.")
     else:
-        why = ("It lies between logged values: likely a different validation set, or weights from a checkpoint "
-               "of another run.")
+        why = ("It lies between logged values: likely a different validation set, a different batch size than "
+               "fit's (for a loss that depends on it), or weights from a checkpoint of another run.")
     return f"{head} {why}"
