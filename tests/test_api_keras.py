@@ -326,7 +326,9 @@ def test_callback_on_train_end_with_pipeline(capsys):
     report = check.reports[0]
     assert report.figures["fit_logged"].value == history.history["loss"][-1]
     assert rel(report.figures["evaluate"].value, model.evaluate(ds, verbose=0)[0]) <= 1e-6
-    assert "losscheck epoch 2: fit_logged" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert line.startswith(f"losscheck epoch 2: {report.summary} | ") and line.count("\n") == 1
+    assert f"Fit logged {report.figures['fit_logged'].value:.3g} and evaluate gives" in line
 
 
 def test_shuffling_pipeline_is_detected():

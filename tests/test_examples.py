@@ -75,4 +75,4 @@ def test_notebook_and_docs_example_run():
                          text=True, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"cells {len(cells)} html 2" in out.stdout
-    assert "losscheck epoch 2: fit_logged" in out.stdout
+    assert "losscheck epoch 2: Fit logged" in out.stdout
