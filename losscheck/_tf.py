@@ -10,8 +10,12 @@ import warnings
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-warnings.filterwarnings("ignore", module="keras")
-warnings.filterwarnings("ignore", module="tensorflow")
+for _module in ("keras", "tensorflow", "jax", "torch"):
+    warnings.filterwarnings("ignore", module=_module)
+# the backends' Python loggers (e.g. JAX's "falling back to cpu" on a machine without its GPU plugin):
+# with no handler configured, their warnings would reach stderr through logging's last-resort handler
+for _logger in ("absl", "jax", "torch"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
 
 
 def _keep_home_clean() -> None:
@@ -42,7 +46,6 @@ def _keep_home_clean() -> None:
 
 
 _keep_home_clean()
-
 
 
 def _import_quietly(name: str = "tensorflow") -> None:

@@ -76,21 +76,26 @@ def check_backend(option: str | None = None) -> str | None:
     return name
 
 
-def check_model(path: Path) -> None:
+def check_model(path: Path) -> tuple[list[str], list[str]] | None:
     """The model file exists, is a Keras model file (not data, not weights only) and its archive is
-    honest: everything that needs no Keras, before TensorFlow is imported."""
+    honest: everything that needs no Keras, before TensorFlow is imported. Returns the model's (input
+    names, output names) when its saved configuration tells them (see files.io_names), else None."""
     import zipfile
 
-    from losscheck.loading.files import is_hdf5, read_model_file_info
+    from losscheck.loading.files import io_names, is_hdf5, read_model_file_info
 
     check_readable(Path(path), "model file", ModelFileError)
     if zipfile.is_zipfile(path) or is_hdf5(Path(path)):  # a damaged file is named when it is loaded
-        read_model_file_info(Path(path))
+        return io_names(read_model_file_info(Path(path)).model_config)
+    return None
 
 
-def check_data(data: Path, parse: str | None = None) -> Path | None:
+def check_data(data: Path, parse: str | None = None, names: tuple[list[str], list[str]] | None = None,
+               what: str = "data file") -> Path | None:
     """DATA: a data file, a FILE.py:FUNC data function, or (with --parse FILE.py:FUNC) a folder or file
-    of TFRecords. Returns the file it names (None for a TFRecord folder)."""
+    of TFRecords. `names`: the model's (input names, output names), when known: the data file's keys,
+    dtypes and sample counts are checked against them too. `what`: the file's name in the messages.
+    Returns the file it names (None for a TFRecord folder)."""
     from losscheck.loading.sources import is_function_spec
 
     if parse is not None:
@@ -104,10 +109,10 @@ def check_data(data: Path, parse: str | None = None) -> Path | None:
         if file is not None:
             check_python_file(file, "DATA")
             return file
-    check_readable(Path(data), "data file", DataFileError)
+    check_readable(Path(data), what, DataFileError)
     from losscheck.loading.data import precheck_data_file
 
-    precheck_data_file(Path(data))
+    precheck_data_file(Path(data), names)
     return Path(data)
 
 

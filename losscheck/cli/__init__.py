@@ -60,10 +60,10 @@ def _check_plot(path: Path | None) -> None:
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
     preflight.check_backend(kw.get("backend"))
-    preflight.check_model(model)
-    data_input = preflight.check_data(data, kw.get("parse")) if data is not None else None
+    names = preflight.check_model(model)  # its input and output names, when its file tells them
+    data_input = preflight.check_data(data, kw.get("parse"), names) if data is not None else None
     if kw.get("val") is not None:
-        preflight.check_data(kw["val"])
+        preflight.check_data(kw["val"], names=names, what="validation data file (--val)")
     if kw["custom_objects"] is not None:
         preflight.check_python_file(kw["custom_objects"], "--custom-objects")
     preflight.check_loss(kw["loss"], kw["custom_objects"])

@@ -21,6 +21,7 @@ from losscheck.core.errors import DataFileError, first_line
 from losscheck.loading.archive import (
     ArchiveProblem,
     ObjectArray,
+    _npy_header,
     available_memory,
     check_archive,
     npy_members_size,
@@ -107,11 +108,56 @@ def _check_npz(path: Path, remake: str, keys: set[str]) -> None:
                             "store the data as .h5, which losscheck reads batch by batch")
 
 
-def precheck_data_file(path: Path) -> None:
-    """Before TensorFlow loads (no model needed): an .npz whose archive headers are not honest (a
-    decompression bomb, an array declaring more data than its member holds) is refused, as load_data
-    refuses it; what depends on the model (keys, shapes, object arrays among the arrays it reads) is
-    checked when the data is loaded."""
+REMAKE_NPZ = "re-create it with numpy.savez(path, x=..., y=...)"
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """An .npz array as its .npy header declares it: shape and dtype, no data read."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _npz_declared(path: Path, keys: set[str]) -> tuple[dict[str, _Declared], list[str]] | None:
+    """(the arrays named in `keys` as their headers declare them; the file's other array names, as
+    np.load names them); None when a header cannot be read (load_data then names the problem)."""
+    declared: dict[str, _Declared] = {}
+    others: list[str] = []
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if key not in keys:
+                others.append(key)
+                continue
+            if key in declared or not info.filename.endswith(".npy"):
+                return None
+            try:
+                shape, dtype, _ = _npy_header(zf, info)
+            except Exception:  # noqa: BLE001 - not an .npy header: np.load names what is wrong
+                return None
+            declared[key] = _Declared(shape, dtype)
+    return declared, others
+
+
+def precheck_data_file(path: Path, names: tuple[Sequence[str], Sequence[str]] | None = None) -> None:
+    """Before TensorFlow loads: what load_data would refuse, with the same words, found from the file's
+    headers alone. Without the model: a file that is no data file (a single .npy, a pickle, a model), an
+    .npz whose archive headers are not honest (a decompression bomb, an array declaring more data than
+    its member holds), an HDF5 file reaching outside itself or with chunks too large to unpack. With
+    `names`, the model's (input names, output names): also the array keys, object or non-numeric
+    arrays, sample counts and the sample_weight shape. Shapes against the model's inputs and label
+    kinds need the loaded model. An .npz that is no valid zip archive is named when it is loaded."""
+    path = Path(path)
+    keys = readable_keys(*names) if names is not None else set()
+    if _data_format(path) == "h5":
+        arrays, others, handle = _h5_arrays(path, keys)
+        try:
+            if names is not None:
+                dataset_from_arrays(arrays, names[0], names[1], path, streamed=True, handle=handle, others=others)
+        finally:
+            handle.close()
+        return
     if not zipfile.is_zipfile(path):
         return
     try:
@@ -119,18 +165,24 @@ def precheck_data_file(path: Path) -> None:
             check_archive(zf, path.stat().st_size)
             for name in zf.namelist():
                 if name.endswith(".npy"):
-                    with contextlib.suppress(ObjectArray):  # refused at load if the model reads it
+                    with contextlib.suppress(ObjectArray):  # refused below if the model reads it
                         npy_members_size(zf, {name[:-4]})
     except ArchiveProblem as exc:
-        raise DataFileError(path, f"the .npz archive is refused: {exc}",
-                            "re-create it with numpy.savez(path, x=..., y=...)") from exc
+        raise DataFileError(path, f"the .npz archive is refused: {exc}", REMAKE_NPZ) from exc
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError):
         return  # load_data names what is wrong with the file
+    _npz_arrays(path, set())  # opens the archive as np.load does, reading no array
+    if names is None:
+        return
+    _check_npz(path, REMAKE_NPZ, keys)
+    found = _npz_declared(path, keys)
+    if found is not None:
+        dataset_from_arrays(dict(found[0]), names[0], names[1], path, others=found[1])
 
 
 def _npz_arrays(path: Path, keys: set[str]) -> tuple[dict[str, Any], list[str]]:
     """(the arrays named in `keys` that the file holds, read whole; the names of the others, never read)."""
-    remake = "re-create it with numpy.savez(path, x=..., y=...)"
+    remake = REMAKE_NPZ
     try:
         if zipfile.is_zipfile(path):
             _check_npz(path, remake, keys)
@@ -299,27 +351,34 @@ def dataset_from_arrays(arrays: dict[str, Any], input_names: Sequence[str], outp
     return ds
 
 
+def _data_format(path: Path) -> str:
+    """"h5" or "npz", by content (then by suffix); a file that is neither is refused."""
+    head = read_head(path, "data file", DataFileError)
+    if head == H5_SIGNATURE or (not head.startswith(b"PK") and is_hdf5(path)):
+        return "h5"
+    if head.startswith(b"PK") or path.suffix.lower() == ".npz":
+        return "npz"
+    if head.startswith(b"\x93NUMPY"):
+        raise DataFileError(path, "is a single .npy array, not an .npz with x and y",
+                            "save it with numpy.savez(path, x=..., y=...)")
+    if head[:2] == b"\x80\x04" or head[:2] == b"\x80\x05" or path.suffix.lower() in (".pkl", ".pickle"):
+        raise DataFileError(path, "is a pickle, which losscheck never loads",
+                            "save it with numpy.savez(path, x=..., y=...)")
+    raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
+
+
 def load_data(path: Path, input_names: Sequence[str], output_names: Sequence[str], model: Any = None) -> Dataset:
     """Open the data file and map its arrays to the model's inputs and outputs. With `model` (a
     LoadedModel), also check that shapes and label kinds fit the model's inputs and losses."""
     path = Path(path)
     check_readable(path, "data file", DataFileError)
-    head = read_head(path, "data file", DataFileError)
     keys = readable_keys(input_names, output_names)
-    if head == H5_SIGNATURE or (not head.startswith(b"PK") and is_hdf5(path)):
+    if _data_format(path) == "h5":
         arrays, others, handle = _h5_arrays(path, keys)
         streamed = True
-    elif head.startswith(b"PK") or path.suffix.lower() == ".npz":
+    else:
         (arrays, others), handle = _npz_arrays(path, keys), None
         streamed = False
-    elif head.startswith(b"\x93NUMPY"):
-        raise DataFileError(path, "is a single .npy array, not an .npz with x and y",
-                            "save it with numpy.savez(path, x=..., y=...)")
-    elif head[:2] == b"\x80\x04" or head[:2] == b"\x80\x05" or path.suffix.lower() in (".pkl", ".pickle"):
-        raise DataFileError(path, "is a pickle, which losscheck never loads",
-                            "save it with numpy.savez(path, x=..., y=...)")
-    else:
-        raise DataFileError(path, "is neither an .npz nor an HDF5 file", "pass a .npz or .h5 data file")
     try:
         return dataset_from_arrays(arrays, input_names, output_names, path, model, streamed, handle, others=others)
     except Exception:
@@ -336,7 +395,9 @@ def _validate(ds: Dataset, arrays: dict[str, Any]) -> None:
         except Exception as exc:
             raise DataFileError(path, f"array {key!r} has an unreadable dtype", "store numbers only") from exc
         if dt.kind not in "biuf":
-            what = "Python objects (dtype=object)" if dt.kind == "O" else f"dtype {dt}"
+            vlen = (dt.metadata or {}).get("vlen") if dt.kind == "O" else None
+            what = ("strings (an HDF5 string dataset)" if vlen in (str, bytes)
+                    else "Python objects (dtype=object)" if dt.kind == "O" else f"dtype {dt}")
             raise DataFileError(path, f"array {key!r} holds {what}, not numbers", "store numeric arrays only")
     x_keys, y_keys = ds.keys
     named = list(zip(x_keys, ds.x, strict=False)) + list(zip(y_keys, ds.y, strict=False))

@@ -291,3 +291,59 @@ def _read_h5(path: Path) -> ModelFileInfo:
             info.compile_config_problem = ("its training_config attribute (the saved compile arguments) "
                                            "is not valid JSON")
     return info
+
+
+def _triples(structure: Any) -> list[Any] | None:
+    """The [layer name, node, tensor] triples of a Functional config's input_layers/output_layers, in
+    the order Keras flattens them (a dict by sorted key); None for a structure not of that form."""
+    if isinstance(structure, (list, tuple)) and len(structure) == 3 and isinstance(structure[0], str) \
+            and all(isinstance(i, int) for i in structure[1:]):
+        return [structure]
+    if isinstance(structure, dict):
+        parts = [_triples(structure[k]) for k in sorted(structure)]
+    elif isinstance(structure, (list, tuple)) and structure:
+        parts = [_triples(s) for s in structure]
+    else:
+        return None
+    if any(p is None for p in parts):
+        return None
+    return [t for p in parts for t in p]  # type: ignore[union-attr]
+
+
+def io_names(model_config: Any) -> tuple[list[str], list[str]] | None:
+    """(input names, output names) of a saved Functional or Sequential model as the loaded model gives
+    them (input tensors are named after their InputLayer, outputs after the layers producing them),
+    read from its configuration without Keras; None when only building the model can tell (a
+    subclassed model, a Sequential without an InputLayer, a layer producing several outputs)."""
+    if not isinstance(model_config, dict):
+        return None
+    config = model_config.get("config")
+    layers = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list) or not layers or not all(isinstance(la, dict) for la in layers):
+        return None
+
+    def name(layer: dict[str, Any]) -> Any:
+        inner = layer.get("config")
+        return layer.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
+
+    kind = model_config.get("class_name")
+    if kind == "Sequential":
+        first, last = layers[0], layers[-1]
+        if len(layers) < 2 or first.get("class_name") != "InputLayer" or last.get("class_name") == "InputLayer":
+            return None
+        names = [name(first)], [name(last)]
+    elif kind in ("Functional", "Model") and "input_layers" in config and "output_layers" in config:
+        ins, outs = _triples(config["input_layers"]), _triples(config["output_layers"])
+        if not ins or not outs:
+            return None
+        kinds = {name(la): la.get("class_name") for la in layers}
+        if any(kinds.get(t[0]) != "InputLayer" for t in ins) or any(t[0] not in kinds for t in outs):
+            return None
+        if len({t[0] for t in outs}) != len(outs):  # one layer giving several outputs
+            return None
+        names = [t[0] for t in ins], [t[0] for t in outs]
+    else:
+        return None
+    if not all(isinstance(n, str) and n for n in names[0] + names[1]):
+        return None
+    return names
