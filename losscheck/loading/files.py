@@ -332,7 +332,8 @@ def io_names(model_config: Any) -> tuple[list[str], list[str]] | None:
         if len(layers) < 2 or first.get("class_name") != "InputLayer" or last.get("class_name") == "InputLayer":
             return None
         names = [name(first)], [name(last)]
-    elif kind in ("Functional", "Model") and "input_layers" in config and "output_layers" in config:
+    elif (kind in ("Functional", "Model") and isinstance(config, dict) and "input_layers" in config
+          and "output_layers" in config):
         ins, outs = _triples(config["input_layers"]), _triples(config["output_layers"])
         if not ins or not outs:
             return None
