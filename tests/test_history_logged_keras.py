@@ -142,3 +142,20 @@ def test_without_validation_data_the_last_epoch_and_epoch_option(runs):
     res = run_cli("compare", runs["root"] / "noval.keras", runs["root"] / "data.npz", "--history",
                   runs["root"] / "noval.json", "--epoch", "7")
     assert res.code == 2 and "logs epochs 1 to 3" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_clean_report_fits_one_screen(monkeypatch):
+    """No findings: at 80 columns the table is at most 40 lines, the headline first, no padding at line
+    ends; the reduction trace is left out (one line) unless --trace."""
+    from tests.conftest import FIXTURES
+
+    monkeypatch.setenv("COLUMNS", "80")
+    case = FIXTURES / "meaniou_ids"
+    res = run_cli("compare", case / "model.keras", case / "data.npz")
+    assert res.code == 0 and "No findings." in res.stdout
+    lines = res.stdout.splitlines()
+    assert len(lines) <= 40, res.stdout
+    assert lines[0].startswith("Fit reports ") and not [line for line in lines if line != line.rstrip()]
+    assert max(len(line) for line in lines) <= 80 and "Reduction trace" not in res.stdout
+    traced = run_cli("compare", case / "model.keras", case / "data.npz", "--trace").stdout
+    assert "Reduction trace" in traced and "--trace shows it" not in traced
