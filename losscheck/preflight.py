@@ -110,7 +110,7 @@ def check_data(data: Path, parse: str | None = None, names: tuple[list[str], lis
             check_python_file(file, "DATA")
             return file
     check_readable(Path(data), what, DataFileError)
-    from losscheck.loading.data import precheck_data_file
+    from losscheck.loading.data_precheck import precheck_data_file
 
     precheck_data_file(Path(data), names)
     return Path(data)

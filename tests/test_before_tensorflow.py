@@ -282,7 +282,7 @@ def _pairs() -> list[tuple[Path, Path]]:
 def test_bundled_data_passes_the_early_checks():
     """No false alarm: each bundled data file passes the checks made from its model's saved names."""
     from losscheck.core.errors import LosscheckError
-    from losscheck.loading.data import precheck_data_file
+    from losscheck.loading.data_precheck import precheck_data_file
     from losscheck.preflight import check_model
 
     checked = 0

@@ -62,8 +62,9 @@ def test_max_gap(tmp_path):
     html, md = tmp_path / "report.html", tmp_path / "summary.md"
     result = compare("frozen_bn_dropout", "--max-gap", "0.05", "--output", html, "--output", md, fmt="markdown")
     assert result.code == 1 and result.stdout == ""
-    first = md.read_text().splitlines()[0]
-    assert first.startswith("### ❌ losscheck compare: FAIL (exit 1)") and "> --max-gap 5%" in first
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("### ❌ losscheck compare: Fit reports ")  # the headline
+    assert lines[2].startswith("FAIL (exit 1)") and "> --max-gap 5%" in lines[2]
     assert "<!DOCTYPE html>" in html.read_text() and "fit_epoch" in html.read_text()
     result = compare("frozen_bn_dropout", "--max-gap", "0.5")
     assert result.code == 0 and result.json["gate"]["max_gap_breaches"] == []

@@ -136,9 +136,14 @@ def test_without_validation_data_the_last_epoch_and_epoch_option(runs):
     assert "nearest logged loss" not in table
     assert any("last logged epoch's (3)" in n for n in rep["notes"])
     assert any(f"every other figure uses batch {BATCH}" in n for n in rep["notes"])
-    # --epoch chooses another epoch; one the log does not have is a usage error before anything loads
-    rep, _ = _compare(runs, runs["root"] / "noval.keras", runs["root"] / "noval.json", "--epoch", "2")
-    assert rep["history"]["matched_epoch"] == 2 and rel(_figures(rep)["fit_logged"], logged["loss"][1]) < 1e-7
+    # epoch= (--epoch) chooses another epoch; the API takes the History's dict itself
+    import losscheck
+
+    report = losscheck.compare(runs["root"] / "noval.keras", runs["root"] / "data.npz", history=logged, epoch=2)
+    assert report.sections["history"]["matched_epoch"] == 2 and report.sections["history"]["chosen_by"] == "--epoch"
+    assert rel(report.figures["fit_logged"].value, logged["loss"][1]) < 1e-7
+    assert str(report).startswith(report.summary.split(" ")[0])  # print(report): the headline first
+    # an epoch the log does not have is a usage error before anything loads
     res = run_cli("compare", runs["root"] / "noval.keras", runs["root"] / "data.npz", "--history",
                   runs["root"] / "noval.json", "--epoch", "7")
     assert res.code == 2 and "logs epochs 1 to 3" in res.stderr and len(res.stderr.strip().splitlines()) == 1
