@@ -107,21 +107,18 @@ class LossCheck(keras.callbacks.Callback):
 
     # -- the check -----------------------------------------------------------------------------
     def _check(self, epoch: int, logs: dict[str, Any]) -> None:
-        from losscheck.loading.memory import preserved
-
-        model = self.model
-        with preserved(model):
-            report = self._report(model, epoch, logs)
-        self.reports.append(report)
-        if self.verbose:
-            print(summary(report), file=sys.stdout, flush=True)
+        self._keep(lambda model: self._report(model, epoch, logs))
 
     def _check_nonfinite(self, batch: int, logs: dict[str, Any]) -> None:
+        self._keep(lambda model: self._nonfinite_report(model, batch, logs))
+
+    def _keep(self, build: Any) -> None:
+        """The report `build(model)` makes with everything it touches put back, kept (and printed)."""
         from losscheck.loading.memory import preserved
 
         model = self.model
         with preserved(model):
-            report = self._nonfinite_report(model, batch, logs)
+            report = build(model)
         self.reports.append(report)
         if self.verbose:
             print(summary(report), file=sys.stdout, flush=True)
