@@ -74,3 +74,14 @@ def load_npz(path: Path) -> dict:
 
 def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-12)
+
+
+def assert_same_training(plain_model, plain_history, model, history) -> None:
+    """Two fits trained alike: the same history, weights and optimizer state, exactly."""
+    import numpy as np
+
+    assert history.history == plain_history.history
+    for a, b in zip(plain_model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(plain_model.optimizer.variables, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.conftest import rel, run_cli
+from tests.conftest import assert_same_training, rel, run_cli
 from tests.test_report_schema import validate
 
 pytestmark = pytest.mark.keras
@@ -289,11 +289,7 @@ def test_callback_explains_logged_loss_and_changes_nothing():
     plain_model, plain = run([])
     check = LossCheck(x=xt, y=yt, batch_size=16, verbose=0)
     model, history = run([check])
-    assert history.history == plain.history
-    for a, b in zip(plain_model.get_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(plain_model.optimizer.variables, model.optimizer.variables, strict=True):
-        np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert_same_training(plain_model, plain, model, history)
     assert len(check.reports) == 2
     for epoch, report in enumerate(check.reports):
         assert report.figures["fit_logged"].value == history.history["loss"][epoch]

@@ -15,7 +15,7 @@ load_rules()
 def measured(**kw) -> Measurements:
     base = {"backend": "tensorflow", "evaluate": 2.0}
     base.update(kw)
-    for key in ("backends", "backend_errors"):
+    for key in ("backends", "backend_errors", "fits"):
         if key in base:
             base[key] = frozen_mapping(base[key])
     return Measurements("compare", rtol=1e-4, parity=ParityMeasurements(**base))
@@ -30,6 +30,15 @@ CASES = [
     ("backend-difference", measured(backend="jax", backends={"torch": 2.5}, logits_shortcut=True), True,
      ["op numerics"]),
     ("backend-difference", measured(), False, []),
+    # the one-epoch fit on another backend: the training step, random layers named first
+    ("backend-difference", measured(backends={"jax": 2.0}, fit_epoch=1.5, fits={"jax": 1.6},
+                                    random_layers=("head_dropout",)), True,
+     ["fit_epoch on jax", "head_dropout", "masks", "optimizer update"]),
+    ("backend-difference", measured(backends={"jax": 2.0}, fit_epoch=1.5, fits={"jax": 1.51}, batchnorm=("bn",)),
+     True, ["BatchNormalization (bn)", "momentum", "optimizer update"]),
+    ("backend-difference", measured(backends={"jax": 2.0}, fit_epoch=1.5, fits={"jax": 1.5 + 1e-6},
+                                    random_layers=("drop",)), False, []),
+    ("backend-difference", measured(fits={"jax": 1.6}), False, []),
     ("xla-difference", measured(jit=2.01, nojit=2.0), True, ["jit_compile=True", "XLA"]),
     ("xla-difference", measured(jit=2.0, nojit=2.0), False, []),
     ("xla-difference", measured(jit=2.01), False, []),
@@ -56,11 +65,21 @@ def test_parity_rules(code, m, fires, words):
         a, b = f.between
         values = {"evaluate": m.parity.evaluate, "evaluate_jit": m.parity.jit, "evaluate_nojit": m.parity.nojit,
                   "evaluate_float32": m.parity.float32, "evaluate_distributed": m.parity.distributed,
-                  "fit_epoch": m.parity.fit_distributed, "fit_epoch_one_device": m.parity.fit_one_device,
-                  **{f"evaluate_{k}": v for k, v in m.parity.backends.items()}}
+                  "fit_epoch": m.parity.fit_distributed if m.parity.fit_distributed is not None
+                  else m.parity.fit_epoch, "fit_epoch_one_device": m.parity.fit_one_device,
+                  **{f"evaluate_{k}": v for k, v in m.parity.backends.items()},
+                  **{f"fit_epoch_{k}": v for k, v in m.parity.fits.items()}}
         assert f.magnitude == values[a] - values[b]
         for word in words:
             assert word in f.message
+
+
+def test_a_fit_difference_says_evaluate_differs_too_when_it_does():
+    (fit,) = rules.backend_fit_difference(measured(backends={"jax": 2.0}, fit_epoch=1.5, fits={"jax": 1.6}))
+    assert "forward pass" not in fit.message and "random layers" not in fit.message
+    found = RULES["backend-difference"](measured(backends={"jax": 2.5}, fit_epoch=1.5, fits={"jax": 1.6}))
+    assert [f.between for f in found] == [("evaluate_jax", "evaluate"), ("fit_epoch_jax", "fit_epoch")]
+    assert "forward pass already" in found[1].message
 
 
 def test_no_parity_record_no_findings():

@@ -45,3 +45,11 @@ def test_a_loss_grown_huge_the_step_before_says_training_diverged():
 def test_a_step_that_replays_finite_says_so():
     (f,) = _findings(TrainingNonFinite(epoch=1, step=1, samples=(0, 31), where=None))
     assert "every part of that step was finite" in f.message
+
+
+def test_a_step_not_taken_apart_names_no_samples_and_says_why():
+    (f,) = _findings(TrainingNonFinite(epoch=2, step=3, samples=None, where=None,
+                                       not_taken_apart="fit's batches are not the data's batches in order"))
+    assert f.message.startswith("Training turned non-finite at epoch 2, step 3; that step is not taken apart: "
+                                "fit's batches are not")
+    assert "samples" not in f.message and "shuffle=False" in f.advice

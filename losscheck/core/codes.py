@@ -175,7 +175,8 @@ CODES: dict[str, Code] = {
     ),
     "backend-difference": Code(
         Severity.INFO,
-        "`evaluate` differs on another Keras backend (`--parity backends`): logits shortcut, add_loss, op numerics",
+        "`evaluate` or the one-epoch fit differs on another Keras backend (`--parity backends`): logits shortcut, "
+        "add_loss, op numerics; for fit the training step (random layers, BatchNormalization, optimizer update)",
         "gap",
     ),
     "xla-difference": Code(Severity.INFO, "`evaluate` differs with `jit_compile` on and off (`--parity jit`)", "gap"),

@@ -125,6 +125,12 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
                _COMPARE, _PARITY),
     FigureSpec("evaluate_torch", "model.evaluate(...) on the torch backend (a subprocess), --parity backends",
                "keras", _COMPARE, _PARITY),
+    FigureSpec("fit_epoch_tensorflow", "fit_epoch on the TensorFlow backend (a subprocess: the same saved weights "
+               "and optimizer state, the same seed), --parity backends", "keras", _COMPARE, _PARITY),
+    FigureSpec("fit_epoch_jax", "fit_epoch on the JAX backend (a subprocess: the same saved weights and optimizer "
+               "state, the same seed), --parity backends", "keras", _COMPARE, _PARITY),
+    FigureSpec("fit_epoch_torch", "fit_epoch on the torch backend (a subprocess: the same saved weights and "
+               "optimizer state, the same seed), --parity backends", "keras", _COMPARE, _PARITY),
     # patterns, most specific prefix first (evaluate_val_ before evaluate_)
     FigureSpec("fit_epoch_<key>", f"what model.fit(..., epochs=1, shuffle=False) logs as {{key}} {_OWN}", "keras",
                _COMPARE, _STEP),

@@ -19,6 +19,9 @@ class ParityMeasurements:
     backend: the backend the run's figures come from; evaluate: its evaluate figure.
     backends: other backend -> Keras's evaluate on it (a subprocess); backend_errors: other backend ->
       why it could not be measured.
+    fit_epoch: the run's fit_epoch (None when not compared); fits: other backend -> the fit probe's
+      one-epoch fit on it (the same subprocess); random_layers: the layers whose training behaviour draws
+      random numbers (Dropout, noise), which each backend draws from its own generator.
     jit / nojit: Keras's evaluate with jit_compile=True / False (None when not measured).
     float32: evaluate of a float32 copy of a mixed-precision model (None when not measured or the model
       computes in float32); low_precision: the compute dtypes below float32 ("float16", "bfloat16").
@@ -34,6 +37,9 @@ class ParityMeasurements:
     evaluate: float
     backends: Mapping[str, float] = field(default_factory=_empty)
     backend_errors: Mapping[str, str] = field(default_factory=_empty)
+    fit_epoch: float | None = None
+    fits: Mapping[str, float] = field(default_factory=_empty)
+    random_layers: tuple[str, ...] = ()
     jit: float | None = None
     nojit: float | None = None
     float32: float | None = None

@@ -10,10 +10,11 @@ WHERE = ("input", "forward", "loss", "gradient", "update")
 
 @dataclass(frozen=True)
 class TrainingNonFinite:
-    """The first non-finite training step of the fit probe.
+    """The first non-finite training step of the fit probe or of the callback's watched fit.
 
     epoch, step: counted from 1, as Keras's progress bar shows them; samples: (first, last) row index of
-    the step's batch. where: the first part of the step that is not finite (WHERE), or None when the
+    the step's batch, None where they cannot be named. not_taken_apart: why the step was not taken apart
+    (where is then None), else None. where: the first part of the step that is not finite (WHERE), or None when the
     replayed step was finite in every part; layer: the first layer whose output is not finite, in call
     order (where "forward"); variable: the first variable whose gradient or updated value is not finite
     (where "gradient" / "update"). last_finite_loss: the training-mode loss of the step before, at its
@@ -21,15 +22,20 @@ class TrainingNonFinite:
 
     epoch: int
     step: int
-    samples: tuple[int, int]
+    samples: tuple[int, int] | None
     where: str | None
     layer: str | None = None
     variable: str | None = None
     last_finite_loss: float | None = None
     gradient_norms: tuple[tuple[str, float], ...] = ()
+    not_taken_apart: str | None = None
 
     def section(self) -> dict:
         """The JSON `training_nonfinite` section."""
-        return {"epoch": self.epoch, "step": self.step, "samples": list(self.samples), "where": self.where,
-                "layer": self.layer, "variable": self.variable, "last_finite_loss": self.last_finite_loss,
-                "gradient_norms": [{"variable": v, "norm": n} for v, n in self.gradient_norms]}
+        section = {"epoch": self.epoch, "step": self.step,
+                   "samples": None if self.samples is None else list(self.samples), "where": self.where,
+                   "layer": self.layer, "variable": self.variable, "last_finite_loss": self.last_finite_loss,
+                   "gradient_norms": [{"variable": v, "norm": n} for v, n in self.gradient_norms]}
+        if self.not_taken_apart is not None:
+            section["not_taken_apart"] = self.not_taken_apart
+        return section

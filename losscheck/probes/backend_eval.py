@@ -1,7 +1,9 @@
 """`KERAS_BACKEND=BACKEND python -m losscheck.probes.backend_eval BACKEND MODEL DATA [--batch-size N]
-[--seed S] [--custom-objects F] [--loss SPEC] [--unsafe]`: Keras's evaluate of a model file on a data
-file on BACKEND, printed as one JSON line {"backend", "evaluate"}. Started by `--parity backends`
-(losscheck.probes.parity.backend_evaluate) with KERAS_BACKEND set, since importing this package
+[--seed S] [--custom-objects F] [--loss SPEC] [--unsafe] [--fit] [--class-weight JSON]`: Keras's evaluate
+of a model file on a data file on BACKEND and, with --fit, the fit probe's one-epoch fit after it (from the
+same saved weights and optimizer state, losscheck.probes.fitting.fit_epoch_restoring), printed as one JSON
+line {"backend", "evaluate"[, "fit_epoch"]}. Started by `--parity backends`
+(losscheck.probes.parity.backend_figures) with KERAS_BACKEND set, since importing this package
 imports Keras; a Keras on another backend than BACKEND is refused (exit 2)."""
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--custom-objects", type=Path)
     parser.add_argument("--loss")
     parser.add_argument("--unsafe", action="store_true")
+    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--class-weight", type=json.loads)
     args = parser.parse_args(argv)
     from losscheck._tf import keras
 
@@ -33,20 +37,25 @@ def main(argv: list[str]) -> int:
     from losscheck.core.config import Config
     from losscheck.core.errors import LosscheckError
     from losscheck.loading.inputs import load_inputs
+    from losscheck.probes.fitting import fit_epoch_restoring
     from losscheck.probes.parity import keras_evaluate
 
+    class_weight = {int(k): float(v) for k, v in args.class_weight.items()} if args.class_weight else None
     cfg = Config(model_path=args.model, data_path=args.data, batch_size=args.batch_size,
                  custom_objects=args.custom_objects, loss=args.loss, unsafe=args.unsafe, seed=args.seed)
+    out: dict[str, object] = {"backend": keras.backend.backend()}
     try:
         loaded, data = load_inputs(cfg, lambda _msg: None)
         try:
-            value = keras_evaluate(loaded.model, data, args.batch_size)
+            out["evaluate"] = keras_evaluate(loaded.model, data, args.batch_size)
+            if args.fit and loaded.optimizer_problem is None:
+                out["fit_epoch"] = fit_epoch_restoring(loaded.model, data, args.batch_size, class_weight, args.seed)
         finally:
             data.close()
     except LosscheckError as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    print(json.dumps({"backend": keras.backend.backend(), "evaluate": value}))
+    print(json.dumps(out))
     return 0
 
 

@@ -93,11 +93,12 @@ class Watch(keras.callbacks.Callback):
         """Without a per-step weights check, non-finite weights with a finite loss are seen here: the last
         step is the one found (a replay then looks at the step before too)."""
         if self.stop_at is None and self.found is None and self._weights_finite is None and self.last is not None:
-            if not all(_finite(v) for v in self.model.trainable_variables):
+            if not all(finite(v) for v in self.model.trainable_variables):
                 self.found = self.last
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
+    """Whether a tensor or array holds no NaN or Inf (non-float values are finite)."""
     a = np.asarray(value)
     return not np.issubdtype(a.dtype, np.floating) or bool(np.all(np.isfinite(a)))
 
@@ -135,26 +136,31 @@ def locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, se
             var.assign(value)
 
     with assigned_back(variables):
-        return _locate(model, data, batch_size, class_weight, found, fit, restore)
+        return take_apart_step(model, data, list(data.batch_bounds(batch_size)), class_weight, found,
+                               lambda at: _replay_to(fit, at, restore))
 
 
-def _locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, found: StepAt, fit: Any,
-            restore: Any) -> TrainingNonFinite:
-    bounds = list(data.batch_bounds(batch_size))
+def take_apart_step(model: Any, data: Any, bounds: list[tuple[int, int]], class_weight: dict | None,
+                    found: StepAt, replay_to: Any, replayable: Any = None) -> TrainingNonFinite:
+    """The record of the non-finite step `found`: `replay_to(at)` brings the model to the state just before
+    step `at` (every step before it run as the fit ran them); `replayable(at)` tells whether it can
+    (default: always). When the weights before `found` are already non-finite, the step before is the
+    one taken apart."""
+    can = replayable or (lambda at: True)
     at = found
-    _replay_to(fit, at, restore)
-    if not all(_finite(v) for v in model.trainable_variables):
+    replay_to(at)
+    if not all(finite(v) for v in model.trainable_variables):
         before = _previous(at, len(bounds))
-        if before is not None:
+        if before is not None and can(before):
             at = before
     norms: tuple[tuple[str, float], ...] = ()
     last_loss = None
     before = _previous(at, len(bounds))
-    if before is not None:
-        _replay_to(fit, before, restore)
+    if before is not None and can(before):
+        replay_to(before)
         last_loss, grads = _loss_and_gradients(model, data, bounds[before.step], class_weight)
         norms = _largest_norms(model, grads)
-    _replay_to(fit, at, restore)
+    replay_to(at)
     where, layer, variable = _take_apart(model, data, bounds[at.step], class_weight)
     first, stop = bounds[at.step]
     return TrainingNonFinite(epoch=at.epoch + 1, step=at.step + 1, samples=(first, stop - 1), where=where,
@@ -164,7 +170,8 @@ def _locate(model: Any, data: Any, batch_size: int, class_weight: dict | None, f
                              gradient_norms=norms)
 
 
-def _batch(data: Any, bound: tuple[int, int], class_weight: dict | None):
+def step_batch(data: Any, bound: tuple[int, int], class_weight: dict | None):
+    """(xs, ys, sample weights, x, y) of one training batch, class_weight applied as fit applies it."""
     from losscheck.probes.batching import class_weight_sample_weights, structure
 
     xs, ys, sw = data.slice(*bound)
@@ -177,7 +184,7 @@ def _loss_and_gradients(model: Any, data: Any, bound: tuple[int, int], class_wei
     """(the training-mode loss of the batch at the current weights, its gradients)."""
     import tensorflow as tf
 
-    _, _, sw, x, y = _batch(data, bound, class_weight)
+    _, _, sw, x, y = step_batch(data, bound, class_weight)
     with tf.GradientTape() as tape:
         pred = model(x, training=True)
         loss = model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=True)
@@ -206,7 +213,7 @@ class _LayerOutputs:
 
             def call(*args, __orig=original, __name=layer.name, **kwargs):
                 out = __orig(*args, **kwargs)
-                if self.first is None and not all(_finite(t) for t in keras.tree.flatten(out)):
+                if self.first is None and not all(finite(t) for t in keras.tree.flatten(out)):
                     self.first = __name
                 return out
 
@@ -224,24 +231,24 @@ def _take_apart(model: Any, data: Any, bound: tuple[int, int], class_weight: dic
     weights: input, forward, loss, gradient, update; where None when every part is finite."""
     import tensorflow as tf
 
-    xs, ys, sw, x, y = _batch(data, bound, class_weight)
-    if not all(_finite(a) for a in [*xs, *ys] + ([sw] if sw is not None else [])):
+    xs, ys, sw, x, y = step_batch(data, bound, class_weight)
+    if not all(finite(a) for a in [*xs, *ys] + ([sw] if sw is not None else [])):
         return "input", None, None
     with tf.GradientTape() as tape:
         with _LayerOutputs(model) as outputs:
             pred = model(x, training=True)
-        if outputs.first is not None or not all(_finite(t) for t in keras.tree.flatten(pred)):
+        if outputs.first is not None or not all(finite(t) for t in keras.tree.flatten(pred)):
             return "forward", outputs.first, None
         loss = model.compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=True)
-    if not _finite(loss):
+    if not finite(loss):
         return "loss", None, None
     variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
     for var, grad in zip(variables, grads, strict=True):
-        if grad is not None and not _finite(grad):
+        if grad is not None and not finite(grad):
             return "gradient", None, var.path
     model.optimizer.apply([g for g in grads], variables)
     for var in variables:
-        if not _finite(var):
+        if not finite(var):
             return "update", None, var.path
     return None, None, None

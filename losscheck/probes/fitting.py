@@ -24,6 +24,23 @@ def _validation_data(val: DataSource | None, batch_size: int):
     return (structure(xs), structure(ys)) if sw is None else (structure(xs), structure(ys), sw)
 
 
+def _fresh_fit_draw(model) -> None:
+    """On torch, Keras's fit of a model whose compiled loss or metrics are not built yet (a fresh load)
+    first takes one batch from a new torch DataLoader iterator to build them, and that iterator draws
+    its base seed from torch's global generator; the fit of a model that earlier passes built skips
+    that draw. It is drawn here, so the fit's random numbers (a Dropout without a seed draws its masks
+    from that generator on torch) are those of Keras's fit of a fresh load."""
+    if keras.backend.backend() != "torch":
+        return
+    compiled = [getattr(model, "_compile_metrics", None), getattr(model, "_compile_loss", None)]
+    if not all(layer.built for layer in model._flatten_layers()) or any(c is not None and not c.built
+                                                                         for c in compiled):
+        return  # fit builds them itself, with that draw
+    import torch
+
+    torch.empty((), dtype=torch.int64).random_()
+
+
 @data_errors
 def fit_epoch(model, data: DataSource, batch_size: int, class_weight=None, seed: int = 0,
               validation: DataSource | None = None, logs: dict[str, float] | None = None, epochs: int = 1,
@@ -35,6 +52,7 @@ def fit_epoch(model, data: DataSource, batch_size: int, class_weight=None, seed:
     (loss, val_loss, the model's own keys, ...). With `epochs` N, fit runs up to N epochs (its
     `callbacks` may stop it) and the figure and logs are the first epoch's."""
     keras.utils.set_random_seed(seed)
+    _fresh_fit_draw(model)
     run = {"epochs": epochs, "callbacks": callbacks or []}
     val = _validation_data(validation, batch_size)
     if data.pipeline:  # fit consumes the pipeline itself, with its own batching

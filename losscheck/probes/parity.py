@@ -1,6 +1,7 @@
 """evaluate under other execution settings (`--parity`): Keras's own evaluate with jit_compile forced on
-or off (on the loaded model, its state restored afterwards), and Keras's evaluate on another backend,
-in a subprocess started with that backend (losscheck.probes.backend_eval)."""
+or off (on the loaded model, its state restored afterwards), and Keras's evaluate and the fit probe's
+one-epoch fit on another backend, in a subprocess started with that backend
+(losscheck.probes.backend_eval)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from losscheck.probes.data_errors import data_errors
 
 #: the backends --parity backends re-measures on, when installed
 PARITY_BACKENDS = ("tensorflow", "jax", "torch")
-#: seconds one other backend may take (import, load, one evaluate)
+#: seconds one other backend may take (import, load, one evaluate, one epoch of fit)
 BACKEND_TIMEOUT_S = 600
 
 
@@ -68,9 +69,10 @@ def installed_backends() -> list[str]:
     return [b for b in PARITY_BACKENDS if importlib.util.find_spec(b) is not None]
 
 
-def backend_evaluate(backend: str, cfg) -> float:
-    """Keras's evaluate of the same model file and data file on `backend`, from a subprocess (Keras
-    picks its backend once per process). Raises RuntimeError with the reason when it cannot."""
+def backend_figures(backend: str, cfg, fit: bool) -> dict[str, float]:
+    """{"evaluate": Keras's evaluate[, "fit_epoch": the fit probe's one-epoch fit, with `fit`]} of the same
+    model file and data file on `backend`, from a subprocess (Keras picks its backend once per process).
+    Raises RuntimeError with the reason when it cannot."""
     if cfg.inputs is not None:
         raise RuntimeError("a model or data built in this process (in memory, FILE.py:FUNC or a TFRecord "
                            "folder) cannot be passed to another process")
@@ -84,6 +86,10 @@ def backend_evaluate(backend: str, cfg) -> float:
         args += ["--loss", cfg.loss]
     if cfg.unsafe:
         args.append("--unsafe")
+    if fit:
+        args.append("--fit")
+        if cfg.class_weight:
+            args += ["--class-weight", json.dumps({str(k): float(v) for k, v in cfg.class_weight.items()})]
     env = {**os.environ, "KERAS_BACKEND": backend}
     try:
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=BACKEND_TIMEOUT_S)
@@ -94,7 +100,7 @@ def backend_evaluate(backend: str, cfg) -> float:
         why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise RuntimeError(why[:300])
     result: dict[str, Any] = json.loads(lines[-1])
-    return float(result["evaluate"])
+    return {k: float(result[k]) for k in ("evaluate", "fit_epoch") if result.get(k) is not None}
 
 
 def uses_logits_shortcut(loaded) -> bool:
@@ -121,27 +127,18 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
     """(ParityMeasurements, notes) for `cfg.parity` (a subset of backends, jit, float32) and, with a
     `strategy` (--distribute), Keras's evaluate under it and the one-epoch fit of a copy loaded on one
     device. Adds the figures it measures to `figures` (evaluate_jit, evaluate_nojit, evaluate_<backend>,
-    evaluate_distributed, fit_epoch_one_device); `notes` say what could not be measured."""
+    fit_epoch_<backend> where fit_epoch is measured here, evaluate_distributed, fit_epoch_one_device);
+    `notes` say what could not be measured."""
     from losscheck.measurements.parity import ParityMeasurements
 
     settings = cfg.parity
     here = keras.backend.backend()
     notes: list[str] = []
     backends: dict[str, float] = {}
+    fits: dict[str, float] = {}
     errors: dict[str, str] = {}
     if "backends" in settings:
-        others = [b for b in installed_backends() if b != here]
-        if not others:
-            notes.append(f"--parity backends: no other Keras backend is installed besides {here} "
-                         '(pip install "losscheck[jax]" or "losscheck[torch]")')
-        for other in others:
-            progress(f"evaluate on the {other} backend (a subprocess)")
-            try:
-                backends[other] = backend_evaluate(other, cfg)
-                figures[f"evaluate_{other}"] = backends[other]
-            except (RuntimeError, OSError, ValueError) as exc:
-                errors[other] = str(exc)
-                notes.append(f"--parity backends: evaluate on {other} could not be measured ({exc})")
+        _other_backends(cfg, here, "fit_epoch" in figures, figures, backends, fits, errors, notes, progress)
     jit = nojit = None
     if "jit" in settings:
         progress("evaluate with jit_compile on and off")
@@ -182,14 +179,41 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
         notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
                      f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
     dtypes = tuple(sorted({str(getattr(lyr, "compute_dtype", "")) for lyr in low_precision}))
+    from losscheck.probes.layers import LayerFamilies
+
+    families = LayerFamilies.of(loaded.model)
     record = ParityMeasurements(
         backend=here, evaluate=figures["evaluate"], backends=_frozen(backends), backend_errors=_frozen(errors),
+        fit_epoch=figures.get("fit_epoch") if fits else None, fits=_frozen(fits),
+        random_layers=tuple(families.names("dropout") + families.names("noise")),
         jit=jit, nojit=nojit, float32=f32, low_precision=dtypes,
         logits_shortcut=uses_logits_shortcut(loaded), add_loss=adds_losses(loaded.model),
         distributed=distributed, replicas=replicas,
         fit_distributed=figures.get("fit_epoch") if fit_one is not None else None,
         fit_one_device=fit_one, batchnorm=tuple(batchnorm))
     return record, notes
+
+
+def _other_backends(cfg, here: str, fit: bool, figures: dict[str, float], backends: dict[str, float],
+                    fits: dict[str, float], errors: dict[str, str], notes: list[str], progress) -> None:
+    """evaluate_<backend> and, with `fit`, fit_epoch_<backend> on each other installed backend."""
+    others = [b for b in installed_backends() if b != here]
+    if not others:
+        notes.append(f"--parity backends: no other Keras backend is installed besides {here} "
+                     '(pip install "losscheck[jax]" or "losscheck[torch]")')
+    for other in others:
+        progress(f"evaluate{' and the one-epoch fit' if fit else ''} on the {other} backend (a subprocess)")
+        try:
+            measured = backend_figures(other, cfg, fit)
+        except (RuntimeError, OSError, ValueError) as exc:
+            errors[other] = str(exc)
+            notes.append(f"--parity backends: evaluate on {other} could not be measured ({exc})")
+            continue
+        backends[other] = figures[f"evaluate_{other}"] = measured["evaluate"]
+        if "fit_epoch" in measured:
+            fits[other] = figures[f"fit_epoch_{other}"] = measured["fit_epoch"]
+        elif fit:
+            notes.append(f"--parity backends: the one-epoch fit on {other} logs no 'loss'")
 
 
 def _frozen(d: dict) -> Any:

@@ -42,6 +42,43 @@ def _shift_seeds(seeds: list[tuple[int, Any]], draw: int) -> None:
         var.assign(state)
 
 
+class _TorchRandom:
+    """torch's global generators (CPU, and CUDA once initialized), from which a torch Dropout without a
+    seed draws its masks: saved before the first variant of a batch and put back before each other one,
+    so every variant draws the masks the first draws; after the batch they stand as after one pass."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+        self.start: Any = None
+        self.after_first: Any = None
+
+    def _state(self) -> Any:
+        t = self.torch
+        return t.get_rng_state(), (t.cuda.get_rng_state_all() if t.cuda.is_initialized() else None)
+
+    def _set(self, state: Any) -> None:
+        cpu, cuda = state
+        self.torch.set_rng_state(cpu)
+        if cuda is not None:
+            self.torch.cuda.set_rng_state_all(cuda)
+
+    def before(self, k: int) -> None:
+        """Before variant `k` of a batch."""
+        if k == 0:
+            self.start = self._state()
+            return
+        if k == 1:
+            self.after_first = self._state()
+        self._set(self.start)
+
+    def done(self, count: int) -> None:
+        """After the batch's `count` variants."""
+        if count > 1:
+            self._set(self.after_first)
+
+
 def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, held_off: list[Any],
                    trainable: list[Any], non_trainable: list[Any], carried: list[tuple[int, Any]],
                    own: list[list[Any]], seeds: list[tuple[int, Any]]) -> Callable:
@@ -49,6 +86,7 @@ def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, hel
     Prober.training_passes_weighted): the stacked batch losses, unweighted then (with `cw`) class-weighted."""
     tensorflow = is_tensorflow()
     batch_mean = _batch_mean()
+    torch_random = _TorchRandom() if keras.backend.backend() == "torch" else None
 
     def step(x, y, sw, cw):
         calls.reset()
@@ -63,6 +101,8 @@ def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, hel
         advanced: dict[int, Any] = {}
         for k, f in enumerate(variants):
             outer = f is None
+            if torch_random is not None:
+                torch_random.before(k)
             calls.force(forced[f], () if f in (None, "inference") else held_off)
             mine = [(var, held.value) for (_, var), held in zip(carried, own[k], strict=True)]
             # the variant's own carried values override the shared ones (later entries win)
@@ -83,6 +123,8 @@ def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, hel
                 if new is not None and new is not value:
                     held.assign(new)
         calls.force([])
+        if torch_random is not None:
+            torch_random.done(len(variants))
         for i, var in seeds:  # a separate pass advances each seed once per batch
             if i in advanced:
                 var.assign(advanced[i])

@@ -1,5 +1,6 @@
-"""Rules of the parity area (see losscheck.rules): evaluate re-measured under another backend, with
-jit_compile on and off, and in float32 instead of the model's mixed precision (`--parity`)."""
+"""Rules of the parity area (see losscheck.rules): evaluate and the one-epoch fit re-measured under another
+backend, evaluate with jit_compile on and off, and in float32 instead of the model's mixed precision
+(`--parity`)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,51 @@ def backend_difference(m: Measurements) -> list[Finding]:
         out.append(Finding("backend-difference", message, magnitude=delta, subject=other,
                            between=(f"evaluate_{other}", "evaluate"), advice=advice))
     return out
+
+
+@rule("backend-difference", continued=True)
+def backend_fit_difference(m: Measurements) -> list[Finding]:
+    """fit_epoch on another backend - fit_epoch here, per backend, when significant: both fits start from
+    the same saved weights and optimizer state with the same seed, so what differs is the training step;
+    random layers are named first (each backend draws its own masks), then trainable BatchNormalization
+    and the optimizer update."""
+    p = m.parity
+    if p is None or p.fit_epoch is None:
+        return []
+    scale = scale_of(p.fit_epoch)
+    out = []
+    for other, value in p.fits.items():
+        delta = value - p.fit_epoch
+        if not significant(delta, m.rtol, scale):
+            continue
+        causes = []
+        if p.random_layers:
+            causes.append(f"the random layers ({_names(p.random_layers)}) draw their masks from each backend's own "
+                          "random number generator, so the two fits train on different masks even with the same "
+                          "seed")
+        if p.batchnorm:
+            causes.append(f"BatchNormalization ({_names(p.batchnorm)}) normalizes with batch statistics and updates "
+                          "its moving statistics (momentum) with each backend's kernels")
+        causes.append("the optimizer update, whose float32 rounding differs per backend and carries over the "
+                      "epoch's steps")
+        evaluate_differs = other in p.backends and significant(p.backends[other] - p.evaluate, m.rtol,
+                                                                scale_of(p.evaluate))
+        also = " evaluate differs too (see above), so the forward pass already does." if evaluate_differs else ""
+        message = (f"fit_epoch on {other} is {fmt(value)}, on {p.backend} {fmt(p.fit_epoch)} ({delta:+.6g}, "
+                   f"{abs(delta) / scale:.3%}); both fits start from the same saved weights and optimizer state "
+                   f"with the same seed, so the training step differs: likely cause: " + "; ".join(causes) + "."
+                   + also)
+        advice = ("Compare fits on the same backend; to compare training across backends, disable the random "
+                  "layers (rate 0) or accept a difference of the size of their noise." if p.random_layers else
+                  "Compare fits on the same backend; a large difference points at a numerically fragile step "
+                  "(a large learning rate, a loss near overflow).")
+        out.append(Finding("backend-difference", message, magnitude=delta, subject=other,
+                           between=(f"fit_epoch_{other}", "fit_epoch"), advice=advice))
+    return out
+
+
+def _names(layers: tuple[str, ...]) -> str:
+    return ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
 
 
 @rule("xla-difference")

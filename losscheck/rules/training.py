@@ -42,10 +42,16 @@ def nonfinite_in_training(m: Measurements) -> list[Finding]:
     t = m.training
     if t is None:
         return []
-    head = (f"Training turned non-finite at epoch {t.epoch}, step {t.step} (samples {t.samples[0]}..{t.samples[1]})")
+    head = f"Training turned non-finite at epoch {t.epoch}, step {t.step}"
+    if t.samples is not None:
+        head += f" (samples {t.samples[0]}..{t.samples[1]})"
+    if t.not_taken_apart is not None:
+        return [Finding("nonfinite-in-training", f"{head}; that step is not taken apart: {t.not_taken_apart}.",
+                        advice="Run losscheck compare --fit-epochs N on the saved model and data (or fit with "
+                               "shuffle=False) to have it taken apart.")]
     if t.where is None:
-        return [Finding("nonfinite-in-training", head + "; replayed from the saved weights, every part of that step "
-                        "was finite (the run is not deterministic).",
+        return [Finding("nonfinite-in-training", head + "; replayed, every part of that step was finite (the run "
+                        "is not deterministic).",
                         advice="Run fit with TerminateOnNaN and a fixed seed to reproduce it.")]
     what, causes, advice = _CAUSES[t.where]
     msg = f"{head}: {what.format(layer=t.layer or '?', variable=t.variable or '?')} (where: {t.where})."
