@@ -28,7 +28,8 @@ class Config:
     validation_split: float | None = None  # --validation-split: the last fraction of DATA, as Keras cuts it
     history_path: Path | None = None  # --history: History JSON, CSVLogger CSV or TensorBoard log folder
     parity: frozenset[str] = frozenset()  # --parity: backends, jit, float32
-    distribute: str | None = None  # --distribute: "mirrored"
+    distribute: str | None = None  # --distribute: "mirrored" or "multi-process"
+    processes: Any = None  # --distribute multi-process: this process (core.shards.ProcessSpec)
     fit_epochs: int = 1  # --fit-epochs: the fit probe runs up to this many epochs (fit_epoch is the first's)
     # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
     inputs: Any = None
