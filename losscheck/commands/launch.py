@@ -55,7 +55,7 @@ class _Worker:
     def last_error(self) -> str:
         lines = _lines(self.stderr) if self.stderr is not None else []
         errors = [ln for ln in lines if ln.startswith("losscheck:")]
-        return (errors or lines or [""])[-1][:300]
+        return (errors or [""])[-1][:300]
 
     def describe(self) -> str:
         return f"worker {self.index} (pid {self.proc.pid})"
@@ -148,12 +148,13 @@ def _supervise(workers: list[_Worker], timeout: float) -> int:
     first_done: float | None = None
     while True:
         now = time.monotonic()
-        for w in workers:
-            if w.code is None and (code := w.proc.poll()) is not None:
-                w.code = code
-                if code not in (0, 1):
-                    _failed(workers, w)
-                first_done = first_done if first_done is not None else now
+        ended = [w for w in workers if w.code is None and w.proc.poll() is not None]
+        for w in ended:
+            w.code = w.proc.returncode
+            first_done = first_done if first_done is not None else now
+        failed = sorted((w for w in ended if w.code not in (0, 1)), key=lambda w: (w.code or 0) >= 0)
+        if failed:  # one killed by a signal first: the others' errors follow from it
+            _failed(workers, failed[0])
         running = [w for w in workers if w.code is None]
         if not running:
             break

@@ -11,13 +11,15 @@ and exits with the same code.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from losscheck.core.errors import UsageError
+from losscheck.core.errors import LosscheckError, UsageError
 from losscheck.core.shards import ProcessSpec, ShardPlan, shard_plan, uneven_message, unsupported_backend
 from losscheck.measurements.multiprocess import MultiProcessMeasurements, Shard
 
@@ -62,12 +64,31 @@ def processes() -> tuple[int, int]:
     return int(jax.process_index()), int(jax.process_count())
 
 
+class ProcessLost(LosscheckError):
+    """Another process of the run ended or became unreachable during a collective step."""
+
+
+@contextlib.contextmanager
+def collective(what: str) -> Iterator[None]:
+    """Runs steps that need every process: a lost connection becomes one ProcessLost line."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - JAX raises JaxRuntimeError (no public base) for a lost peer
+        text = str(exc)
+        if type(exc).__name__ not in ("JaxRuntimeError", "XlaRuntimeError") and "Gloo" not in text:
+            raise
+        first = (text.strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ProcessLost(f"--distribute multi-process: {what} stopped: another process of the run ended or cannot "
+                          f"be reached ({first})") from exc
+
+
 def gather(values: list[float]) -> np.ndarray:
     """Every process's `values` (float64, exactly: sent as their bits), one row per process id."""
     from jax.experimental import multihost_utils
 
     bits = np.asarray(values, np.float64).view(np.uint32)
-    rows = np.asarray(multihost_utils.process_allgather(bits))
+    with collective("gathering the processes' figures"):
+        rows = np.asarray(multihost_utils.process_allgather(bits))
     return rows.reshape(rows.shape[0], -1).astype(np.uint32).view(np.float64)
 
 
@@ -168,7 +189,8 @@ def measure_multiprocess(cfg: Any, loaded: Any, data: Any, figures: dict[str, fl
     me, count = processes()
     plan = shard_plan(data.n, cfg.batch_size, count)
     notes: list[str] = []
-    mine = keras_figures(cfg, data, progress)
+    with collective("Keras's evaluate and fit over every process"):
+        mine = keras_figures(cfg, data, progress)
     progress("numpy recomputation on this process's shard")
     sums = shard_sums(loaded, data, plan, me, cfg.seed)
     row = [figures.get(k, np.nan) if k in ("evaluate", "manual") else mine.get(k, np.nan) for k in COMPARED]

@@ -131,13 +131,31 @@ def multiprocess_scaling(m: Measurements) -> list[Finding]:
         return []
     delta = fit - one
     if not significant(delta, m.rtol, scale_of(m.figures.get("evaluate"))):
-        return []
+        return _per_worker_scaling(m, mp)
     message = (f"fit over {mp.processes} processes reports {fmt(fit)}, the same fit in one process {fmt(one)} "
                f"({delta:+.6g}): the loss's gradient depends on how the global batch of {mp.batch_size} is split "
                f"into per-process batches of {mp.batch_size // mp.processes}: a custom loss that divides by a fixed "
                "batch size or sums over the batch changes the update.")
     return [Finding("distribution-scaling", message, magnitude=delta, subject=f"{mp.processes} processes",
                     between=("fit_epoch_multiprocess", "fit_epoch"), advice=_DIST_ADVICE)]
+
+
+def _per_worker_scaling(m: Measurements, mp) -> list[Finding]:
+    """Keras over every process equals one process, but the loss changes with the batch it is given (the
+    batch-size rerun): JAX computes it on the global batch; a strategy that computes it on each worker's
+    own batch (TensorFlow's MultiWorkerMirroredStrategy, MirroredStrategy) would scale it."""
+    probe = m.lossfn.batch_size if m.lossfn is not None else None
+    if probe is None or not significant(probe.other_value - probe.value, m.rtol, scale_of(probe.value)):
+        return []
+    local = mp.batch_size // mp.processes
+    message = (f"the loss depends on the batch it is given ({fmt(probe.value)} at batch {probe.batch_size}, "
+               f"{fmt(probe.other_value)} at batch {probe.other_batch_size}; see batch-size-dependence): on "
+               f"{mp.backend}, Keras computes it on the global batch of {mp.batch_size}, so fit over "
+               f"{mp.processes} processes equals one process here; where each worker computes the loss on its own "
+               f"batch of {local} (TensorFlow's MultiWorkerMirroredStrategy or MirroredStrategy, a custom training "
+               "loop) the value changes and Keras's 1/replicas scaling applies on top, so the update differs.")
+    return [Finding("distribution-scaling", message, magnitude=probe.other_value - probe.value,
+                    subject=f"{mp.processes} processes", advice=_DIST_ADVICE)]
 
 
 @rule("uneven-shards")
