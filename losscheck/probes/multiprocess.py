@@ -144,6 +144,7 @@ def keras_figures(cfg: Any, data: Any, progress: Any) -> dict[str, float]:
         if copy.optimizer_problem is None:
             status("fit_epoch_multiprocess")
             progress("Keras's one-epoch fit over every process")
+            keras.utils.set_random_seed(cfg.seed)  # as the one-process fit probe: the same draws
             history = model.fit(keras_dataset(data, cfg.batch_size), epochs=1, shuffle=False, verbose=0,
                                 class_weight=cfg.class_weight)
             losses = history.history.get("loss")
