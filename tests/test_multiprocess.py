@@ -197,29 +197,35 @@ def test_uneven_shards_before_any_pass(tmp_path):
     assert _workers_alive(str(tmp_path)) == []
 
 
-@MULTI[0]
-@MULTI[1]
-@MULTI[2]
-def test_killed_worker_ends_the_run(tmp_path):
-    """SIGKILL to worker 1 mid-run: exit 2 naming it, and no process of the run is left."""
-    _jax_or_skip()
+def _launch_and_find_worker(tmp_path: Path, process: int) -> tuple[subprocess.Popen, int]:
+    """A --local 2 launcher on a copy of dense_story4's data in tmp_path, and the pid of worker `process`
+    once it has run a few seconds (loading, joining)."""
     model, data = fixture_files("dense_story4")
     local = tmp_path / "data.npz"
     local.write_bytes(Path(data).read_bytes())
     launcher = subprocess.Popen([sys.executable, "-m", "losscheck", "compare", str(model), str(local),
                                  "--distribute", "multi-process", "--local", "2"], cwd=ROOT, env=ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and launcher.poll() is None:
+        for pid in _workers_alive(str(tmp_path)):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if cmd[cmd.index(b"--process-id") + 1] == str(process).encode():
+                time.sleep(4)
+                return launcher, pid
+        time.sleep(0.2)
+    launcher.kill()
+    raise AssertionError(f"worker {process} never started")
+
+
+@MULTI[0]
+@MULTI[1]
+@MULTI[2]
+def test_killed_worker_ends_the_run(tmp_path):
+    """SIGKILL to worker 1 mid-run: exit 2 naming it, and no process of the run is left."""
+    _jax_or_skip()
+    launcher, victim = _launch_and_find_worker(tmp_path, 1)
     try:
-        deadline = time.monotonic() + 120
-        victim = None
-        while victim is None and time.monotonic() < deadline and launcher.poll() is None:
-            for pid in _workers_alive(str(tmp_path)):
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                if b"--process-id" in cmd and cmd[cmd.index(b"--process-id") + 1] == b"1":
-                    victim = pid
-            time.sleep(0.2)
-        assert victim is not None, "worker 1 never started"
-        time.sleep(4)  # well into loading and joining
         os.kill(victim, signal.SIGKILL)
         _, err = launcher.communicate(timeout=60)
     finally:
@@ -230,6 +236,25 @@ def test_killed_worker_ends_the_run(tmp_path):
     time.sleep(0.5)
     assert _workers_alive(str(tmp_path)) == []
     assert _children_of(launcher.pid) == []
+
+
+@MULTI[0]
+@MULTI[1]
+@MULTI[2]
+def test_sigterm_on_the_launcher_leaves_nothing(tmp_path):
+    """SIGTERM to the launcher mid-run: exit 143, every worker ended."""
+    _jax_or_skip()
+    launcher, _ = _launch_and_find_worker(tmp_path, 0)
+    try:
+        launcher.send_signal(signal.SIGTERM)
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 143, err[-2000:]
+    assert "every worker was stopped" in err
+    time.sleep(0.5)
+    assert _workers_alive(str(tmp_path)) == []
 
 
 def test_tensorflow_backend_is_one_line():
