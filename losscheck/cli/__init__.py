@@ -157,11 +157,7 @@ def run_guarded(command: Callable, args: tuple, kw: dict[str, Any]) -> int:
         click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
         return EXIT_ERROR
     except KeyboardInterrupt:
-        if interrupts.received() == interrupts.signal.SIGTERM:
-            click.echo("losscheck: terminated (SIGTERM); no report was written", err=True)
-            return EXIT_TERMINATED
-        click.echo("losscheck: interrupted; no report was written", err=True)
-        return EXIT_ERROR
+        return _interrupted()
     except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
         if kw.get("debug"):
             traceback.print_exc()
@@ -213,11 +209,16 @@ def run_launcher(kw: dict[str, Any]) -> int:
         click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        if interrupts.received() == interrupts.signal.SIGTERM:
-            click.echo("losscheck: terminated (SIGTERM); every worker was stopped, no report was written", err=True)
-            return EXIT_TERMINATED
-        click.echo("losscheck: interrupted; every worker was stopped, no report was written", err=True)
-        return EXIT_ERROR
+        return _interrupted("every worker was stopped, ")
+
+
+def _interrupted(stopped: str = "") -> int:
+    """The line and exit code after Ctrl-C (2) or SIGTERM (143)."""
+    if interrupts.received() == interrupts.signal.SIGTERM:
+        click.echo(f"losscheck: terminated (SIGTERM); {stopped}no report was written", err=True)
+        return EXIT_TERMINATED
+    click.echo(f"losscheck: interrupted; {stopped}no report was written", err=True)
+    return EXIT_ERROR
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
