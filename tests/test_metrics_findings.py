@@ -14,7 +14,7 @@ from tests.conftest import rel
 pytestmark = pytest.mark.keras
 
 NEW_CODES = {"metric-vs-loss", "metric-batch-mean", "metric-threshold", "metric-class-ids", "target-shape",
-             "target-range"}
+             "target-range", "uneven-shards", "replica-aggregation", "worker-disagreement"}
 
 
 def _compare(model_path, data_path, **kw):

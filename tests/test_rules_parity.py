@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from losscheck.measurements import Measurements, ParityMeasurements, frozen_mapping
+from losscheck.measurements.lossfn import BatchSizeRecord, LossFnMeasurements
+from losscheck.measurements.multiprocess import MultiProcessMeasurements, Shard
 from losscheck.rules import RULES, load_rules
 from losscheck.rules import parity as rules
 
@@ -86,3 +88,61 @@ def test_no_parity_record_no_findings():
     m = Measurements("compare")
     assert rules.backend_difference(m) == rules.xla_difference(m) == rules.precision_difference(m) == []
     assert rules.distribution_scaling(m) == []
+
+
+def _multi(figures=None, **kw) -> Measurements:
+    base = {"processes": 2, "coordinator": "127.0.0.1:1", "backend": "jax", "samples": 96, "batch_size": 32,
+            "shards": (Shard(0, 48, 3, 80.0, 48.0, (("evaluate", 2.0),)), Shard(1, 48, 3, 90.0, 48.0,
+                                                                                (("evaluate", 2.0),)))}
+    probe = kw.pop("probe", None)
+    base.update(kw)
+    lossfn = None
+    if probe is not None:
+        lossfn = LossFnMeasurements(batch_size=BatchSizeRecord(32, 16, probe[0], probe[1], frozen_mapping({})))
+    mp = MultiProcessMeasurements(**base)
+    figures = {"evaluate": 2.0, **(figures or {})}
+    return Measurements("compare", rtol=1e-4, figures=frozen_mapping(figures), lossfn=lossfn,
+                        parity=ParityMeasurements(backend="jax", evaluate=2.0, multiprocess=mp))
+
+
+MULTI_CASES = [
+    # (code, measurements, fires, words in the message)
+    ("uneven-shards", _multi(samples=100, even=False, uneven="process 0 would wait", todo="use 96 samples"), True,
+     ["process 0 would wait", "no pass was run"]),
+    ("uneven-shards", _multi(), False, []),
+    ("replica-aggregation", _multi({"evaluate_multiprocess": 2.5, "manual_multiprocess": 2.0, "regularization": 0.0}),
+     True, ["over 2 processes", "as one process", "not your loss"]),
+    ("replica-aggregation", _multi({"evaluate_multiprocess": 2.0 + 1e-6}), False, []),
+    ("worker-disagreement", _multi(shards=(Shard(0, 48, 3, figures=(("evaluate", 2.0),)),
+                                           Shard(1, 48, 3, figures=(("evaluate", 2.5),)))), True,
+     ["process 1 reports evaluate"]),
+    ("worker-disagreement", _multi(mismatch="the processes read different data (process 0: 96, process 1: 90)"), True,
+     ["different data", "no pass was run"]),
+    ("worker-disagreement", _multi(), False, []),
+    ("distribution-scaling", _multi({"fit_epoch": 1.5, "fit_epoch_multiprocess": 1.8}), True,
+     ["fit over 2 processes", "per-process batches of 16"]),
+    ("distribution-scaling", _multi({"fit_epoch": 1.5, "fit_epoch_multiprocess": 1.5}, probe=(2.0, 1.0)), True,
+     ["global batch of 32", "own batch of 16"]),
+    ("distribution-scaling", _multi({"fit_epoch": 1.5, "fit_epoch_multiprocess": 1.5}, probe=(2.0, 2.0)), False, []),
+]
+
+
+@pytest.mark.parametrize("code, m, fires, words", MULTI_CASES)
+def test_multiprocess_rules(code, m, fires, words):
+    found = RULES[code](m)
+    assert bool(found) == fires
+    for f in found:
+        assert f.code == code
+        if f.between:
+            a, b = f.between
+            assert f.magnitude == m.figures[a] - m.figures[b]
+        for word in words:
+            assert word in f.message
+
+
+def test_shards_section_in_the_json():
+    from losscheck.report.measured import measured_sections
+
+    (first, second) = measured_sections(_multi())["shards"]
+    assert first == {"process": 0, "samples": 48, "steps": 3, "loss_sum": 80.0, "weight_sum": 48.0}
+    assert second["process"] == 1

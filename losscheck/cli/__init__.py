@@ -15,6 +15,8 @@ import click
 
 from losscheck import __version__, interrupts, preflight, usercode
 from losscheck.cli import output
+from losscheck.cli.launch import check_backend as check_multiprocess_backend
+from losscheck.cli.launch import is_worker_of_many, multiprocess_options, process_spec, report_only_stdout
 from losscheck.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
@@ -59,7 +61,9 @@ def _check_plot(path: Path | None) -> None:
 
 def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
     """Check everything that needs no TensorFlow (it takes seconds to import), then build the Config."""
+    check_multiprocess_backend(kw)
     preflight.check_backend(kw.get("backend"))
+    processes = process_spec(kw)
     names = preflight.check_model(model)  # its input and output names, when its file tells them
     data_input = preflight.check_data(data, kw.get("parse"), names) if data is not None else None
     if kw.get("val") is not None:
@@ -87,7 +91,7 @@ def _config(model: Path, data: Path | None, kw: dict[str, Any]) -> Config:
         progress=output._stderr_tty(), inputs=_pipeline_inputs(data, kw.get("parse"), kw["batch_size"]),
         val_path=kw.get("val"), validation_split=kw.get("validation_split"), history_path=kw.get("history"),
         parity=preflight.parse_parity(kw.get("parity")), distribute=kw.get("distribute"),
-        fit_epochs=kw.get("fit_epochs") or 1, epoch=kw.get("epoch"),
+        fit_epochs=kw.get("fit_epochs") or 1, epoch=kw.get("epoch"), processes=processes,
     )
 
 
@@ -139,12 +143,13 @@ def run_guarded(command: Callable, args: tuple, kw: dict[str, Any]) -> int:
     error (traceback with --debug), 143 after SIGTERM."""
     usercode.reset()
     try:
-        with interrupts.handled(), usercode.no_hard_exit():
+        with interrupts.handled(), usercode.no_hard_exit(), report_only_stdout(kw):
             gate = _gate(kw)  # usage errors before loading anything
             with _progress(kw) as progress:
                 report = command(*args, progress=progress, **kw)
             report = gate.apply(_with_nonfinite_figure(report))
-            _emit(report, kw)
+            if not is_worker_of_many(kw):  # in a multi-process run, process 0 writes the report
+                _emit(report, kw)
             return report.exit_code(gate)
     except LosscheckError as exc:
         if kw.get("debug"):
@@ -152,11 +157,7 @@ def run_guarded(command: Callable, args: tuple, kw: dict[str, Any]) -> int:
         click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)  # may quote file contents
         return EXIT_ERROR
     except KeyboardInterrupt:
-        if interrupts.received() == interrupts.signal.SIGTERM:
-            click.echo("losscheck: terminated (SIGTERM); no report was written", err=True)
-            return EXIT_TERMINATED
-        click.echo("losscheck: interrupted; no report was written", err=True)
-        return EXIT_ERROR
+        return _interrupted()
     except (SystemExit, usercode.UserCodeExit) as exc:  # nothing in a run exits but the user's code
         if kw.get("debug"):
             traceback.print_exc()
@@ -180,9 +181,44 @@ def guarded(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kw: Any) -> None:
+        if kw.get("local") is not None and kw.get("distribute") == "multi-process":
+            sys.exit(run_launcher(kw))
         sys.exit(run_guarded(command, args, kw))
 
     return wrapper
+
+
+def run_launcher(kw: dict[str, Any]) -> int:
+    """`--distribute multi-process --local N`: the inputs checked here, then N workers started and
+    supervised; process 0's report on stdout, the workers' common exit code (2 naming a failed worker)."""
+    from losscheck.cli.launch import launch
+
+    try:
+        with interrupts.handled():
+            _gate(kw)
+            preflight.check_validation(kw.get("val"), kw.get("validation_split"))
+            _check_plot(kw.get("plot"))
+            cfg = _config(kw["model"], kw["data"], kw)
+            if cfg.inputs is not None:
+                raise UsageError("--distribute multi-process takes a data file (.npz or .h5), not FILE.py:FUNC or "
+                                 "a TFRecord folder")
+            code, text = launch(click.get_current_context(), kw)
+        click.echo(text, nl=False)
+        return code
+    except LosscheckError as exc:
+        click.echo(f"losscheck: error: {for_terminal(exc.message)}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return _interrupted("every worker was stopped, ")
+
+
+def _interrupted(stopped: str = "") -> int:
+    """The line and exit code after Ctrl-C (2) or SIGTERM (143)."""
+    if interrupts.received() == interrupts.signal.SIGTERM:
+        click.echo(f"losscheck: terminated (SIGTERM); {stopped}no report was written", err=True)
+        return EXIT_TERMINATED
+    click.echo(f"losscheck: interrupted; {stopped}no report was written", err=True)
+    return EXIT_ERROR
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -200,6 +236,7 @@ def main() -> None:
 @common_options
 @fit_options
 @validation_options
+@multiprocess_options
 @PARSE_OPTION
 @guarded
 def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any):
@@ -210,7 +247,7 @@ def compare(model: Path, data: Path, progress: Callable[[str], None], **kw: Any)
     from losscheck.commands.compare import run_compare
 
     report = run_compare(cfg, progress)
-    if kw.get("plot") is not None:
+    if kw.get("plot") is not None and not is_worker_of_many(kw):
         from losscheck.plot import write_plot
 
         write_plot(report, kw["plot"])

@@ -158,11 +158,13 @@ def validation_options(f: Callable) -> Callable:
                      help="Re-measure evaluate under other execution settings, comma-separated: backends (every "
                           "other installed Keras backend, in a subprocess), jit (jit_compile on and off), "
                           "float32 (a float32 copy of a mixed-precision model); differences become findings."),
-        click.option("--distribute", type=click.Choice(["mirrored"]),
-                     help="Load the model under tf.distribute.MirroredStrategy over the visible devices (every GPU, "
-                          "else every logical CPU; on JAX, Keras's DataParallel over every JAX device): fit_epoch "
-                          "and evaluate_distributed are Keras's distributed figures; a fit that differs from one "
-                          "device is distribution-scaling."),
+        click.option("--distribute", type=click.Choice(["mirrored", "multi-process"]),
+                     help="mirrored: load the model under tf.distribute.MirroredStrategy over the visible devices "
+                          "(every GPU, else every logical CPU; on JAX, Keras's DataParallel over every JAX device): "
+                          "fit_epoch and evaluate_distributed are Keras's distributed figures; a fit that differs "
+                          "from one device is distribution-scaling. multi-process: Keras's own evaluate and fit "
+                          "over several processes (JAX; --local N, or --coordinator/--num-processes/--process-id "
+                          "on each host): evaluate_multiprocess, fit_epoch_multiprocess beside one process's."),
         click.option("--trace", "trace", is_flag=True,
                      help="Show the reduction trace in the table and markdown even when no finding refers to it "
                           "(the JSON report always holds it)."),

@@ -31,10 +31,22 @@ def run_compare(cfg: Config, progress: Progress = lambda _msg: None, *, validati
     from losscheck.report.assemble import compare_report
     from losscheck.rules import judge
 
+    if cfg.distribute == "multi-process":  # joins the other processes before the first JAX computation
+        from losscheck.probes.multiprocess import join
+
+        join(cfg.processes)
     with scope(strategy_for(cfg.distribute)):  # variables created under --distribute's strategy
         loaded, data = load_inputs(cfg, progress)
     assert data is not None
     check_loaded(cfg, loaded, data)
+    if cfg.distribute == "multi-process":
+        from losscheck.probes.multiprocess import stopped_measurements
+        from losscheck.report.assemble import stopped_report
+
+        stopped = stopped_measurements(cfg, data)
+        if stopped is not None:  # uneven shards or mismatched processes: judged before any pass
+            data.close()
+            return stopped_report(build_header(cfg, loaded, data, None, None), stopped, judge(stopped))
     val, split_at = validation_data, None
     try:
         if validation_data is not None or cfg.val_path is not None or cfg.validation_split is not None:

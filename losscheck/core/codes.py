@@ -190,4 +190,20 @@ CODES: dict[str, Code] = {
         "under `--distribute` the loss differs from one device: a custom loss divides by a batch size itself",
         "gap",
     ),
+    "uneven-shards": Code(
+        Severity.ERROR,
+        "under `--distribute multi-process` the processes would get unequal steps or batches (one would wait "
+        "forever); found before any pass",
+        "count",
+    ),
+    "replica-aggregation": Code(
+        Severity.WARNING,
+        "Keras's multi-process figure differs from one process: the framework's reduction, not the user's loss",
+        "gap",
+    ),
+    "worker-disagreement": Code(
+        Severity.ERROR,
+        "the processes of a multi-process run read different data or report different figures",
+        "gap",
+    ),
 }

@@ -30,7 +30,8 @@ class Config:
     epoch: int | None = None  # --epoch: the --history epoch the weights are from (default: chosen by the log)
     history: Any = None  # the Python API's history= given in memory (a loading.history.History), not a path
     parity: frozenset[str] = frozenset()  # --parity: backends, jit, float32
-    distribute: str | None = None  # --distribute: "mirrored"
+    distribute: str | None = None  # --distribute: "mirrored" or "multi-process"
+    processes: Any = None  # --distribute multi-process: this process (core.shards.ProcessSpec)
     fit_epochs: int = 1  # --fit-epochs: the fit probe runs up to this many epochs (fit_epoch is the first's)
     # the Python API's in-memory model and/or data: an object whose load(cfg, progress) returns (loaded, data)
     inputs: Any = None

@@ -60,6 +60,7 @@ _ALL = ("compare", "breakdown", "callback")
 _PROBER = "losscheck.probes"
 _GAPS = "losscheck.probes.gaps"
 _PARITY = "losscheck.probes.parity"
+_MULTI = "losscheck.probes.multiprocess"
 _STEP = "losscheck.probes.compare"
 _EPOCH = "losscheck.probes.epoch"
 _OWN = "(a loss the model's own step logs)"
@@ -115,6 +116,13 @@ FIGURES: dict[str, FigureSpec] = {f.name: f for f in (
                "replicas)", "keras", _COMPARE, _PARITY),
     FigureSpec("fit_epoch_one_device", "with --distribute: fit_epoch of a copy of the model on one device", "keras",
                _COMPARE, _PARITY),
+    FigureSpec("evaluate_multiprocess", "model.evaluate(...) under --distribute multi-process: Keras's own over "
+               "every process (DataParallel, a global batch of --batch-size, from the saved weights)", "keras",
+               _COMPARE, _MULTI),
+    FigureSpec("fit_epoch_multiprocess", "model.fit(..., epochs=1, shuffle=False) under --distribute multi-process: "
+               "Keras's own over every process, from the saved weights", "keras", _COMPARE, _MULTI),
+    FigureSpec("manual_multiprocess", "with --distribute multi-process: the numpy data loss combined from each "
+               "process's sums over its own shard (the shards section)", "numpy", _COMPARE, _MULTI),
     FigureSpec("evaluate_jit", "model.evaluate(...) with jit_compile=True (XLA), --parity jit", "keras", _COMPARE,
                _PARITY),
     FigureSpec("evaluate_nojit", "model.evaluate(...) with jit_compile=False, --parity jit", "keras", _COMPARE,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from losscheck.measurements.multiprocess import MultiProcessMeasurements
+
 
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
@@ -31,7 +33,8 @@ class ParityMeasurements:
     distributed: Keras's evaluate under `--distribute` over `replicas` replicas (None when not asked);
     fit_distributed / fit_one_device: Keras's one-epoch fit under the strategy / of a copy on one device;
     batchnorm: the trainable BatchNormalization layers, which normalize each replica's part of a batch
-    with that part's statistics in fit."""
+    with that part's statistics in fit.
+    multiprocess: the multi-process run (`--distribute multi-process`), None otherwise."""
 
     backend: str
     evaluate: float
@@ -51,3 +54,4 @@ class ParityMeasurements:
     fit_distributed: float | None = None
     fit_one_device: float | None = None
     batchnorm: tuple[str, ...] = ()
+    multiprocess: MultiProcessMeasurements | None = None

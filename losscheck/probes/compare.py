@@ -263,7 +263,7 @@ class _CompareRun:
 
     def _parity(self) -> tuple[Any, list[str]]:
         cfg, strategy = self.cfg, self.strategy
-        if not cfg.parity and strategy is None:
+        if not cfg.parity and strategy is None and cfg.distribute != "multi-process":
             return None, []
         if "evaluate" not in self.figures:
             return None, ["--parity / --distribute: not measured, since evaluate is not reported for this model"]

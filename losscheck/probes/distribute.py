@@ -16,7 +16,7 @@ from losscheck.core.errors import UsageError
 def strategy_for(name: str | None) -> Any:
     """The tf.distribute strategy `--distribute NAME` asks for, or None. One per process: two
     MirroredStrategy objects over the same devices would share collective-op instance keys."""
-    if name is None:
+    if name is None or name == "multi-process":  # multi-process: probes/multiprocess.py
         return None
     if keras.backend.backend() == "jax":
         return _data_parallel()

@@ -178,6 +178,12 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
             figures["fit_epoch_one_device"] = fit_one
         notes.append(f"--distribute {cfg.distribute}: {replicas} replica(s) on "
                      f"{', '.join(strategy.extended.worker_devices)}; fit_epoch is Keras's distributed fit")
+    multiprocess = None
+    if cfg.distribute == "multi-process":
+        from losscheck.probes.multiprocess import measure_multiprocess
+
+        multiprocess, more = measure_multiprocess(cfg, loaded, data, figures, progress)
+        notes += more
     dtypes = tuple(sorted({str(getattr(lyr, "compute_dtype", "")) for lyr in low_precision}))
     from losscheck.probes.layers import LayerFamilies
 
@@ -190,7 +196,7 @@ def measure_parity(cfg, loaded, data, figures: dict[str, float], low_precision: 
         logits_shortcut=uses_logits_shortcut(loaded), add_loss=adds_losses(loaded.model),
         distributed=distributed, replicas=replicas,
         fit_distributed=figures.get("fit_epoch") if fit_one is not None else None,
-        fit_one_device=fit_one, batchnorm=tuple(batchnorm))
+        fit_one_device=fit_one, batchnorm=tuple(batchnorm), multiprocess=multiprocess)
     return record, notes
 
 

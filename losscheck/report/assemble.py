@@ -45,6 +45,15 @@ def compare_report(header: dict[str, Any], m: Measurements, findings: Iterable[F
     return report
 
 
+def stopped_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding]) -> Report:
+    """compare's report when it stopped before any pass (uneven multi-process shards): no figures, the
+    findings that stopped it, the measured sections and the notes."""
+    report = _report("compare", header, m, findings, figure_descriptions("compare"))
+    report.sections.update(measured_sections(m))
+    report.sections["notes"] = without(m.notes)
+    return report
+
+
 def breakdown_report(header: dict[str, Any], m: Measurements, findings: Iterable[Finding]) -> Report:
     """breakdown's report: evaluate, manual, regularization, the mode's sections, notes if any (not
     those on the fit probe: breakdown never fits)."""

@@ -33,6 +33,9 @@ def measured_sections(m: Measurements) -> dict[str, Any]:
         sections["metrics"] = thawed(m.metric_rows)
     if m.training is not None:
         sections["training_nonfinite"] = m.training.section()
+    if m.parity is not None and m.parity.multiprocess is not None and m.parity.multiprocess.shards:
+        sections["shards"] = [{"process": s.process, "samples": s.samples, "steps": s.steps, "loss_sum": s.loss_sum,
+                               "weight_sum": s.weight_sum} for s in m.parity.multiprocess.shards]
     return sections
 
 

@@ -166,3 +166,105 @@ def distribution_scaling(m: Measurements) -> list[Finding]:
 
 _DIST_ADVICE = ("Return per-sample losses (shape (batch,)) and let Keras reduce them, or divide by the batch size "
                 "of the tensor you are given (ops.shape(y_true)[0]), never a fixed one.")
+
+
+@rule("distribution-scaling", continued=True)
+def multiprocess_scaling(m: Measurements) -> list[Finding]:
+    """Under --distribute multi-process: fit_epoch_multiprocess - fit_epoch (one process), when significant."""
+    mp = m.parity.multiprocess if m.parity is not None else None
+    fit, one = m.figures.get("fit_epoch_multiprocess"), m.figures.get("fit_epoch")
+    if mp is None or fit is None or one is None:
+        return []
+    delta = fit - one
+    if not significant(delta, m.rtol, scale_of(m.figures.get("evaluate"))):
+        return _per_worker_scaling(m, mp)
+    message = (f"fit over {mp.processes} processes reports {fmt(fit)}, the same fit in one process {fmt(one)} "
+               f"({delta:+.6g}): the loss's gradient depends on how the global batch of {mp.batch_size} is split "
+               f"into per-process batches of {mp.batch_size // mp.processes}: a custom loss that divides by a fixed "
+               "batch size or sums over the batch changes the update.")
+    return [Finding("distribution-scaling", message, magnitude=delta, subject=f"{mp.processes} processes",
+                    between=("fit_epoch_multiprocess", "fit_epoch"), advice=_DIST_ADVICE)]
+
+
+def _per_worker_scaling(m: Measurements, mp) -> list[Finding]:
+    """Keras over every process equals one process, but the loss changes with the batch it is given (the
+    batch-size rerun): JAX computes it on the global batch; a strategy that computes it on each worker's
+    own batch (TensorFlow's MultiWorkerMirroredStrategy, MirroredStrategy) would scale it."""
+    probe = m.lossfn.batch_size if m.lossfn is not None else None
+    if probe is None or not significant(probe.other_value - probe.value, m.rtol, scale_of(probe.value)):
+        return []
+    local = mp.batch_size // mp.processes
+    message = (f"the loss depends on the batch it is given ({fmt(probe.value)} at batch {probe.batch_size}, "
+               f"{fmt(probe.other_value)} at batch {probe.other_batch_size}; see batch-size-dependence): on "
+               f"{mp.backend}, Keras computes it on the global batch of {mp.batch_size}, so fit over "
+               f"{mp.processes} processes equals one process here; where each worker computes the loss on its own "
+               f"batch of {local} (TensorFlow's MultiWorkerMirroredStrategy or MirroredStrategy, a custom training "
+               "loop) the value changes and Keras's 1/replicas scaling applies on top, so the update differs.")
+    return [Finding("distribution-scaling", message, magnitude=probe.other_value - probe.value,
+                    subject=f"{mp.processes} processes", advice=_DIST_ADVICE)]
+
+
+@rule("uneven-shards")
+def uneven_shards(m: Measurements) -> list[Finding]:
+    """Multi-process shards of unequal steps or batch sizes, judged before any pass: the magnitude is the
+    number of samples the processes would not have in common (those of the extra steps)."""
+    mp = m.parity.multiprocess if m.parity is not None else None
+    if mp is None or mp.even or mp.mismatch:
+        return []
+    extra = mp.samples % mp.batch_size if mp.batch_size % mp.processes == 0 else mp.samples
+    return [Finding("uneven-shards", f"{mp.uneven}; no pass was run.", magnitude=float(extra), unit="sample",
+                    subject=f"{mp.processes} processes", advice=mp.todo[:1].upper() + mp.todo[1:] + ".")]
+
+
+@rule("replica-aggregation")
+def replica_aggregation(m: Measurements) -> list[Finding]:
+    """evaluate_multiprocess - evaluate (one process), when significant; the message says whether the numpy
+    recomputation from the shards' sums (manual_multiprocess) agrees with one process or with Keras."""
+    mp = m.parity.multiprocess if m.parity is not None else None
+    value, one = m.figures.get("evaluate_multiprocess"), m.figures.get("evaluate")
+    if mp is None or value is None or one is None:
+        return []
+    delta = value - one
+    if not significant(delta, m.rtol, scale_of(one)):
+        return []
+    sharded = m.figures.get("manual_multiprocess")
+    regularization = m.figures.get("regularization", 0.0)
+    if sharded is not None:
+        combined = sharded + regularization
+        agrees = "one process" if not significant(combined - one, m.rtol, scale_of(one)) else "neither"
+        why = (f" The shards' own sums give {fmt(combined)} (manual_multiprocess + regularization), as "
+               f"{agrees}: Keras's reduction across the processes, not your loss, makes the difference.")
+    else:
+        why = " Keras's reduction across the processes, not your loss, makes the difference."
+    message = (f"Keras's evaluate over {mp.processes} processes reports {fmt(value)}, in one process "
+               f"{fmt(one)} ({delta:+.6g}, {abs(delta) / scale_of(one):.3%})." + why)
+    return [Finding("replica-aggregation", message, magnitude=delta, subject=f"{mp.processes} processes",
+                    between=("evaluate_multiprocess", "evaluate"),
+                    advice="Compare the one-process figure; report the difference with your Keras version and backend, "
+                           "and aggregate metrics yourself from per-process sums (loss sum, weight sum) meanwhile.")]
+
+
+@rule("worker-disagreement")
+def worker_disagreement(m: Measurements) -> list[Finding]:
+    """Processes that read different data (judged before any pass), or report a figure differently: the
+    largest difference from process 0, per figure."""
+    mp = m.parity.multiprocess if m.parity is not None else None
+    if mp is None:
+        return []
+    if mp.mismatch:
+        return [Finding("worker-disagreement", mp.mismatch[:1].upper() + mp.mismatch[1:] + "; no pass was run.",
+                        subject=f"{mp.processes} processes",
+                        advice="Start every process with the same model, DATA and options.")]
+    out = []
+    first = dict(mp.shards[0].figures) if mp.shards else {}
+    for name, value in first.items():
+        others = [(s.process, dict(s.figures).get(name)) for s in mp.shards[1:]]
+        worst = max(((p, v) for p, v in others if v is not None), key=lambda pv: abs(pv[1] - value), default=None)
+        if worst is None or not significant(worst[1] - value, m.rtol, scale_of(value)):
+            continue
+        message = (f"process {worst[0]} reports {name} = {fmt(worst[1])}, process 0 {fmt(value)} "
+                   f"({worst[1] - value:+.6g}): the processes do not see the same model, data or options.")
+        out.append(Finding("worker-disagreement", message, magnitude=worst[1] - value, subject=f"process {worst[0]}",
+                           advice="Give every process the same model file, DATA file and options (compare the "
+                                  "files' checksums on each host)."))
+    return out
