@@ -202,6 +202,31 @@ def _history_in_memory(history: Any) -> Any:
     return history_in_memory(history)
 
 
+def _processes(distribute: Any, processes: Any, model_or_path: Any, data: Any) -> Any:
+    """This process's place in a multi-process run (core.shards.ProcessSpec), from `processes` or
+    Keras's environment variables; None for the other `distribute` values."""
+    from losscheck.cli.launch import process_spec
+
+    if distribute not in (None, "mirrored", "multi-process"):
+        raise UsageError(f"distribute must be 'mirrored' or 'multi-process', not {distribute!r}")
+    if distribute != "multi-process":
+        if processes is not None:
+            raise UsageError("processes= is for distribute='multi-process'")
+        return None
+    if not _is_path(model_or_path) or not _is_path(data):
+        raise UsageError("distribute='multi-process' needs the model and the data as files (each process loads "
+                         "them after joining the run)")
+    given: dict[str, Any] = {"distribute": distribute}
+    if processes is not None:
+        try:
+            coordinator, count, me = processes
+        except (TypeError, ValueError):
+            raise UsageError("processes must be (\"HOST:PORT\", number of processes, this process's id), not "
+                             f"{processes!r}") from None
+        given.update(coordinator=str(coordinator), num_processes=int(count), process_id=int(me))
+    return process_spec(given)
+
+
 @contextlib.contextmanager
 def _python_random_kept():
     """Python's and NumPy's random state as they were: taken before anything imports TensorFlow, whose
@@ -232,8 +257,8 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             loss: Any = None, rtol: float = 1e-4, probe_samples: int | None = None, unsafe: bool = False,
             fail_on: str = "error", max_gap: float | None = None, select: Any = None, ignore: Any = None,
             validation_data: Any = None, validation_split: float | None = None, history: Any = None,
-            parity: Any = None, fit_epochs: int = 1, epoch: int | None = None,
-            progress: Callable[[str], None] | None = None) -> Report:
+            parity: Any = None, fit_epochs: int = 1, epoch: int | None = None, distribute: str | None = None,
+            processes: Any = None, progress: Callable[[str], None] | None = None) -> Report:
     """Every loss figure (fit_epoch, train_mode*, evaluate, manual, regularization), every gap explained:
     what `losscheck compare MODEL DATA` reports. `data`: a file path, `(x, y[, sample_weight])`, a dict
     of arrays keyed as in a data file, a tf.data.Dataset, a keras.utils.PyDataset, a Python generator (read
@@ -243,7 +268,10 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
     `--history`: they add evaluate_val and fit_val, and fit_logged (val_loss_logged) of the epoch
     `epoch` (`--epoch`; default: the one the log points to).
     `parity` ("backends,jit,float32" or a list of them) is `--parity` (other backends need a model and
-    data given as files); `fit_epochs` is `--fit-epochs`."""
+    data given as files); `fit_epochs` is `--fit-epochs`. `distribute` is `--distribute` ("mirrored", or
+    "multi-process" with the model and data given as files: call it in each process of the run, with
+    `processes=("HOST:PORT", N, I)` (the coordinator, the number of processes, this one's id) or
+    Keras's KERAS_DISTRIBUTION_* variables set; process 0's report and every other's are the same)."""
     import dataclasses
 
     from losscheck.commands.compare import run_compare
@@ -260,7 +288,8 @@ def compare(model_or_path: Any, data: Any = None, *, x: Any = None, y: Any = Non
             raise UsageError(f"fit_epochs must be a positive int, not {fit_epochs!r}")
         if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1):
             raise UsageError(f"epoch must be a positive int (epochs are numbered from 1), not {epoch!r}")
-        cfg = dataclasses.replace(cfg, parity=settings, fit_epochs=fit_epochs, epoch=epoch)
+        cfg = dataclasses.replace(cfg, parity=settings, fit_epochs=fit_epochs, epoch=epoch, distribute=distribute,
+                                  processes=_processes(distribute, processes, model_or_path, data))
         with _guard(model):
             return gate.apply(run_compare(cfg, progress or (lambda _m: None)))
 

@@ -265,3 +265,39 @@ def test_tensorflow_backend_is_one_line():
     assert done.returncode == 2
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "keras-team/keras#20585" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.keras
+@pytest.mark.jax
+@pytest.mark.slow
+def test_the_python_api_in_each_process():
+    """losscheck.compare(..., distribute="multi-process", processes=(HOST:PORT, 2, I)) called in each of
+    two processes: the same multi-process figures in both, equal to Keras's own one process."""
+    _jax_or_skip()
+    import socket
+
+    model, data = fixture_files("dense_story4")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("import sys, json, losscheck\n"
+            "r = losscheck.compare(sys.argv[1], sys.argv[2], distribute='multi-process', "
+            "processes=(sys.argv[3], 2, int(sys.argv[4])))\n"
+            "print('FIGURES', json.dumps({k: f.value for k, f in r.figures.items()}))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(model), str(data), f"127.0.0.1:{port}", str(i)],
+                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    figures = []
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        line = next(x for x in out.splitlines() if x.startswith("FIGURES "))
+        figures.append(json.loads(line.split(" ", 1)[1]))
+    assert figures[0] == figures[1]
+    ev, fit = _keras_one_process(model, data, 32)
+    assert rel(figures[0]["evaluate_multiprocess"], ev) < RTOL and rel(figures[0]["fit_epoch_multiprocess"], fit) < RTOL
