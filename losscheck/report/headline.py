@@ -90,9 +90,17 @@ def _manual_clause(report: Report, scale: float) -> str | None:
 
 
 def headline(report: Report) -> str:
-    """The report's one-sentence answer (see the module docstring); '' for a report without evaluate."""
+    """The report's one-sentence answer (see the module docstring); without evaluate, fit's figure
+    alone ('' without either)."""
     if "evaluate" not in report.figures:
-        return ""
+        fit = next((f for f in FIT_WORDS if f in report.figures), None)
+        if fit is not None:
+            said = f"{FIT_WORDS[fit][0].capitalize()} {_n(report.figures[fit].value)}"
+        elif report.figures:
+            said = "The model's own steps log " + ", ".join(f"{k} {_n(f.value)}" for k, f in report.figures.items())
+        else:
+            return ""
+        return said + "; Keras's evaluate gives no loss for this model, so there is no gap to explain."
     evaluate = report.figures["evaluate"].value
     scale = max(abs(evaluate), 1e-12)
     rows = list(report.sections.get("decomposition") or [])
