@@ -535,3 +535,12 @@ def test_every_code_has_a_magnitude_kind():
         f = Finding(code, "m", magnitude=1.0)
         assert f.to_json()["magnitude_kind"] == CODES[code].magnitude_kind
         assert Finding(code, "m").to_json()["magnitude_kind"] is None
+
+
+def test_shards_section_renders_in_table_and_markdown():
+    report = clean_report()
+    report.sections["shards"] = [{"process": 0, "samples": 48, "steps": 3, "loss_sum": 20.5, "weight_sum": 48.0},
+                                 {"process": 1, "samples": 48, "steps": 3, "loss_sum": 21.5, "weight_sum": 48.0}]
+    table = render(report, "table", width=80)
+    assert "Shards (--distribute multi-process" in table and "21.5" in table
+    assert "| 1 | 48 | 3 | 21.5 | 48 |" in render(report, "markdown")

@@ -106,5 +106,29 @@ def history_markdown(value: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLE: dict[str, Callable[[Any], Any]] = {"validation": validation_table, "history": history_table}
-MARKDOWN: dict[str, Callable[[Any], str]] = {"validation": validation_markdown, "history": history_markdown}
+def _shard_rows(value: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [(str(s["process"]), str(s["samples"]), str(s["steps"]), _num(s.get("loss_sum")), _num(s.get("weight_sum")))
+            for s in value]
+
+
+_SHARD_HEADERS = ("process", "samples", "steps", "loss_sum", "weight_sum")
+
+
+def shards_table(value: list[dict[str, Any]]):
+    """--distribute multi-process: each process's shard and its numpy sums."""
+    return FitTable("Shards (--distribute multi-process: each process's samples and numpy sums)",
+                    [Col(h, "left" if i == 0 else "right", wrap=False) for i, h in enumerate(_SHARD_HEADERS)],
+                    _shard_rows(value))
+
+
+def shards_markdown(value: list[dict[str, Any]]) -> str:
+    lines = ["**Shards** (`--distribute multi-process`)", "", "| " + " | ".join(_SHARD_HEADERS) + " |",
+             "|---|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(r) + " |" for r in _shard_rows(value)]
+    return "\n".join(lines) + "\n"
+
+
+TABLE: dict[str, Callable[[Any], Any]] = {"validation": validation_table, "history": history_table,
+                                          "shards": shards_table}
+MARKDOWN: dict[str, Callable[[Any], str]] = {"validation": validation_markdown, "history": history_markdown,
+                                             "shards": shards_markdown}
