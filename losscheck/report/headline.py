@@ -74,7 +74,9 @@ def _fit_clause(report: Report, rows: list[dict[str, Any]], scale: float) -> str
         return head + ": they agree"
     causes = _causes(rows, top, fit, scale)
     if not causes:
-        return head + f" ({_n(top['value'], True)})"
+        own = any(f.code == "custom-step" for f in report.findings) and "between" not in top
+        return head + f" ({_n(top['value'], True)}" + ("; the model's own steps: not split into causes)" if own
+                                                        else ")")
     return head + ": " + ", ".join(f"{w} {_n(v, True)}" for w, v in causes)
 
 
