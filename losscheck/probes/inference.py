@@ -142,9 +142,11 @@ class _Totals:
         )
 
 
-def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool
-                   ) -> InferenceResult:
-    """See Prober.inference_pass (which puts the state a call updates back afterwards)."""
+def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool,
+                   joint: Any = None, class_weight=None) -> InferenceResult:
+    """See Prober.inference_pass (which puts the state a call updates back afterwards). `joint`: a
+    training.VariantSetup whose variants run in the same compiled step (probes/joint.py), their batch
+    losses added up in it (class-weighted too with `class_weight`)."""
     from losscheck.probes.keras_metrics import KerasMetrics
 
     keras_metrics = KerasMetrics(prober.model) if metrics else None
@@ -158,11 +160,21 @@ def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], N
         # Keras's array adapter casts every float array (x, y, sample_weight) to floatx
         xs, ys = [floatx(a) for a in xs], [floatx(a) for a in ys]
         sw = None if sw is None else floatx(sw)
+        n = stop - start
         if step is None:
             cm = None if keras_metrics is None else keras_metrics.begin(structure(xs), structure(ys), sw)
-            step = inference_step(prober, (xs, ys, sw), sw is not None, cm)
-        out = step(structure(xs), structure(ys), sw)
-        n = stop - start
+            if joint is None:
+                step = inference_step(prober, (xs, ys, sw), sw is not None, cm)
+            else:
+                from losscheck.probes.joint import joint_step
+
+                step = joint_step(prober, (xs, ys, sw), sw is not None, cm, joint)
+        if joint is None:
+            out = step(structure(xs), structure(ys), sw)
+        else:
+            cw = prober.class_weighted(ys, sw, class_weight) if class_weight else None
+            out, values = step(structure(xs), structure(ys), sw, cw)
+            joint.add(values, n)
         totals.nb += 1
         total, r = float(out.total), float(out.regularization)
         totals.ev.add(total, n)
