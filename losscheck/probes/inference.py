@@ -168,7 +168,8 @@ def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], N
             else:
                 from losscheck.probes.joint import joint_step
 
-                step = joint_step(prober, (xs, ys, sw), sw is not None, cm, joint)
+                step = joint.compiled or joint_step(prober, (xs, ys, sw), sw is not None, cm, joint)
+                joint.compiled = step
         if joint is None:
             out = step(structure(xs), structure(ys), sw)
         else:

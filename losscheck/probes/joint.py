@@ -40,14 +40,22 @@ def joint_key(families: Sequence[str | None], class_weight) -> tuple:
 def inference_and_variants(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool,
                            families: list[str | None], class_weight) -> InferenceResult:
     """Prober.inference_pass plus Prober.training_passes_weighted(families, class_weight) on all the data,
-    from one compiled pass; the latter's figures and per-batch losses are kept in prober.joint."""
+    from one compiled pass; the latter's figures and per-batch losses are kept in prober.joint. A second
+    call on the same prober runs the step compiled by the first (no second trace)."""
     from losscheck.probes.inference import inference_pass
     from losscheck.probes.training import variant_setup
 
-    with variant_setup(prober, families, class_weight, 0, reset=False) as setup:
+    key = joint_key(families, class_weight)
+    # the step compiled by an earlier call on this prober (without metrics: a metrics step is built per pass)
+    kept = None if metrics else prober.compiled.get(("joint", key))
+    with variant_setup(prober, families, class_weight, 0, reset=False,
+                       calls=None if kept is None else kept[0]) as setup:
+        setup.compiled = None if kept is None else kept[1]
         result = inference_pass(prober, observers, metrics, joint=setup, class_weight=class_weight)
+    if not metrics and setup.compiled is not None:
+        prober.compiled[("joint", key)] = (setup.calls, setup.compiled)
     plain, weighted = setup.finish()
-    prober.joint[joint_key(families, class_weight)] = (plain, weighted, list(setup.batches))
+    prober.joint[key] = (plain, weighted, list(setup.batches))
     return result
 
 

@@ -7,6 +7,7 @@ probes/fitting.py; other probes run the model for their own figures too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from losscheck.core.errors import UsageError
 from losscheck.loading.memory import assigned_back, call_state_variables
@@ -38,6 +39,7 @@ class Prober:
         self.keras_loss = loaded.loop.keras_loss
         # training-mode figures a joint pass measured (probes/joint.py): key -> (unweighted, weighted, batches)
         self.joint: dict[tuple, tuple] = {}
+        self.compiled: dict[tuple, Any] = {}  # compiled steps kept for the next pass of the same kind
 
     # -- helpers -------------------------------------------------------------------------------
     def batches(self, limit: int | None = None, class_weight=None):
@@ -73,6 +75,7 @@ class Prober:
         this pass measured."""
         from losscheck.probes.joint import inference_and_variants, joint_applies
 
+        self.joint.clear()
         with assigned_back(call_state_variables(self.model)):
             if variants is not None and joint_applies(self):
                 return inference_and_variants(self, observers, metrics, variants, class_weight)

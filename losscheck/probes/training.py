@@ -132,6 +132,7 @@ class VariantSetup:
         width = 2 if self.weighted else 1
         self.means = [EpochMean() for _ in range(width * len(variants))]
         self.batches: list[tuple[int, dict]] = []
+        self.compiled: Any = None  # the compiled step a joint pass runs (probes/joint.py), once built
 
     def add(self, values: np.ndarray, n: int) -> None:
         """One batch's stacked losses (the step's output) of n samples."""
@@ -152,10 +153,12 @@ class VariantSetup:
 
 @contextlib.contextmanager
 def variant_setup(prober: Prober, families: list[str | None], class_weight, draw: int,
-                  reset: bool = True) -> Iterator[VariantSetup]:
+                  reset: bool = True, calls: VariantCalls | None = None) -> Iterator[VariantSetup]:
     """The training-mode pass of `families` set up (seeds, layer-call wrappers, each variant's copy of
     the carried state), for the block; everything is put back on exit. `reset`: whether the step clears
-    the layer-call memo itself (False: the caller clears it, for a step that runs more before it)."""
+    the layer-call memo itself (False: the caller clears it, for a step that runs more before it).
+    `calls`: the layer-call wrapper of an earlier setup of the same pass, installed again (a step compiled
+    then may trace again only with its own wrapper in place)."""
     model = prober.model
     variants = list(dict.fromkeys(families))
     forced = {f: [] if f in (None, "inference") else list(getattr(prober.families, f)) for f in variants}
@@ -164,7 +167,7 @@ def variant_setup(prober: Prober, families: list[str | None], class_weight, draw
     seed_ids = _seed_ids(model)
     non_trainable = call_state_variables(model)
     carried = carried_state(model)
-    with VariantCalls(model, [v for _, v in carried]) as calls, forced_training(model, [], True):
+    with calls or VariantCalls(model, [v for _, v in carried]) as calls, forced_training(model, [], True):
         trainable = list(model.trainable_variables)
         seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
         # each variant's own copy of the carried state, from the saved values
