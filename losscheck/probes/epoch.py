@@ -58,9 +58,9 @@ def measure_epoch(loaded: Any, data: Any, cfg: Any, logs: Mapping[str, Any]) -> 
     sw_stats = SampleWeightStats(prober)
     limit = probe_limit(cfg, data.n)
     loop = loaded.loop
-    # the training-mode passes on all the data run in the same compiled pass where they can (probes/joint.py)
-    variants = training_mode_variants(prober, limit) if loop.training_mode_comparable and limit is None else None
-    inf = prober.inference_pass([sw_stats], variants=variants, class_weight=cfg.class_weight)
+    # the training-mode passes run in the same compiled pass where they can (probes/joint.py)
+    variants = training_mode_variants(prober, limit) if loop.training_mode_comparable else None
+    inf = prober.inference_pass([sw_stats], variants=variants, class_weight=cfg.class_weight, limit=limit)
     figures: dict[str, float] = {}
     if "loss" in logs and is_number(logs["loss"]):
         figures["fit_logged"] = float(logs["loss"])

@@ -21,37 +21,42 @@ if TYPE_CHECKING:
     from losscheck.probes.prober import Prober
 
 
-def joint_applies(prober: Prober) -> bool:
+def joint_applies(prober: Prober, limit: int | None = None) -> bool:
     """Whether the two passes can run as one: Keras's own steps, no layer adding losses in its call
-    (a memoized call would not add them again) and no state a call carries from batch to batch besides
-    seeds and BatchNormalization statistics (each pass carries it on its own)."""
+    (a memoized call would not add them again), no state a call carries from batch to batch besides
+    seeds and BatchNormalization statistics (each pass carries it on its own) and, with a sample
+    `limit`, the sample made of whole batches of the inference pass."""
     from losscheck.probes.training import carried_state
 
     loop = prober.loaded.loop
+    if limit is not None and (prober.data.pipeline or limit % prober.batch_size):
+        return False
     return (not loop.customized and loop.training_mode_comparable and not adds_losses(prober.model)
             and not carried_state(prober.model))
 
 
-def joint_key(families: Sequence[str | None], class_weight) -> tuple:
-    """The key the training-mode figures of a joint pass are kept under (whole data, the first draw)."""
-    return tuple(dict.fromkeys(families)), tuple(sorted((class_weight or {}).items()))
+def joint_key(families: Sequence[str | None], class_weight, limit: int | None = None) -> tuple:
+    """The key the training-mode figures of a joint pass are kept under (the first draw)."""
+    return tuple(dict.fromkeys(families)), tuple(sorted((class_weight or {}).items())), limit
 
 
 def inference_and_variants(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool,
-                           families: list[str | None], class_weight) -> InferenceResult:
-    """Prober.inference_pass plus Prober.training_passes_weighted(families, class_weight) on all the data,
-    from one compiled pass; the latter's figures and per-batch losses are kept in prober.joint. A second
-    call on the same prober runs the step compiled by the first (no second trace)."""
+                           families: list[str | None], class_weight, limit: int | None = None) -> InferenceResult:
+    """Prober.inference_pass plus Prober.training_passes_weighted(families, class_weight, limit) from one
+    compiled pass (the variants on the batches of the first `limit` samples, all when None); the
+    latter's figures and per-batch losses are kept in prober.joint. A second call on the same prober
+    runs the step compiled by the first (no second trace)."""
     from losscheck.probes.inference import inference_pass
     from losscheck.probes.training import variant_setup
 
-    key = joint_key(families, class_weight)
+    key = joint_key(families, class_weight, limit)
     # the step compiled by an earlier call on this prober (without metrics: a metrics step is built per pass)
     kept = None if metrics else prober.compiled.get(("joint", key))
     with variant_setup(prober, families, class_weight, 0, reset=False,
                        calls=None if kept is None else kept[0]) as setup:
         setup.compiled = None if kept is None else kept[1]
-        result = inference_pass(prober, observers, metrics, joint=setup, class_weight=class_weight)
+        result = inference_pass(prober, observers, metrics, joint=setup, class_weight=class_weight,
+                                joint_limit=limit)
     if not metrics and setup.compiled is not None:
         prober.compiled[("joint", key)] = (setup.calls, setup.compiled)
     plain, weighted = setup.finish()

@@ -63,22 +63,23 @@ class Prober:
     @data_errors
     def inference_pass(self, observers: Sequence[Callable[[BatchResult], None]] = (),
                        metrics: bool = False, variants: list[str | None] | None = None,
-                       class_weight=None) -> InferenceResult:
+                       class_weight=None, limit: int | None = None) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
         semantic findings explain (reference.variants). metrics=True: the compiled metrics too, as
         evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored).
         State a call updates (stateful RNN states, a custom layer's variables) carries from batch to batch
         as in evaluate, from the saved values, and is put back afterwards. `variants`: the training-mode
-        variants (with `class_weight`) a later `training_passes_weighted` on all the data will ask for;
+        variants (with `class_weight`, on the first `limit` samples) a later `training_passes_weighted` will
+        ask for;
         where the two passes can run as one (probes/joint.py) they do, and that call then returns what
         this pass measured."""
         from losscheck.probes.joint import inference_and_variants, joint_applies
 
         self.joint.clear()
         with assigned_back(call_state_variables(self.model)):
-            if variants is not None and joint_applies(self):
-                return inference_and_variants(self, observers, metrics, variants, class_weight)
+            if variants is not None and joint_applies(self, limit):
+                return inference_and_variants(self, observers, metrics, variants, class_weight, limit)
             return inference.inference_pass(self, observers, metrics)
 
     # -- training-mode passes ------------------------------------------------------------------
@@ -126,7 +127,7 @@ class Prober:
         """
         from losscheck.probes.joint import joint_key
 
-        kept = self.joint.get(joint_key(families, class_weight)) if limit is None and not draw else None
+        kept = None if draw else self.joint.get(joint_key(families, class_weight, limit))
         if kept is not None:
             plain, weighted, self.last_batches = kept
             return plain, weighted
