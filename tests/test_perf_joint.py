@@ -72,23 +72,23 @@ def _prober(model_path, data_path, batch_size=16):
     return loaded, data, Prober(loaded, data, batch_size, 0)
 
 
-@pytest.mark.parametrize("class_weight", [None, {0: 1.0, 1: 3.0, 2: 0.5}])
-def test_joint_pass_equals_separate_passes(saved, class_weight):
+@pytest.mark.parametrize(("class_weight", "limit"), [(None, None), ({0: 1.0, 1: 3.0, 2: 0.5}, None), (None, 32)])
+def test_joint_pass_equals_separate_passes(saved, class_weight, limit):
     from losscheck.probes.gaps import training_mode_variants
     from losscheck.probes.joint import joint_applies
 
     loaded, _, apart = _prober(*saved)
-    variants = training_mode_variants(apart, None)
+    variants = training_mode_variants(apart, limit)
     before = [np.array(v) for v in loaded.model.variables]
     inf_apart = apart.inference_pass()
-    passes_apart = apart.training_passes_weighted(variants, class_weight)
+    passes_apart = apart.training_passes_weighted(variants, class_weight, limit)
     batches_apart = apart.last_batches
 
     _, _, joint = _prober(*saved)
-    assert joint_applies(joint)
-    inf_joint = joint.inference_pass(variants=variants, class_weight=class_weight)
+    assert joint_applies(joint, limit)
+    inf_joint = joint.inference_pass(variants=variants, class_weight=class_weight, limit=limit)
     assert joint.joint, "the joint pass ran"
-    passes_joint = joint.training_passes_weighted(variants, class_weight)
+    passes_joint = joint.training_passes_weighted(variants, class_weight, limit)
     assert passes_joint == passes_apart
     assert joint.last_batches == batches_apart
     assert (inf_joint.evaluate, inf_joint.manual, inf_joint.regularization) == \
@@ -96,9 +96,9 @@ def test_joint_pass_equals_separate_passes(saved, class_weight):
     assert inf_joint.batch_totals == inf_apart.batch_totals
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, joint.model.variables, strict=True))
     # a second joint pass on the same prober runs the step it compiled, with the same figures
-    again = joint.inference_pass(variants=variants, class_weight=class_weight)
+    again = joint.inference_pass(variants=variants, class_weight=class_weight, limit=limit)
     assert again.batch_totals == inf_apart.batch_totals
-    assert joint.training_passes_weighted(variants, class_weight) == passes_apart
+    assert joint.training_passes_weighted(variants, class_weight, limit) == passes_apart
 
 
 @pytest.mark.parametrize("weights", ["none", "sample", "class"])
