@@ -79,8 +79,7 @@ def joint_step(prober: Prober, sample, with_weights: bool, compile_metrics: Any,
         inference = fn(x, y, sw)
         return inference, variants_step(x, y, sw, cw)
 
-    seen: set[int] = set()
-    all_vars = [v for v in [*variables, *setup.variables] if not (id(v) in seen or seen.add(id(v)))]
+    all_vars = list({id(v): v for v in [*variables, *setup.variables]}.values())  # each once, in order
     sig = _signature(sample, with_weights)
     weighted = setup.weighted
     if sig is not None and weighted:
