@@ -125,15 +125,17 @@ def fit_seconds(cmd: list[str], backend: str | None = None) -> tuple[float, floa
     return float(parts[1]), float(parts[3])
 
 
-def callback_timing(scratch: Path, reps: int, batch: int, backend: str | None = None) -> tuple[bool, float]:
-    """(pass, median pairwise ratio) of fit with LossCheck at its defaults vs fit without it."""
+def callback_timing(scratch: Path, reps: int, batch: int, backend: str | None = None,
+                    on: str = "epoch_end") -> tuple[bool, float]:
+    """(pass, median pairwise ratio) of fit with LossCheck at its defaults (`on` aside) vs fit without it."""
     model, data = scratch / "model.keras", scratch / "data.npz"
     plain = [sys.executable, str(HERE / "fit_callback.py"), str(model), str(data), "--epochs", str(CALLBACK_EPOCHS),
              "--batch-size", str(batch)]
-    with_lc = [*plain, "--losscheck"]
-    on = f" on the {backend} backend" if backend else ""
-    print(f"callback: fit {CALLBACK_EPOCHS} epochs without / with LossCheck (defaults: a check after every epoch), "
-          f"{reps} interleaved repetitions{on}; the fit call's seconds")
+    with_lc = [*plain, "--losscheck", "--on", on]
+    where = f" on the {backend} backend" if backend else ""
+    checks = "a check after every epoch" if on == "epoch_end" else "one check after training"
+    print(f"callback: fit {CALLBACK_EPOCHS} epochs without / with LossCheck (on={on!r}: {checks}), "
+          f"{reps} interleaved repetitions{where}; the fit call's seconds")
     t_plain, t_lc, ratios, cpu_ratios = [], [], [], []
     for i in range(reps):
         order = [("plain", plain), ("losscheck", with_lc)] if i % 2 == 0 else [("losscheck", with_lc), ("plain", plain)]
@@ -186,6 +188,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=build_bench.N_DEFAULT, help="samples N of the memory check (and 4N)")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-callback", action="store_true")
+    ap.add_argument("--callback-on", default="epoch_end", choices=["epoch_end", "train_end"],
+                    help="LossCheck's on= in the callback row (default: its default, epoch_end)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--backends", default="",
                     help="comma-separated Keras backends to time on, one row each (e.g. tensorflow,jax); "
@@ -214,7 +218,7 @@ def main() -> int:
                 print(f"  {name:<10} {ratio:6.3f}  {'PASS' if passed else 'FAIL'}")
     if not args.skip_callback:
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()] or [None]:
-            passed, _ = callback_timing(scratch, args.reps, build_bench.BATCH, backend)
+            passed, _ = callback_timing(scratch, args.reps, build_bench.BATCH, backend, args.callback_on)
             ok &= passed
     if not args.skip_memory:
         print(f"memory and linearity (.h5 data, {args.n} and {4 * args.n} samples)")
