@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from losscheck.loading.steps import adds_losses
-from losscheck.probes.compiled import compile_step
+from losscheck.probes.compiled import backend, compile_step
 
 if TYPE_CHECKING:
     from losscheck.probes.inference import BatchResult, InferenceResult
@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 
 
 def joint_applies(prober: Prober, limit: int | None = None) -> bool:
-    """Whether the two passes can run as one: Keras's own steps, no layer adding losses in its call
-    (a memoized call would not add them again), no state a call carries from batch to batch besides
-    seeds and BatchNormalization statistics (each pass carries it on its own) and, with a sample
-    `limit`, the sample made of whole batches of the inference pass."""
+    """Whether the two passes can run as one: on TensorFlow or JAX (the backends it is checked on),
+    Keras's own steps, no layer adding losses in its call (a memoized call would not add them again), no
+    state a call carries from batch to batch besides seeds and BatchNormalization statistics (each pass
+    carries it on its own) and, with a sample `limit`, the sample made of whole batches of the inference
+    pass."""
     from losscheck.probes.training import carried_state
 
     loop = prober.loaded.loop
+    if backend() not in ("tensorflow", "jax"):
+        return False
     if limit is not None and (prober.data.pipeline or limit % prober.batch_size):
         return False
     return (not loop.customized and loop.training_mode_comparable and not adds_losses(prober.model)
