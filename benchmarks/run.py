@@ -1,16 +1,22 @@
-"""Benchmark runner: losscheck compare vs the hand-written baseline, memory and linearity.
+"""Benchmark runner: losscheck compare vs the hand-written baseline, the LossCheck callback's cost, memory
+and linearity.
 
-    python benchmarks/run.py [--reps 5] [--skip-timing] [--skip-memory] [--n 2048] [--backends tensorflow,jax]
+    python benchmarks/run.py [--reps 5] [--skip-timing] [--skip-callback] [--skip-memory] [--n 2048]
+                             [--backends tensorflow,jax]
 
 1. Time: the baseline (benchmarks/baseline.py: load, evaluate, predict + numpy loss, fit on a second
    copy) and `losscheck compare MODEL DATA --batch-size 64 --format json` (all figures, report thrown
    away) on the bench scenario, interleaved in the same run (A B, then B A, ...) so drifting machine
    load hits both alike. Prints every wall time, the medians and the median of the pairwise ratios.
-2. Memory: `losscheck compare` on an .h5 data file of N and of 4N samples; peak RSS of the process
+2. Callback: benchmarks/fit_callback.py fits the bench model for 3 epochs (batch 64, shuffle=False)
+   without and with `LossCheck` at its default settings (a check after every epoch on all the data),
+   interleaved like the timing; each process prints the seconds of its fit call alone (imports and
+   loading are not timed). Prints the median pairwise ratio (target <= CALLBACK_TARGET).
+3. Memory: `losscheck compare` on an .h5 data file of N and of 4N samples; peak RSS of the process
    (getrusage of the finished child) must grow by less than 10 %.
    With --backends, the timing runs once per Keras backend (KERAS_BACKEND set for both commands),
    one row each: the ratio to the hand-written baseline on that backend.
-3. Linearity: the wall times of those two runs; the cost of each extra sample at 4N must not exceed
+4. Linearity: the wall times of those two runs; the cost of each extra sample at 4N must not exceed
    the average cost per sample at N (no super-linear growth).
 
 The scenario is built on first use (benchmarks/build_bench.py, seeded) under benchmarks/scratch/.
@@ -35,7 +41,10 @@ sys.path.insert(0, str(HERE))
 
 import build_bench  # noqa: E402
 
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.0
+#: fit with LossCheck at its defaults / fit without it, 3 epochs of the bench scenario
+CALLBACK_TARGET = 1.25
+CALLBACK_EPOCHS = 3
 MAX_RSS_GROWTH = 0.10
 
 
@@ -105,6 +114,48 @@ def timing(scratch: Path, reps: int, batch: int, backend: str | None = None) -> 
     return ok, med_ratio
 
 
+def fit_seconds(cmd: list[str], backend: str | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of the fit call, as cmd prints them."""
+    env = {**os.environ, "KERAS_BACKEND": backend} if backend else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("fit_seconds "))
+    parts = line.split()
+    return float(parts[1]), float(parts[3])
+
+
+def callback_timing(scratch: Path, reps: int, batch: int, backend: str | None = None,
+                    on: str = "epoch_end") -> tuple[bool, float]:
+    """(pass, median pairwise ratio) of fit with LossCheck at its defaults (`on` aside) vs fit without it."""
+    model, data = scratch / "model.keras", scratch / "data.npz"
+    plain = [sys.executable, str(HERE / "fit_callback.py"), str(model), str(data), "--epochs", str(CALLBACK_EPOCHS),
+             "--batch-size", str(batch)]
+    with_lc = [*plain, "--losscheck", "--on", on]
+    where = f" on the {backend} backend" if backend else ""
+    checks = "a check after every epoch" if on == "epoch_end" else "one check after training"
+    print(f"callback: fit {CALLBACK_EPOCHS} epochs without / with LossCheck (on={on!r}: {checks}), "
+          f"{reps} interleaved repetitions{where}; the fit call's seconds")
+    t_plain, t_lc, ratios, cpu_ratios = [], [], [], []
+    for i in range(reps):
+        order = [("plain", plain), ("losscheck", with_lc)] if i % 2 == 0 else [("losscheck", with_lc), ("plain", plain)]
+        got = {name: fit_seconds(cmd, backend) for name, cmd in order}
+        t_plain.append(got["plain"][0])
+        t_lc.append(got["losscheck"][0])
+        ratios.append(t_lc[-1] / t_plain[-1])
+        cpu_ratios.append(got["losscheck"][1] / got["plain"][1])
+        print(f"  rep {i + 1}: fit {t_plain[-1]:6.2f} s (cpu {got['plain'][1]:6.2f})   "
+              f"with LossCheck {t_lc[-1]:6.2f} s (cpu {got['losscheck'][1]:6.2f})   ratio {ratios[-1]:.3f}", flush=True)
+    med = statistics.median(ratios)
+    print(f"  median: fit {statistics.median(t_plain):.2f} s, with LossCheck {statistics.median(t_lc):.2f} s; "
+          f"median pairwise ratio {med:.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}; "
+          f"target <= {CALLBACK_TARGET}); "
+          f"median pairwise CPU-time ratio {statistics.median(cpu_ratios):.3f}")
+    ok = med <= CALLBACK_TARGET
+    print(f"  {'PASS' if ok else 'FAIL'}: callback ratio {med:.3f}")
+    return ok, med
+
+
 def memory_and_linearity(scratch: Path, n: int, batch: int) -> bool:
     model = scratch / "model.keras"
     sizes = (n, 4 * n)
@@ -136,6 +187,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5, help="interleaved repetitions of each command (default 5)")
     ap.add_argument("--n", type=int, default=build_bench.N_DEFAULT, help="samples N of the memory check (and 4N)")
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--skip-callback", action="store_true")
+    ap.add_argument("--callback-on", default="epoch_end", choices=["epoch_end", "train_end"],
+                    help="LossCheck's on= in the callback row (default: its default, epoch_end)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--backends", default="",
                     help="comma-separated Keras backends to time on, one row each (e.g. tensorflow,jax); "
@@ -162,6 +216,10 @@ def main() -> int:
             print("backend      ratio to baseline")
             for name, ratio, passed in rows:
                 print(f"  {name:<10} {ratio:6.3f}  {'PASS' if passed else 'FAIL'}")
+    if not args.skip_callback:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()] or [None]:
+            passed, _ = callback_timing(scratch, args.reps, build_bench.BATCH, backend, args.callback_on)
+            ok &= passed
     if not args.skip_memory:
         print(f"memory and linearity (.h5 data, {args.n} and {4 * args.n} samples)")
         ok &= memory_and_linearity(scratch, args.n, build_bench.BATCH)

@@ -82,9 +82,16 @@ class _CompareRun:
         self.lossfn_static = measure_static(loaded)
         self.lossfn_obs = LossFnObservers.of(self.lossfn_static)
         self.progress("inference pass (evaluate + numpy reference)")
+        # the training-mode passes run in the same compiled pass where they can (probes/joint.py)
+        variants = None
+        if self.loop.training_mode_comparable:
+            from losscheck.probes.gaps import training_mode_variants
+
+            variants = training_mode_variants(prober, self.limit)
         self.inf = prober.inference_pass([self.sw_stats, *self.lossfn_obs.all(), self.metrics_obs, self.targets_obs]
                                          + ([self.classes_train] if self.classes_train else []),
-                                         metrics=True)
+                                         metrics=True, variants=variants, class_weight=self.cfg.class_weight,
+                                         limit=self.limit)
         if self.inf.metrics_error:
             loaded.notes.append(self.inf.metrics_error + "; they are left out")
             self.dropped_metrics = loaded.model._compile_metrics

@@ -42,18 +42,19 @@ def compile_step(fn: Callable[..., Any], variables: Sequence[Any] = (), input_si
                  reduce_retracing: bool = True) -> Callable[..., Any]:
     """`fn(*args)` compiled for the backend.
 
-    TensorFlow: tf.function(fn) (with `input_signature` when given). fn reads and assigns Keras
-    variables as it would eagerly.
+    TensorFlow: tf.function(fn, autograph=False) (with `input_signature` when given), as Keras compiles
+    its own steps (do_not_convert): Python control flow in fn and the layers runs while tracing. fn reads
+    and assigns Keras variables as it would eagerly.
     JAX: jax.jit over a pure function of the values of `variables`: fn runs in a Keras StatelessScope
     that maps each variable to its traced value, and each variable fn assigns (metric state, seed
     states) is written back after the call. Variables outside `variables` are read as constants.
     torch: fn itself, without autograd (Keras's torch trainer runs eagerly unless jit_compile).
     Other backends: fn itself."""
     name = backend()
-    if name == "tensorflow":
+    if name == "tensorflow":  # without AutoGraph, as Keras compiles its own train/test/predict steps
         if input_signature is not None:
-            return tf.function(fn, input_signature=input_signature)
-        return tf.function(fn, reduce_retracing=reduce_retracing)
+            return tf.function(fn, input_signature=input_signature, autograph=False)
+        return tf.function(fn, reduce_retracing=reduce_retracing, autograph=False)
     if name == "torch":  # eager, as Keras's torch trainer runs evaluate; no autograd graph is needed
         import torch
 

@@ -3,7 +3,7 @@ model or on the loaded model itself with every variable it touched put back."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -14,13 +14,41 @@ from losscheck.probes.batching import H5Sequence, structure
 from losscheck.probes.data_errors import data_errors
 
 
+def array_batches(x, y, sample_weight, batch_size: int, class_weight=None) -> Any:
+    """In-memory arrays as fit takes them: on TensorFlow, Keras's own array adapter (the adapter fit builds
+    for arrays with shuffle=False: the same batches, casts and class weights) whose tf.data pipeline runs
+    without autotuning. Autotuning starts a model thread that the iterator's destructor waits for, for up
+    to several seconds, at the end of every fit and evaluate; the batches are the same without it. None
+    on other backends or a Keras without that adapter (then fit takes the arrays themselves)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    try:
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    except ImportError:  # pragma: no cover - another Keras layout: fit builds its own adapter
+        return None
+    import tensorflow as tf
+
+    class QuietArrayAdapter(ArrayDataAdapter):
+        def get_tf_dataset(self):
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            return super().get_tf_dataset().with_options(options)
+
+    return QuietArrayAdapter(x, y, sample_weight=sample_weight, class_weight=class_weight, shuffle=False,
+                             batch_size=batch_size)
+
+
 def _validation_data(val: DataSource | None, batch_size: int):
-    """fit's validation_data: (x, y[, sample_weight]) arrays, or batches read from an h5 file."""
+    """fit's validation_data: the arrays' batches (array_batches), else (x, y[, sample_weight]) arrays, or
+    batches read from an h5 file."""
     if val is None:
         return None
     if val.streamed:
         return H5Sequence(val, batch_size)
     xs, ys, sw = val.slice(0, val.n)
+    quiet = array_batches(structure(xs), structure(ys), sw, batch_size)
+    if quiet is not None:
+        return quiet
     return (structure(xs), structure(ys)) if sw is None else (structure(xs), structure(ys), sw)
 
 
@@ -64,8 +92,12 @@ def fit_epoch(model, data: DataSource, batch_size: int, class_weight=None, seed:
         history = model.fit(seq, shuffle=False, verbose=0, validation_data=val, **run)
     else:
         xs, ys, sw = data.slice(0, data.n)
-        history = model.fit(structure(xs), structure(ys), batch_size=batch_size, shuffle=False, sample_weight=sw,
-                            class_weight=class_weight, verbose=0, validation_data=val, **run)
+        quiet = array_batches(structure(xs), structure(ys), sw, batch_size, class_weight)
+        if quiet is not None:  # Keras's adapter for these arrays, class weights applied
+            history = model.fit(quiet, shuffle=False, verbose=0, validation_data=val, **run)
+        else:
+            history = model.fit(structure(xs), structure(ys), batch_size=batch_size, shuffle=False,
+                                sample_weight=sw, class_weight=class_weight, verbose=0, validation_data=val, **run)
     if logs is not None:
         logs.update({k: float(np.asarray(v[0])) for k, v in history.history.items()
                      if v and np.asarray(v[0]).size == 1})

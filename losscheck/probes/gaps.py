@@ -20,15 +20,19 @@ def low_precision_facts(model, low: list) -> LowPrecisionFacts:
     return LowPrecisionFacts(tuple(policies), tuple(lyr.name for lyr in low), tuple(out_layers))
 
 
+def training_mode_variants(prober, limit: int | None) -> list[str | None]:
+    """The variants training_mode_figures measures: every layer in training mode, each family present
+    alone and, on a --probe-samples subset, none (the subset's evaluate)."""
+    return [None] + [f for f in FAMILIES if getattr(prober.families, f)] + (["inference"] if limit else [])
+
+
 def training_mode_figures(prober, class_weight: dict | None, limit: int | None) -> tuple[dict[str, float], dict]:
     """train_mode, train_mode_<family>_only for each family (taxonomy.FAMILIES) the model has,
     train_mode_class_weighted under class weights and, on a --probe-samples subset,
     evaluate_probe_subset: all from one compiled pass (the variants share their common layers; the
     subset's evaluate shares the inference trunk). Also returns the pass means by variant."""
-    fam = prober.families
-    present = [f for f in FAMILIES if getattr(fam, f)]
-    passes, weighted = prober.training_passes_weighted([None] + present + (["inference"] if limit else []),
-                                                       class_weight, limit)
+    present = [f for f in FAMILIES if getattr(prober.families, f)]
+    passes, weighted = prober.training_passes_weighted(training_mode_variants(prober, limit), class_weight, limit)
     figures: dict[str, float] = {}
     if class_weight:
         figures["train_mode_class_weighted"] = weighted[None]

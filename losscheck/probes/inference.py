@@ -142,9 +142,13 @@ class _Totals:
         )
 
 
-def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool
-                   ) -> InferenceResult:
-    """See Prober.inference_pass (which puts the state a call updates back afterwards)."""
+def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], None]], metrics: bool,
+                   joint: Any = None, class_weight=None, joint_limit: int | None = None) -> InferenceResult:
+    """See Prober.inference_pass (which puts the state a call updates back afterwards). `joint`: a
+    training.VariantSetup whose variants run in the same compiled step (probes/joint.py) on the batches
+    within the first `joint_limit` samples (all when None), their batch losses added up in it
+    (class-weighted too with `class_weight`). Without metrics, the compiled inference step is kept on
+    the prober for its next pass."""
     from losscheck.probes.keras_metrics import KerasMetrics
 
     keras_metrics = KerasMetrics(prober.model) if metrics else None
@@ -153,16 +157,34 @@ def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], N
     totals = _Totals(per_out=per_out, per_out_log={o: [] for o in per_out})
     weights = prober.loaded.loss_weights
     semantic = SemanticStats(specs, weights, prober.outputs)
-    step = None
+    step = both = cm = None
+    first = True
     for start, stop, xs, ys, sw in prober.batches():
         # Keras's array adapter casts every float array (x, y, sample_weight) to floatx
         xs, ys = [floatx(a) for a in xs], [floatx(a) for a in ys]
         sw = None if sw is None else floatx(sw)
-        if step is None:
-            cm = None if keras_metrics is None else keras_metrics.begin(structure(xs), structure(ys), sw)
-            step = inference_step(prober, (xs, ys, sw), sw is not None, cm)
-        out = step(structure(xs), structure(ys), sw)
         n = stop - start
+        if first:
+            cm = None if keras_metrics is None else keras_metrics.begin(structure(xs), structure(ys), sw)
+            first = False
+        if joint is not None and (joint_limit is None or stop <= joint_limit):
+            if both is None:
+                from losscheck.probes.joint import joint_step
+
+                both = joint.compiled or joint_step(prober, (xs, ys, sw), sw is not None, cm, joint)
+                joint.compiled = both
+            cw = prober.class_weighted(ys, sw, class_weight) if class_weight else None
+            out, values = both(structure(xs), structure(ys), sw, cw)
+            joint.add(values, n)
+        else:
+            if step is None:
+                key = ("inference", sw is not None)
+                step = None if cm is not None else prober.compiled.get(key)
+                if step is None:
+                    step = inference_step(prober, (xs, ys, sw), sw is not None, cm)
+                if cm is None:
+                    prober.compiled[key] = step
+            out = step(structure(xs), structure(ys), sw)
         totals.nb += 1
         total, r = float(out.total), float(out.regularization)
         totals.ev.add(total, n)

@@ -7,6 +7,7 @@ probes/fitting.py; other probes run the model for their own figures too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from losscheck.core.errors import UsageError
 from losscheck.loading.memory import assigned_back, call_state_variables
@@ -36,6 +37,9 @@ class Prober:
         # Keras's compute_loss has a loss to compute; else (the loss lives only in the model's own
         # train/test steps) the passes record a zero total and losscheck reports none of them as a loss
         self.keras_loss = loaded.loop.keras_loss
+        # training-mode figures a joint pass measured (probes/joint.py): key -> (unweighted, weighted, batches)
+        self.joint: dict[tuple, tuple] = {}
+        self.compiled: dict[tuple, Any] = {}  # compiled steps kept for the next pass of the same kind
 
     # -- helpers -------------------------------------------------------------------------------
     def batches(self, limit: int | None = None, class_weight=None):
@@ -58,14 +62,24 @@ class Prober:
     # -- inference -----------------------------------------------------------------------------
     @data_errors
     def inference_pass(self, observers: Sequence[Callable[[BatchResult], None]] = (),
-                       metrics: bool = False) -> InferenceResult:
+                       metrics: bool = False, variants: list[str | None] | None = None,
+                       class_weight=None, limit: int | None = None) -> InferenceResult:
         """evaluate (Keras's own compute_loss on the inference outputs), regularization, and the numpy
         reference `manual`, all from one compiled pass over the data. Also measures the variants the
         semantic findings explain (reference.variants). metrics=True: the compiled metrics too, as
         evaluate(return_dict=True) gives them (InferenceResult.metrics; the metric state is restored).
         State a call updates (stateful RNN states, a custom layer's variables) carries from batch to batch
-        as in evaluate, from the saved values, and is put back afterwards."""
+        as in evaluate, from the saved values, and is put back afterwards. `variants`: the training-mode
+        variants (with `class_weight`, on the first `limit` samples) a later `training_passes_weighted` will
+        ask for;
+        where the two passes can run as one (probes/joint.py) they do, and that call then returns what
+        this pass measured."""
+        from losscheck.probes.joint import inference_and_variants, joint_applies
+
+        self.joint.clear()
         with assigned_back(call_state_variables(self.model)):
+            if variants is not None and joint_applies(self, limit):
+                return inference_and_variants(self, observers, metrics, variants, class_weight, limit)
             return inference.inference_pass(self, observers, metrics)
 
     # -- training-mode passes ------------------------------------------------------------------
@@ -111,6 +125,12 @@ class Prober:
         identical to separate passes. Everything is put back afterwards. `draw` > 0 shifts every seed:
         other random draws, for the spread of the random layers' figures.
         """
+        from losscheck.probes.joint import joint_key
+
+        kept = None if draw else self.joint.get(joint_key(families, class_weight, limit))
+        if kept is not None:
+            plain, weighted, self.last_batches = kept
+            return plain, weighted
         return training.variant_losses(self, families, class_weight, limit, draw)
 
     def evaluate_float32(self) -> float | None:

@@ -130,12 +130,10 @@ def _signature(sample, with_weights: bool) -> list | None:
     return [spec_tree(x0), spec_tree(y0)] + ([relaxed(sw0)] if with_weights else [])
 
 
-def inference_step(prober: Prober, sample, with_weights: bool, compile_metrics=None) -> Callable[..., StepOutputs]:
-    """One compiled pass step: Keras's own total loss (what evaluate's test_step computes) plus what
-    the reference needs, from the same forward pass. The signature has a None batch dimension, as
-    Keras's data adapter gives its step function. Resolves "crossentropy"/"ce" losses into
-    prober.specs while tracing, from the symbolic shapes (as compile() does). With `compile_metrics`
-    (the model's CompileMetrics) the step also updates them, as evaluate's test_step does."""
+def inference_fn(prober: Prober, sample, compile_metrics=None) -> tuple[Callable, list[Any], dict[str, Any]]:
+    """The uncompiled inference step (see inference_step) for batches like `sample`, the variables it
+    reads, and the dict it records the outputs' activation op types in while tracing. Creates the
+    state the step needs first (build_state)."""
     model = prober.model
     outputs = prober.outputs
     losses = [prober.loss_fn(o) for o in outputs]
@@ -153,15 +151,31 @@ def inference_step(prober: Prober, sample, with_weights: bool, compile_metrics=N
     build_state(model, structure(x0), structure(y0), sw0)
     variables = [*model.trainable_variables, *call_state_variables(model),
                  *(compile_metrics.variables if compile_metrics is not None else ())]
+    return fn, variables, traced
+
+
+def step_outputs(result: tuple, traced: dict[str, Any], n_outputs: int) -> StepOutputs:
+    """The StepOutputs of the inference step's result tuple."""
+    total, reg, preds, logits, masks, values, vmasks, raws = result
+    return StepOutputs(total, reg, preds, logits, masks, values, vmasks, raws,
+                       traced.get("activations") or [None] * n_outputs)
+
+
+def inference_step(prober: Prober, sample, with_weights: bool, compile_metrics=None) -> Callable[..., StepOutputs]:
+    """One compiled pass step: Keras's own total loss (what evaluate's test_step computes) plus what
+    the reference needs, from the same forward pass. The signature has a None batch dimension, as
+    Keras's data adapter gives its step function. Resolves "crossentropy"/"ce" losses into
+    prober.specs while tracing, from the symbolic shapes (as compile() does). With `compile_metrics`
+    (the model's CompileMetrics) the step also updates them, as evaluate's test_step does."""
+    fn, variables, traced = inference_fn(prober, sample, compile_metrics)
     sig = _signature(sample, with_weights)
     if with_weights:
         compiled = compile_step(fn, variables, sig)
     else:
         compiled = compile_step(lambda x, y: fn(x, y), variables, sig)
+    n_outputs = len(prober.outputs)
 
     def step(x, y, sw) -> StepOutputs:
-        total, reg, preds, logits, masks, values, vmasks, raws = compiled(x, y, sw) if with_weights else compiled(x, y)
-        return StepOutputs(total, reg, preds, logits, masks, values, vmasks, raws,
-                           traced.get("activations") or [None] * len(outputs))
+        return step_outputs(compiled(x, y, sw) if with_weights else compiled(x, y), traced, n_outputs)
 
     return step

@@ -4,7 +4,8 @@ class weights or on a subset."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,7 +82,7 @@ class _TorchRandom:
 
 def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, held_off: list[Any],
                    trainable: list[Any], non_trainable: list[Any], carried: list[tuple[int, Any]],
-                   own: list[list[Any]], seeds: list[tuple[int, Any]]) -> Callable:
+                   own: list[list[Any]], seeds: list[tuple[int, Any]], reset: bool = True) -> Callable:
     """The step that runs every variant on one batch, each in its own StatelessScope (see
     Prober.training_passes_weighted): the stacked batch losses, unweighted then (with `cw`) class-weighted."""
     tensorflow = is_tensorflow()
@@ -89,7 +90,8 @@ def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, hel
     torch_random = _TorchRandom() if keras.backend.backend() == "torch" else None
 
     def step(x, y, sw, cw):
-        calls.reset()
+        if reset:
+            calls.reset()
         if tensorflow:
             t_values = [tf.identity(v.value) for v in trainable]
             n_values = [tf.identity(v.value) for v in non_trainable]
@@ -133,42 +135,81 @@ def _variants_step(model, calls: VariantCalls, variants: list, forced: dict, hel
     return step
 
 
-def _run_variants(prober: Prober, step, variants: list, class_weight, limit: int | None
-                  ) -> tuple[list[EpochMean], list[tuple[int, dict]]]:
-    """The compiled variants step over the batches: one EpochMean per (variant, weighting) and, per
-    batch, (n_b, variant -> unweighted batch loss)."""
+def _run_variants(prober: Prober, step, setup: VariantSetup, class_weight, limit: int | None) -> None:
+    """The compiled variants step over the batches, added up in `setup`."""
     model = prober.model
-    weighted = bool(class_weight)
-    width = 2 if weighted else 1
-    means = [EpochMean() for _ in range(width * len(variants))]
-    batches: list[tuple[int, dict]] = []
+    first = True
     for start, stop, xs, ys, sw in prober.batches(limit):
-        cw = prober.class_weighted(ys, sw, class_weight) if weighted else None
-        if not batches:
+        cw = prober.class_weighted(ys, sw, class_weight) if class_weight else None
+        if first:
             build_state(model, structure(xs), structure(ys), sw)
-        values = np.asarray(step(structure(xs), structure(ys), sw, cw))
-        for m, v in zip(means, values, strict=True):
-            m.add(float(v), stop - start)
-        batches.append((stop - start, {f: float(values[width * i]) for i, f in enumerate(variants)}))
-    return means, batches
+            first = False
+        setup.add(np.asarray(step(structure(xs), structure(ys), sw, cw)), stop - start)
 
 
-def variant_losses(prober: Prober, families: list[str | None], class_weight, limit: int | None, draw: int
-                   ) -> tuple[dict[str | None, float], dict[str | None, float]]:
-    """See Prober.training_passes_weighted."""
+def _seed_ids(model) -> set[int]:
+    return {id(sg.state) for layer in [model, *all_layers(model)]
+            for sg in getattr(layer, "_seed_generators", None) or []}
+
+
+def carried_state(model) -> list[tuple[int, Any]]:
+    """The state a call updates that a training-mode variant carries from batch to batch on its own
+    (stateful RNN states, a custom layer's variables; not seeds or BatchNormalization statistics), as
+    (index in call_state_variables, variable)."""
+    bn_ids = {id(v) for layer in all_layers(model) if isinstance(layer, BN_TYPES)
+              for v in getattr(layer, "non_trainable_variables")}  # noqa: B009 - typed as object
+    skip = _seed_ids(model) | bn_ids
+    return [(i, v) for i, v in enumerate(call_state_variables(model)) if id(v) not in skip]
+
+
+class VariantSetup:
+    """What one compiled training-mode pass runs (see Prober.training_passes_weighted), set up by
+    `variant_setup`: the variants in order, the layer-call wrapper, the uncompiled step and the
+    variables it reads; `totals` adds up its batch losses and `finish` turns them into the figures."""
+
+    def __init__(self, prober: Prober, variants: list, calls: VariantCalls, step: Callable, variables: list,
+                 class_weight) -> None:
+        self.prober, self.variants, self.calls, self.step, self.variables = prober, variants, calls, step, variables
+        self.weighted = bool(class_weight)
+        width = 2 if self.weighted else 1
+        self.means = [EpochMean() for _ in range(width * len(variants))]
+        self.batches: list[tuple[int, dict]] = []
+        self.compiled: Any = None  # the compiled step a joint pass runs (probes/joint.py), once built
+
+    def add(self, values: np.ndarray, n: int) -> None:
+        """One batch's stacked losses (the step's output) of n samples."""
+        width = 2 if self.weighted else 1
+        for m, v in zip(self.means, values, strict=True):
+            m.add(float(v), n)
+        self.batches.append((n, {f: float(values[width * i]) for i, f in enumerate(self.variants)}))
+
+    def finish(self) -> tuple[dict[str | None, float], dict[str | None, float]]:
+        """(unweighted, class-weighted) epoch means by variant; sets prober.last_batches."""
+        self.prober.last_batches = self.batches  # (n_b, variant -> unweighted batch loss) of this pass, in order
+        width = 2 if self.weighted else 1
+        plain = {f: self.means[width * i].value for i, f in enumerate(self.variants)}
+        cw_means = ({f: self.means[width * i + 1].value for i, f in enumerate(self.variants)}
+                    if self.weighted else {})
+        return plain, cw_means
+
+
+@contextlib.contextmanager
+def variant_setup(prober: Prober, families: list[str | None], class_weight, draw: int,
+                  reset: bool = True, calls: VariantCalls | None = None) -> Iterator[VariantSetup]:
+    """The training-mode pass of `families` set up (seeds, layer-call wrappers, each variant's copy of
+    the carried state), for the block; everything is put back on exit. `reset`: whether the step clears
+    the layer-call memo itself (False: the caller clears it, for a step that runs more before it).
+    `calls`: the layer-call wrapper of an earlier setup of the same pass, installed again (a step compiled
+    then may trace again only with its own wrapper in place)."""
     model = prober.model
     variants = list(dict.fromkeys(families))
     forced = {f: [] if f in (None, "inference") else list(getattr(prober.families, f)) for f in variants}
     held_off = prober.families.known()
-    weighted = bool(class_weight)
     keras.utils.set_random_seed(prober.seed + draw)
-    seed_ids = {id(sg.state) for layer in [model, *all_layers(model)]
-                for sg in getattr(layer, "_seed_generators", None) or []}
-    bn_ids = {id(v) for layer in all_layers(model) if isinstance(layer, BN_TYPES)
-              for v in getattr(layer, "non_trainable_variables")}  # noqa: B009 - typed as object
+    seed_ids = _seed_ids(model)
     non_trainable = call_state_variables(model)
-    carried = [(i, v) for i, v in enumerate(non_trainable) if id(v) not in seed_ids | bn_ids]
-    with VariantCalls(model, [v for _, v in carried]) as calls, forced_training(model, [], True):
+    carried = carried_state(model)
+    with calls or VariantCalls(model, [v for _, v in carried]) as calls, forced_training(model, [], True):
         trainable = list(model.trainable_variables)
         seeds = [(i, v) for i, v in enumerate(non_trainable) if id(v) in seed_ids]
         # each variant's own copy of the carried state, from the saved values
@@ -176,14 +217,19 @@ def variant_losses(prober: Prober, families: list[str | None], class_weight, lim
                for _ in variants]
         if draw:
             _shift_seeds(seeds, draw)
-        step = _variants_step(model, calls, variants, forced, held_off, trainable, non_trainable, carried, own, seeds)
-        step = compile_step(step, [*trainable, *non_trainable, *(c for copies in own for c in copies)])
-        means, batches = _run_variants(prober, step, variants, class_weight, limit)
-    prober.last_batches = batches  # (n_b, variant -> unweighted batch loss) of this pass, in order
-    width = 2 if weighted else 1
-    plain = {f: means[width * i].value for i, f in enumerate(variants)}
-    cw_means = {f: means[width * i + 1].value for i, f in enumerate(variants)} if weighted else {}
-    return plain, cw_means
+        step = _variants_step(model, calls, variants, forced, held_off, trainable, non_trainable, carried, own, seeds,
+                              reset)
+        variables = [*trainable, *non_trainable, *(c for copies in own for c in copies)]
+        yield VariantSetup(prober, variants, calls, step, variables, class_weight)
+
+
+def variant_losses(prober: Prober, families: list[str | None], class_weight, limit: int | None, draw: int
+                   ) -> tuple[dict[str | None, float], dict[str | None, float]]:
+    """See Prober.training_passes_weighted."""
+    with variant_setup(prober, families, class_weight, draw) as setup:
+        step = compile_step(setup.step, setup.variables)
+        _run_variants(prober, step, setup, class_weight, limit)
+    return setup.finish()
 
 
 def inference_loss(prober: Prober, class_weight, limit: int | None) -> float:

@@ -18,7 +18,7 @@ class VariantCalls:
     """Shadows `call` on every layer of a model (instance attribute, like `forced_training`) with a
     wrapper that (1) forces `training=True` on the layers of the current variant and (2) memoizes the
     call within one trace, keyed on the input tensors' identities, the other arguments, the effective
-    `training` and which forced layers sit inside the layer (nested models). Reset per trace. A layer
+    `training` and which forced or held-off layers sit below the layer (nested models). Reset per trace. A layer
     that reads a variable in `unshared` (each variant holds its own value) is never memoized."""
 
     def __init__(self, model, unshared: Sequence[Any] = ()) -> None:
@@ -26,7 +26,8 @@ class VariantCalls:
         ids = {id(v) for v in unshared}
         self.unshared = {id(lyr) for lyr in self.layers
                          if ids and any(id(v) in ids for v in call_state_variables(lyr))}
-        self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=True, recursive=True)}
+        # the layers below each layer (its own forced/held-off state is in the `training` its call receives)
+        self.inside = {id(lyr): {id(s) for s in lyr._flatten_layers(include_self=False, recursive=True)}
                        for lyr in self.layers}
         self.forced: set[int] = set()
         self.off: set[int] = set()
