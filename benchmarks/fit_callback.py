@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--losscheck", action="store_true", help="fit with LossCheck at its default settings")
-    ap.add_argument("--on", default="epoch_end", help="LossCheck's on= (default epoch_end, its default)")
+    ap.add_argument("--on", default="train_end", help="LossCheck's on= (default train_end, its default)")
     args = ap.parse_args()
 
     import keras

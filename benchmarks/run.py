@@ -188,8 +188,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=build_bench.N_DEFAULT, help="samples N of the memory check (and 4N)")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-callback", action="store_true")
-    ap.add_argument("--callback-on", default="epoch_end", choices=["epoch_end", "train_end"],
-                    help="LossCheck's on= in the callback row (default: its default, epoch_end)")
+    ap.add_argument("--callback-on", default="train_end", choices=["epoch_end", "train_end"],
+                    help="LossCheck's on= in the callback row (default: its default, train_end)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--backends", default="",
                     help="comma-separated Keras backends to time on, one row each (e.g. tensorflow,jax); "

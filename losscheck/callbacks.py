@@ -34,8 +34,8 @@ from losscheck.report.model import Report
 
 
 class LossCheck(keras.callbacks.Callback):
-    """Explain fit's logged loss after an epoch (`on="epoch_end"`, every `every` epochs) or once after
-    training (`on="train_end"`). `data` (or x=, y=, sample_weight=) should be the training data fit
+    """Explain fit's logged loss once after training (`on="train_end"`, the default: cheap enough to
+    leave on) or after every `every`-th epoch (`on="epoch_end"`). `data` (or x=, y=, sample_weight=) should be the training data fit
     sees, in the same order; a tf.data.Dataset or PyDataset is streamed with its own batching, arrays
     are batched by `batch_size` (pass fit's). Pass fit's `class_weight` here too. The reports are kept
     in `reports`; `verbose=1` prints one line per check. `on_nonfinite=True`: stop training at the first
@@ -43,7 +43,7 @@ class LossCheck(keras.callbacks.Callback):
     samples of the step are named when fit batches the data in order (shuffle=False)."""
 
     def __init__(self, data: Any = None, *, x: Any = None, y: Any = None, sample_weight: Any = None,
-                 every: int = 1, on: str = "epoch_end", verbose: int = 1, batch_size: int = 32, seed: int = 0,
+                 every: int = 1, on: str = "train_end", verbose: int = 1, batch_size: int = 32, seed: int = 0,
                  class_weight: Any = None, rtol: float = 1e-4, probe_samples: int | None = None,
                  fail_on: str = "error", select: Any = None, ignore: Any = None, on_nonfinite: bool = False) -> None:
         super().__init__()

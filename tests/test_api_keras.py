@@ -287,7 +287,7 @@ def test_callback_explains_logged_loss_and_changes_nothing():
         return model, history
 
     plain_model, plain = run([])
-    check = LossCheck(x=xt, y=yt, batch_size=16, verbose=0)
+    check = LossCheck(x=xt, y=yt, batch_size=16, verbose=0, on="epoch_end")
     model, history = run([check])
     assert_same_training(plain_model, plain, model, history)
     assert len(check.reports) == 2
@@ -403,7 +403,7 @@ def test_callback_measures_custom_training_layers():
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), Shift(name="shift"),
                               keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    check = LossCheck(x=x, y=y, batch_size=16, verbose=0)
+    check = LossCheck(x=x, y=y, batch_size=16, verbose=0, on="epoch_end")
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[check], shuffle=False)
     [report] = check.reports
     fig = {k: f.value for k, f in report.figures.items()}

@@ -71,7 +71,7 @@ def _stopped_runs(x, y, lr, shuffle=False):
 
     nan_logs, check_logs = _recorder(), _recorder()
     _fit(x, y, lr, [keras.callbacks.TerminateOnNaN(), nan_logs], shuffle)
-    check = LossCheck(x=x, y=y, batch_size=BATCH, verbose=0, on_nonfinite=True)
+    check = LossCheck(x=x, y=y, batch_size=BATCH, verbose=0, on_nonfinite=True, on="epoch_end")
     _fit(x, y, lr, [check, check_logs], shuffle)
     return nan_logs.logs, check_logs.logs, check
 
@@ -196,7 +196,7 @@ def test_a_healthy_fit_is_unchanged_by_the_watch():
 
     x, y = _data()
     plain_model, plain = _fit(x, y, 0.01, [], epochs=2)
-    check = LossCheck(x=x, y=y, batch_size=BATCH, verbose=0, on_nonfinite=True)
+    check = LossCheck(x=x, y=y, batch_size=BATCH, verbose=0, on_nonfinite=True, on="epoch_end")
     model, history = _fit(x, y, 0.01, [check], epochs=2)
     assert_same_training(plain_model, plain, model, history)
     assert len(check.reports) == 2

@@ -147,7 +147,7 @@ def test_callback_keeps_its_compiled_pass_until_recompiled(saved, monkeypatch):
     with np.load(data_path) as f:
         x, y = f["x"], f["y"]
     model = keras.saving.load_model(model_path)
-    check = LossCheck(data=(x, y), batch_size=16, verbose=0)
+    check = LossCheck(data=(x, y), batch_size=16, verbose=0, on="epoch_end")
     model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[check])
     assert len(check.reports) == 3 and len(built) == 1
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.loss)
@@ -155,7 +155,7 @@ def test_callback_keeps_its_compiled_pass_until_recompiled(saved, monkeypatch):
     assert len(check.reports) == 4 and len(built) == 2
 
     # the kept pass gives the figures a fresh callback measures at the same weights
-    fresh = LossCheck(data=(x, y), batch_size=16, verbose=0)
+    fresh = LossCheck(data=(x, y), batch_size=16, verbose=0, on="epoch_end")
     fresh.set_model(model)
     check.on_epoch_end(0, {"loss": 1.0})
     fresh.on_epoch_end(0, {"loss": 1.0})
