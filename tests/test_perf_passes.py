@@ -29,7 +29,7 @@ def _separate_pass(prober, family, class_weight=None):
             return model._compute_loss(x=x, y=y, y_pred=pred, sample_weight=sw, training=outer)
 
         mean = EpochMean()
-        for start, stop, xs, ys, sw in prober._batches(class_weight=class_weight):
+        for start, stop, xs, ys, sw in prober.batches(class_weight=class_weight):
             mean.add(float(step(structure(xs), structure(ys), sw)), stop - start)
     return mean.value
 
