@@ -169,9 +169,7 @@ def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], N
             first = False
         if joint is not None and (joint_limit is None or stop <= joint_limit):
             if both is None:
-                from losscheck.probes.joint import joint_step
-
-                both = joint.compiled or joint_step(prober, (xs, ys, sw), sw is not None, cm, joint)
+                both = joint.compiled or joint.build(prober, (xs, ys, sw), sw is not None, cm, joint)
                 joint.compiled = both
             cw = prober.class_weighted(ys, sw, class_weight) if class_weight else None
             out, values = both(structure(xs), structure(ys), sw, cw)

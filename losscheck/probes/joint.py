@@ -58,6 +58,7 @@ def inference_and_variants(prober: Prober, observers: Sequence[Callable[[BatchRe
     with variant_setup(prober, families, class_weight, 0, reset=False,
                        calls=None if kept is None else kept[0]) as setup:
         setup.compiled = None if kept is None else kept[1]
+        setup.build = joint_step
         result = inference_pass(prober, observers, metrics, joint=setup, class_weight=class_weight,
                                 joint_limit=limit)
     if not metrics and setup.compiled is not None:

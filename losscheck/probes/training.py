@@ -175,6 +175,7 @@ class VariantSetup:
         self.means = [EpochMean() for _ in range(width * len(variants))]
         self.batches: list[tuple[int, dict]] = []
         self.compiled: Any = None  # the compiled step a joint pass runs (probes/joint.py), once built
+        self.build: Any = None  # what builds that step (probes/joint.py joint_step), set by the joint pass
 
     def add(self, values: np.ndarray, n: int) -> None:
         """One batch's stacked losses (the step's output) of n samples."""
