@@ -37,10 +37,11 @@ class LossCheck(keras.callbacks.Callback):
     """Explain fit's logged loss once after training (`on="train_end"`, the default: cheap enough to
     leave on) or after every `every`-th epoch (`on="epoch_end"`). `data` (or x=, y=, sample_weight=)
     should be the training data fit sees, in the same order; a tf.data.Dataset or PyDataset is
-    streamed with its own batching, arrays are batched by `batch_size` (pass fit's). Pass fit's `class_weight` here too. The reports are kept
-    in `reports`; `verbose=1` prints one line per check. `on_nonfinite=True`: stop training at the first
-    non-finite logged loss and report where that step went non-finite (see the module docstring); the
-    samples of the step are named when fit batches the data in order (shuffle=False)."""
+    streamed with its own batching, arrays are batched by `batch_size` (pass fit's). Pass fit's
+    `class_weight` here too. The reports are kept in `reports`; `verbose=1` prints one line per check.
+    `on_nonfinite=True`: stop training at the first non-finite logged loss and report where that step
+    went non-finite (see the module docstring); the samples of the step are named when fit batches the
+    data in order (shuffle=False)."""
 
     def __init__(self, data: Any = None, *, x: Any = None, y: Any = None, sample_weight: Any = None,
                  every: int = 1, on: str = "train_end", verbose: int = 1, batch_size: int = 32, seed: int = 0,
