@@ -85,3 +85,17 @@ def assert_same_training(plain_model, plain_history, model, history) -> None:
         np.testing.assert_array_equal(a, b)
     for a, b in zip(plain_model.optimizer.variables, model.optimizer.variables, strict=True):
         np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def seeded_prober(model_path, data_path, batch_size=16):
+    """(loaded model, data, Prober) of a saved model and data file, Keras seeded as --seed 0."""
+    from losscheck._tf import keras
+    from losscheck.loading.data import load_data
+    from losscheck.loading.inputs import input_names
+    from losscheck.loading.model import load_model
+    from losscheck.probes.prober import Prober
+
+    keras.utils.set_random_seed(0)
+    loaded = load_model(model_path)
+    data = load_data(data_path, input_names(loaded.model), loaded.output_names)
+    return loaded, data, Prober(loaded, data, batch_size, 0)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import seeded_prober
+
 pytestmark = pytest.mark.keras
 
 
@@ -59,32 +61,19 @@ def saved(request, tmp_path_factory):
     return d / "model.keras", d / "data.npz"
 
 
-def _prober(model_path, data_path, batch_size=16):
-    from losscheck._tf import keras
-    from losscheck.loading.data import load_data
-    from losscheck.loading.inputs import input_names
-    from losscheck.loading.model import load_model
-    from losscheck.probes.prober import Prober
-
-    keras.utils.set_random_seed(0)
-    loaded = load_model(model_path)
-    data = load_data(data_path, input_names(loaded.model), loaded.output_names)
-    return loaded, data, Prober(loaded, data, batch_size, 0)
-
-
 @pytest.mark.parametrize(("class_weight", "limit"), [(None, None), ({0: 1.0, 1: 3.0, 2: 0.5}, None), (None, 32)])
 def test_joint_pass_equals_separate_passes(saved, class_weight, limit):
     from losscheck.probes.gaps import training_mode_variants
     from losscheck.probes.joint import joint_applies
 
-    loaded, _, apart = _prober(*saved)
+    loaded, _, apart = seeded_prober(*saved)
     variants = training_mode_variants(apart, limit)
     before = [np.array(v) for v in loaded.model.variables]
     inf_apart = apart.inference_pass()
     passes_apart = apart.training_passes_weighted(variants, class_weight, limit)
     batches_apart = apart.last_batches
 
-    _, _, joint = _prober(*saved)
+    _, _, joint = seeded_prober(*saved)
     assert joint_applies(joint, limit)
     inf_joint = joint.inference_pass(variants=variants, class_weight=class_weight, limit=limit)
     assert joint.joint, "the joint pass ran"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import seeded_prober
+
 pytestmark = [pytest.mark.keras, pytest.mark.slow]
 
 
@@ -89,21 +91,8 @@ def saved(request, tmp_path_factory):
     return d / "model.keras", d / "data.npz"
 
 
-def _prober(model_path, data_path, batch_size=16):
-    from losscheck._tf import keras
-    from losscheck.loading.data import load_data
-    from losscheck.loading.inputs import input_names
-    from losscheck.loading.model import load_model
-    from losscheck.probes.prober import Prober
-
-    keras.utils.set_random_seed(0)
-    loaded = load_model(model_path)
-    data = load_data(data_path, input_names(loaded.model), loaded.output_names)
-    return loaded, data, Prober(loaded, data, batch_size, 0)
-
-
 def test_combined_training_passes_equal_separate_passes(saved):
-    loaded, _, prober = _prober(*saved)
+    loaded, _, prober = seeded_prober(*saved)
     variants = [None] + [f for f in ("dropout", "batchnorm", "noise") if getattr(prober.families, f)]
     before = [np.array(v) for v in loaded.model.variables]
     combined = prober.training_passes(variants + ["inference"])
@@ -118,7 +107,7 @@ def test_fit_on_loaded_model_equals_fresh_copy(saved):
     from losscheck.loading.model import reload_for_fit
     from losscheck.probes.fitting import fit_epoch, fit_epoch_restoring
 
-    loaded, data, prober = _prober(*saved)
+    loaded, data, prober = seeded_prober(*saved)
     prober.training_passes([None])
     before = [np.array(v) for v in loaded.model.variables + loaded.model.optimizer.variables]
     keras.utils.set_random_seed(0)
