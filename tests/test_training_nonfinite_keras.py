@@ -37,6 +37,46 @@ def _keras_first_nonfinite(path, x, y, epochs):
     return found[0] if found else None
 
 
+def _keras_take_apart(path, x, y, epoch, step, custom):
+    """What a GradientTape shows of step `step` of epoch `epoch` (from 1) at the weights Keras's own fit
+    (a fresh load, no shuffle) leaves just before it: (the first layer, in call order, whose training-mode
+    output is non-finite; the first variable whose gradient is non-finite, else the first whose value
+    after the optimizer's update is). The models here are plain chains of layers."""
+    import keras
+    import tensorflow as tf
+
+    class StopBefore(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            self.e = e
+
+        def on_train_batch_end(self, b, logs=None):
+            if (self.e + 1, b + 2) == (epoch, step):
+                self.model.stop_training = True
+
+    objects = {custom.__name__: custom} if custom else None
+    model = keras.saving.load_model(path, custom_objects=objects, safe_mode=False)
+    keras.utils.set_random_seed(0)
+    if (epoch, step) != (1, 1):
+        model.fit(x, y, batch_size=BATCH, epochs=epoch if step > 1 else epoch - 1, shuffle=False, verbose=0,
+                  callbacks=[StopBefore()])
+    xb = tf.constant(x[(step - 1) * BATCH:step * BATCH])
+    yb = tf.constant(y[(step - 1) * BATCH:step * BATCH])
+    layer, out = None, xb
+    with tf.GradientTape() as tape:
+        for lyr in model.layers[1:]:
+            out = lyr(out, training=True)
+            if layer is None and not np.all(np.isfinite(np.asarray(out, dtype="float64"))):
+                layer = lyr.name
+        loss = model.compute_loss(x=xb, y=yb, y_pred=out, training=True)
+    grads = tape.gradient(loss, model.trainable_variables)
+    variables = model.trainable_variables
+    variable = next((v.path for v, g in zip(variables, grads) if not np.all(np.isfinite(np.asarray(g)))), None)
+    if variable is None:
+        model.optimizer.apply(grads, variables)
+        variable = next((v.path for v in variables if not np.all(np.isfinite(np.asarray(v)))), None)
+    return layer, variable
+
+
 def _dense(keras, activation=None, dtype=None, hidden=True):
     inputs = keras.Input((4,), name="x")
     h = keras.layers.Dense(8, activation="relu", name="hidden", dtype=dtype)(inputs) if hidden else inputs
@@ -97,14 +137,14 @@ def _case(tmp_path, name):
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
     extra = ["--custom-objects", str(tmp_path / "losses.py")] if custom else []
-    return tmp_path / "model.keras", tmp_path / "data.npz", x, y, extra
+    return tmp_path / "model.keras", tmp_path / "data.npz", x, y, extra, custom
 
 
 @pytest.mark.parametrize("where, layer, variable", [("input", None, None), ("forward", "hidden", None),
                                                     ("loss", None, None), ("gradient", None, "out/kernel"),
                                                     ("update", None, "hidden/kernel")])
 def test_the_first_nonfinite_step_is_located(tmp_path, where, layer, variable):
-    model, data, x, y, extra = _case(tmp_path, where)
+    model, data, x, y, extra, custom = _case(tmp_path, where)
     result = run_cli("compare", model, data, "--batch-size", str(BATCH), "--fit-epochs", "3", "--format", "json",
                      *extra)
     assert result.code == 1, result.stderr
@@ -114,10 +154,11 @@ def test_the_first_nonfinite_step_is_located(tmp_path, where, layer, variable):
     assert (t["epoch"], t["step"]) == (epoch, step)
     assert t["samples"] == [(step - 1) * BATCH, min(step * BATCH, len(x)) - 1]
     assert t["where"] == where
-    if layer is not None:
-        assert t["layer"] == layer
-    if variable is not None:
-        assert t["variable"] == variable
+    tape_layer, tape_variable = _keras_take_apart(model, x, y, epoch, step, custom)
+    if where == "forward":
+        assert t["layer"] == tape_layer == layer
+    if where in ("gradient", "update"):
+        assert tape_layer is None and t["variable"] == tape_variable == variable
     found = [f for f in doc["findings"] if f["code"] == "nonfinite-in-training"]
     assert len(found) == 1 and f"epoch {epoch}, step {step}" in found[0]["message"]
     assert "evaluate" in doc["figures"]  # the rest of the report stands
