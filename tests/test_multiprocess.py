@@ -1,7 +1,8 @@
 """--distribute multi-process --local 2 on CPU (JAX): Keras's own evaluate and fit over two processes
 equal Keras's own one-process numbers (Dense, BatchNormalization + Dropout, sample weights), the shards'
 numpy sums add up to the one-process data loss, only process 0 writes the report; 100 samples at batch
-32 are uneven-shards before any pass; a killed worker ends the run with exit 2; nothing is left running."""
+32 are uneven-shards before any pass; a custom loss dividing by a fixed batch size gets
+distribution-scaling; a killed worker ends the run with exit 2; nothing is left running."""
 
 from __future__ import annotations
 
@@ -194,6 +195,56 @@ def test_uneven_shards_before_any_pass(tmp_path):
     assert "multiple of 32" in finding["advice"]
     assert report["figures"] == {}
     assert [s["samples"] for s in report["shards"]] == [52, 48]
+    assert _workers_alive(str(tmp_path)) == []
+
+
+FIXED_DIVISOR_LOSS = '''
+import keras
+
+
+@keras.saving.register_keras_serializable(package="lc_multiprocess")
+def fixed_batch_mse(y_true, y_pred):
+    """Sum of squares over a hard-coded batch of 32: wrong on any other batch."""
+    return keras.ops.sum(keras.ops.square(y_true - y_pred)) / 32.0
+'''
+
+
+@MULTI[0]
+@MULTI[1]
+@MULTI[2]
+def test_a_fixed_divisor_loss_gets_distribution_scaling(tmp_path):
+    """A custom loss dividing by a fixed batch of 32: JAX computes it on the global batch, so Keras's fit
+    over two processes equals Keras's own one-process fit, and distribution-scaling says that a per-worker
+    strategy would scale it."""
+    _jax_or_skip()
+    (tmp_path / "losses.py").write_text(FIXED_DIVISOR_LOSS)
+    code = ("import sys, numpy as np, keras\n"
+            "sys.path.insert(0, sys.argv[1]); import losses\n"
+            "rng = np.random.default_rng(5); keras.utils.set_random_seed(5)\n"
+            "x = rng.normal(size=(128, 4)).astype('float32')\n"
+            "y = (x @ rng.normal(size=(4, 1)) + 0.1 * rng.normal(size=(128, 1))).astype('float32')\n"
+            "inp = keras.Input((4,)); m = keras.Model(inp, keras.layers.Dense(1)(inp))\n"
+            "m.compile(keras.optimizers.SGD(0.05), losses.fixed_batch_mse)\n"
+            "m.save(sys.argv[1] + '/model.keras'); np.savez(sys.argv[1] + '/data.npz', x=x, y=y)\n"
+            "fit = keras.saving.load_model(sys.argv[1] + '/model.keras').fit(x, y, batch_size=32, epochs=1, "
+            "shuffle=False, verbose=0).history['loss'][0]\n"
+            "print(float(fit))\n")
+    built = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=ENV, capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    keras_fit = float(built.stdout.strip().splitlines()[-1])
+    report = tmp_path / "report.json"
+    done = _losscheck("compare", tmp_path / "model.keras", tmp_path / "data.npz", "--custom-objects",
+                      tmp_path / "losses.py", "--batch-size", 32, "--distribute", "multi-process", "--local", 2,
+                      "--format", "json", "--output", report)
+    assert done.returncode == 1, done.stderr[-2000:]
+    doc = json.loads(report.read_text())
+    fig = {k: v["value"] for k, v in doc["figures"].items()}
+    assert rel(fig["fit_epoch_multiprocess"], keras_fit) < RTOL
+    assert rel(fig["fit_epoch"], keras_fit) < RTOL
+    found = [f for f in doc["findings"] if f["code"] == "distribution-scaling"]
+    assert len(found) == 1 and "MultiWorkerMirroredStrategy" in found[0]["message"]
+    assert "batch-size-dependence" in {f["code"] for f in doc["findings"]}
     assert _workers_alive(str(tmp_path)) == []
 
 
