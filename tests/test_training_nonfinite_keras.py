@@ -70,7 +70,8 @@ def _keras_take_apart(path, x, y, epoch, step, custom):
         loss = model.compute_loss(x=xb, y=yb, y_pred=out, training=True)
     grads = tape.gradient(loss, model.trainable_variables)
     variables = model.trainable_variables
-    variable = next((v.path for v, g in zip(variables, grads) if not np.all(np.isfinite(np.asarray(g)))), None)
+    bad_grads = (v.path for v, g in zip(variables, grads, strict=True) if not np.all(np.isfinite(np.asarray(g))))
+    variable = next(bad_grads, None)
     if variable is None:
         model.optimizer.apply(grads, variables)
         variable = next((v.path for v in variables if not np.all(np.isfinite(np.asarray(v)))), None)
