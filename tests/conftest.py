@@ -99,3 +99,36 @@ def seeded_prober(model_path, data_path, batch_size=16):
     loaded = load_model(model_path)
     data = load_data(data_path, input_names(loaded.model), loaded.output_names)
     return loaded, data, Prober(loaded, data, batch_size, 0)
+
+
+def fit_until(model, x, y, batch_size, epoch, batch):
+    """`model` as Keras's own fit (seed 0, no shuffle) leaves it just before batch `batch` of epoch `epoch`
+    (both counted from 0)."""
+    import keras
+
+    class StopBefore(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            self.e = e
+
+        def on_train_batch_end(self, b, logs=None):
+            if (self.e, b + 1) == (epoch, batch):
+                self.model.stop_training = True
+
+    keras.utils.set_random_seed(0)
+    if batch > 0 or epoch > 0:
+        model.fit(x, y, batch_size=batch_size, epochs=epoch + (1 if batch > 0 else 0), shuffle=False, verbose=0,
+                  callbacks=[StopBefore()])
+    return model
+
+
+def first_nonfinite_layer(model, xb):
+    """The name of the first layer of a plain chain `model` whose training-mode output on the batch `xb` is
+    non-finite, in call order; None when every output is finite."""
+    import numpy as np
+
+    h = xb
+    for layer in model.layers[1:]:
+        h = layer(h, training=True)
+        if not np.all(np.isfinite(np.asarray(h))):
+            return layer.name
+    return None

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.conftest import assert_same_training
+from tests.conftest import assert_same_training, first_nonfinite_layer, fit_until
 
 pytestmark = pytest.mark.keras
 
@@ -138,26 +138,6 @@ def test_a_huge_learning_rate_is_located_at_the_update_before():
     assert t["variable"] == first_bad
 
 
-def _keras_state_before(x, y, lr, epoch, batch):
-    """The model as Keras's own fit leaves it just before batch `batch` of epoch `epoch` (from 0)."""
-    import keras
-
-    class StopBefore(keras.callbacks.Callback):
-        def on_epoch_begin(self, e, logs=None):
-            self.e = e
-
-        def on_train_batch_end(self, b, logs=None):
-            if (self.e, b + 1) == (epoch, batch):
-                self.model.stop_training = True
-
-    model = _model(lr)
-    keras.utils.set_random_seed(0)
-    if batch > 0 or epoch > 0:
-        model.fit(x, y, batch_size=BATCH, epochs=epoch + (1 if batch > 0 else 0), shuffle=False, verbose=0,
-                  callbacks=[StopBefore()])
-    return model
-
-
 def test_divergence_in_a_later_epoch_is_replayed_from_that_epoch():
     """SGD(0.2) on targets scaled by 10 diverges in the second epoch: the finding names the step
     TerminateOnNaN stopped at and the first layer whose output overflows there, as Keras's own fit up to
@@ -170,13 +150,8 @@ def test_divergence_in_a_later_epoch_is_replayed_from_that_epoch():
     t, _ = _finding(check)
     assert (t["epoch"], t["step"]) == (epoch + 1, batch + 1)
     assert t["samples"] == [batch * BATCH, (batch + 1) * BATCH - 1]
-    model = _keras_state_before(x, y, 0.2, epoch, batch)
-    h = x[batch * BATCH:(batch + 1) * BATCH]
-    first_bad = None
-    for layer in model.layers[1:]:
-        h = layer(h, training=True)
-        if first_bad is None and not np.all(np.isfinite(np.asarray(h))):
-            first_bad = layer.name
+    model = fit_until(_model(0.2), x, y, BATCH, epoch, batch)
+    first_bad = first_nonfinite_layer(model, x[batch * BATCH:(batch + 1) * BATCH])
     assert first_bad is not None and (t["where"], t["layer"]) == ("forward", first_bad)
 
 

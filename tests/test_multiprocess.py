@@ -38,6 +38,15 @@ def _losscheck(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _python_on_jax(code: str, *args: object) -> str:
+    """The last line `python -c code args...` prints, run on the JAX backend; it must succeed."""
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def _keras_one_process(model: Path, data: Path, batch_size: int) -> tuple[float, float]:
     """Keras's own evaluate and one-epoch fit in one process on JAX (a subprocess), seeded as losscheck's
     --seed 0 (before loading and before fit, so Dropout draws the same masks)."""
@@ -51,10 +60,7 @@ def _keras_one_process(model: Path, data: Path, batch_size: int) -> tuple[float,
         "fit = model.fit(d['x'], d['y'], sample_weight=sw, batch_size=b, epochs=1, "
         "shuffle=False, verbose=0).history['loss'][0]\n"
         "print(json.dumps([float(ev), float(fit)]))\n")
-    done = subprocess.run([sys.executable, "-c", code, str(model), str(data), str(batch_size)], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    ev, fit = json.loads(done.stdout.strip().splitlines()[-1])
+    ev, fit = json.loads(_python_on_jax(code, model, data, batch_size))
     return ev, fit
 
 
@@ -71,9 +77,7 @@ def _bn_dropout(folder: Path) -> tuple[Path, Path]:
         "m.compile(keras.optimizers.Adam(0.01), 'sparse_categorical_crossentropy')\n"
         "m.fit(x, y, batch_size=16, epochs=1, verbose=0)\n"
         "m.save(sys.argv[1] + '/model.keras'); np.savez(sys.argv[1] + '/data.npz', x=x, y=y)\n")
-    done = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _python_on_jax(code, folder)
     return folder / "model.keras", folder / "data.npz"
 
 
@@ -229,10 +233,7 @@ def test_a_fixed_divisor_loss_gets_distribution_scaling(tmp_path):
             "fit = keras.saving.load_model(sys.argv[1] + '/model.keras').fit(x, y, batch_size=32, epochs=1, "
             "shuffle=False, verbose=0).history['loss'][0]\n"
             "print(float(fit))\n")
-    built = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=ENV, capture_output=True,
-                           text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-2000:]
-    keras_fit = float(built.stdout.strip().splitlines()[-1])
+    keras_fit = float(_python_on_jax(code, tmp_path))
     report = tmp_path / "report.json"
     done = _losscheck("compare", tmp_path / "model.keras", tmp_path / "data.npz", "--custom-objects",
                       tmp_path / "losses.py", "--batch-size", 32, "--distribute", "multi-process", "--local", 2,

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import first_nonfinite_layer, fit_until, run_cli
 
 pytestmark = pytest.mark.keras
 
@@ -45,31 +45,16 @@ def _keras_take_apart(path, x, y, epoch, step, custom):
     import keras
     import tensorflow as tf
 
-    class StopBefore(keras.callbacks.Callback):
-        def on_epoch_begin(self, e, logs=None):
-            self.e = e
-
-        def on_train_batch_end(self, b, logs=None):
-            if (self.e + 1, b + 2) == (epoch, step):
-                self.model.stop_training = True
-
     objects = {custom.__name__: custom} if custom else None
-    model = keras.saving.load_model(path, custom_objects=objects, safe_mode=False)
-    keras.utils.set_random_seed(0)
-    if (epoch, step) != (1, 1):
-        model.fit(x, y, batch_size=BATCH, epochs=epoch if step > 1 else epoch - 1, shuffle=False, verbose=0,
-                  callbacks=[StopBefore()])
+    model = fit_until(keras.saving.load_model(path, custom_objects=objects, safe_mode=False), x, y, BATCH,
+                      epoch - 1, step - 1)
     xb = tf.constant(x[(step - 1) * BATCH:step * BATCH])
     yb = tf.constant(y[(step - 1) * BATCH:step * BATCH])
-    layer, out = None, xb
+    layer = first_nonfinite_layer(model, xb)
     with tf.GradientTape() as tape:
-        for lyr in model.layers[1:]:
-            out = lyr(out, training=True)
-            if layer is None and not np.all(np.isfinite(np.asarray(out, dtype="float64"))):
-                layer = lyr.name
-        loss = model.compute_loss(x=xb, y=yb, y_pred=out, training=True)
-    grads = tape.gradient(loss, model.trainable_variables)
+        loss = model.compute_loss(x=xb, y=yb, y_pred=model(xb, training=True), training=True)
     variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
     bad_grads = (v.path for v, g in zip(variables, grads, strict=True) if not np.all(np.isfinite(np.asarray(g))))
     variable = next(bad_grads, None)
     if variable is None:
