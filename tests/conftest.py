@@ -132,3 +132,22 @@ def first_nonfinite_layer(model, xb):
         if not np.all(np.isfinite(np.asarray(h))):
             return layer.name
     return None
+
+
+def tape_step(model, xb, yb):
+    """One training step of a compiled `model` on the batch (xb, yb) by hand (TensorFlow): the training-mode
+    loss under a GradientTape, then the optimizer's update when every gradient is finite. Returns (loss,
+    path of the first variable whose gradient is non-finite or None, path of the first variable non-finite
+    after the update or None), variables in `trainable_variables` order."""
+    import numpy as np
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=xb, y=yb, y_pred=model(xb, training=True), training=True)
+    grads = tape.gradient(loss, variables)
+    bad_grad = next((v.path for v, g in zip(variables, grads, strict=True) if not np.all(np.isfinite(g))), None)
+    if bad_grad is not None:
+        return float(loss), bad_grad, None
+    model.optimizer.apply(grads, variables)
+    return float(loss), None, next((v.path for v in variables if not np.all(np.isfinite(np.asarray(v)))), None)

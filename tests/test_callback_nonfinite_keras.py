@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.conftest import assert_same_training, first_nonfinite_layer, fit_until
+from tests.conftest import assert_same_training, first_nonfinite_layer, fit_until, tape_step
 
 pytestmark = pytest.mark.keras
 
@@ -111,9 +111,6 @@ def test_a_huge_learning_rate_is_located_at_the_update_before():
     """SGD(1e37): the first update overflows the weights while its loss is finite, so the logged loss
     turns non-finite one step later; the finding names the step whose update did it and its variable,
     as a GradientTape and the optimizer's update at the same weights show."""
-    import keras
-    import tensorflow as tf
-
     x, y = _data(scale=1e3)
     lr = 1e37
     nan_logs, check_logs, check = _stopped_runs(x, y, lr)
@@ -123,19 +120,12 @@ def test_a_huge_learning_rate_is_located_at_the_update_before():
     assert t["where"] == "update"
     assert (t["epoch"], t["step"]) == (epoch + 1, batch)  # the step before the one TerminateOnNaN stopped at
     # Keras's own run up to that step, then the step by hand
-    model = _model(lr)
-    keras.utils.set_random_seed(0)
-    if batch > 1:
-        model.fit(x[:(batch - 1) * BATCH], y[:(batch - 1) * BATCH], batch_size=BATCH, shuffle=False, verbose=0)
+    model = fit_until(_model(lr), x, y, BATCH, epoch, batch - 1)
     xb, yb = x[(batch - 1) * BATCH:batch * BATCH], y[(batch - 1) * BATCH:batch * BATCH]
     assert t["samples"] == [(batch - 1) * BATCH, batch * BATCH - 1]
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=xb, y=yb, y_pred=model(xb, training=True), training=True)
-    grads = tape.gradient(loss, model.trainable_variables)
-    assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in grads)
-    model.optimizer.apply(grads, model.trainable_variables)
-    first_bad = next(v.path for v in model.trainable_variables if not np.all(np.isfinite(np.asarray(v))))
-    assert t["variable"] == first_bad
+    loss, bad_grad, first_bad = tape_step(model, xb, yb)
+    assert np.isfinite(loss) and bad_grad is None
+    assert first_bad is not None and t["variable"] == first_bad
 
 
 def test_divergence_in_a_later_epoch_is_replayed_from_that_epoch():
