@@ -12,7 +12,7 @@ import numpy as np
 
 from losscheck.probes.batching import floatx, structure
 from losscheck.probes.compiled import is_tensorflow
-from losscheck.probes.steps import StepOutputs, inference_step
+from losscheck.probes.steps import StepOutputs, inference_step, raw_logits_step
 from losscheck.reference import EpochMean, output_batch_loss
 from losscheck.reference.variants import SemanticStats
 
@@ -67,12 +67,11 @@ class InferenceResult:
     metrics_error: str | None = None  # why the compiled metrics could not be measured
 
 
-def _numpy_terms(out: StepOutputs) -> tuple[list[np.ndarray], list[Any], list[Any], list[Any], list[Any]]:
-    """(outputs, logits, raw logits, masks, custom-loss values) of one step as numpy; a custom loss's
-    own mask is merged into its output's mask."""
+def _numpy_terms(out: StepOutputs) -> tuple[list[np.ndarray], list[Any], list[Any], list[Any]]:
+    """(outputs, logits, masks, custom-loss values) of one step as numpy; a custom loss's own mask is
+    merged into its output's mask."""
     out_np = [np.asarray(p) for p in out.outputs]
     lg_np = [None if t is None else np.asarray(t) for t in out.logits]
-    raw_np = [None if t is None else np.asarray(t) for t in out.raw_logits]
     m_np = [None if t is None else np.asarray(t) for t in out.masks]
     v_np = [None if t is None else np.asarray(t, np.float64) for t in out.values]
     vmasks = out.value_masks
@@ -81,7 +80,7 @@ def _numpy_terms(out: StepOutputs) -> tuple[list[np.ndarray], list[Any], list[An
             vm = np.asarray(vmasks[i]).astype(bool)
             prev = m_np[i]
             m_np[i] = vm if prev is None else (prev.astype(bool) & vm)
-    return out_np, lg_np, raw_np, m_np, v_np
+    return out_np, lg_np, m_np, v_np
 
 
 def _reference_losses(prober: Prober, ys, sw, out_np, m_np, lg_np, v_np,
@@ -188,7 +187,13 @@ def inference_pass(prober: Prober, observers: Sequence[Callable[[BatchResult], N
         totals.ev.add(total, n)
         totals.reg.add(r, n)
         totals.batch_totals.append((n, total))
-        out_np, lg_np, raw_np, m_np, v_np = _numpy_terms(out)
+        out_np, lg_np, m_np, v_np = _numpy_terms(out)
+        raw_np: list[np.ndarray | None] = [None] * len(out_np)
+        if any(out.activations):
+            raw_step = prober.compiled.get(("raw_logits",))
+            if raw_step is None:
+                raw_step = prober.compiled[("raw_logits",)] = raw_logits_step(prober, (xs, ys, sw))
+            raw_np = [None if t is None else np.asarray(t) for t in raw_step(structure(xs))]
         losses_b = _reference_losses(prober, ys, sw, out_np, m_np, lg_np, v_np, totals.unsupported)
         for o, v in losses_b.items():
             per_out[o].add(v, n)

@@ -32,17 +32,24 @@ class StepOutputs(NamedTuple):
     masks: list[Any]  # Keras mask of each output, or None
     values: list[Any]  # per-element values of custom losses (their own call()), or None
     value_masks: list[Any]  # the mask a custom loss's values carry, or None
-    raw_logits: list[Any]  # pre-activation of a float16/bfloat16 softmax/sigmoid output, or None
-    activations: list[str | None]  # that activation's op type ("Softmax"/"Sigmoid"), or None
+    # the activation op type ("Softmax"/"Sigmoid") of a float16/bfloat16 output, or None: its
+    # pre-activation comes from raw_logits_step
+    activations: list[str | None]
 
 
-def _tf_logits(p, spec, loss) -> tuple[Any, Any, str | None]:
-    """TensorFlow only, while tracing: (the logits Keras's crossentropy uses instead of the output,
-    the pre-activation of a float16/bfloat16 softmax/sigmoid output, that activation's op type)."""
+def _low_precision_activation(p) -> str | None:
+    """TensorFlow only, while tracing: the op type of a float16/bfloat16 softmax/sigmoid output, else None."""
+    op_type = getattr(getattr(p, "op", None), "type", None)
+    if p.dtype in (tf.float16, tf.bfloat16) and op_type in ("Softmax", "Sigmoid"):
+        return op_type
+    return None
+
+
+def _tf_logits(p, spec, loss) -> Any:
+    """TensorFlow only, while tracing: the logits Keras's crossentropy uses instead of the output, or None."""
     cached = getattr(p, "_keras_logits", None)
     op_type = getattr(getattr(p, "op", None), "type", None)
-    act = op_type if op_type in ("Softmax", "Sigmoid") else None
-    lg = raw = None
+    lg = None
     if spec is not None and spec.kind in LOGITS_SHORTCUT_KINDS:
         loss_dtype = getattr(loss, "dtype", None) or "float32"
         if p.dtype == tf.as_dtype(loss_dtype):
@@ -52,23 +59,21 @@ def _tf_logits(p, spec, loss) -> tuple[Any, Any, str | None]:
                 lg = cached
             elif op_type == LOGITS_OP_TYPE[spec.kind]:
                 lg = p.op.inputs[0]
-    if p.dtype in (tf.float16, tf.bfloat16) and act is not None:
-        raw = cached if cached is not None else p.op.inputs[0]
-    return lg, raw, act
+    return lg
 
 
 def _output_terms(preds: list[Any], ys: list[Any], spec_of: Callable, losses: list[Any], tensorflow: bool
-                  ) -> tuple[list[Any], list[Any], list[Any], list[Any], list[Any], list[Any]]:
-    """While tracing, per output: (logits, raw logits, activations, masks, custom-loss values, their masks)."""
-    logits, raws, acts, masks, values, vmasks = [], [], [], [], [], []
+                  ) -> tuple[list[Any], list[Any], list[Any], list[Any], list[Any]]:
+    """While tracing, per output: (logits, low-precision activations, masks, custom-loss values, their
+    masks)."""
+    logits, acts, masks, values, vmasks = [], [], [], [], []
     for i, p in enumerate(preds):
         spec, loss = spec_of(i, ys[i], p), losses[i]
-        lg = raw = act = None
+        lg = act = None
         if tensorflow:  # the logits shortcut exists only in TensorFlow's crossentropy
-            lg, raw, act = _tf_logits(p, spec, loss)
+            lg, act = _tf_logits(p, spec, loss), _low_precision_activation(p)
         logits.append(lg)
-        raws.append(raw)
-        acts.append(act if raw is not None else None)
+        acts.append(act)
         masks.append(keras_mask(p))
         v = vm = None
         if spec is not None and spec.kind == "custom" and not isinstance(loss, str):
@@ -79,7 +84,14 @@ def _output_terms(preds: list[Any], ys: list[Any], spec_of: Callable, losses: li
             vm = keras_mask(v)
         values.append(v)
         vmasks.append(vm)
-    return logits, raws, acts, masks, values, vmasks
+    return logits, acts, masks, values, vmasks
+
+
+def _pred_list(pred: Any, outputs: list[str]) -> list[Any]:
+    """The model's outputs in the order of `outputs`."""
+    if isinstance(pred, dict):
+        return [pred[o] for o in outputs]
+    return list(pred) if isinstance(pred, (list, tuple)) else [pred]
 
 
 def _traced_fn(model, outputs: list[str], losses: list[Any], spec_of: Callable, keras_loss: bool,
@@ -100,14 +112,11 @@ def _traced_fn(model, outputs: list[str], losses: list[Any], spec_of: Callable, 
             reg = ops.zeros((), "float32")
         else:
             reg = tf.add_n(extra) if tensorflow else ops.sum(ops.stack(extra))
-        if isinstance(pred, dict):
-            preds = [pred[o] for o in outputs]
-        else:
-            preds = list(pred) if isinstance(pred, (list, tuple)) else [pred]
+        preds = _pred_list(pred, outputs)
         ys = list(y) if isinstance(y, (list, tuple)) else [y]
-        logits, raws, acts, masks, values, vmasks = _output_terms(preds, ys, spec_of, losses, tensorflow)
+        logits, acts, masks, values, vmasks = _output_terms(preds, ys, spec_of, losses, tensorflow)
         traced["activations"] = acts
-        return total, reg, preds, logits, masks, values, vmasks, raws
+        return total, reg, preds, logits, masks, values, vmasks
 
     return fn
 
@@ -156,9 +165,9 @@ def inference_fn(prober: Prober, sample, compile_metrics=None) -> tuple[Callable
 
 def step_outputs(result: tuple, traced: dict[str, Any], n_outputs: int) -> StepOutputs:
     """The StepOutputs of the inference step's result tuple."""
-    total, reg, preds, logits, masks, values, vmasks, raws = result
-    return StepOutputs(total, reg, preds, logits, masks, values, vmasks, raws,
-                       traced.get("activations") or [None] * n_outputs)
+    total, reg, preds, logits, masks, values, vmasks = result
+    activations = traced.get("activations") or [None] * n_outputs
+    return StepOutputs(total, reg, preds, logits, masks, values, vmasks, activations)
 
 
 def inference_step(prober: Prober, sample, with_weights: bool, compile_metrics=None) -> Callable[..., StepOutputs]:
@@ -179,3 +188,26 @@ def inference_step(prober: Prober, sample, with_weights: bool, compile_metrics=N
         return step_outputs(compiled(x, y, sw) if with_weights else compiled(x, y), traced, n_outputs)
 
     return step
+
+
+def raw_logits_step(prober: Prober, sample) -> Callable[[Any], list[Any]]:
+    """TensorFlow only: a compiled forward pass giving, per output, the pre-activation of a float16/bfloat16
+    softmax/sigmoid output (None for the others), called as step(x) on batches like `sample`. It is kept
+    apart from the inference step because a graph that also returns the pre-activation computes the
+    activation unfused, in other float16 roundings than Keras's own evaluate step: the inference step's
+    outputs, and Keras's loss on them, would no longer be evaluate's. Runs in a StatelessScope, so the
+    layers' call state (stateful RNNs, custom counters) is left as the inference step needs it."""
+    model, outputs = prober.model, prober.outputs
+
+    def fn(x):
+        with keras.StatelessScope():
+            preds = _pred_list(model(x, training=False), outputs)
+        raws = []
+        for p in preds:
+            cached = getattr(p, "_keras_logits", None)
+            raws.append(None if _low_precision_activation(p) is None
+                        else cached if cached is not None else p.op.inputs[0])
+        return raws
+
+    sig = _signature(sample, False)
+    return compile_step(fn, [], None if sig is None else sig[:1])
