@@ -337,3 +337,25 @@ def test_prefix_mean_is_batch_weighted_over_leading_batches():
     assert prefix_mean(batches, 4) == 1.0
     assert prefix_mean(batches, 8) == 2.0  # (4*1 + 4*3) / 8
     assert prefix_mean(batches, 100) == (4 * 1.0 + 4 * 3.0 + 2 * 10.0) / 10
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("masked", [False, True])
+def test_weight_normalized_with_per_step_weights_is_keras_mean_with_sample_weight(masked):
+    """Per-element losses (B, T, 1) with per-step weights (B, T): Keras squeezes the losses' trailing 1 to
+    the weights' rank; sum(w*l*m)/sum(w*m) is what reduction="mean_with_sample_weight" gives on the same
+    tensors (the mask applied to the weights, as Keras applies a Keras mask)."""
+    import keras
+
+    from losscheck.reference.weighting import weight_normalized
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, size=(4, 5, 1))
+    pred = np.asarray(keras.ops.softmax(rng.normal(size=(4, 5, 1, 2)).astype("float32")), np.float64)
+    w = rng.uniform(0.2, 2.0, size=(4, 5))
+    mask = (rng.uniform(size=(4, 5, 1)) > 0.3) if masked else None
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
+    keras_w = w * mask[..., 0] if masked else w
+    expected = float(loss(y, pred.astype("float32"), sample_weight=keras_w.astype("float32")))
+    got = weight_normalized(LossSpec("sparse_categorical_crossentropy"), y, pred, w, mask, None, None)
+    assert got == pytest.approx(expected, rel=1e-6)

@@ -20,6 +20,9 @@ def weight_normalized(spec, y, pred, w: np.ndarray, mask, logits, values) -> flo
         return float(v)
     m = np.ones_like(v) if mask is None else match_rank(np.asarray(mask, np.float64), v)[0]
     v, ww = match_rank(v, np.asarray(w, np.float64))
+    # weights of shape (B, T) squeeze values of shape (B, T, 1): a mask shaped like the values loses its 1 too
+    if m.ndim > v.ndim and m.shape[-1] == 1:
+        m = m[..., 0]
     ww = np.broadcast_to(ww, v.shape) * np.broadcast_to(m.reshape(m.shape + (1,) * (v.ndim - m.ndim)), v.shape)
     total = float(np.sum(ww))
     return float(np.sum(v * ww)) / total if total else 0.0
